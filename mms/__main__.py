@@ -1,0 +1,3 @@
+from mms.cli import main
+
+raise SystemExit(main())
