@@ -1,0 +1,166 @@
+"""Reading and writing audio: float32 mono at 16 kHz, with clear errors.
+
+soundfile (libsndfile) decodes wav, flac, ogg and mp3; anything else goes
+through ffmpeg when it is installed. No torch here, so importing is cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+import soxr
+
+from mms.outputs import atomic_path
+
+SAMPLE_RATE = 16000
+
+# write_audio: the soundfile container for each file suffix.
+WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+class AudioError(ValueError):
+    """An input that cannot be used as audio; str() is one line: "path: reason"."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}".replace("\n", " "))
+
+    def __reduce__(self):
+        # Custom __init__ arguments: without this the error cannot be
+        # pickled back from a worker process.
+        return (type(self), (self.path, self.reason))
+
+
+def _soundfile_reason(error: Exception) -> str:
+    """libsndfile's own reason ("Format not recognised"), without the path it repeats."""
+    reason = getattr(error, "error_string", "") or str(error)
+    return reason.strip().rstrip(".")
+
+
+def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reason: str) -> np.ndarray:
+    """Decode any format ffmpeg knows to float32 mono at `sample_rate`."""
+    command = [
+        ffmpeg, "-nostdin", "-v", "error",
+        # "file:" so that a name like "a:b.wav" is not read as a protocol.
+        "-i", "file:" + path,
+        "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
+    ]
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode != 0:
+        messages = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        ffmpeg_reason = messages[-1] if messages else f"exit status {result.returncode}"
+        raise AudioError(
+            path,
+            f"cannot decode audio (soundfile: {soundfile_reason}; ffmpeg: {ffmpeg_reason})",
+        )
+    usable_bytes = len(result.stdout) - len(result.stdout) % 4
+    return np.frombuffer(result.stdout[:usable_bytes], dtype="<f4").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read `path` as C-contiguous float32 1-D mono at `sample_rate`.
+
+    Channels are averaged; other rates are resampled with soxr (HQ).
+    Raises AudioError for a missing file, an undecodable file, empty audio
+    and audio with NaN or infinite samples.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if not os.path.exists(path):
+        raise AudioError(path, "no such file")
+
+    try:
+        data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, RuntimeError) as error:
+        reason = _soundfile_reason(error)
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise AudioError(
+                path,
+                f"cannot decode audio (soundfile: {reason}); install ffmpeg to read other formats",
+            ) from None
+        samples = _decode_with_ffmpeg(ffmpeg, path, sample_rate, reason)
+        file_rate = sample_rate
+    else:
+        # (frames, channels) -> frames; float32 in, float32 out.
+        samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+
+    if samples.size == 0:
+        raise AudioError(path, "empty audio (0 samples)")
+    # Checked before resampling, which would smear one bad sample over many.
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "audio contains NaN or infinite samples")
+    if file_rate != sample_rate:
+        samples = soxr.resample(samples, file_rate, sample_rate, quality="HQ")
+        if samples.size == 0:
+            raise AudioError(path, f"audio too short to resample from {file_rate} Hz")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def audio_info(path: str | os.PathLike) -> float | None:
+    """Duration in seconds from the file header, without decoding.
+
+    None when soundfile cannot tell (unknown format, unreadable or missing
+    file); never raises. Meant for sorting inputs by length.
+    """
+    try:
+        info = soundfile.info(os.fspath(path))
+    except Exception:
+        return None
+    if info.samplerate <= 0 or info.frames < 0:
+        return None
+    return info.frames / info.samplerate
+
+
+def write_audio(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    fmt: str | None = None,
+    subtype: str | None = None,
+) -> None:
+    """Write a wav or flac file atomically; "-" writes a wav to standard output.
+
+    The format comes from `fmt` ("wav" or "flac") or else the suffix of
+    `path`. `subtype` defaults to "PCM_16"; "FLOAT" gives 32-bit float wav.
+    For PCM, samples are clipped to [-1, 1] and NaN becomes 0, because
+    libsndfile would otherwise wrap loud samples around.
+    """
+    path = os.fspath(path)
+    if fmt is not None:
+        container = fmt.upper()
+        if "." + fmt.lower() not in WRITE_FORMATS:
+            raise ValueError(f"cannot write audio format {fmt!r}; use wav or flac")
+    elif path == "-":
+        container = "WAV"
+    else:
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in WRITE_FORMATS:
+            raise ValueError(
+                f"{path}: cannot tell the audio format from the suffix; use .wav or .flac"
+            )
+        container = WRITE_FORMATS[suffix]
+    subtype = subtype or "PCM_16"
+
+    samples = np.asarray(samples, dtype=np.float32)
+    if subtype.upper().startswith("PCM"):
+        samples = np.clip(np.nan_to_num(samples), -1.0, 1.0)
+
+    if path == "-":
+        # A wav header needs seeking, which a pipe cannot do: build it in memory.
+        buffer = io.BytesIO()
+        soundfile.write(buffer, samples, sample_rate, format=container, subtype=subtype)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return
+    with atomic_path(path) as temp_path:
+        # The format is explicit because the temporary name ends in ".tmp".
+        soundfile.write(temp_path, samples, sample_rate, format=container, subtype=subtype)

@@ -1,0 +1,93 @@
+"""Checkpoint formats -> one canonical in-memory form (`Checkpoint`), one module per on-disk format.
+
+    huggingface.py  a transformers directory (config.json, model.safetensors / pytorch_model.bin,
+                    adapter.<lang>.safetensors, vocab.json, tokenizer_config.json, preprocessor_config.json)
+    fairseq.py      an original fairseq .pt (mms1b_all.pt, mms1b_l126.pt, base_300m.pt, ...), read with a
+                    restricted unpickler (safe_pickle.py)
+
+A loader never runs a forward pass; a model never reads a file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mms.models.wav2vec2 import Wav2Vec2Config
+from mms.text.vocab import Vocabulary
+
+
+class CheckpointError(ValueError):
+    """A model file or directory that cannot be used; the message names it and says why."""
+
+
+class UnknownLanguageError(CheckpointError):
+    pass
+
+
+@dataclass
+class Adapters:
+    """Per-language adapter weights (canonical names, adapter layers + lm_head) and vocabularies, loaded lazily."""
+
+    languages: list[str]
+    load_fn: Callable[[str], tuple[dict[str, torch.Tensor], Vocabulary]]
+    source: str = ""
+
+    def load(self, lang: str) -> tuple[dict[str, torch.Tensor], Vocabulary]:
+        check_language(lang, self.languages, self.source)
+        return self.load_fn(lang)
+
+
+@dataclass
+class Checkpoint:
+    format: str  # "huggingface" or "fairseq"
+    path: str
+    config: Wav2Vec2Config
+    state_dict: dict[str, torch.Tensor]  # canonical names (see mms/models/wav2vec2.py)
+    vocab: Vocabulary | None = None  # vocabulary of the head in state_dict
+    lang: str | None = None  # language of the adapter and head in state_dict, when known
+    labels: list[str] | None = None  # classifier labels (LID)
+    normalize: bool = True  # standardise each waveform (zero mean, unit variance) before the model
+    normalize_eps: float = 1e-5  # fairseq F.layer_norm uses 1e-5, transformers' feature extractor 1e-7
+    adapters: Adapters | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def languages(self) -> list[str]:
+        if self.adapters is not None:
+            return self.adapters.languages
+        return [self.lang] if self.lang else []
+
+
+def check_language(lang: str, languages: list[str], source: str = "") -> None:
+    if lang in languages:
+        return
+    close = difflib.get_close_matches(lang, languages, n=5, cutoff=0.5)
+    close += [code for code in languages if code.startswith(lang + "-") and code not in close][:5]
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    where = f" in {source}" if source else ""
+    raise UnknownLanguageError(f"no adapter for language '{lang}'{where} ({len(languages)} languages){hint}")
+
+
+def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Checkpoint:
+    """Read a model directory or file in any supported format."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model file or directory")
+    if path.is_dir():
+        if (path / "config.json").exists():
+            from mms.checkpoints import huggingface
+
+            return huggingface.load(path, dict_path)
+        pts = sorted(path.glob("*.pt"))
+        if len(pts) == 1:
+            path = pts[0]
+        else:
+            raise CheckpointError(f"{path}: not a model directory (no config.json and not exactly one .pt file)")
+    from mms.checkpoints import fairseq
+
+    return fairseq.load(path, dict_path)

@@ -1,0 +1,150 @@
+"""Hugging Face transformers wav2vec2 directories (facebook/mms-1b-all, mms-lid-*, mms-300m, ...).
+
+Canonical names are the transformers names, so the only translations are: fold the positional conv's weight
+norm (legacy `weight_g/weight_v` or `parametrizations.weight.original0/1`), drop training-only tensors, and
+add the `wav2vec2.` prefix to bare Wav2Vec2Model files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from mms.checkpoints import Adapters, Checkpoint, CheckpointError
+from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
+from mms.text.vocab import Vocabulary, is_nested_vocab
+
+POS_CONV = "wav2vec2.encoder.pos_conv_embed.conv."
+WEIGHT_NORM_NAMES = {  # (g, v) spellings
+    "legacy": ("weight_g", "weight_v"),
+    "parametrizations": ("parametrizations.weight.original0", "parametrizations.weight.original1"),
+}
+TRAINING_ONLY = ("wav2vec2.masked_spec_embed", "quantizer.", "project_q.", "project_hid.")
+HEADS = ("lm_head.", "projector.", "classifier.")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot read JSON ({e})") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """One safetensors or torch weights file; torch files are read with weights_only=True (no code runs)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001 - any failure here means an unusable file
+        raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
+
+
+def read_model_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = model_dir / index_name
+        if index.exists():
+            shards = sorted(set(read_json(index)["weight_map"].values()))
+            weights = {}
+            for shard in shards:
+                weights.update(read_tensors(model_dir / shard))
+            return weights
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_dir / name).exists():
+            return read_tensors(model_dir / name)
+    raise CheckpointError(f"{model_dir}: no model.safetensors or pytorch_model.bin")
+
+
+def to_canonical(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if not any(k.startswith("wav2vec2.") for k in weights):  # a bare Wav2Vec2Model
+        weights = {(k if k.startswith(HEADS) else "wav2vec2." + k): v for k, v in weights.items()}
+    out = {k: v for k, v in weights.items() if not k.startswith(TRAINING_ONLY)}
+    for g_name, v_name in WEIGHT_NORM_NAMES.values():
+        if POS_CONV + g_name in out:
+            g, v = out.pop(POS_CONV + g_name), out.pop(POS_CONV + v_name)
+            out[POS_CONV + "weight"] = fold_weight_norm(g, v, dim=2)
+    return out
+
+
+def language_vocab(vocab_json: dict, lang: str | None, tokenizer_config: dict) -> Vocabulary:
+    if is_nested_vocab(vocab_json):
+        return Vocabulary.from_hf(vocab_json[lang], tokenizer_config)
+    return Vocabulary.from_hf(vocab_json, tokenizer_config)
+
+
+def load(model_dir: Path, dict_path=None) -> Checkpoint:
+    config_json = read_json(model_dir / "config.json")
+    if config_json.get("model_type", "wav2vec2") != "wav2vec2":
+        raise CheckpointError(f"{model_dir}: model_type {config_json.get('model_type')!r} is not a wav2vec2 model")
+    if config_json.get("add_adapter") or config_json.get("use_weighted_layer_sum"):
+        raise CheckpointError(f"{model_dir}: add_adapter / use_weighted_layer_sum models are not supported")
+    cfg = Wav2Vec2Config.from_dict(config_json)
+    arch = (config_json.get("architectures") or ["Wav2Vec2ForCTC"])[0]
+    state_dict = to_canonical(read_model_weights(model_dir))
+
+    labels = None
+    cfg.vocab_size = None
+    if "lm_head.weight" in state_dict:
+        cfg.vocab_size = state_dict["lm_head.weight"].shape[0]
+    if "classifier.weight" in state_dict:
+        id2label = config_json.get("id2label") or {}
+        cfg.num_labels = state_dict["classifier.weight"].shape[0]
+        cfg.classifier_proj_size = state_dict["projector.weight"].shape[0]
+        labels = [id2label.get(str(i), str(i)) for i in range(cfg.num_labels)]
+    if cfg.vocab_size is None and cfg.num_labels is None and "ForCTC" in arch:
+        raise CheckpointError(f"{model_dir}: {arch} weights have no lm_head")
+
+    preprocessor = model_dir / "preprocessor_config.json"
+    normalize = bool(read_json(preprocessor).get("do_normalize", True)) if preprocessor.exists() else True
+
+    vocab, lang, adapters = None, None, None
+    if cfg.vocab_size is not None:
+        tok_cfg_path = model_dir / "tokenizer_config.json"
+        tokenizer_config = read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
+        vocab_path = Path(dict_path) if dict_path else model_dir / "vocab.json"
+        if vocab_path.suffix != ".json":
+            vocab_json = None
+            vocab = Vocabulary.from_fairseq_dict_file(vocab_path)
+        elif vocab_path.exists():
+            vocab_json = read_json(vocab_path)
+        else:
+            raise CheckpointError(f"{model_dir}: no vocab.json (give a vocabulary with --dict)")
+        lang = tokenizer_config.get("target_lang")
+        if vocab_json is not None:
+            nested = is_nested_vocab(vocab_json)
+            if nested and lang not in vocab_json:
+                lang = None  # the head's language is unknown: a language must be chosen
+            else:
+                vocab = language_vocab(vocab_json, lang, tokenizer_config)
+        if cfg.adapter_attn_dim:
+            adapters = hf_adapters(model_dir, vocab_json, tokenizer_config, lang)
+
+    return Checkpoint(format="huggingface", path=str(model_dir), config=cfg, state_dict=state_dict, vocab=vocab,
+                      lang=lang, labels=labels, normalize=normalize, normalize_eps=1e-7, adapters=adapters)
+
+
+def hf_adapters(model_dir: Path, vocab_json: dict | None, tokenizer_config: dict, lang: str | None) -> Adapters:
+    """Languages = those with an adapter file here, or listed in a nested vocab.json (files fetched later)."""
+    on_disk = {p.name.split(".")[1] for p in model_dir.glob("adapter.*.safetensors")}
+    on_disk |= {p.name.split(".")[1] for p in model_dir.glob("adapter.*.bin")}
+    listed = set(vocab_json) if vocab_json and is_nested_vocab(vocab_json) else set()
+    languages = sorted(on_disk | listed | ({lang} if lang else set()))
+
+    def load_fn(code: str):
+        for name in (f"adapter.{code}.safetensors", f"adapter.{code}.bin"):
+            if (model_dir / name).exists():
+                weights = read_tensors(model_dir / name)
+                break
+        else:
+            raise CheckpointError(f"{model_dir}: no adapter.{code}.safetensors for language '{code}'")
+        if vocab_json is None:
+            raise CheckpointError(f"{model_dir}: no vocabulary for language '{code}'")
+        if is_nested_vocab(vocab_json) and code not in vocab_json:
+            raise CheckpointError(f"{model_dir}: vocab.json has no entry for language '{code}'")
+        return weights, language_vocab(vocab_json, code, tokenizer_config)
+
+    return Adapters(languages=languages, load_fn=load_fn, source=str(model_dir))

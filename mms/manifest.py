@@ -1,0 +1,160 @@
+"""Lists of audio inputs: fairseq tsv manifests, JSON lines, or plain path lists."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+
+# JSON lines: the keys that may hold the audio path, the first present wins.
+JSON_AUDIO_KEYS = ("audio_filepath", "audio", "path")
+
+
+@dataclass
+class Item:
+    """One input: an audio path, and optionally its language and reference text."""
+
+    audio: str
+    lang: str | None = None
+    text: str | None = None
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; str() is one line: "file:line: reason"."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, reason: str):
+        self.path = os.fspath(path)
+        self.line = line
+        self.reason = reason
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {reason}".replace("\n", " "))
+
+    def __reduce__(self):
+        # Custom __init__ arguments: without this the error cannot be pickled.
+        return (type(self), (self.path, self.line, self.reason))
+
+
+def read_manifest(path: str | os.PathLike) -> list[Item]:
+    """Read a manifest, telling its format from the suffix or first character.
+
+    .tsv: fairseq (root directory line, then path<TAB>num_samples lines);
+    .jsonl/.json or a first non-blank "{": one JSON object per line;
+    anything else: one audio path per line, "#" comments and blanks skipped.
+    Relative paths are relative to the manifest's directory; the returned
+    paths are absolute when the manifest names them relatively.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ManifestError(path, None, "is a directory, not a manifest file")
+    try:
+        # utf-8-sig: tolerate the byte order mark some editors write.
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ManifestError(path, None, "no such file") from None
+    except UnicodeDecodeError as error:
+        raise ManifestError(path, None, f"not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise ManifestError(path, None, f"cannot read ({error.strerror})") from None
+
+    lines = text.splitlines()
+    base_dir = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".tsv":
+        items = _read_fairseq_tsv(path, lines, base_dir)
+    elif suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
+        items = _read_json_lines(path, lines, base_dir)
+    else:
+        items = _read_path_list(lines, base_dir)
+    if not items:
+        raise ManifestError(path, None, "no audio entries")
+    return items
+
+
+def items_from_paths(paths) -> list[Item]:
+    """Items for audio paths given on the command line, used as given."""
+    return [Item(audio=str(p)) for p in paths]
+
+
+def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str) -> list[Item]:
+    if not lines or not lines[0].strip():
+        raise ManifestError(path, 1, "first line must be the audio root directory")
+    root = os.path.join(base_dir, lines[0].strip())
+    items = []
+    for line_number, line in enumerate(lines[1:], start=2):
+        line = line.strip()
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise ManifestError(
+                path, line_number,
+                f"expected 2 tab-separated fields (path, num_samples), found {len(fields)}",
+            )
+        relative_path, num_samples = fields
+        if not num_samples.strip().isdigit():
+            raise ManifestError(path, line_number, f"num_samples {num_samples!r} is not a whole number")
+        # Plain os.path.join, as fairseq does: root "/" with "a/b.wav" gives
+        # "/a/b.wav", and an absolute entry path replaces the root entirely.
+        items.append(Item(audio=os.path.join(root, relative_path)))
+
+    # fairseq keeps transcripts in <stem>.wrd next to the tsv, one line per entry.
+    words_path = os.path.splitext(path)[0] + ".wrd"
+    if os.path.isfile(words_path):
+        with open(words_path, encoding="utf-8-sig") as f:
+            transcripts = f.read().splitlines()
+        if len(transcripts) == len(items):
+            for item, transcript in zip(items, transcripts):
+                item.text = transcript.strip()
+        else:
+            warnings.warn(
+                f"{words_path}: {len(transcripts)} lines but {path} has {len(items)} entries;"
+                " ignoring the transcripts",
+                stacklevel=3,
+            )
+    return items
+
+
+def _read_json_lines(path: str, lines: list[str], base_dir: str) -> list[Item]:
+    items = []
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ManifestError(
+                path, line_number, f"bad JSON ({error.msg}); expected one JSON object per line"
+            ) from None
+        if not isinstance(record, dict):
+            raise ManifestError(path, line_number, "expected a JSON object")
+        audio_key = next((key for key in JSON_AUDIO_KEYS if key in record), None)
+        if audio_key is None:
+            raise ManifestError(
+                path, line_number, f"no audio path: needs one of {', '.join(JSON_AUDIO_KEYS)}"
+            )
+        audio = record[audio_key]
+        if not isinstance(audio, str) or not audio:
+            raise ManifestError(path, line_number, f"{audio_key!r} must be a non-empty string")
+        for key in ("lang", "text"):
+            if record.get(key) is not None and not isinstance(record[key], str):
+                raise ManifestError(path, line_number, f"{key!r} must be a string")
+        items.append(
+            Item(
+                audio=os.path.join(base_dir, audio),
+                lang=record.get("lang"),
+                text=record.get("text"),
+            )
+        )
+    return items
+
+
+def _read_path_list(lines: list[str], base_dir: str) -> list[Item]:
+    items = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        items.append(Item(audio=os.path.join(base_dir, line)))
+    return items

@@ -1,0 +1,357 @@
+"""wav2vec 2.0 with MMS attention adapters, in plain PyTorch (inference path).
+
+One canonical parameter naming, the Hugging Face one (`wav2vec2.feature_extractor.conv_layers.0.conv.weight`,
+`lm_head.weight`, ...), except that the positional convolution is stored with its weight norm folded into a
+plain `weight`: checkpoint loaders (mms/checkpoints) translate every on-disk format into this form.
+
+Covers what the MMS models and their relatives use:
+  * feature encoder in "layer" mode (LayerNorm after every conv, MMS) or "group" mode (GroupNorm on the first
+    conv only, wav2vec2-base), conv bias on or off;
+  * pre-LN ("stable layer norm", MMS) and post-LN transformer encoders;
+  * MMS attention adapters: after the whole layer, x = x + linear_2(relu(linear_1(layer_norm(x))));
+  * a CTC head (`lm_head`) and an utterance classification head (LID).
+
+The model never reads a file. Padding is described by per-utterance sample counts (`lengths`), right padded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class Wav2Vec2Config:
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    conv_dim: tuple[int, ...] = (512,) * 7
+    conv_kernel: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+    conv_stride: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+    conv_bias: bool = False
+    feat_extract_norm: str = "group"  # "layer" (MMS) or "group"
+    do_stable_layer_norm: bool = False  # True = pre-LN encoder (MMS)
+    num_conv_pos_embeddings: int = 128
+    num_conv_pos_embedding_groups: int = 16
+    layer_norm_eps: float = 1e-5
+    adapter_attn_dim: int | None = None  # MMS adapters in every layer when set
+    vocab_size: int | None = None  # CTC head size; None = no CTC head
+    blank_weight: float = 0.0  # fairseq: added to the blank logit (index 0)
+    # Classification head (LID). fairseq applies an activation after pooling, transformers does not.
+    classifier_proj_size: int | None = None
+    num_labels: int | None = None
+    classifier_activation: str | None = None  # None (transformers) or "gelu", "relu", ... (fairseq)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Wav2Vec2Config":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        for name in ("conv_dim", "conv_kernel", "conv_stride"):
+            if name in kwargs:
+                kwargs[name] = tuple(int(v) for v in kwargs[name])
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "relu": F.relu,
+    "selu": F.selu,
+    "tanh": torch.tanh,
+    "linear": lambda x: x,
+}
+
+
+def conv_output_lengths(lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
+    """Frames produced by the unpadded conv stack for `lengths` samples: floor((L - k) / s) + 1 per layer."""
+    for k, s in zip(kernels, strides):
+        lengths = torch.div(lengths - k, s, rounding_mode="floor") + 1
+    return lengths.clamp(min=0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Feature encoder: raw waveform -> 50 frames per second
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config, i: int):
+        super().__init__()
+        in_dim = cfg.conv_dim[i - 1] if i > 0 else 1
+        out_dim = cfg.conv_dim[i]
+        self.conv = nn.Conv1d(in_dim, out_dim, cfg.conv_kernel[i], stride=cfg.conv_stride[i], bias=cfg.conv_bias)
+        self.mode = cfg.feat_extract_norm
+        if self.mode == "layer":
+            self.layer_norm = nn.LayerNorm(out_dim)
+        elif i == 0:
+            self.layer_norm = nn.GroupNorm(out_dim, out_dim)
+        else:
+            self.layer_norm = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.mode == "layer":
+            # fairseq's Fp32LayerNorm: normalise over channels in float32 whatever the model dtype
+            x = F.layer_norm(x.transpose(1, 2).float(), x.shape[1:2], self.layer_norm.weight.float(),
+                             self.layer_norm.bias.float(), self.layer_norm.eps).to(x.dtype).transpose(1, 2)
+        elif self.layer_norm is not None:
+            x = F.group_norm(x.float(), x.shape[1], self.layer_norm.weight.float(), self.layer_norm.bias.float(),
+                             self.layer_norm.eps).to(x.dtype)
+        return F.gelu(x)
+
+
+class FeatureEncoder(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.conv_layers = nn.ModuleList(ConvLayer(cfg, i) for i in range(len(cfg.conv_dim)))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, C, T]
+        x = waveform[:, None]
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x
+
+
+class FeatureProjection(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(cfg.conv_dim[-1], eps=cfg.layer_norm_eps)
+        self.projection = nn.Linear(cfg.conv_dim[-1], cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.layer_norm(x))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Transformer encoder
+
+
+class PositionalConvEmbedding(nn.Module):
+    """Grouped conv over time; its weight norm (dim=2) is folded into `conv.weight` by the loaders."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        k = cfg.num_conv_pos_embeddings
+        self.conv = nn.Conv1d(cfg.hidden_size, cfg.hidden_size, k, padding=k // 2,
+                              groups=cfg.num_conv_pos_embedding_groups)
+        self.remove_last = k % 2 == 0  # "SamePad": an even kernel gives one frame too many
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D]
+        y = self.conv(x.transpose(1, 2))
+        if self.remove_last:
+            y = y[:, :, :-1]
+        return F.gelu(y).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        d = cfg.hidden_size
+        self.num_heads = cfg.num_attention_heads
+        self.head_dim = d // self.num_heads
+        self.q_proj = nn.Linear(d, d)
+        self.k_proj = nn.Linear(d, d)
+        self.v_proj = nn.Linear(d, d)
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=self.head_dim ** -0.5)
+        return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.output_dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_dense(F.gelu(self.intermediate_dense(x)))
+
+
+class AttnAdapter(nn.Module):
+    """MMS per-language bottleneck (about 2M weights for the 1B model), applied after the whole layer."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+        self.linear_1 = nn.Linear(cfg.hidden_size, cfg.adapter_attn_dim)
+        self.linear_2 = nn.Linear(cfg.adapter_attn_dim, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.relu(self.linear_1(self.norm(x))))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.pre_ln = cfg.do_stable_layer_norm
+        self.attention = Attention(cfg)
+        self.layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.feed_forward = FeedForward(cfg)
+        self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.adapter_layer = AttnAdapter(cfg) if cfg.adapter_attn_dim else None
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_ln:
+            x = x + self.attention(self.layer_norm(x), key_mask)
+            x = x + self.feed_forward(self.final_layer_norm(x))
+        else:
+            x = self.layer_norm(x + self.attention(x, key_mask))
+            x = self.final_layer_norm(x + self.feed_forward(x))
+        if self.adapter_layer is not None:
+            x = x + self.adapter_layer(x)
+        return x
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.pre_ln = cfg.do_stable_layer_norm
+        self.pos_conv_embed = PositionalConvEmbedding(cfg)
+        self.layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
+
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        key_mask = None
+        if frame_mask is not None:
+            x = x.masked_fill(~frame_mask[..., None], 0.0)  # padded frames must not leak through the pos conv
+            key_mask = frame_mask[:, None, None, :]  # [B, 1, 1, T], True = attend
+        x = x + self.pos_conv_embed(x)
+        if not self.pre_ln:
+            x = self.layer_norm(x)
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        if self.pre_ln:
+            x = self.layer_norm(x)
+        return x
+
+
+class Wav2Vec2Model(nn.Module):
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.feature_extractor = FeatureEncoder(cfg)
+        self.feature_projection = FeatureProjection(cfg)
+        self.encoder = Encoder(cfg)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_output_lengths(lengths, self.cfg.conv_kernel, self.cfg.conv_stride)
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None):
+        """waveform [B, L] (right padded), lengths [B] valid samples -> (hidden [B, T, D], frame_mask [B, T] or None)."""
+        features = self.feature_extractor(waveform).transpose(1, 2)
+        frame_mask = None
+        if lengths is not None and bool((lengths < waveform.shape[1]).any()):
+            n_frames = self.frame_lengths(lengths.to(features.device))
+            frame_mask = torch.arange(features.shape[1], device=features.device)[None, :] < n_frames[:, None]
+        hidden = self.feature_projection(features)
+        return self.encoder(hidden, frame_mask), frame_mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Heads
+
+
+class Wav2Vec2ForCTC(nn.Module):
+    """Encoder + per-language CTC output layer. Index 0 of the output is the CTC blank in every MMS vocabulary."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.wav2vec2 = Wav2Vec2Model(cfg)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None):
+        """-> (logits [B, T, V], frame_lengths [B]). Frames past frame_lengths are padding."""
+        hidden, frame_mask = self.wav2vec2(waveform, lengths)
+        logits = self.lm_head(hidden)
+        if self.cfg.blank_weight:
+            logits[..., 0] += self.cfg.blank_weight
+        if frame_mask is None:
+            frame_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
+        else:
+            frame_lengths = frame_mask.sum(-1)
+        return logits, frame_lengths
+
+    def adapter_parameter_names(self) -> list[str]:
+        """Names a per-language adapter file must provide (the transformers `_get_adapters` set)."""
+        names = [n for n, _ in self.named_parameters() if ".adapter_layer." in n]
+        return names + ["lm_head.weight", "lm_head.bias"]
+
+    def load_adapter(self, weights: dict[str, torch.Tensor]) -> None:
+        """Swap in one language: adapter weights of every layer plus its output layer (its size may differ)."""
+        expected = set(self.adapter_parameter_names())
+        missing, unexpected = expected - set(weights), set(weights) - expected
+        if missing or unexpected:
+            raise ValueError(f"adapter weights do not fit this model: missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]}")
+        vocab = weights["lm_head.weight"].shape[0]
+        ref = self.lm_head.weight
+        if vocab != self.lm_head.out_features:
+            self.lm_head = nn.Linear(self.cfg.hidden_size, vocab, device=ref.device, dtype=ref.dtype)
+            self.cfg.vocab_size = vocab
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                if params[name].shape != value.shape:
+                    raise ValueError(f"adapter weight {name} has shape {tuple(value.shape)}, "
+                                     f"model expects {tuple(params[name].shape)}")
+                params[name].copy_(value)
+
+
+class Wav2Vec2ForSequenceClassification(nn.Module):
+    """Utterance classifier (MMS LID): projector, mean over valid frames, [activation], classifier."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.wav2vec2 = Wav2Vec2Model(cfg)
+        self.projector = nn.Linear(cfg.hidden_size, cfg.classifier_proj_size)
+        self.classifier = nn.Linear(cfg.classifier_proj_size, cfg.num_labels)
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        hidden, frame_mask = self.wav2vec2(waveform, lengths)
+        h = self.projector(hidden)
+        if frame_mask is None:
+            pooled = h.mean(dim=1)
+        else:
+            h = h.masked_fill(~frame_mask[..., None], 0.0)
+            pooled = h.sum(dim=1) / frame_mask.sum(dim=1, keepdim=True).to(h.dtype)
+        if self.cfg.classifier_activation:
+            pooled = ACTIVATIONS[self.cfg.classifier_activation](pooled)
+        return self.classifier(pooled)
+
+
+def build_model(cfg: Wav2Vec2Config) -> nn.Module:
+    if cfg.num_labels:
+        return Wav2Vec2ForSequenceClassification(cfg)
+    if cfg.vocab_size:
+        return Wav2Vec2ForCTC(cfg)
+    return Wav2Vec2Model(cfg)
+
+
+def fold_weight_norm(g: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
+    """weight = g * v / ||v||, the norm taken over every dim but `dim` (torch's own kernel, for bit parity)."""
+    return torch._weight_norm(v.float(), g.float(), dim).to(v.dtype)
+
+
+def receptive_field(cfg: Wav2Vec2Config) -> int:
+    """Samples the conv stack needs for one frame (400 for the standard stack)."""
+    field_ = 1
+    for k, s in reversed(list(zip(cfg.conv_kernel, cfg.conv_stride))):
+        field_ = (field_ - 1) * s + k
+    return field_
+
+
+def total_stride(cfg: Wav2Vec2Config) -> int:
+    return math.prod(cfg.conv_stride)

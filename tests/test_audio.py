@@ -1,0 +1,197 @@
+import io
+import os
+import pickle
+import stat
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from mms import audio
+from mms.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, write_audio
+
+
+def sine(frequency, seconds, rate, amplitude=0.5):
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def peak_frequency(samples, rate):
+    spectrum = np.abs(np.fft.rfft(samples))
+    return np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)]
+
+
+def test_stereo_44k_wav_becomes_16k_mono_with_same_pitch(tmp_path):
+    left = sine(440, 1.0, 44100)
+    stereo = np.stack([left, left], axis=1)
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, stereo, 44100, subtype="FLOAT")
+
+    samples = load_audio(path)
+
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    assert samples.flags.c_contiguous
+    assert abs(len(samples) - SAMPLE_RATE) <= 1
+    assert abs(peak_frequency(samples, SAMPLE_RATE) - 440) <= 2
+    assert abs(np.abs(samples).max() - 0.5) < 0.02
+
+
+def test_channels_are_averaged(tmp_path):
+    stereo = np.stack([np.full(1600, 0.5), np.full(1600, -0.1)], axis=1).astype(np.float32)
+    path = tmp_path / "two.wav"
+    soundfile.write(path, stereo, SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(path), 0.2, atol=1e-6)
+
+
+def test_other_target_rate(tmp_path):
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, sine(440, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    samples = load_audio(path, sample_rate=8000)
+    assert abs(len(samples) - 4000) <= 1
+    assert abs(peak_frequency(samples, 8000) - 440) <= 3
+
+
+@pytest.mark.parametrize("suffix, subtype", [(".flac", "PCM_16"), (".ogg", "VORBIS")])
+def test_flac_and_ogg_round_trip(tmp_path, suffix, subtype):
+    path = tmp_path / f"tone{suffix}"
+    soundfile.write(path, sine(440, 1.0, 22050), 22050, subtype=subtype)
+    samples = load_audio(path)
+    assert abs(len(samples) - SAMPLE_RATE) <= 2
+    assert abs(peak_frequency(samples, SAMPLE_RATE) - 440) <= 2
+
+
+def test_non_audio_file_names_path_and_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    path = tmp_path / "bad.wav"
+    path.write_text("this is not audio")
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: cannot decode audio (soundfile: ")
+    assert "Format not recognised" in message
+    assert message.endswith("install ffmpeg to read other formats")
+    assert isinstance(caught.value, ValueError)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(AudioError, match="no such file") as caught:
+        load_audio(tmp_path / "missing.wav")
+    assert str(tmp_path / "missing.wav") in str(caught.value)
+    with pytest.raises(AudioError, match="is a directory"):
+        load_audio(tmp_path)
+
+
+def test_empty_wav(tmp_path):
+    path = tmp_path / "empty.wav"
+    soundfile.write(path, np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+    with pytest.raises(AudioError, match=r"empty audio \(0 samples\)"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_nan_or_inf_wav(tmp_path, bad_value):
+    samples = np.zeros(1600, dtype=np.float32)
+    samples[100] = bad_value
+    path = tmp_path / "bad_values.wav"
+    soundfile.write(path, samples, 44100, subtype="FLOAT")
+    with pytest.raises(AudioError, match="audio contains NaN or infinite samples"):
+        load_audio(path)
+
+
+def write_fake_ffmpeg(directory, body):
+    """An executable named ffmpeg that runs `body` as Python with sys.argv."""
+    script = directory / "ffmpeg"
+    script.write_text(f"#!{sys.executable}\nimport sys\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_ffmpeg_fallback_decodes_f32le(tmp_path, monkeypatch):
+    args_file = tmp_path / "args.txt"
+    fake = write_fake_ffmpeg(
+        tmp_path,
+        f"open({str(args_file)!r}, 'w').write('\\n'.join(sys.argv[1:]))\n"
+        "import struct\n"
+        "sys.stdout.buffer.write(struct.pack('<3f', 0.25, -0.5, 1.0))",
+    )
+    monkeypatch.setattr(audio.shutil, "which", lambda name: str(fake))
+    path = tmp_path / "speech.m4a"
+    path.write_bytes(b"not something libsndfile reads")
+
+    samples = load_audio(path, sample_rate=8000)
+
+    np.testing.assert_array_equal(samples, np.array([0.25, -0.5, 1.0], dtype=np.float32))
+    assert samples.dtype == np.float32
+    assert args_file.read_text().split("\n") == [
+        "-nostdin", "-v", "error", "-i", f"file:{path}",
+        "-f", "f32le", "-ac", "1", "-ar", "8000", "-",
+    ]
+
+
+def test_ffmpeg_failure_is_reported(tmp_path, monkeypatch):
+    fake = write_fake_ffmpeg(
+        tmp_path, "sys.stderr.write('Invalid data found when processing input\\n'); sys.exit(1)"
+    )
+    monkeypatch.setattr(audio.shutil, "which", lambda name: str(fake))
+    path = tmp_path / "junk.bin"
+    path.write_bytes(b"junk")
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot decode audio (soundfile: ")
+    assert "ffmpeg: Invalid data found when processing input" in message
+
+
+def test_audio_error_pickles():
+    error = pickle.loads(pickle.dumps(AudioError("a.wav", "no such file")))
+    assert str(error) == "a.wav: no such file"
+    assert (error.path, error.reason) == ("a.wav", "no such file")
+
+
+def test_audio_info(tmp_path):
+    path = tmp_path / "half.flac"
+    soundfile.write(path, np.zeros(11025, dtype=np.float32), 22050)
+    assert audio_info(path) == pytest.approx(0.5)
+    junk = tmp_path / "junk.wav"
+    junk.write_text("no")
+    assert audio_info(junk) is None
+    assert audio_info(tmp_path / "missing.wav") is None
+
+
+def test_write_audio_wav_pcm_clips(tmp_path):
+    path = tmp_path / "out" / "clip.wav"
+    write_audio(path, np.array([0.5, 2.0, -3.0, np.nan], dtype=np.float32), 16000)
+    data, rate = soundfile.read(path, dtype="float32")
+    info = soundfile.info(path)
+    assert (rate, info.format, info.subtype) == (16000, "WAV", "PCM_16")
+    np.testing.assert_allclose(data, [0.5, 1.0, -1.0, 0.0], atol=1e-4)
+    assert os.listdir(path.parent) == ["clip.wav"]
+
+
+def test_write_audio_float_and_flac(tmp_path):
+    samples = np.array([0.1, 1.5, -0.25], dtype=np.float32)
+    write_audio(tmp_path / "f.wav", samples, 16000, subtype="FLOAT")
+    data, _ = soundfile.read(tmp_path / "f.wav", dtype="float32")
+    np.testing.assert_array_equal(data, samples)  # FLOAT is not clipped
+
+    write_audio(tmp_path / "x.audio", samples, 22050, fmt="flac")
+    info = soundfile.info(tmp_path / "x.audio")
+    assert (info.format, info.samplerate, info.frames) == ("FLAC", 22050, 3)
+
+
+def test_write_audio_unknown_suffix(tmp_path):
+    with pytest.raises(ValueError, match="use .wav or .flac"):
+        write_audio(tmp_path / "x.mp3", np.zeros(3), 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_audio_to_stdout(monkeypatch):
+    fake_stdout = io.TextIOWrapper(io.BytesIO())
+    monkeypatch.setattr(sys, "stdout", fake_stdout)
+    write_audio("-", np.zeros(160, dtype=np.float32), 16000)
+    data, rate = soundfile.read(io.BytesIO(fake_stdout.buffer.getvalue()))
+    assert rate == 16000
+    assert len(data) == 160

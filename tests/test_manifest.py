@@ -1,0 +1,134 @@
+import os
+
+import pytest
+
+from mms.manifest import Item, ManifestError, items_from_paths, read_manifest
+
+
+def test_fairseq_tsv_absolute_root(tmp_path):
+    manifest = tmp_path / "dev.tsv"
+    manifest.write_text("/data/audio\nspk1/a.flac\t16000\nb.wav\t32000\n\n")
+    assert read_manifest(manifest) == [
+        Item(audio="/data/audio/spk1/a.flac"),
+        Item(audio="/data/audio/b.wav"),
+    ]
+
+
+def test_fairseq_tsv_relative_root_and_slash_root(tmp_path):
+    (tmp_path / "sub").mkdir()
+    manifest = tmp_path / "sub" / "train.tsv"
+    manifest.write_text("clips\nx.wav\t10\n")
+    assert read_manifest(manifest)[0].audio == str(tmp_path / "sub" / "clips" / "x.wav")
+
+    # fairseq's quirk: root "/" joined with a relative path gives "/rel".
+    manifest.write_text("/\nrel/x.wav\t10\n")
+    assert read_manifest(manifest)[0].audio == "/rel/x.wav"
+
+
+def test_fairseq_wrd_sidecar(tmp_path):
+    manifest = tmp_path / "test.tsv"
+    manifest.write_text("/d\na.wav\t1\nb.wav\t2\n")
+    (tmp_path / "test.wrd").write_text("hello world\nsecond line\n")
+    items = read_manifest(manifest)
+    assert [item.text for item in items] == ["hello world", "second line"]
+
+
+def test_fairseq_wrd_with_wrong_line_count_is_ignored(tmp_path):
+    manifest = tmp_path / "test.tsv"
+    manifest.write_text("/d\na.wav\t1\nb.wav\t2\n")
+    (tmp_path / "test.wrd").write_text("only one\n")
+    with pytest.warns(UserWarning, match="ignoring the transcripts"):
+        items = read_manifest(manifest)
+    assert [item.text for item in items] == [None, None]
+
+
+def test_fairseq_tsv_bad_lines(tmp_path):
+    manifest = tmp_path / "bad.tsv"
+    manifest.write_text("/d\na.wav\t1\nb.wav 2\n")
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(manifest)
+    assert str(caught.value).startswith(f"{manifest}:3: expected 2 tab-separated fields")
+
+    manifest.write_text("/d\na.wav\tmany\n")
+    with pytest.raises(ManifestError, match=r"bad\.tsv:2: num_samples 'many'"):
+        read_manifest(manifest)
+
+    manifest.write_text("\na.wav\t1\n")
+    with pytest.raises(ManifestError, match=r"bad\.tsv:1: first line must be the audio root"):
+        read_manifest(manifest)
+
+
+def test_json_lines_audio_keys_lang_text(tmp_path):
+    manifest = tmp_path / "set.jsonl"
+    manifest.write_text(
+        '{"audio_filepath": "a.wav", "audio": "ignored.wav", "lang": "eng", "text": "hi"}\n'
+        "\n"
+        '{"audio": "/abs/b.wav"}\n'
+        '{"path": "c/d.wav", "lang": "fra", "duration": 1.5}\n'
+    )
+    assert read_manifest(manifest) == [
+        Item(audio=str(tmp_path / "a.wav"), lang="eng", text="hi"),
+        Item(audio="/abs/b.wav"),
+        Item(audio=str(tmp_path / "c" / "d.wav"), lang="fra"),
+    ]
+
+
+def test_json_lines_detected_by_first_character(tmp_path):
+    manifest = tmp_path / "inputs.txt"
+    manifest.write_text('\n  {"audio": "a.wav", "text": "ünïcode"}\n')
+    assert read_manifest(manifest) == [Item(audio=str(tmp_path / "a.wav"), text="ünïcode")]
+
+
+def test_json_lines_errors_name_the_line(tmp_path):
+    manifest = tmp_path / "set.jsonl"
+    manifest.write_text('{"audio": "a.wav"}\n{"audio": "b.wav",\n')
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(manifest)
+    assert str(caught.value).startswith(f"{manifest}:2: bad JSON")
+    assert "\n" not in str(caught.value)
+
+    manifest.write_text('{"audio": "a.wav"}\n\n{"file": "b.wav"}\n')
+    with pytest.raises(ManifestError, match=r"set\.jsonl:3: no audio path: needs one of audio_filepath"):
+        read_manifest(manifest)
+
+    manifest.write_text('["a.wav"]\n')
+    with pytest.raises(ManifestError, match=r"set\.jsonl:1: expected a JSON object"):
+        read_manifest(manifest)
+
+
+def test_plain_path_list(tmp_path):
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("# my files\na.wav\n\n  /abs/b.flac  \n#c.wav\nsub/c.mp3\n")
+    assert [item.audio for item in read_manifest(manifest)] == [
+        str(tmp_path / "a.wav"),
+        "/abs/b.flac",
+        str(tmp_path / "sub" / "c.mp3"),
+    ]
+
+
+def test_relative_manifest_path_gives_absolute_audio(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("a.wav\n")
+    assert read_manifest("list.txt")[0].audio == os.path.join(str(tmp_path), "a.wav")
+
+
+def test_empty_and_missing_manifest(tmp_path):
+    manifest = tmp_path / "empty.txt"
+    manifest.write_text("# nothing here\n\n")
+    with pytest.raises(ManifestError, match="no audio entries"):
+        read_manifest(manifest)
+
+    manifest = tmp_path / "header_only.tsv"
+    manifest.write_text("/root\n")
+    with pytest.raises(ManifestError, match="no audio entries"):
+        read_manifest(manifest)
+
+    with pytest.raises(ManifestError, match=r"missing\.tsv: no such file"):
+        read_manifest(tmp_path / "missing.tsv")
+
+
+def test_items_from_paths(tmp_path):
+    assert items_from_paths(["a.wav", tmp_path / "b.wav"]) == [
+        Item(audio="a.wav"),
+        Item(audio=str(tmp_path / "b.wav")),
+    ]
