@@ -91,3 +91,14 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Ch
     from mms.checkpoints import fairseq
 
     return fairseq.load(path, dict_path)
+
+
+def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+    """The canonical model for a checkpoint, on `device` in `dtype`, in eval mode. Built on the meta device and
+    given the checkpoint's tensors directly, so memory-mapped weights are not copied when nothing converts them."""
+    from mms.models.wav2vec2 import build_model
+
+    with torch.device("meta"):
+        model = build_model(checkpoint.config)
+    model.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
+    return model.to(device, dtype).eval()

@@ -11,6 +11,7 @@ Use `load(path)` to read a checkpoint and `to_plain()` to turn configs into dict
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import collections
 import pickle
@@ -100,6 +101,10 @@ STUBBED_PACKAGES = ("fairseq", "omegaconf")
 
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
+        # torch.save writes protocol 2 with Python 2 names (__builtin__.dict, copy_reg, ...): map them first
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in ALLOWED:
             return ALLOWED[(module, name)]
         if module.split(".")[0] in STUBBED_PACKAGES:

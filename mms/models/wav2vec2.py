@@ -69,11 +69,11 @@ ACTIVATIONS = {
 }
 
 
-def conv_output_lengths(lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
-    """Frames produced by the unpadded conv stack for `lengths` samples: floor((L - k) / s) + 1 per layer."""
+def conv_output_lengths(lengths, kernels, strides):
+    """Frames the unpadded conv stack makes of `lengths` samples (int or tensor): floor((L - k) / s) + 1 per layer."""
     for k, s in zip(kernels, strides):
-        lengths = torch.div(lengths - k, s, rounding_mode="floor") + 1
-    return lengths.clamp(min=0)
+        lengths = (lengths - k) // s + 1
+    return lengths.clamp(min=0) if isinstance(lengths, torch.Tensor) else max(lengths, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -345,13 +345,14 @@ def fold_weight_norm(g: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor
     return torch._weight_norm(v.float(), g.float(), dim).to(v.dtype)
 
 
-def receptive_field(cfg: Wav2Vec2Config) -> int:
+def receptive_field(kernels, strides) -> int:
     """Samples the conv stack needs for one frame (400 for the standard stack)."""
     field_ = 1
-    for k, s in reversed(list(zip(cfg.conv_kernel, cfg.conv_stride))):
+    for k, s in reversed(list(zip(kernels, strides))):
         field_ = (field_ - 1) * s + k
     return field_
 
 
-def total_stride(cfg: Wav2Vec2Config) -> int:
-    return math.prod(cfg.conv_stride)
+def total_stride(strides) -> int:
+    """Samples between frames (320 = 20 ms at 16 kHz for the standard stack)."""
+    return math.prod(strides)

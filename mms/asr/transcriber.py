@@ -1,0 +1,330 @@
+"""Speech recognition: the Python API behind `mms asr`.
+
+    from mms.asr import ASR
+    asr = ASR.load("path/to/mms-1b-all", lang="fra", device="cpu")
+    for result in asr.transcribe(["a.wav", "b.flac"]):
+        print(result.audio, result.text)
+
+How work flows: inputs are decoded (in a background thread) into a buffer of about `buffer_seconds` of audio;
+each waveform is normalised as its checkpoint specifies and cut into windows (long inputs: `chunk_seconds`
+windows with `context_seconds` of extra audio on each side, whose frames are thrown away); windows are grouped
+by language (one adapter swap per group), sorted by length and batched up to `batch_seconds` of padded audio;
+the model's best label and log-probability per frame are written into each input's frame arrays; finished
+inputs are decoded and returned in input order. Memory is bounded by the buffer and the batch, not by the
+number or length of inputs (a one-hour input keeps 2 numbers per 20 ms frame besides its waveform).
+A failing input becomes a result with `error` set; the others carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from mms.audio import SAMPLE_RATE, AudioError, load_audio
+from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
+from mms.decoding.ctc import Hypothesis, greedy_decode
+from mms.device import resolve_device, resolve_dtype
+from mms.manifest import Item
+from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
+from mms.text.vocab import Vocabulary
+
+log = logging.getLogger("mms.asr")
+
+
+@dataclass
+class Transcript:
+    audio: str
+    lang: str | None
+    text: str = ""
+    duration: float | None = None
+    error: str | None = None
+    hypothesis: Hypothesis | None = field(default=None, repr=False)
+    words: list[dict] | None = None
+    chars: list[dict] | None = None
+
+    def to_dict(self) -> dict:
+        record = {"audio": self.audio, "lang": self.lang, "text": self.text, "duration": self.duration}
+        if self.hypothesis is not None and self.hypothesis.score is not None:
+            record["score"] = round(self.hypothesis.score, 4)
+        if self.words is not None:
+            record["words"] = self.words
+        if self.chars is not None:
+            record["chars"] = self.chars
+        if self.error is not None:
+            record["error"] = self.error
+        return record
+
+
+@dataclass
+class _Job:
+    """One input on its way through the buffer."""
+
+    index: int
+    name: str
+    lang: str | None
+    wave: np.ndarray | None = None
+    error: str | None = None
+    frame_ids: np.ndarray | None = None  # best label per frame
+    frame_scores: np.ndarray | None = None  # its log-probability
+    vocab: Vocabulary | None = None  # of the language it was run in
+
+
+@dataclass
+class Window:
+    start: int  # samples [start, end) of the input
+    end: int
+    keep_from: int  # frames [keep_from, keep_to) of the window's output are kept ...
+    keep_to: int
+    out_at: int  # ... and written from this frame of the input on
+
+
+def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> list[Window]:
+    """Cut an input into windows whose kept frames tile the input's frames exactly.
+
+    Frame f of the input sees samples [f*stride, f*stride + field). A window starting at a multiple of the
+    stride therefore yields the same frame grid; each keeps `chunk` samples' worth of frames and sees `context`
+    samples more on both sides (attention is global, so context is what keeps chunk edges accurate).
+    """
+    stride = total_stride(strides)
+    field_ = receptive_field(kernels, strides)
+    total = conv_output_lengths(n_samples, kernels, strides)
+    chunk_frames = max(1, chunk // stride)
+    context = (context // stride) * stride
+    if total <= chunk_frames + 2 * (context // stride):
+        return [Window(0, n_samples, 0, total, 0)] if total > 0 else []
+    windows = []
+    for first in range(0, total, chunk_frames):
+        last = min(first + chunk_frames, total)
+        start = max(0, first * stride - context)
+        end = min(n_samples, last * stride + (field_ - stride) + context)
+        local = first - start // stride
+        windows.append(Window(start, end, local, local + (last - first), first))
+    return windows
+
+
+def make_batches(lengths: list[int], max_samples: int, same_length: bool = False) -> list[list[int]]:
+    """Indices grouped into batches, longest first, each padded batch within `max_samples` (a single longer
+    item still gets a batch of its own). `same_length` keeps only equal lengths together (GroupNorm models)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        fits = longest * (len(current) + 1) <= max_samples
+        if current and (not fits or (same_length and lengths[i] != longest)):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def prefetch(fn, items: Iterable, ahead: int) -> Iterator:
+    """map(fn, items) computed `ahead` items in advance on a background thread, in order."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _input_name(source, i: int) -> str:
+    if isinstance(source, Item):
+        return source.audio
+    if isinstance(source, np.ndarray):
+        return f"<array {i}>"
+    return os.fspath(source)
+
+
+class ASR:
+    def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
+                 batch_seconds: float = 200.0, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
+                 buffer_seconds: float | None = None):
+        if checkpoint.config.vocab_size is None:
+            raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model: Wav2Vec2ForCTC = instantiate(checkpoint, self.device, self.dtype)
+        self.vocab: Vocabulary | None = checkpoint.vocab
+        self.lang: str | None = checkpoint.lang
+        self.batch_samples = int(batch_seconds * SAMPLE_RATE)
+        self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)
+        self.context_samples = int(context_seconds * SAMPLE_RATE)
+        self.buffer_samples = int((buffer_seconds or max(4 * batch_seconds, 600.0)) * SAMPLE_RATE)
+        self._adapter_cache: OrderedDict[str, tuple[dict, Vocabulary]] = OrderedDict()
+        if lang is not None:
+            self.set_language(lang)
+
+    @classmethod
+    def load(cls, model: str | Path, lang: str | None = None, device="auto", dtype="auto",
+             dict_path: str | Path | None = None, **options) -> "ASR":
+        """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints)."""
+        from mms.hub import resolve_model
+
+        return cls(load_checkpoint(resolve_model(model, task="asr"), dict_path), device, dtype, lang, **options)
+
+    # -- languages -----------------------------------------------------------------------------------------
+    @property
+    def languages(self) -> list[str]:
+        return self.checkpoint.languages
+
+    def set_language(self, lang: str) -> None:
+        """Swap in a language's adapter and output layer; the 1B base model stays loaded."""
+        if lang == self.lang and self.vocab is not None:
+            return
+        adapters = self.checkpoint.adapters
+        if adapters is None:
+            if self.vocab is None:
+                raise CheckpointError(f"{self.checkpoint.path}: no vocabulary (give a dict file with --dict)")
+            self.lang = lang  # a single-language model: the code is only recorded
+            return
+        check_language(lang, adapters.languages, adapters.source)
+        if lang not in self._adapter_cache:
+            weights, vocab = adapters.load(lang)
+            self._adapter_cache[lang] = ({k: v.to(self.device, self.dtype) for k, v in weights.items()}, vocab)
+            while len(self._adapter_cache) > 8:  # ~2M weights each for MMS-1B
+                self._adapter_cache.popitem(last=False)
+        self._adapter_cache.move_to_end(lang)
+        weights, vocab = self._adapter_cache[lang]
+        if len(vocab) != weights["lm_head.weight"].shape[0]:
+            raise CheckpointError(f"{self.checkpoint.path}: vocabulary of '{lang}' has {len(vocab)} symbols, "
+                                  f"its output layer {weights['lm_head.weight'].shape[0]}")
+        self.model.load_adapter(weights)
+        self.vocab, self.lang = vocab, lang
+
+    # -- transcription -------------------------------------------------------------------------------------
+    def transcribe(self, inputs: Iterable, lang: str | None = None, timestamps: str | None = None) -> list[Transcript]:
+        return list(self.transcribe_iter(inputs, lang, timestamps))
+
+    def transcribe_iter(self, inputs: Iterable, lang: str | None = None,
+                        timestamps: str | None = None) -> Iterator[Transcript]:
+        """Inputs: paths, mms.manifest.Item (with their own `lang`), or 16 kHz float arrays.
+        Yields one Transcript per input, in input order. timestamps: None, "word" or "char"."""
+        default_lang = lang or self.lang
+        jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16)
+        buffer, buffered = [], 0
+        for job in jobs:
+            buffer.append(job)
+            buffered += 0 if job.wave is None else job.wave.size
+            if buffered >= self.buffer_samples:
+                yield from self._run(buffer, timestamps)
+                buffer, buffered = [], 0
+        yield from self._run(buffer, timestamps)
+
+    def _prepare(self, i: int, source, default_lang: str | None) -> _Job:
+        name = _input_name(source, i)
+        job = _Job(i, name, source.lang if isinstance(source, Item) and source.lang else default_lang)
+        try:
+            if isinstance(source, np.ndarray):
+                wave = np.ascontiguousarray(source, dtype=np.float32).reshape(-1)
+                if wave.size == 0 or not np.isfinite(wave).all():
+                    raise AudioError(name, "empty audio or NaN/infinite samples")
+            else:
+                wave = load_audio(name)
+            if self.checkpoint.normalize:
+                # per-utterance standardisation over the whole input (before any windowing), in float32
+                wave = (wave - wave.mean()) / np.sqrt(wave.var() + self.checkpoint.normalize_eps)
+            job.wave = wave.astype(np.float32, copy=False)
+        except AudioError as e:
+            job.error = str(e)
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            job.error = f"{name}: {type(e).__name__}: {e}"
+        return job
+
+    def _run(self, jobs: list[_Job], timestamps: str | None) -> Iterator[Transcript]:
+        cfg = self.checkpoint.config
+        by_lang: dict[str | None, list[_Job]] = {}
+        for job in jobs:
+            if not job.error:
+                by_lang.setdefault(job.lang, []).append(job)
+        for lang, group in by_lang.items():
+            try:
+                self._select_language(lang)
+            except (CheckpointError, ValueError) as e:
+                for job in group:
+                    job.error = f"{job.name}: {e}"
+                continue
+            windows = []
+            for job in group:
+                job.vocab = self.vocab
+                n_frames = conv_output_lengths(job.wave.size, cfg.conv_kernel, cfg.conv_stride)
+                job.frame_ids = np.zeros(n_frames, dtype=np.int32)
+                job.frame_scores = np.zeros(n_frames, dtype=np.float32)
+                windows += [(job, w) for w in plan_windows(job.wave.size, self.chunk_samples, self.context_samples,
+                                                           cfg.conv_kernel, cfg.conv_stride)]
+            lengths = [w.end - w.start for _, w in windows]
+            same_length = cfg.feat_extract_norm == "group"  # GroupNorm statistics would see the padding
+            for batch in make_batches(lengths, self.batch_samples, same_length):
+                self._run_batch([windows[i] for i in batch])
+        for job in jobs:
+            yield self._finish(job, timestamps)
+
+    def _select_language(self, lang: str | None) -> None:
+        if lang is None:
+            if self.vocab is None or (self.checkpoint.adapters is not None and self.lang is None):
+                raise CheckpointError(f"no language given; this model has {len(self.languages)} "
+                                      f"(use --lang, e.g. {', '.join(self.languages[:5])})")
+            return
+        self.set_language(lang)
+
+    def _run_batch(self, batch: list[tuple[_Job, Window]]) -> None:
+        live = [(job, w) for job, w in batch if not job.error]
+        if not live:
+            return
+        try:
+            outputs = self.forward([job.wave[w.start:w.end] for job, w in live])
+        except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per input
+            if len(live) > 1:
+                half = len(live) // 2
+                self._run_batch(live[:half])
+                self._run_batch(live[half:])
+            else:
+                job = live[0][0]
+                job.error = f"{job.name}: model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            return
+        for (job, w), (ids, scores) in zip(live, outputs):
+            n = w.keep_to - w.keep_from
+            job.frame_ids[w.out_at:w.out_at + n] = ids[w.keep_from:w.keep_to]
+            job.frame_scores[w.out_at:w.out_at + n] = scores[w.keep_from:w.keep_to]
+
+    @torch.inference_mode()
+    def forward(self, waves: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A padded batch of (normalised) waveforms -> per input (best label, its log-probability) per frame."""
+        lengths = [w.size for w in waves]
+        batch = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
+        for row, wave in zip(batch, waves):
+            row[:wave.size] = torch.from_numpy(wave)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, self.dtype, non_blocking=True)
+        logits, frame_lengths = self.model(batch, torch.tensor(lengths, device=self.device))
+        best, ids = logits.float().log_softmax(-1).max(-1)
+        ids, best, frame_lengths = ids.int().cpu().numpy(), best.cpu().numpy(), frame_lengths.cpu().tolist()
+        return [(ids[i, :n], best[i, :n]) for i, n in enumerate(frame_lengths)]
+
+    def _finish(self, job: _Job, timestamps: str | None) -> Transcript:
+        duration = None if job.wave is None else round(job.wave.size / SAMPLE_RATE, 3)
+        if job.error:
+            return Transcript(job.name, job.lang, duration=duration, error=job.error)
+        vocab = job.vocab
+        hyp = greedy_decode(job.frame_ids, vocab, score=float(job.frame_scores.sum()))
+        words = hyp.words(vocab, self.seconds_per_frame) if timestamps in ("word", "char") else None
+        chars = hyp.chars(vocab, self.seconds_per_frame) if timestamps == "char" else None
+        job.wave = job.frame_ids = job.frame_scores = None  # free the buffer early
+        return Transcript(job.name, job.lang or self.lang, hyp.text, duration, None, hyp, words, chars)
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return total_stride(self.checkpoint.config.conv_stride) / SAMPLE_RATE

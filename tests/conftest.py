@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from tests.factory import random_model, tiny_config, write_fairseq, write_hf
+
+LANGS = {"eng": 12, "fra": 15}  # two languages with different vocabulary sizes
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return random_model(tiny_config(), LANGS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def hf_dir(tiny, tmp_path_factory):
+    return write_hf(tiny, tmp_path_factory.mktemp("hf") / "tiny-mms")
+
+
+@pytest.fixture(scope="session")
+def fairseq_pt(tiny, tmp_path_factory):
+    return write_fairseq(tiny, tmp_path_factory.mktemp("fairseq") / "tiny_mms.pt")
+
+
+def random_audio(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    return (0.3 * np.sin(2 * np.pi * 220 * t * (1 + rng.random())) + 0.1 * rng.standard_normal(n)).astype(np.float32)

@@ -1,0 +1,272 @@
+"""Tiny models of the real MMS architectures, made on the fly and written in every supported format.
+
+One `RandomModel` (random weights, canonical names, positional conv as weight-norm g/v, per-language adapters
+and vocabularies) is written as a Hugging Face directory (through transformers' own save_pretrained), as an
+original fairseq checkpoint (fairseq key names, stacked adapter slots, pickled Dictionary / DictConfig /
+Namespace objects, written without fairseq installed), so every loader is tested against the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mms.checkpoints.fairseq import fairseq_name
+from mms.models.wav2vec2 import Wav2Vec2Config, build_model, fold_weight_norm
+
+POS = "wav2vec2.encoder.pos_conv_embed.conv."
+CHARS = "abcdefghijklmnopqrstuvwxyz'"
+
+
+def tiny_config(**overrides) -> Wav2Vec2Config:
+    values = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+                  conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                  conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, adapter_attn_dim=8, vocab_size=10)
+    values.update(overrides)
+    return Wav2Vec2Config(**values)
+
+
+def mms1b_config(layers: int = 2, **overrides) -> Wav2Vec2Config:
+    """The real MMS-1B shapes (hidden 1280, 16 heads, FFN 5120, adapter 16), with fewer layers."""
+    values = dict(hidden_size=1280, num_hidden_layers=layers, num_attention_heads=16, intermediate_size=5120,
+                  conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+                  num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, adapter_attn_dim=16, vocab_size=40)
+    values.update(overrides)
+    return Wav2Vec2Config(**values)
+
+
+def vocab_tokens(size: int) -> list[str]:
+    """Transformers-order vocabulary: <pad> (blank) <s> </s> <unk> | then letters."""
+    letters = list(CHARS) + [chr(0x3B1 + i) for i in range(max(0, size - 5 - len(CHARS)))]  # then Greek
+    return ["<pad>", "<s>", "</s>", "<unk>", "|"] + letters[: size - 5]
+
+
+@dataclass
+class RandomModel:
+    cfg: Wav2Vec2Config
+    state: dict[str, torch.Tensor]  # canonical names; pos conv as weight_g / weight_v
+    adapters: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # lang -> adapter + lm_head
+    vocabs: dict[str, list[str]] = field(default_factory=dict)  # lang -> tokens (transformers order)
+    default_lang: str | None = None
+
+    def canonical_state(self, lang: str | None = None) -> dict[str, torch.Tensor]:
+        state = dict(self.state)
+        state[POS + "weight"] = fold_weight_norm(state.pop(POS + "weight_g"), state.pop(POS + "weight_v"), 2)
+        if lang is not None:
+            state.update(self.adapters[lang])
+        return state
+
+
+def random_model(cfg: Wav2Vec2Config, langs: dict[str, int] | None = None, seed: int = 0) -> RandomModel:
+    """Random weights with non-trivial norms and biases; `langs` maps language -> vocabulary size."""
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    state = {}
+    for name, value in model.state_dict().items():
+        if name.endswith(".weight") and value.dim() == 1:  # norms: away from the 1/0 init
+            value = 1 + 0.2 * torch.randn_like(value)
+        elif name.endswith(".bias"):
+            value = 0.1 * torch.randn_like(value)
+        elif value.dim() >= 2:
+            value = torch.randn_like(value) * (1.0 / value[0].numel() ** 0.5)
+        state[name] = value.clone()
+    weight = state.pop(POS + "weight")
+    state[POS + "weight_v"] = weight
+    state[POS + "weight_g"] = 0.5 + torch.rand(1, 1, weight.shape[2])
+    result = RandomModel(cfg, state)
+    if cfg.vocab_size:
+        langs = langs or {"eng": cfg.vocab_size}
+        for lang, size in langs.items():
+            adapter = {}
+            for name, value in state.items():
+                if ".adapter_layer." in name:
+                    adapter[name] = value + 0.3 * torch.randn_like(value)
+            adapter["lm_head.weight"] = torch.randn(size, cfg.hidden_size) / cfg.hidden_size ** 0.5
+            adapter["lm_head.bias"] = 0.1 * torch.randn(size)
+            adapter["lm_head.bias"][0] -= 1.0  # blank a little less dominant than chance: more letters decoded
+            result.adapters[lang] = adapter
+            result.vocabs[lang] = vocab_tokens(size)
+        result.default_lang = next(iter(langs))
+        result.state.update(result.adapters[result.default_lang])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hugging Face directory
+
+
+def hf_config(cfg: Wav2Vec2Config, **extra):
+    import transformers
+
+    values = {k: v for k, v in cfg.to_dict().items()
+              if k not in ("blank_weight", "classifier_activation", "num_labels") and v is not None}
+    values.update(extra)
+    return transformers.Wav2Vec2Config(**values)
+
+
+def write_hf(model: RandomModel, out: Path, weight_norm: str = "legacy", weights: str = "safetensors",
+             adapter_format: str = "safetensors") -> Path:
+    """A transformers directory like facebook/mms-1b-all: model, adapter.<lang>.*, nested vocab.json."""
+    import transformers
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    hf = transformers.Wav2Vec2ForCTC(hf_config(model.cfg, vocab_size=len(model.vocabs[model.default_lang]),
+                                               target_lang=None))
+    state = hf_state(model.state, weight_norm="parametrizations")
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= {"wav2vec2.masked_spec_embed"}, (missing, unexpected)
+    hf.save_pretrained(out)
+    rewrite_weights(out, legacy_weight_norm=weight_norm == "legacy", weights=weights)
+    for lang, adapter in model.adapters.items():
+        tensors = {k: v.contiguous() for k, v in adapter.items()}
+        if adapter_format == "safetensors":
+            save_file(tensors, str(out / f"adapter.{lang}.safetensors"))
+        else:
+            torch.save(tensors, out / f"adapter.{lang}.bin")
+    vocab = {lang: {t: i for i, t in enumerate(tokens)} for lang, tokens in model.vocabs.items()}
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "target_lang": model.default_lang, "word_delimiter_token": "|", "pad_token": "<pad>", "unk_token": "<unk>",
+        "bos_token": "<s>", "eos_token": "</s>", "do_lower_case": False, "replace_word_delimiter_char": " ",
+        "clean_up_tokenization_spaces": True, "tokenizer_class": "Wav2Vec2CTCTokenizer"}))
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+        "padding_side": "right", "padding_value": 0, "return_attention_mask": True, "sampling_rate": 16000}))
+    return out
+
+
+def hf_state(state: dict[str, torch.Tensor], weight_norm: str) -> dict[str, torch.Tensor]:
+    names = {"legacy": ("weight_g", "weight_v"),
+             "parametrizations": ("parametrizations.weight.original0", "parametrizations.weight.original1")}[weight_norm]
+    out = dict(state)
+    out[POS + names[0]] = out.pop(POS + "weight_g")
+    out[POS + names[1]] = out.pop(POS + "weight_v")
+    return out
+
+
+def rewrite_weights(out: Path, legacy_weight_norm: bool, weights: str) -> None:
+    """The 2023 Hub files carry weight_g / weight_v; older repos hold pytorch_model.bin instead of safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    path = out / "model.safetensors"
+    state = load_file(str(path))
+    if legacy_weight_norm:
+        state = {k.replace("parametrizations.weight.original0", "weight_g")
+                 .replace("parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    if weights == "safetensors":
+        save_file(state, str(path), metadata={"format": "pt"})
+    else:
+        path.unlink()
+        torch.save(state, out / "pytorch_model.bin")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fairseq checkpoint
+
+
+class _FakeFairseq:
+    """Registers importable `fairseq.data.dictionary.Dictionary` while pickling, so the file names the real
+    class path, then removes it again: the loader under test must do without it."""
+
+    def __enter__(self):
+        class Dictionary:
+            def __init__(self, symbols):
+                self.bos_word, self.unk_word, self.pad_word, self.eos_word = "<s>", "<unk>", "<pad>", "</s>"
+                self.symbols = list(symbols)
+                self.count = [1] * len(symbols)
+                self.indices = {s: i for i, s in enumerate(symbols)}
+                self.bos_index, self.pad_index, self.eos_index, self.unk_index = 0, 1, 2, 3
+                self.nspecial = 4
+
+        modules = {}
+        for name in ("fairseq", "fairseq.data", "fairseq.data.dictionary"):
+            modules[name] = types.ModuleType(name)
+        Dictionary.__module__, Dictionary.__qualname__ = "fairseq.data.dictionary", "Dictionary"
+        modules["fairseq.data.dictionary"].Dictionary = Dictionary
+        self.added = [m for m in modules if m not in sys.modules]
+        sys.modules.update({m: modules[m] for m in self.added})
+        self.Dictionary = Dictionary
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.added:
+            sys.modules.pop(m, None)
+
+
+def fairseq_symbols(hf_tokens: list[str]) -> list[str]:
+    """fairseq order of the same vocabulary: <s> (blank) <pad> </s> <unk> then the same symbols."""
+    return ["<s>", "<pad>", "</s>", "<unk>"] + hf_tokens[4:]
+
+
+def fairseq_state(state: dict[str, torch.Tensor], cfg: Wav2Vec2Config, slots: int = 1,
+                  slot_values: list[dict] | None = None) -> OrderedDict:
+    """Canonical -> fairseq names; adapter tensors stacked into `slots` slots (slot i from slot_values[i])."""
+    out = OrderedDict()
+    group = cfg.feat_extract_norm == "group"
+    out["w2v_encoder.w2v_model.mask_emb"] = torch.zeros(cfg.hidden_size)
+    for name, value in state.items():
+        key = fairseq_name(name, group_norm=group)
+        if ".adapter_layer." in name:
+            values = [(slot_values[i] if slot_values else state)[name] for i in range(slots)]
+            value = torch.stack(values)
+        out[key] = value
+    return out
+
+
+def fairseq_cfg(cfg: Wav2Vec2Config, normalize: bool = True, corpus_keys: list[str] | None = None) -> dict:
+    conv = " + ".join(f"[({d}, {k}, {s})]" for d, k, s in zip(cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride))
+    w2v_model = {"_name": "wav2vec2", "extractor_mode": "layer_norm" if cfg.feat_extract_norm == "layer" else "default",
+                 "conv_feature_layers": conv, "conv_bias": cfg.conv_bias, "encoder_layers": cfg.num_hidden_layers,
+                 "encoder_embed_dim": cfg.hidden_size, "encoder_ffn_embed_dim": cfg.intermediate_size,
+                 "encoder_attention_heads": cfg.num_attention_heads, "layer_norm_first": cfg.do_stable_layer_norm,
+                 "conv_pos": cfg.num_conv_pos_embeddings, "conv_pos_groups": cfg.num_conv_pos_embedding_groups,
+                 "activation_fn": "gelu", "layer_type": "transformer", "adp_num": -1}
+    model = {"_name": "wav2vec_ctc", "w2v_path": "/checkpoint/base_1b.pt", "blank_weight": cfg.blank_weight,
+             "blank_mode": "add", "layer_type": "trf_adp" if cfg.adapter_attn_dim else "transformer",
+             "adp_num": 1, "adp_dim": cfg.adapter_attn_dim or 64, "adp_act_fn": "relu", "adp_trf_idx": "all",
+             "w2v_args": {"model": w2v_model, "task": {"_name": "audio_pretraining", "normalize": normalize}}}
+    task = {"_name": "audio_finetuning", "normalize": normalize, "labels": "ltr", "sample_rate": 16000,
+            "multi_corpus_keys": corpus_keys}
+    return {"common": {"fp16": True}, "model": model, "task": task, "criterion": {"_name": "ctc"}}
+
+
+def write_fairseq(model: RandomModel, path: Path, cfg_kind: str = "dict", with_adapter_dict: bool = True,
+                  normalize: bool = True) -> Path:
+    """An mms1b_all.pt-like file. cfg_kind: "dict" | "dictconfig" (omegaconf pickled) | "namespace" (old args)."""
+    cfg = fairseq_cfg(model.cfg, normalize)
+    base = fairseq_state(model.state, model.cfg)
+    with _FakeFairseq() as fake:
+        ckpt = {"args": None, "model": base, "optimizer_history": [{"num_updates": 1}],
+                "extra_state": {"previous_training_time": 1.0},
+                "task_state": {"target_dictionary": fake.Dictionary(fairseq_symbols(model.vocabs[model.default_lang]))}}
+        if cfg_kind == "dict":
+            ckpt["cfg"] = cfg
+        elif cfg_kind == "dictconfig":
+            from omegaconf import OmegaConf
+
+            ckpt["cfg"] = OmegaConf.create(cfg)
+        else:
+            flat = {**cfg["model"]["w2v_args"]["model"], **cfg["task"]}
+            flat["w2v_args"] = argparse.Namespace(**cfg["model"]["w2v_args"]["model"], normalize=normalize)
+            for key in ("layer_type", "adp_num", "adp_dim", "adp_act_fn", "adp_trf_idx", "blank_weight"):
+                flat[key] = cfg["model"][key]
+            ckpt["args"] = argparse.Namespace(**flat)
+            ckpt["cfg"] = None
+        if with_adapter_dict and model.cfg.adapter_attn_dim:
+            ckpt["adapter"] = {}
+            for lang, adapter in model.adapters.items():
+                partial = OrderedDict((fairseq_name(k), v[None] if ".adapter_layer." in k else v)
+                                      for k, v in adapter.items())
+                ckpt["adapter"][lang] = {"model": partial, "task_state": {
+                    "target_dictionary": fake.Dictionary(fairseq_symbols(model.vocabs[lang]))}}
+        torch.save(ckpt, path)
+    return path

@@ -1,0 +1,136 @@
+"""Numerical parity of mms/models/wav2vec2.py (+ loaders) with transformers' Wav2Vec2ForCTC and fairseq's formulas.
+
+Tolerance: max abs logit difference 1e-4 in float32 over the valid frames of a padded batch."""
+
+import pytest
+import torch
+import transformers
+
+from mms.checkpoints import instantiate, load_checkpoint
+from mms.checkpoints.fairseq import parse_conv_layers
+from tests import fairseq_reference
+from tests.conftest import LANGS, random_audio
+from tests.factory import _FakeFairseq, mms1b_config, random_model, tiny_config, write_fairseq, write_hf
+
+TOL = 1e-4
+LENGTHS = [16000, 11111, 6999]
+
+
+def padded_batch(lengths=LENGTHS):
+    batch = torch.zeros(len(lengths), max(lengths))
+    for i, n in enumerate(lengths):
+        wave = torch.from_numpy(random_audio(n, seed=i))
+        batch[i, :n] = (wave - wave.mean()) / (wave.var(unbiased=False) + 1e-7).sqrt()
+    return batch, torch.tensor(lengths)
+
+
+def ours(path, lang=None):
+    ckpt = load_checkpoint(path)
+    model = instantiate(ckpt)
+    if lang is not None and lang != ckpt.lang:
+        model.load_adapter(ckpt.adapters.load(lang)[0])
+    return model
+
+
+def hf_logits(path, batch, lengths, lang=None, attn="sdpa"):
+    model = transformers.Wav2Vec2ForCTC.from_pretrained(path, attn_implementation=attn).eval()
+    if lang is not None:
+        model.load_adapter(lang)
+    mask = (torch.arange(batch.shape[1])[None] < lengths[:, None]).long()
+    with torch.no_grad():
+        return model(batch, attention_mask=mask).logits
+
+
+def fairseq_overlay(path, lang):
+    """fairseq infer.py's view of a language: the base tensors with ckpt["adapter"][lang]["model"] on top."""
+    with _FakeFairseq():  # our own test file: trusted, read with plain pickle and stand-in classes
+        saved = torch.load(path, weights_only=False)
+    return {**saved["model"], **saved["adapter"][lang]["model"]}
+
+
+def max_diff_valid(a, b, frame_lengths):
+    return max((a[i, :n] - b[i, :n]).abs().max().item() for i, n in enumerate(frame_lengths.tolist()))
+
+
+@pytest.mark.parametrize("lang", ["eng", "fra"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_tiny_matches_transformers(hf_dir, lang, attn):
+    batch, lengths = padded_batch()
+    with torch.no_grad():
+        logits, frame_lengths = ours(hf_dir, lang)(batch, lengths)
+    reference = hf_logits(hf_dir, batch, lengths, lang, attn)
+    assert logits.shape == reference.shape and logits.shape[-1] == LANGS[lang]
+    assert max_diff_valid(logits, reference, frame_lengths) <= TOL
+
+
+@pytest.mark.parametrize("weight_norm,weights", [("parametrizations", "safetensors"), ("legacy", "bin")])
+def test_weight_norm_spellings_and_bin_files(tiny, tmp_path, weight_norm, weights):
+    path = write_hf(tiny, tmp_path / "m", weight_norm=weight_norm, weights=weights, adapter_format="bin")
+    batch, lengths = padded_batch()
+    with torch.no_grad():
+        logits, frame_lengths = ours(path, "fra")(batch, lengths)
+    assert max_diff_valid(logits, hf_logits(path, batch, lengths, "fra"), frame_lengths) <= TOL
+
+
+def test_post_ln_group_norm_no_bias_matches_transformers(tmp_path):
+    """wav2vec2-base layout: GroupNorm on the first conv, no conv bias, post-LN encoder, no adapters."""
+    cfg = tiny_config(feat_extract_norm="group", conv_bias=False, do_stable_layer_norm=False, adapter_attn_dim=None)
+    model = random_model(cfg, {"eng": 10}, seed=3)
+    path = write_hf(model, tmp_path / "base")
+    batch, lengths = padded_batch()
+    with torch.no_grad():
+        logits, frame_lengths = ours(path)(batch, lengths)
+    assert max_diff_valid(logits, hf_logits(path, batch, lengths), frame_lengths) <= TOL
+
+
+def test_mms1b_layer_shapes_match_transformers(tmp_path):
+    """The real MMS-1B layer: hidden 1280, 16 heads, FFN 5120, adapter 16, conv 512 (2 layers)."""
+    model = random_model(mms1b_config(layers=2), {"eng": 40, "fra": 33}, seed=5)
+    path = write_hf(model, tmp_path / "mms1b")
+    batch, lengths = padded_batch([24000, 17000])
+    with torch.no_grad():
+        logits, frame_lengths = ours(path, "fra")(batch, lengths)
+    reference = hf_logits(path, batch, lengths, "fra")
+    assert max_diff_valid(logits, reference, frame_lengths) <= TOL
+    # and against the fairseq formulas, from the fairseq-named tensors of the same weights
+    fairseq_pt = write_fairseq(model, tmp_path / "mms1b.pt")
+    with torch.no_grad():
+        ref = fairseq_reference.forward(fairseq_overlay(fairseq_pt, "fra"), batch, lengths, parse_conv_layers(
+            "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]"), heads=16, layer_norm_first=True)
+        ours_fairseq, _ = ours(fairseq_pt, "fra")(batch, lengths)
+    assert max_diff_valid(ours_fairseq, ref, frame_lengths) <= TOL
+
+
+@pytest.mark.parametrize("cfg_kind", ["dict", "dictconfig", "namespace"])
+def test_fairseq_checkpoint_matches_fairseq_formulas(tiny, tmp_path, cfg_kind):
+    path = write_fairseq(tiny, tmp_path / "m.pt", cfg_kind=cfg_kind)
+    batch, lengths = padded_batch()
+    for lang in ("eng", "fra"):
+        state = fairseq_overlay(path, lang)
+        cfg = tiny.cfg
+        with torch.no_grad():
+            ref = fairseq_reference.forward(state, batch, lengths, list(zip(cfg.conv_dim, cfg.conv_kernel,
+                                            cfg.conv_stride)), heads=4, layer_norm_first=True, pos_groups=4)
+            logits, frame_lengths = ours(path, lang)(batch, lengths)
+        assert logits.shape[-1] == LANGS[lang]
+        assert max_diff_valid(logits, ref, frame_lengths) <= TOL
+        # padded frames: fairseq forces blank there; we report frame_lengths instead
+        assert frame_lengths.tolist() == [(~torch.isinf(ref[i, :, 1])).sum().item() for i in range(len(LENGTHS))]
+
+
+def test_fairseq_and_hf_files_of_one_model_give_the_same_logits(hf_dir, fairseq_pt):
+    batch, lengths = padded_batch()
+    with torch.no_grad():
+        a, frame_lengths = ours(hf_dir, "fra")(batch, lengths)
+        b, _ = ours(fairseq_pt, "fra")(batch, lengths)
+    assert max_diff_valid(a, b, frame_lengths) <= 1e-5
+
+
+def test_batched_equals_one_by_one(hf_dir):
+    model = ours(hf_dir, "eng")
+    batch, lengths = padded_batch()
+    with torch.no_grad():
+        logits, frame_lengths = model(batch, lengths)
+        for i, n in enumerate(LENGTHS):
+            single, _ = model(batch[i:i + 1, :n])
+            assert (single[0] - logits[i, :frame_lengths[i]]).abs().max().item() <= 1e-5
