@@ -1,0 +1,104 @@
+"""`mms` through a subprocess, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from tests.conftest import random_audio
+
+
+def mms(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    paths = []
+    for i, n in enumerate([20000, 36000]):
+        paths.append(d / f"a{i}.wav")
+        sf.write(paths[-1], random_audio(n, seed=i), 16000)
+    return paths
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom mms.cli import main\nfor argv in (['--help'], ['asr', '--help']):\n"
+            "    try: main(argv)\n    except SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "mms asr" in out or "asr" in out
+    assert out.strip().endswith("TORCH False")
+
+
+def test_transcribe_files_jsonl_to_file(hf_dir, wavs, tmp_path):
+    out = tmp_path / "out" / "hyps.jsonl"
+    r = mms("asr", "--model", hf_dir, "--lang", "fra", *wavs, "--format", "jsonl", "--output", out)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [rec["audio"] for rec in records] == [str(p) for p in wavs]
+    assert all(rec["lang"] == "fra" and rec["text"] and rec["duration"] > 1 for rec in records)
+    assert list(out.parent.iterdir()) == [out]  # no temporary files left behind
+
+
+def test_txt_single_and_several(fairseq_pt, wavs):
+    one = mms("asr", "--model", fairseq_pt, "--lang", "eng", wavs[0])
+    assert one.returncode == 0 and "\t" not in one.stdout and one.stdout.strip()
+    two = mms("asr", "--model", fairseq_pt, "--lang", "eng", *wavs)
+    lines = two.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in wavs]
+    assert lines[0].split("\t")[1] == one.stdout.strip()
+
+
+def test_manifest_with_languages_and_a_bad_line(hf_dir, wavs, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    manifest = wavs[0].parent / "m.jsonl"  # relative paths resolve against the manifest's folder
+    manifest.write_text("\n".join(json.dumps(x) for x in [
+        {"audio_filepath": str(wavs[0]), "lang": "fra"}, {"audio": str(bad)}, {"audio": wavs[1].name}]))
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", "--manifest", manifest, "--format", "json")
+    assert r.returncode == 1  # one input failed, the others are written
+    records = json.loads(r.stdout)
+    assert [rec["lang"] for rec in records] == ["fra", "eng", "eng"]
+    assert records[1]["error"].startswith(str(bad)) and records[1]["text"] == ""
+    assert records[2]["audio"] == str(wavs[1]) and records[2]["text"]
+    assert r.stderr.count("error:") == 1 and str(bad) in r.stderr
+
+
+def test_fairseq_tsv_manifest_and_dict_file(fairseq_pt, wavs, tmp_path):
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_text(f"{wavs[0].parent}\n{wavs[0].name}\t20000\n{wavs[1].name}\t36000\n")
+    plain = mms("asr", "--model", fairseq_pt, "--lang", "fra", "--manifest", tsv, "--format", "tsv")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[0] == "audio\tlang\tduration\ttext\terror"
+    # the same vocabulary given as a fairseq dict file
+    from mms.checkpoints import load_checkpoint
+    tokens = load_checkpoint(fairseq_pt).adapters.load("fra")[1].tokens[4:]
+    dict_file = tmp_path / "fra.txt"
+    dict_file.write_text("".join(f"{t} 1\n" for t in tokens))
+    with_dict = mms("asr", "--model", fairseq_pt, "--lang", "fra", "--dict", dict_file, "--manifest", tsv,
+                    "--format", "tsv")
+    assert with_dict.stdout == plain.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "/nonexistent/model"], "no such model"),
+    (["--lang", "xx"], "no adapter for language 'xx'"),
+    (["--manifest", "/nonexistent.tsv"], "nonexistent.tsv"),
+    (["--device", "cuda:7"], "cuda"),
+])
+def test_usage_errors_exit_2_with_one_line(hf_dir, wavs, args, message):
+    base = {"--model": str(hf_dir), "--lang": "eng"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = [x for kv in base.items() for x in kv]
+    r = mms("asr", *argv, *([] if "--manifest" in base else [wavs[0]]))
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_no_inputs_is_a_usage_error(hf_dir):
+    r = mms("asr", "--model", hf_dir)
+    assert r.returncode == 2 and "no inputs" in r.stderr
