@@ -124,6 +124,9 @@ def translate(state: dict[str, torch.Tensor], slot: int = 0) -> dict[str, torch.
 # Config
 
 
+MAX_CONV_LAYERS = 64  # the spec comes from an untrusted file: bound what `*` may build
+
+
 def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
     """Evaluate fairseq's `conv_feature_layers` expression ("[(512, 10, 5)] + [(512, 3, 2)] * 4 + ...") safely:
     only list/tuple literals of integers, `+` and `*` are accepted."""
@@ -138,12 +141,19 @@ def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
             return items if isinstance(node, ast.List) else tuple(items)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
             left, right = ev(node.left), ev(node.right)
-            return left + right if isinstance(node.op, ast.Add) else left * right
+            if isinstance(node.op, ast.Add):
+                return left + right
+            seq, count = (left, right) if isinstance(left, (list, tuple)) else (right, left)
+            if isinstance(seq, (list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_CONV_LAYERS:
+                raise ValueError(f"{len(seq)} x {count} items (at most {MAX_CONV_LAYERS})")
+            return left * right
         raise ValueError(f"unsupported expression in conv_feature_layers: {ast.dump(node)[:80]}")
 
     try:
-        layers = ev(ast.parse(spec, mode="eval"))
-        return [tuple(int(x) for x in layer) for layer in layers]
+        layers = [tuple(int(x) for x in layer) for layer in ev(ast.parse(spec, mode="eval"))]
+        if not 0 < len(layers) <= MAX_CONV_LAYERS or any(len(layer) != 3 for layer in layers):
+            raise ValueError(f"expected 1 to {MAX_CONV_LAYERS} (dim, kernel, stride) triples")
+        return layers
     except (SyntaxError, ValueError, TypeError) as e:
         raise CheckpointError(f"cannot parse conv_feature_layers {spec!r}: {e}") from None
 

@@ -37,7 +37,10 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - SafetensorError (corrupt or truncated header), OSError
+            raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any failure here means an unusable file

@@ -55,7 +55,7 @@ class Vocabulary:
         symbols = list(FAIRSEQ_SPECIALS)
         seen = set(symbols)
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            line = line.rstrip("\n")
+            line = line.rstrip()  # as fairseq: line.rstrip().rsplit(" ", 1)
             if not line.strip():
                 continue
             overwrite = line.endswith(" #fairseq:overwrite")
