@@ -9,8 +9,19 @@ import sys
 from mms import __version__
 
 
+# One light module per command, each with `add_parser(commands)`; a command's heavy code is imported by its `run`.
+COMMANDS = (
+    "mms.asr.cli",  # mms asr
+    "mms.lid.cli",  # mms lid
+    "mms.tts.cli",  # mms tts
+    "mms.align.cli",  # mms align
+    "mms.hub_cli",  # mms models, mms langs
+    "mms.lm.cli",  # mms lexicon, mms lm, mms score, mms tune
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from mms.asr import cli as asr_cli
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="mms",
@@ -19,7 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `mms COMMAND --help` for a command's options and examples.")
     parser.add_argument("--version", action="version", version=f"mms {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    asr_cli.add_parser(commands)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and name.startswith(e.name):
+                continue  # a command not installed in this build
+            raise
+        module.add_parser(commands)
     return parser
 
 
