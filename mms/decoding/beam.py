@@ -1,0 +1,212 @@
+"""CTC beam search with a KenLM language model, through flashlight-text, fed exactly as fairseq feeds it.
+
+fairseq's W2lKenLMDecoder (examples/speech_recognition/w2l_decoder.py), which the published MMS lm-weight /
+word-score values were tuned with:
+  * emissions are the RAW CTC logits (not log-softmax), blank = index 0, silence = `|`;
+  * with a lexicon: LexiconDecoder over a trie of the lexicon's spellings, each word inserted with its unigram
+    LM score from the start state, then smeared with MAX; the text is the decoder's words;
+  * without a lexicon (`unit_lm`): LexiconFreeDecoder with an LM over the model's units; the text is the
+    units with fairseq's `letter` post-processing.
+Per-frame tokens give the same units and frame times as greedy decoding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mms.decoding.ctc import Hypothesis, Unit, collapse, units_to_text
+from mms.text.vocab import Vocabulary
+
+INSTALL_HINT = "KenLM beam search needs flashlight-text: pip install 'mms[lm]' (or pip install flashlight-text)"
+
+
+class BeamSearchError(ValueError):
+    pass
+
+
+@dataclass
+class BeamOptions:
+    lm: str  # ARPA or KenLM binary
+    lexicon: str | None = None  # `word u n i t s |` lines; None = lexicon-free (needs unit_lm)
+    unit_lm: bool = False  # the LM is over the model's units (characters), not words
+    beam: int = 100  # fairseq's MMS README uses 500 (slow: see docs/lm.md)
+    beam_size_token: int | None = None  # None = whole vocabulary (fairseq); the MMS README uses 50
+    beam_threshold: float = 25.0
+    lm_weight: float = 2.0
+    word_score: float = -1.0
+    unk_weight: float = -math.inf
+    sil_weight: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _flashlight():
+    try:
+        from flashlight.lib.text import decoder, dictionary
+    except ImportError:
+        raise BeamSearchError(INSTALL_HINT) from None
+    try:
+        from flashlight.lib.text.decoder.kenlm import KenLM
+    except ImportError:  # flashlight-text < 0.0.7
+        KenLM = decoder.KenLM
+    return decoder, dictionary, KenLM
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """KenLM prints a progress bar on the C++ stderr while it reads an ARPA file."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str]]]:
+    """word -> spellings; every spelling unit must be in the vocabulary (fairseq asserts the same)."""
+    lexicon: dict[str, list[list[str]]] = {}
+    known = set(vocab.tokens)
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise BeamSearchError(f"{path}:{n}: expected 'word u n i t s |', got {line!r}")
+        word, spelling = fields[0], fields[1:]
+        unknown = [u for u in spelling if u not in known]
+        if unknown:
+            raise BeamSearchError(f"{path}:{n}: units {' '.join(unknown)} of '{word}' are not in the model's "
+                                  "vocabulary (build the lexicon with `mms lexicon`)")
+        lexicon.setdefault(word, []).append(spelling)
+    if not lexicon:
+        raise BeamSearchError(f"{path}: empty lexicon")
+    return lexicon
+
+
+class BeamSearchDecoder:
+    def __init__(self, vocab: Vocabulary, options: BeamOptions):
+        decoder, dictionary, KenLM = _flashlight()
+        self.vocab, self.options = vocab, options
+        for name in ("lm", "lexicon"):
+            value = getattr(options, name)
+            if value and not Path(value).is_file():
+                raise BeamSearchError(f"{value}: no such {'language model' if name == 'lm' else 'lexicon'} file")
+        silence = vocab.index(vocab.word_delimiter)
+        if silence is None:
+            raise BeamSearchError(f"the vocabulary has no word delimiter {vocab.word_delimiter!r}")
+        size = len(vocab)
+        token_beam = options.beam_size_token or size
+        if options.lexicon:
+            lexicon = read_lexicon(options.lexicon, vocab)
+            # flashlight's load_words adds "<unk>" with no spelling; the LM maps unknown words to it
+            self.word_dict = dictionary.create_word_dict({"<unk>": [], **lexicon})
+            with _quiet_stderr():
+                self.lm = KenLM(options.lm, self.word_dict)
+            trie = decoder.Trie(size, silence)
+            start = self.lm.start(False)
+            for word, spellings in lexicon.items():
+                word_index = self.word_dict.get_index(word)
+                _, score = self.lm.score(start, word_index)
+                for spelling in spellings:
+                    trie.insert([vocab.index(u) for u in spelling], word_index, score)
+            trie.smear(decoder.SmearingMode.MAX)
+            opts = decoder.LexiconDecoderOptions(
+                beam_size=options.beam, beam_size_token=token_beam, beam_threshold=options.beam_threshold,
+                lm_weight=options.lm_weight, word_score=options.word_score, unk_score=options.unk_weight,
+                sil_score=options.sil_weight, log_add=False, criterion_type=decoder.CriterionType.CTC)
+            self.decoder = decoder.LexiconDecoder(opts, trie, self.lm, silence, vocab.blank,
+                                                  self.word_dict.get_index("<unk>"), [], options.unit_lm)
+        else:
+            if not options.unit_lm:
+                raise BeamSearchError("decoding without a lexicon needs a unit (character) LM: add --unit-lm")
+            self.word_dict = dictionary.create_word_dict({t: [[t]] for t in vocab.tokens})
+            with _quiet_stderr():
+                self.lm = KenLM(options.lm, self.word_dict)
+            opts = decoder.LexiconFreeDecoderOptions(
+                beam_size=options.beam, beam_size_token=token_beam, beam_threshold=options.beam_threshold,
+                lm_weight=options.lm_weight, sil_score=options.sil_weight, log_add=False,
+                criterion_type=decoder.CriterionType.CTC)
+            self.decoder = decoder.LexiconFreeDecoder(opts, self.lm, silence, vocab.blank, [])
+
+    def decode(self, emissions: np.ndarray) -> Hypothesis:
+        """emissions: [T, V] raw logits of one input's valid frames."""
+        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
+        frames, size = emissions.shape
+        if size != len(self.vocab):
+            raise BeamSearchError(f"emissions have {size} classes, the vocabulary {len(self.vocab)}")
+        if frames == 0:
+            return Hypothesis("", [], 0.0)
+        best = self.decoder.decode(emissions.ctypes.data, frames, size)[0]
+        frame_tokens = np.asarray(best.tokens[1:frames + 1])  # flashlight pads one silence on each side
+        labels, starts, ends = collapse(frame_tokens)
+        units = [Unit(self.vocab.tokens[label], int(s), int(e)) for label, s, e in zip(labels.tolist(), starts, ends)
+                 if label != self.vocab.blank and label not in self.vocab.silent]
+        if self.options.lexicon:
+            text = " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
+        else:
+            text = units_to_text([u.token for u in units], self.vocab)
+        return Hypothesis(text, units, float(best.score))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoding in worker processes, so that beam search never holds up the acoustic model.
+
+_WORKER_DECODERS: dict = {}
+
+
+def _decode_in_worker(tokens: tuple, vocab: Vocabulary, options: BeamOptions, emissions: np.ndarray) -> Hypothesis:
+    key = (tokens, tuple(sorted(options.to_dict().items())))
+    if key not in _WORKER_DECODERS:  # the LM and trie are built once per worker and language
+        _WORKER_DECODERS.clear()
+        _WORKER_DECODERS[key] = BeamSearchDecoder(vocab, options)
+    return _WORKER_DECODERS[key].decode(emissions)
+
+
+class DecoderPool:
+    """Beam search over `workers` processes (0: in this process). `submit` returns a Future."""
+
+    def __init__(self, options: BeamOptions, workers: int = 1):
+        from concurrent.futures import Future, ProcessPoolExecutor
+
+        _flashlight()  # fail early with the install hint
+        self.options, self.workers = options, workers
+        self._future = Future
+        self._executor = None
+        if workers > 0:
+            import multiprocessing
+
+            # spawn, not fork: the parent runs torch threads, and the workers never need torch
+            self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def check(self, vocab: Vocabulary) -> None:
+        """Build a decoder here once, so a bad LM or lexicon is reported before any audio is processed."""
+        _decode_in_worker(tuple(vocab.tokens), vocab, self.options, np.zeros((0, len(vocab)), np.float32))
+
+    def submit(self, vocab: Vocabulary, emissions: np.ndarray):
+        if self._executor is not None:
+            return self._executor.submit(_decode_in_worker, tuple(vocab.tokens), vocab, self.options, emissions)
+        future = self._future()
+        try:
+            future.set_result(_decode_in_worker(tuple(vocab.tokens), vocab, self.options, emissions))
+        except Exception as e:  # noqa: BLE001 - reported per input
+            future.set_exception(e)
+        return future
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
