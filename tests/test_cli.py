@@ -102,3 +102,33 @@ def test_usage_errors_exit_2_with_one_line(hf_dir, wavs, args, message):
 def test_no_inputs_is_a_usage_error(hf_dir):
     r = mms("asr", "--model", hf_dir)
     assert r.returncode == 2 and "no inputs" in r.stderr
+
+
+def test_beam_search_with_lexicon_and_lm(hf_dir, wavs, tmp_path):
+    # the tiny model's English units are | a b c d e f g: a lexicon of words over them, a bigram LM of the words
+    words = ["bad", "cab", "dace", "face", "fed", "bead", "aged"]
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(w)} |\n" for w in words))
+    unigrams = ["<s>", "</s>", "<unk>"] + words
+    arpa = ["\\data\\", f"ngram 1={len(unigrams)}", "ngram 2=1", "", "\\1-grams:"]
+    arpa += [f"-1.0\t{w}\t-0.1" for w in unigrams] + ["", "\\2-grams:", "-0.2\tbad cab", "", "\\end\\", ""]
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("\n".join(arpa))
+    outputs = []
+    for workers in ("0", "2"):
+        r = mms("asr", "--model", hf_dir, "--lang", "eng", *wavs, "--lm", lm, "--lexicon", lexicon,
+                "--lm-weight", "1", "--word-score", "2", "--decode-workers", workers, "--format", "jsonl")
+        assert r.returncode == 0, r.stderr
+        records = [json.loads(line) for line in r.stdout.splitlines()]
+        assert all(rec["text"] and set(rec["text"].split()) <= set(words) for rec in records)
+        outputs.append([rec["text"] for rec in records])
+    assert outputs[0] == outputs[1]
+    greedy = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0]).stdout.strip()
+    assert greedy != outputs[0][0]  # the random model's greedy output is not made of lexicon words
+
+
+def test_beam_search_usage_errors(hf_dir, wavs, tmp_path):
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "--lexicon", tmp_path / "x.txt")
+    assert r.returncode == 2 and "need --lm" in r.stderr
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "--lm", tmp_path / "missing.arpa", "--unit-lm")
+    assert r.returncode == 2 and "missing.arpa" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -11,6 +11,9 @@ examples:
   mms asr --model mms-1b-all/ --lang fra audio1.wav audio2.flac
   mms asr --model mms1b_all.pt --lang deu --manifest dev.tsv --format jsonl --output hyps.jsonl
   mms asr --model mms1b_all.pt --dict eng.txt --lang eng talk.mp3 --timestamps word --format json
+  mms asr --model M --lang yor --lm lm.bin --lexicon lexicon.txt --lm-weight 2.69 --word-score 2.8 a.wav
+  mms asr --model M --lang yor --lm chars.arpa --unit-lm a.wav             # lexicon-free, character LM
+  mms asr --model M --lang yor --manifest dev.tsv --ref dev.wrd --format jsonl   # also prints WER and CER
 
 inputs: audio files (wav, flac, ogg, mp3; other containers through ffmpeg), any sample rate and channel
 count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a JSONL manifest
@@ -63,6 +66,26 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="window length for long inputs (default: %(default)s)")
     p.add_argument("--context-seconds", type=float, default=d["context_seconds"],
                    help="extra audio each window sees on both sides (default: %(default)s)")
+    lm = p.add_argument_group("language model (KenLM beam search through flashlight-text; see docs/lm.md)")
+    lm.add_argument("--lm", metavar="FILE", help="KenLM language model (ARPA or binary); enables beam search")
+    lm.add_argument("--lexicon", metavar="FILE", help="lexicon: `word u n i t s |` per line (see `mms lexicon`)")
+    lm.add_argument("--unit-lm", action="store_true", help="the LM is over the model's units: decode without lexicon")
+    lm.add_argument("--beam", type=int, default=d["beam"], help="beam size (default: %(default)s; fairseq's README: 500)")
+    lm.add_argument("--beam-size-token", type=int, default=d["beam_size_token"],
+                    help="tokens considered per frame (default: the whole vocabulary; fairseq's README: 50)")
+    lm.add_argument("--beam-threshold", type=float, default=d["beam_threshold"],
+                    help="prune hypotheses this far below the best (default: %(default)s)")
+    lm.add_argument("--lm-weight", type=float, default=d["lm_weight"], help="LM weight (default: %(default)s)")
+    lm.add_argument("--word-score", type=float, default=d["word_score"],
+                    help="score added per word (default: %(default)s)")
+    lm.add_argument("--sil-weight", type=float, default=d["sil_weight"],
+                    help="score added per silence (default: %(default)s)")
+    lm.add_argument("--unk-weight", type=float, default=d["unk_weight"],
+                    help="score of out-of-lexicon words (default: %(default)s)")
+    lm.add_argument("--decode-workers", type=int, default=d["decode_workers"],
+                    help="beam-search processes beside the acoustic model (0: in-process; default: %(default)s)")
+    p.add_argument("--ref", metavar="FILE",
+                   help="reference transcripts, one line per input (or use the manifest's text): print WER and CER")
     p.add_argument("--config", metavar="FILE", help="YAML file of option defaults (see configs/asr.yaml)")
     p.add_argument("--verbose", "-v", action="store_true", help="print model, device and progress to stderr")
     p.set_defaults(run=run)
@@ -96,6 +119,16 @@ def run(args: argparse.Namespace) -> int:
         error("no inputs: give audio files or --manifest")
         return 2
 
+    references = None
+    if args.ref:
+        try:
+            references = read_references(args.ref, len(items))
+        except (OSError, ValueError) as e:
+            error(str(e))
+            return 2
+    elif any(item.text is not None for item in items):
+        references = [item.text for item in items]
+
     from mms.asr.transcriber import ASR
     from mms.checkpoints import CheckpointError
     from mms.outputs import format_results, write_text_atomic
@@ -103,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asr = ASR.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
                        batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
-                       context_seconds=args.context_seconds)
+                       context_seconds=args.context_seconds, beam=beam_options(args),
+                       decode_workers=args.decode_workers)
     except (CheckpointError, ValueError, OSError) as e:
         error(str(e))
         return 2
@@ -114,16 +148,54 @@ def run(args: argparse.Namespace) -> int:
 
     timestamps = None if args.timestamps == "none" else args.timestamps
     records, failed = [], 0
-    for n, result in enumerate(asr.transcribe_iter(items, timestamps=timestamps), 1):
-        if result.error:
-            failed += 1
-            error(result.error)
-        elif args.verbose:
-            print(f"mms asr: [{n}/{len(items)}] {result.audio} ({result.duration:.1f} s)", file=sys.stderr)
-        records.append(result.to_dict())
+    try:
+        for n, result in enumerate(asr.transcribe_iter(items, timestamps=timestamps), 1):
+            if result.error:
+                failed += 1
+                error(result.error)
+            elif args.verbose:
+                print(f"mms asr: [{n}/{len(items)}] {result.audio} ({result.duration:.1f} s)", file=sys.stderr)
+            records.append(result.to_dict())
+    finally:
+        asr.close()
+    if references is not None:
+        print_scores(records, references)
     try:
         write_text_atomic(args.output, format_results(records, args.format))
     except OSError as e:
         error(f"{args.output}: cannot write output ({e.strerror or e})")
         return 2
     return 1 if failed else 0
+
+
+def beam_options(args: argparse.Namespace):
+    if not args.lm:
+        if args.lexicon or args.unit_lm:
+            raise ValueError("--lexicon and --unit-lm need --lm")
+        return None
+    from mms.decoding.beam import BeamOptions
+
+    return BeamOptions(lm=args.lm, lexicon=args.lexicon, unit_lm=args.unit_lm, beam=args.beam,
+                       beam_size_token=args.beam_size_token, beam_threshold=args.beam_threshold,
+                       lm_weight=args.lm_weight, word_score=args.word_score, unk_weight=args.unk_weight,
+                       sil_weight=args.sil_weight)
+
+
+def read_references(path: str, count: int) -> list[str]:
+    """A text file aligned with the inputs (fairseq .wrd style), one reference per line."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if len(lines) != count:
+        raise ValueError(f"{path}: {len(lines)} reference lines for {count} inputs")
+    return lines
+
+
+def print_scores(records: list[dict], references: list[str | None]) -> None:
+    """Corpus WER and CER (fairseq's definitions, see mms.lm.scoring) of the inputs that have a reference."""
+    from mms.lm.scoring import score
+
+    pairs = [(ref, rec["text"]) for rec, ref in zip(records, references) if ref is not None and "error" not in rec]
+    if not pairs:
+        return
+    result = score([r for r, _ in pairs], [h for _, h in pairs])
+    print(f"mms asr: WER {result['wer']:.2f} CER {result['cer']:.2f} over {len(pairs)} inputs", file=sys.stderr)

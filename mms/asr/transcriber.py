@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from mms.device import resolve_device, resolve_dtype
 from mms.manifest import Item
 from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
 from mms.text.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from mms.decoding.beam import BeamOptions
 
 log = logging.getLogger("mms.asr")
 
@@ -74,6 +77,7 @@ class _Job:
     error: str | None = None
     frame_ids: np.ndarray | None = None  # best label per frame
     frame_scores: np.ndarray | None = None  # its log-probability
+    emissions: np.ndarray | None = None  # raw logits per frame, kept only for beam search
     vocab: Vocabulary | None = None  # of the language it was run in
 
 
@@ -150,7 +154,7 @@ def _input_name(source, i: int) -> str:
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  batch_seconds: float = 200.0, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
-                 buffer_seconds: float | None = None):
+                 buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1):
         if checkpoint.config.vocab_size is None:
             raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
         self.checkpoint = checkpoint
@@ -164,8 +168,20 @@ class ASR:
         self.context_samples = int(context_seconds * SAMPLE_RATE)
         self.buffer_samples = int((buffer_seconds or max(4 * batch_seconds, 600.0)) * SAMPLE_RATE)
         self._adapter_cache: OrderedDict[str, tuple[dict, Vocabulary]] = OrderedDict()
+        self.beam = None
         if lang is not None:
             self.set_language(lang)
+        if beam is not None:
+            from mms.decoding.beam import DecoderPool
+
+            self.beam = DecoderPool(beam, decode_workers)
+            if self.vocab is not None:
+                self.beam.check(self.vocab)  # a bad LM or lexicon fails here, before any audio
+
+    def close(self) -> None:
+        """Stop the beam-search worker processes (if any)."""
+        if self.beam is not None:
+            self.beam.close()
 
     @classmethod
     def load(cls, model: str | Path, lang: str | None = None, device="auto", dtype="auto",
@@ -214,14 +230,27 @@ class ASR:
         Yields one Transcript per input, in input order. timestamps: None, "word" or "char"."""
         default_lang = lang or self.lang
         jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16)
+        # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work
+        pending: list = []
+        for buffer in self._buffers(jobs):
+            self._run(buffer)
+            submitted = [(job, self._decode(job)) for job in buffer]
+            for job, decoding in pending:
+                yield self._finish(job, decoding, timestamps)
+            pending = submitted
+        for job, decoding in pending:
+            yield self._finish(job, decoding, timestamps)
+
+    def _buffers(self, jobs: Iterable[_Job]) -> Iterator[list[_Job]]:
         buffer, buffered = [], 0
         for job in jobs:
             buffer.append(job)
             buffered += 0 if job.wave is None else job.wave.size
             if buffered >= self.buffer_samples:
-                yield from self._run(buffer, timestamps)
+                yield buffer
                 buffer, buffered = [], 0
-        yield from self._run(buffer, timestamps)
+        if buffer:
+            yield buffer
 
     def _prepare(self, i: int, source, default_lang: str | None) -> _Job:
         name = _input_name(source, i)
@@ -243,7 +272,8 @@ class ASR:
             job.error = f"{name}: {type(e).__name__}: {e}"
         return job
 
-    def _run(self, jobs: list[_Job], timestamps: str | None) -> Iterator[Transcript]:
+    def _run(self, jobs: list[_Job]) -> None:
+        """The acoustic model over every window of a buffer, grouped by language."""
         cfg = self.checkpoint.config
         by_lang: dict[str | None, list[_Job]] = {}
         for job in jobs:
@@ -262,14 +292,14 @@ class ASR:
                 n_frames = conv_output_lengths(job.wave.size, cfg.conv_kernel, cfg.conv_stride)
                 job.frame_ids = np.zeros(n_frames, dtype=np.int32)
                 job.frame_scores = np.zeros(n_frames, dtype=np.float32)
+                if self.beam is not None:
+                    job.emissions = np.zeros((n_frames, len(self.vocab)), dtype=np.float32)
                 windows += [(job, w) for w in plan_windows(job.wave.size, self.chunk_samples, self.context_samples,
                                                            cfg.conv_kernel, cfg.conv_stride)]
             lengths = [w.end - w.start for _, w in windows]
             same_length = cfg.feat_extract_norm == "group"  # GroupNorm statistics would see the padding
             for batch in make_batches(lengths, self.batch_samples, same_length):
                 self._run_batch([windows[i] for i in batch])
-        for job in jobs:
-            yield self._finish(job, timestamps)
 
     def _select_language(self, lang: str | None) -> None:
         if lang is None:
@@ -284,7 +314,7 @@ class ASR:
         if not live:
             return
         try:
-            outputs = self.forward([job.wave[w.start:w.end] for job, w in live])
+            outputs = self.forward([job.wave[w.start:w.end] for job, w in live], logits=self.beam is not None)
         except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per input
             if len(live) > 1:
                 half = len(live) // 2
@@ -294,14 +324,16 @@ class ASR:
                 job = live[0][0]
                 job.error = f"{job.name}: model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
             return
-        for (job, w), (ids, scores) in zip(live, outputs):
-            n = w.keep_to - w.keep_from
-            job.frame_ids[w.out_at:w.out_at + n] = ids[w.keep_from:w.keep_to]
-            job.frame_scores[w.out_at:w.out_at + n] = scores[w.keep_from:w.keep_to]
+        for (job, w), (ids, scores, logits) in zip(live, outputs):
+            kept, out = slice(w.keep_from, w.keep_to), slice(w.out_at, w.out_at + w.keep_to - w.keep_from)
+            job.frame_ids[out], job.frame_scores[out] = ids[kept], scores[kept]
+            if logits is not None:
+                job.emissions[out] = logits[kept]
 
     @torch.inference_mode()
-    def forward(self, waves: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """A padded batch of (normalised) waveforms -> per input (best label, its log-probability) per frame."""
+    def forward(self, waves: list[np.ndarray], logits: bool = False) -> list[tuple]:
+        """A padded batch of (normalised) waveforms -> per input (best label, its log-probability, and with
+        `logits` the raw logits [T, V] that beam search reads) per valid frame."""
         lengths = [w.size for w in waves]
         batch = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
         for row, wave in zip(batch, waves):
@@ -309,17 +341,33 @@ class ASR:
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(self.device, self.dtype, non_blocking=True)
-        logits, frame_lengths = self.model(batch, torch.tensor(lengths, device=self.device))
-        best, ids = logits.float().log_softmax(-1).max(-1)
+        output, frame_lengths = self.model(batch, torch.tensor(lengths, device=self.device))
+        output = output.float()
+        best, ids = output.log_softmax(-1).max(-1)
         ids, best, frame_lengths = ids.int().cpu().numpy(), best.cpu().numpy(), frame_lengths.cpu().tolist()
-        return [(ids[i, :n], best[i, :n]) for i, n in enumerate(frame_lengths)]
+        output = output.cpu().numpy() if logits else None
+        return [(ids[i, :n], best[i, :n], None if output is None else output[i, :n])
+                for i, n in enumerate(frame_lengths)]
 
-    def _finish(self, job: _Job, timestamps: str | None) -> Transcript:
+    def _decode(self, job: _Job):
+        """A Hypothesis (greedy), a Future of one (beam search), or None for a failed input."""
+        if job.error:
+            return None
+        if self.beam is not None:
+            emissions, job.emissions = job.emissions, None
+            return self.beam.submit(job.vocab, emissions)
+        return greedy_decode(job.frame_ids, job.vocab, score=float(job.frame_scores.sum()))
+
+    def _finish(self, job: _Job, decoding, timestamps: str | None) -> Transcript:
         duration = None if job.wave is None else round(job.wave.size / SAMPLE_RATE, 3)
+        if decoding is not None and not isinstance(decoding, Hypothesis):
+            try:
+                decoding = decoding.result()
+            except Exception as e:  # noqa: BLE001 - a failed decode is this input's error
+                job.error = f"{job.name}: beam search failed ({type(e).__name__}: {e})"
         if job.error:
             return Transcript(job.name, job.lang, duration=duration, error=job.error)
-        vocab = job.vocab
-        hyp = greedy_decode(job.frame_ids, vocab, score=float(job.frame_scores.sum()))
+        vocab, hyp = job.vocab, decoding
         words = hyp.words(vocab, self.seconds_per_frame) if timestamps in ("word", "char") else None
         chars = hyp.chars(vocab, self.seconds_per_frame) if timestamps == "char" else None
         job.wave = job.frame_ids = job.frame_scores = None  # free the buffer early

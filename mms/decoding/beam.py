@@ -37,7 +37,7 @@ class BeamOptions:
     unit_lm: bool = False  # the LM is over the model's units (characters), not words
     beam: int = 100  # fairseq's MMS README uses 500 (slow: see docs/lm.md)
     beam_size_token: int | None = None  # None = whole vocabulary (fairseq); the MMS README uses 50
-    beam_threshold: float = 25.0
+    beam_threshold: float = 50.0
     lm_weight: float = 2.0
     word_score: float = -1.0
     unk_weight: float = -math.inf
