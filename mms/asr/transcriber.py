@@ -52,6 +52,7 @@ class Transcript:
     hypothesis: Hypothesis | None = field(default=None, repr=False)
     words: list[dict] | None = None
     chars: list[dict] | None = None
+    emissions: np.ndarray | None = field(default=None, repr=False)  # [T, V] raw logits, when asked for
 
     def to_dict(self) -> dict:
         record = {"audio": self.audio, "lang": self.lang, "text": self.text, "duration": self.duration}
@@ -77,7 +78,7 @@ class _Job:
     error: str | None = None
     frame_ids: np.ndarray | None = None  # best label per frame
     frame_scores: np.ndarray | None = None  # its log-probability
-    emissions: np.ndarray | None = None  # raw logits per frame, kept only for beam search
+    emissions: np.ndarray | None = None  # raw logits per frame, kept for beam search or on request
     vocab: Vocabulary | None = None  # of the language it was run in
 
 
@@ -225,16 +226,17 @@ class ASR:
         return list(self.transcribe_iter(inputs, lang, timestamps))
 
     def transcribe_iter(self, inputs: Iterable, lang: str | None = None,
-                        timestamps: str | None = None) -> Iterator[Transcript]:
+                        timestamps: str | None = None, keep_emissions: bool = False) -> Iterator[Transcript]:
         """Inputs: paths, mms.manifest.Item (with their own `lang`), or 16 kHz float arrays.
-        Yields one Transcript per input, in input order. timestamps: None, "word" or "char"."""
+        Yields one Transcript per input, in input order. timestamps: None, "word" or "char".
+        keep_emissions: attach each input's raw logits [T, V] (e.g. to tune LM weights on them)."""
         default_lang = lang or self.lang
         jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16)
         # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work
         pending: list = []
         for buffer in self._buffers(jobs):
-            self._run(buffer)
-            submitted = [(job, self._decode(job)) for job in buffer]
+            self._run(buffer, keep_emissions)
+            submitted = [(job, self._decode(job, keep_emissions)) for job in buffer]
             for job, decoding in pending:
                 yield self._finish(job, decoding, timestamps)
             pending = submitted
@@ -272,7 +274,7 @@ class ASR:
             job.error = f"{name}: {type(e).__name__}: {e}"
         return job
 
-    def _run(self, jobs: list[_Job]) -> None:
+    def _run(self, jobs: list[_Job], keep_emissions: bool = False) -> None:
         """The acoustic model over every window of a buffer, grouped by language."""
         cfg = self.checkpoint.config
         by_lang: dict[str | None, list[_Job]] = {}
@@ -292,7 +294,7 @@ class ASR:
                 n_frames = conv_output_lengths(job.wave.size, cfg.conv_kernel, cfg.conv_stride)
                 job.frame_ids = np.zeros(n_frames, dtype=np.int32)
                 job.frame_scores = np.zeros(n_frames, dtype=np.float32)
-                if self.beam is not None:
+                if self.beam is not None or keep_emissions:
                     job.emissions = np.zeros((n_frames, len(self.vocab)), dtype=np.float32)
                 windows += [(job, w) for w in plan_windows(job.wave.size, self.chunk_samples, self.context_samples,
                                                            cfg.conv_kernel, cfg.conv_stride)]
@@ -314,7 +316,8 @@ class ASR:
         if not live:
             return
         try:
-            outputs = self.forward([job.wave[w.start:w.end] for job, w in live], logits=self.beam is not None)
+            outputs = self.forward([job.wave[w.start:w.end] for job, w in live],
+                                   logits=live[0][0].emissions is not None)
         except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per input
             if len(live) > 1:
                 half = len(live) // 2
@@ -349,12 +352,14 @@ class ASR:
         return [(ids[i, :n], best[i, :n], None if output is None else output[i, :n])
                 for i, n in enumerate(frame_lengths)]
 
-    def _decode(self, job: _Job):
+    def _decode(self, job: _Job, keep_emissions: bool = False):
         """A Hypothesis (greedy), a Future of one (beam search), or None for a failed input."""
         if job.error:
             return None
         if self.beam is not None:
-            emissions, job.emissions = job.emissions, None
+            emissions = job.emissions
+            if not keep_emissions:
+                job.emissions = None  # the decoder holds them now
             return self.beam.submit(job.vocab, emissions)
         return greedy_decode(job.frame_ids, job.vocab, score=float(job.frame_scores.sum()))
 
@@ -370,8 +375,9 @@ class ASR:
         vocab, hyp = job.vocab, decoding
         words = hyp.words(vocab, self.seconds_per_frame) if timestamps in ("word", "char") else None
         chars = hyp.chars(vocab, self.seconds_per_frame) if timestamps == "char" else None
-        job.wave = job.frame_ids = job.frame_scores = None  # free the buffer early
-        return Transcript(job.name, job.lang or self.lang, hyp.text, duration, None, hyp, words, chars)
+        emissions = job.emissions
+        job.wave = job.frame_ids = job.frame_scores = job.emissions = None  # free the buffer early
+        return Transcript(job.name, job.lang or self.lang, hyp.text, duration, None, hyp, words, chars, emissions)
 
     @property
     def seconds_per_frame(self) -> float:
