@@ -46,8 +46,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Transcribe speech with an MMS CTC model (fairseq .pt or Hugging Face directory).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="*", help="audio files to transcribe")
-    p.add_argument("--model", "-m", required=True,
-                   help="Hugging Face MMS directory or fairseq checkpoint (.pt)")
+    p.add_argument("--model", "-m",
+                   help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
+                        "models list`), Hugging Face repo id, Hugging Face MMS directory or fairseq checkpoint (.pt)")
     p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
@@ -120,21 +121,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     references = None
-    if args.ref:
+    if args.ref or any(item.text is not None for item in items):
+        from mms.lm.scoring import ScoringError, read_texts, texts_from_items
+
         try:
-            references = read_references(args.ref, len(items))
-        except (OSError, ValueError) as e:
+            references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
+        except ScoringError as e:
             error(str(e))
             return 2
-    elif any(item.text is not None for item in items):
-        references = [item.text for item in items]
 
     from mms.asr.transcriber import ASR
     from mms.checkpoints import CheckpointError
     from mms.outputs import format_results, write_text_atomic
 
-    try:
-        asr = ASR.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
+    from mms.hub import resolve_model
+
+    try:  # a published model: fetch (once) the adapters of --lang and of the manifest's languages only
+        model = resolve_model(args.model, task="asr", lang=[args.lang, *(item.lang for item in items)])
+        asr = ASR.load(model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
                        batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
                        context_seconds=args.context_seconds, beam=beam_options(args),
                        decode_workers=args.decode_workers)
@@ -181,21 +185,9 @@ def beam_options(args: argparse.Namespace):
                        sil_weight=args.sil_weight)
 
 
-def read_references(path: str, count: int) -> list[str]:
-    """A text file aligned with the inputs (fairseq .wrd style), one reference per line."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if len(lines) != count:
-        raise ValueError(f"{path}: {len(lines)} reference lines for {count} inputs")
-    return lines
+def print_scores(records: list[dict], references: list[str]) -> None:
+    """Corpus WER and CER as fairseq computes them (mms.lm.scoring); a failed input counts as empty output."""
+    from mms.lm.scoring import format_summary, score
 
-
-def print_scores(records: list[dict], references: list[str | None]) -> None:
-    """Corpus WER and CER (fairseq's definitions, see mms.lm.scoring) of the inputs that have a reference."""
-    from mms.lm.scoring import score
-
-    pairs = [(ref, rec["text"]) for rec, ref in zip(records, references) if ref is not None and "error" not in rec]
-    if not pairs:
-        return
-    result = score([r for r, _ in pairs], [h for _, h in pairs])
-    print(f"mms asr: WER {result['wer']:.2f} CER {result['cer']:.2f} over {len(pairs)} inputs", file=sys.stderr)
+    hyps = [None if "error" in rec else rec["text"] for rec in records]
+    print(f"mms asr: {format_summary(score(references, hyps, per_utterance=False))}", file=sys.stderr)

@@ -102,3 +102,20 @@ def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtyp
         model = build_model(checkpoint.config)
     model.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
     return model.to(device, dtype).eval()
+
+
+def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:
+    """A language's CTC vocabulary without reading the model weights (for lexicon building and the like)."""
+    if dict_path:
+        return Vocabulary.from_fairseq_dict_file(dict_path)
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").exists():
+        from mms.checkpoints import huggingface
+
+        return huggingface.load_vocabulary(path, lang)
+    checkpoint = load_checkpoint(path)  # fairseq: memory-mapped, tensors are not read
+    if lang and checkpoint.adapters is not None:
+        return checkpoint.adapters.load(lang)[1]
+    if checkpoint.vocab is None:
+        raise CheckpointError(f"{path}: no vocabulary{'' if lang else ' (give --lang)'}")
+    return checkpoint.vocab

@@ -97,6 +97,7 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
         id2label = config_json.get("id2label") or {}
         cfg.num_labels = state_dict["classifier.weight"].shape[0]
         cfg.classifier_proj_size = state_dict["projector.weight"].shape[0]
+        cfg.classifier_activation = None  # transformers: projector, masked mean, classifier; no activation
         labels = [id2label.get(str(i), str(i)) for i in range(cfg.num_labels)]
     if cfg.vocab_size is None and cfg.num_labels is None and "ForCTC" in arch:
         raise CheckpointError(f"{model_dir}: {arch} weights have no lm_head")
@@ -151,3 +152,17 @@ def hf_adapters(model_dir: Path, vocab_json: dict | None, tokenizer_config: dict
         return weights, language_vocab(vocab_json, code, tokenizer_config)
 
     return Adapters(languages=languages, load_fn=load_fn, source=str(model_dir))
+
+
+def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
+    tok_cfg_path = model_dir / "tokenizer_config.json"
+    tokenizer_config = read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
+    if not (model_dir / "vocab.json").exists():
+        raise CheckpointError(f"{model_dir}: no vocab.json")
+    vocab_json = read_json(model_dir / "vocab.json")
+    if is_nested_vocab(vocab_json):
+        from mms.checkpoints import check_language
+
+        lang = lang or tokenizer_config.get("target_lang")
+        check_language(lang or "", sorted(vocab_json), str(model_dir))
+    return language_vocab(vocab_json, lang, tokenizer_config)

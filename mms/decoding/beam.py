@@ -196,12 +196,14 @@ class DecoderPool:
         """Build a decoder here once, so a bad LM or lexicon is reported before any audio is processed."""
         _decode_in_worker(tuple(vocab.tokens), vocab, self.options, np.zeros((0, len(vocab)), np.float32))
 
-    def submit(self, vocab: Vocabulary, emissions: np.ndarray):
+    def submit(self, vocab: Vocabulary, emissions: np.ndarray, options: BeamOptions | None = None):
+        """Decode in a worker; `options` overrides the pool's (e.g. other LM weights while tuning)."""
+        options = options or self.options
         if self._executor is not None:
-            return self._executor.submit(_decode_in_worker, tuple(vocab.tokens), vocab, self.options, emissions)
+            return self._executor.submit(_decode_in_worker, tuple(vocab.tokens), vocab, options, emissions)
         future = self._future()
         try:
-            future.set_result(_decode_in_worker(tuple(vocab.tokens), vocab, self.options, emissions))
+            future.set_result(_decode_in_worker(tuple(vocab.tokens), vocab, options, emissions))
         except Exception as e:  # noqa: BLE001 - reported per input
             future.set_exception(e)
         return future

@@ -1,0 +1,154 @@
+"""`mms lexicon`, `mms lm build`, `mms score`, `mms tune` (no torch here; heavy modules load in `run`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def error(command: str, message: str) -> int:
+    print(f"mms {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def add_parser(commands) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+
+    p = commands.add_parser(
+        "lexicon", help="spell corpus words in a model's units, for --lexicon",
+        description="Write a lexicon (`word<TAB>u n i t s |`) of the words of a text corpus, spelled in the units "
+                    "of a model's language. The corpus gets MMS text normalisation first; words with characters "
+                    "outside the vocabulary are dropped and counted.", formatter_class=raw,
+        epilog="example:\n  mms lexicon --model mms1b_all.pt --lang yor corpus.txt -o lexicon.txt")
+    p.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
+    p.add_argument("--model", "-m", required=True, help="the ASR model (only its vocabulary is read)")
+    p.add_argument("--lang", "-l", help="language of the adapter (and of the text normalisation)")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file instead of the model's")
+    p.add_argument("--min-count", type=int, default=1, help="drop words seen fewer times (default: %(default)s)")
+    p.add_argument("--no-normalize", action="store_true", help="take the corpus as it is")
+    p.add_argument("--output", "-o", default="-", help="lexicon file (default: stdout)")
+    p.set_defaults(run=run_lexicon)
+
+    p = commands.add_parser(
+        "lm", help="build an n-gram language model (ARPA)",
+        description="Language-model tools.", formatter_class=raw,
+        epilog="example:\n  mms lm build corpus.txt --order 4 --lang yor -o lm.arpa")
+    sub = p.add_subparsers(dest="lm_command", metavar="SUBCOMMAND", required=True)
+    b = sub.add_parser("build", help="modified Kneser-Ney n-gram LM -> ARPA (KenLM's lmplz when on PATH)",
+                       description="Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA, "
+                                   "loadable by KenLM / `mms asr --lm`. Uses KenLM's lmplz when it is on PATH.")
+    b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
+    b.add_argument("--order", type=int, default=4, help="n-gram order (default: %(default)s)")
+    b.add_argument("--lang", "-l", help="apply MMS text normalisation for this language first (recommended)")
+    b.add_argument("--units", action="store_true",
+                   help="a unit (character) LM for `mms asr --unit-lm`: sentences become `h e l l o | ...`")
+    b.add_argument("--no-lmplz", action="store_true", help="never use lmplz")
+    b.add_argument("--output", "-o", required=True, help="ARPA file to write")
+    b.set_defaults(run=run_lm_build)
+
+    p = commands.add_parser(
+        "score", help="WER and CER of hypotheses against references",
+        description="Word and character error rates as fairseq computes them (corpus level: edit operations over "
+                    "reference length), per utterance and in total, as JSON. References and hypotheses are text "
+                    "files (one line per utterance), fairseq .wrd/.ltr/.tsv, manifests or `mms asr` JSON/JSONL.",
+        formatter_class=raw, epilog="example:\n  mms score --ref dev.wrd --hyp hyps.jsonl")
+    p.add_argument("--ref", required=True, help="references")
+    p.add_argument("--hyp", required=True, help="hypotheses")
+    p.add_argument("--ignore-spaces", action="store_true", help="CER without spaces (as MMS's lid_rerank)")
+    p.add_argument("--output", "-o", default="-", help="JSON file (default: stdout)")
+    p.set_defaults(run=run_score)
+
+    p = commands.add_parser(
+        "tune", help="search --lm-weight / --word-score on a dev set",
+        description="Compute the model's emissions of a dev set once (cached on disk), then search LM weight and "
+                    "word score for the lowest WER with KenLM beam search, and write the best as a preset for "
+                    "`mms asr --config`.", formatter_class=raw,
+        epilog="example:\n  mms tune --model M --lang yor --manifest dev.tsv --ref dev.wrd --lm lm.bin "
+               "--lexicon lex.txt -o yor-lm.yaml\n  mms asr --model M --lang yor --lm lm.bin --lexicon lex.txt "
+               "--config yor-lm.yaml test/*.wav")
+    p.add_argument("--model", "-m", required=True)
+    p.add_argument("--lang", "-l")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE")
+    p.add_argument("--manifest", required=True, help="dev set: fairseq .tsv, JSONL or list of paths")
+    p.add_argument("--ref", help="references (default: the manifest's text)")
+    p.add_argument("--lm", required=True)
+    p.add_argument("--lexicon")
+    p.add_argument("--unit-lm", action="store_true")
+    p.add_argument("--lm-weight", default="0:5", metavar="LO:HI", help="range searched (default: %(default)s)")
+    p.add_argument("--word-score", default="-3:3", metavar="LO:HI", help="range searched (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=20, help="random settings tried (default: %(default)s)")
+    p.add_argument("--grid", type=int, metavar="N", help="an N x N grid instead of random trials")
+    p.add_argument("--beam", type=int, default=100)
+    p.add_argument("--beam-size-token", type=int)
+    p.add_argument("--beam-threshold", type=float, default=50.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decode-workers", type=int, default=2, help="beam-search processes (default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--output", "-o", default="-", help="preset YAML for `mms asr --config` (default: stdout)")
+    p.set_defaults(run=run_tune)
+
+
+def run_lexicon(args) -> int:
+    from mms.checkpoints import CheckpointError, load_vocabulary
+    from mms.lm.lexicon import build_lexicon, lexicon_text, read_corpus
+    from mms.outputs import write_text_atomic
+
+    try:
+        vocab = load_vocabulary(args.model, args.lang, args.dict_path)
+        lines = (line for path in args.corpus for line in read_corpus(path))
+        entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
+    except (CheckpointError, OSError, UnicodeDecodeError, ValueError) as e:
+        return error("lexicon", str(e))
+    write_text_atomic(args.output, lexicon_text(entries))
+    note = f"; characters missing from the vocabulary: {' '.join(stats.unknown_characters)}" if stats.dropped else ""
+    print(f"mms lexicon: {stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}", file=sys.stderr)
+    return 0
+
+
+def run_lm_build(args) -> int:
+    from mms.lm.kneser_ney import LMError, build_arpa
+    from mms.lm.lexicon import normalizer, read_corpus
+
+    norm = normalizer(args.lang) if args.lang else (lambda line: " ".join(line.split()))
+
+    def sentences():
+        for path in args.corpus:
+            for line in read_corpus(path):
+                text = norm(line)
+                if args.units:  # "hello world" -> "h e l l o | w o r l d |", the units the model emits
+                    text = " ".join(" ".join(word) + " |" for word in text.split())
+                if text:
+                    yield text
+
+    try:
+        stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
+    except (LMError, OSError, UnicodeDecodeError, ValueError) as e:
+        return error("lm build", str(e))
+    print(f"mms lm build: {json.dumps(stats.to_dict())}", file=sys.stderr)
+    return 0
+
+
+def run_score(args) -> int:
+    from mms.lm.scoring import ScoringError, format_summary, read_texts, score
+    from mms.outputs import write_text_atomic
+
+    try:
+        refs = read_texts(args.ref)
+        result = score(refs, read_texts(args.hyp, len(refs)), ignore_spaces=args.ignore_spaces)
+    except ScoringError as e:
+        return error("score", str(e))
+    write_text_atomic(args.output, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    print(f"mms score: {format_summary(result)}", file=sys.stderr)
+    return 0
+
+
+def run_tune(args) -> int:
+    from mms.lm.tune import TuneError, tune
+
+    try:
+        return tune(args)
+    except TuneError as e:
+        return error("tune", str(e))
