@@ -56,6 +56,7 @@ class RandomModel:
     adapters: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # lang -> adapter + lm_head
     vocabs: dict[str, list[str]] = field(default_factory=dict)  # lang -> tokens (transformers order)
     default_lang: str | None = None
+    labels: list[str] = field(default_factory=list)  # classifier labels (LID), index = output row
 
     def canonical_state(self, lang: str | None = None) -> dict[str, torch.Tensor]:
         state = dict(self.state)
@@ -138,10 +139,14 @@ def write_hf(model: RandomModel, out: Path, weight_norm: str = "legacy", weights
         "target_lang": model.default_lang, "word_delimiter_token": "|", "pad_token": "<pad>", "unk_token": "<unk>",
         "bos_token": "<s>", "eos_token": "</s>", "do_lower_case": False, "replace_word_delimiter_char": " ",
         "clean_up_tokenization_spaces": True, "tokenizer_class": "Wav2Vec2CTCTokenizer"}))
+    write_preprocessor_config(out)
+    return out
+
+
+def write_preprocessor_config(out: Path) -> None:
     (out / "preprocessor_config.json").write_text(json.dumps({
         "do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
         "padding_side": "right", "padding_value": 0, "return_attention_mask": True, "sampling_rate": 16000}))
-    return out
 
 
 def hf_state(state: dict[str, torch.Tensor], weight_norm: str) -> dict[str, torch.Tensor]:
@@ -269,4 +274,69 @@ def write_fairseq(model: RandomModel, path: Path, cfg_kind: str = "dict", with_a
                 ckpt["adapter"][lang] = {"model": partial, "task_state": {
                     "target_dictionary": fake.Dictionary(fairseq_symbols(model.vocabs[lang]))}}
         torch.save(ckpt, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Language identification (MMS-LID: Wav2Vec2ForSequenceClassification / fairseq Wav2VecClassification)
+
+LID_LABELS = ["eng", "fra", "deu", "swh", "hin", "urd", "cmn", "spa", "rus", "yor", "tur", "por"]
+
+
+def random_lid_model(labels: list[str] | None = None, seed: int = 0, **overrides) -> RandomModel:
+    """A tiny LID model: no adapters, no CTC head, a projector (24) and a classifier with one row per label."""
+    labels = list(labels or LID_LABELS[:8])
+    values = dict(adapter_attn_dim=None, vocab_size=None, num_labels=len(labels), classifier_proj_size=24)
+    values.update(overrides)
+    model = random_model(tiny_config(**values), seed=seed)
+    model.labels = labels
+    return model
+
+
+def write_hf_lid(model: RandomModel, out: Path, weight_norm: str = "legacy") -> Path:
+    """A transformers directory like facebook/mms-lid-126: id2label in config.json, no vocabulary."""
+    import transformers
+
+    out.mkdir(parents=True, exist_ok=True)
+    labels = model.labels
+    hf = transformers.Wav2Vec2ForSequenceClassification(hf_config(
+        model.cfg, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)}))
+    missing, unexpected = hf.load_state_dict(hf_state(model.state, weight_norm="parametrizations"), strict=False)
+    assert not unexpected and set(missing) <= {"wav2vec2.masked_spec_embed"}, (missing, unexpected)
+    hf.save_pretrained(out)
+    rewrite_weights(out, legacy_weight_norm=weight_norm == "legacy", weights="safetensors")
+    write_preprocessor_config(out)
+    return out
+
+
+def write_fairseq_lid(model: RandomModel, path: Path, activation: str = "gelu", task_state: bool = True,
+                      dict_file: bool = True, cfg_kind: str = "dict") -> Path:
+    """An mms1b_l126.pt-like file: `pooling_layer.linear/projection`, cfg.model.activation_fn (the activation
+    after pooling), a task-state Dictionary made WITHOUT special symbols (index = line of dict.lang.txt) and,
+    with `dict_file`, a dict.lang.txt beside it."""
+    cfg = fairseq_cfg(model.cfg)
+    for key in ("blank_weight", "blank_mode"):  # CTC-only settings
+        cfg["model"].pop(key)
+    cfg["model"].update(_name="wav2vec_classification", pooling="mean", activation_fn=activation,
+                        latent_embed_dim=model.cfg.classifier_proj_size, layer_type="transformer")
+    cfg["task"] = {"_name": "audio_classification", "normalize": True, "labels": "lang", "sample_rate": 16000}
+    cfg["criterion"] = {"_name": "model"}
+    with _FakeFairseq() as fake:
+        ckpt = {"args": None, "model": fairseq_state(model.state, model.cfg),
+                "optimizer_history": [{"num_updates": 1}], "extra_state": {"previous_training_time": 1.0}}
+        if cfg_kind == "dictconfig":
+            from omegaconf import OmegaConf
+
+            cfg = OmegaConf.create(cfg)
+        ckpt["cfg"] = cfg
+        if task_state:
+            dictionary = fake.Dictionary(model.labels)
+            for name in ("bos_index", "pad_index", "eos_index", "unk_index"):  # add_special_symbols=False
+                delattr(dictionary, name)
+            dictionary.nspecial = 0
+            ckpt["task_state"] = {"target_dictionary": dictionary}
+        torch.save(ckpt, path)
+    if dict_file:
+        (path.parent / "dict.lang.txt").write_text("".join(f"{label} 1\n" for label in model.labels))
     return path

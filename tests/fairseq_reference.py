@@ -1,5 +1,6 @@
 """An independent forward pass written from fairseq's formulas, reading fairseq state-dict names directly
-(Wav2VecCtc / TransformerSentenceEncoderWithAdapterLayer / AdapterFast), used only to check our model.
+(Wav2VecCtc / TransformerSentenceEncoderWithAdapterLayer / AdapterFast, and Wav2VecClassification for LID),
+used only to check our model.
 Follows fairseq-mms.md §3.7: fp32 conv-stack norms, pre-LN encoder with the final LN after the layers,
 adapter `x + W_b relu(W_a LN(x) + b_a) + b_b` after each whole layer, padded frames forced to blank."""
 
@@ -9,6 +10,30 @@ import torch.nn.functional as F
 
 def forward(state: dict, source: torch.Tensor, lengths: torch.Tensor, conv_layers, heads: int,
             layer_norm_first: bool, group_norm: bool = False, slot: int = 0, pos_groups: int = 16) -> torch.Tensor:
+    x, pad = encode(state, source, lengths, conv_layers, heads, layer_norm_first, group_norm, slot, pos_groups)
+    logits = F.linear(x, state["w2v_encoder.proj.weight"], state["w2v_encoder.proj.bias"])
+    logits[pad] = float("-inf")
+    logits[..., 0][pad] = 0
+    return logits
+
+
+def lid_forward(state: dict, source: torch.Tensor, lengths: torch.Tensor, conv_layers, heads: int,
+                layer_norm_first: bool, activation: str = "gelu", pos_groups: int = 16) -> torch.Tensor:
+    """Wav2VecClassification with MeanPoolingFast (fairseq-mms.md §3.8): h = pooling_layer.linear(x), mean over
+    the valid frames, activation_fn, pooling_layer.projection -> logits [B, num_langs]."""
+    x, pad = encode(state, source, lengths, conv_layers, heads, layer_norm_first, pos_groups=pos_groups)
+    h = F.linear(x, state["pooling_layer.linear.weight"], state["pooling_layer.linear.bias"])
+    valid = (~pad).to(h.dtype)[..., None]
+    h = (h * valid).sum(1) / valid.sum(1)
+    # fairseq.utils.get_activation_fn; fairseq's gelu runs in float32
+    h = {"gelu": lambda z: F.gelu(z.float()).type_as(z), "relu": F.relu, "tanh": torch.tanh,
+         "linear": lambda z: z}[activation](h)
+    return F.linear(h, state["pooling_layer.projection.weight"], state["pooling_layer.projection.bias"])
+
+
+def encode(state: dict, source: torch.Tensor, lengths: torch.Tensor, conv_layers, heads: int,
+           layer_norm_first: bool, group_norm: bool = False, slot: int = 0, pos_groups: int = 16):
+    """Wav2Vec2Model's encoder output [B, T, D] and the frame padding mask [B, T] (True = padding)."""
     P = "w2v_encoder.w2v_model."
     x = source[:, None]
     for i, (dim, k, s) in enumerate(conv_layers):
@@ -72,7 +97,4 @@ def forward(state: dict, source: torch.Tensor, lengths: torch.Tensor, conv_layer
             x = x + F.linear(h, state[A + "W_b"][slot], state[A + "b_b"][slot])
     if layer_norm_first:
         x = ln(x, P + "encoder.layer_norm")
-    logits = lin(x, "w2v_encoder.proj")
-    logits[pad] = float("-inf")
-    logits[..., 0][pad] = 0
-    return logits
+    return x, pad

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from mms.checkpoints import Adapters, Checkpoint, CheckpointError, safe_pickle
-from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
+from mms.models.wav2vec2 import ACTIVATIONS, Wav2Vec2Config, fold_weight_norm
 from mms.text.vocab import Vocabulary
 
 ENCODER_PREFIX = "w2v_encoder.w2v_model."
@@ -269,7 +269,14 @@ def load(path: Path, dict_path=None) -> Checkpoint:
     if "classifier.weight" in state:
         config.num_labels = state["classifier.weight"].shape[0]
         config.classifier_proj_size = state["projector.weight"].shape[0]
-        config.classifier_activation = (cfg.get("model") or {}).get("activation_fn") or "gelu"
+        # fairseq's MeanPoolingFast: linear, masked mean, activation_fn (gelu unless the cfg says), projection
+        model_cfg = cfg.get("model") or {}
+        if (model_cfg.get("pooling") or "mean") != "mean":
+            raise CheckpointError(f"{path}: LID pooling {model_cfg['pooling']!r} is not supported (mean only)")
+        config.classifier_activation = model_cfg.get("activation_fn") or "gelu"
+        if config.classifier_activation not in ACTIVATIONS:
+            raise CheckpointError(f"{path}: LID activation_fn {config.classifier_activation!r} is not supported "
+                                  f"({', '.join(ACTIVATIONS)})")
         labels = lid_labels(path, ckpt, dict_path, config.num_labels)
     elif "lm_head.weight" in state:
         config.vocab_size = state["lm_head.weight"].shape[0]
