@@ -1,0 +1,245 @@
+"""Word and character error rates, per utterance and over a corpus, as JSON-able dicts.
+
+WER is fairseq's (examples/speech_recognition/new/infer.py): 100 * sum of word edit distances / sum of
+reference word counts, words split on whitespace, over the whole corpus (not a mean of per-utterance rates).
+
+CER is the same over characters (Unicode code points, no normalisation). Spaces, by default, are counted:
+both strings have their whitespace collapsed to single spaces and stripped, and a space is a character
+to get right, as in fairseq's training-time unit error rate, where the word boundary `|` is a unit.
+`ignore_spaces=True` drops all whitespace first, as MMS lid_rerank's CER does (it spaces out the
+characters and takes a word-level edit distance, which never sees the spaces).
+
+The edit distance is Levenshtein's (unit costs). Its split into substitutions, deletions and insertions
+follows one minimal alignment, preferring, where several tie, a match or substitution, then a deletion,
+then an insertion (walking back from the ends); the total never depends on that choice.
+
+An empty reference has no rate: the utterance's (or corpus's) rate is 0.0 when the hypothesis is empty
+too and None (null in JSON) otherwise; its errors (all insertions) still count in the corpus totals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from mms.lm import read_text
+from mms.manifest import Item, ManifestError, read_manifest
+
+class ScoringError(ValueError):
+    """References or hypotheses that cannot be scored; str() is one line."""
+
+
+def edit_counts(ref: Sequence, hyp: Sequence) -> dict:
+    """{"ref", "hyp", "errors", "substitutions", "deletions", "insertions"} turning the token sequence
+    `ref` into `hyp` (tokens compared with ==)."""
+    symbol_ids = {}
+    ref_ids = np.array([symbol_ids.setdefault(t, len(symbol_ids)) for t in ref], dtype=np.int64)
+    hyp_ids = np.array([symbol_ids.setdefault(t, len(symbol_ids)) for t in hyp], dtype=np.int64)
+    return _edit_counts(ref_ids, hyp_ids)
+
+
+def _char_ids(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
+def _edit_counts(ref: np.ndarray, hyp: np.ndarray) -> dict:
+    n, m = len(ref), len(hyp)
+    substitutions = deletions = insertions = 0
+    if n == 0 or m == 0:
+        deletions, insertions = n, m
+    else:
+        # distance[i, j] turns ref[:i] into hyp[:j]. Row by row; the insertion term makes a row a running
+        # minimum: with t[j] the best of match/substitution and deletion, d[i, j] = min_{k<=j} t[k] + j - k.
+        columns = np.arange(m + 1, dtype=np.int32)
+        differs = (ref[:, None] != hyp[None, :]).astype(np.int32)
+        distance = np.empty((n + 1, m + 1), dtype=np.int32)
+        distance[0] = columns
+        for i in range(1, n + 1):
+            previous, row = distance[i - 1], distance[i]
+            row[0] = i
+            np.minimum(previous[:-1] + differs[i - 1], previous[1:] + 1, out=row[1:])
+            row -= columns
+            np.minimum.accumulate(row, out=row)
+            row += columns
+        # Walk back from the end, preferring a match or substitution, then a deletion, then an insertion.
+        i, j = n, m
+        while i > 0 and j > 0:
+            here = distance.item(i, j)
+            differ = differs.item(i - 1, j - 1)
+            if here == distance.item(i - 1, j - 1) + differ:
+                substitutions += differ
+                i -= 1
+                j -= 1
+            elif here == distance.item(i - 1, j) + 1:
+                deletions += 1
+                i -= 1
+            else:
+                insertions += 1
+                j -= 1
+        deletions += i
+        insertions += j
+    return {
+        "ref": n,
+        "hyp": m,
+        "errors": substitutions + deletions + insertions,
+        "substitutions": substitutions,
+        "deletions": deletions,
+        "insertions": insertions,
+    }
+
+
+def error_rate(counts: dict) -> float | None:
+    """100 * errors / reference length; for an empty reference 0.0 if there are no errors, else None."""
+    if counts["ref"]:
+        return 100.0 * counts["errors"] / counts["ref"]
+    return 0.0 if counts["errors"] == 0 else None
+
+
+def score_utterance(ref: str, hyp: str, ignore_spaces: bool = False) -> dict:
+    """WER and CER of one hypothesis against its reference, with their counts."""
+    words = edit_counts(ref.split(), hyp.split())
+    separator = "" if ignore_spaces else " "
+    chars = _edit_counts(_char_ids(separator.join(ref.split())), _char_ids(separator.join(hyp.split())))
+    return {"wer": error_rate(words), "cer": error_rate(chars), "words": words, "chars": chars}
+
+
+def score(refs: Sequence[str], hyps: Sequence[str | None], ignore_spaces: bool = False,
+          per_utterance: bool = True) -> dict:
+    """Corpus WER and CER (percent) of `hyps` against `refs`, aligned by position.
+
+    A hypothesis None (an input that failed) scores as empty. The result:
+      {"utterances": N, "wer": float|None, "cer": float|None, "cer_spaces": "counted"|"ignored",
+       "words": {ref, hyp, errors, substitutions, deletions, insertions}, "chars": {...},
+       "per_utterance": [{"index", "ref", "hyp", "wer", "cer", "words", "chars"}, ...]}
+    (per_utterance only when asked for).
+    """
+    if len(refs) != len(hyps):
+        raise ScoringError(f"{len(refs)} references but {len(hyps)} hypotheses; they must pair up one to one")
+    keys = ("ref", "hyp", "errors", "substitutions", "deletions", "insertions")
+    totals = {"words": dict.fromkeys(keys, 0), "chars": dict.fromkeys(keys, 0)}
+    utterances = []
+    for index, (ref, hyp) in enumerate(zip(refs, hyps)):
+        if not isinstance(ref, str):
+            raise ScoringError(f"reference {index + 1} is {type(ref).__name__}, not text")
+        hyp = "" if hyp is None else hyp
+        if not isinstance(hyp, str):
+            raise ScoringError(f"hypothesis {index + 1} is {type(hyp).__name__}, not text")
+        result = score_utterance(ref, hyp, ignore_spaces)
+        for level in ("words", "chars"):
+            for key in keys:
+                totals[level][key] += result[level][key]
+        if per_utterance:
+            utterances.append({"index": index, "ref": ref, "hyp": hyp, **result})
+    summary = {
+        "utterances": len(refs),
+        "wer": error_rate(totals["words"]),
+        "cer": error_rate(totals["chars"]),
+        "cer_spaces": "ignored" if ignore_spaces else "counted",
+        **totals,
+    }
+    if per_utterance:
+        summary["per_utterance"] = utterances
+    return summary
+
+
+def format_summary(result: dict) -> str:
+    """One line for people, e.g. "WER 12.50% (25 errors / 200 words: 15 sub, 5 del, 5 ins),
+    CER 4.10% (...) over 10 utterances"."""
+
+    def part(name, rate, counts, unit):
+        shown = "n/a" if rate is None else f"{rate:.2f}%"
+        return (f"{name} {shown} ({counts['errors']} errors / {counts['ref']} {unit}: "
+                f"{counts['substitutions']} sub, {counts['deletions']} del, {counts['insertions']} ins)")
+
+    spaces = ", spaces ignored" if result.get("cer_spaces") == "ignored" else ""
+    return (f"{part('WER', result['wer'], result['words'], 'words')}, "
+            f"{part('CER', result['cer'], result['chars'], 'chars' + spaces)} "
+            f"over {result['utterances']} utterances")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading references (or hypotheses)
+
+
+def letters_to_words(units: str) -> str:
+    """fairseq's `letter` post-processing: "h e l l o | w o r l d |" -> "hello world"."""
+    return " ".join(units.replace(" ", "").replace("|", " ").split())
+
+
+def texts_from_items(items: Sequence[Item], source: str = "manifest") -> list[str]:
+    """The `text` of each manifest item; ScoringError naming the first item without one."""
+    for number, item in enumerate(items, start=1):
+        if item.text is None:
+            raise ScoringError(f"{source}: entry {number} ({item.audio}) has no text")
+    return [item.text for item in items]
+
+
+def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
+    """One text per input, in input order, from `path`:
+
+    * .jsonl: JSON lines with a "text" field (an mms manifest, or the jsonl results of `mms asr`);
+    * .json: a JSON array of records with "text" (the json results of `mms asr`), or JSON lines;
+    * .tsv: a fairseq manifest, whose transcripts are the .wrd file beside it;
+    * .ltr: fairseq letter transcripts ("h e l l o | w o r l d |"), turned into words;
+    * anything else (.wrd, .txt, ...): one text per line; an empty line is an empty text.
+    count: how many inputs there are; a different number of texts is an error.
+    Raises ScoringError (one line, naming the file) for anything unreadable.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    content = read_text(path, ScoringError)
+
+    if suffix == ".tsv":
+        try:
+            items = read_manifest(path)
+        except ManifestError as error:
+            raise ScoringError(str(error)) from None
+        if items[0].text is None:
+            words = os.path.splitext(path)[0] + ".wrd"
+            raise ScoringError(f"{path}: no transcripts; expected {words} with one line per entry")
+        texts = texts_from_items(items, path)
+    elif suffix in (".json", ".jsonl"):
+        texts = _json_texts(path, content)
+    else:
+        texts = content.split("\n")
+        if texts[-1] == "":
+            texts.pop()  # the final newline ends the last line; it does not start another
+        texts = [line[:-1] if line.endswith("\r") else line for line in texts]
+        if suffix == ".ltr":
+            texts = [letters_to_words(line) for line in texts]
+    if count is not None and len(texts) != count:
+        raise ScoringError(f"{path}: {len(texts)} texts for {count} inputs; the file must have one per input")
+    return texts
+
+
+def _json_texts(path: str, content: str) -> list[str]:
+    """The "text" of each record of a JSON array, or of JSON lines."""
+    try:
+        document = json.loads(content)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, list):
+        records = list(enumerate(document, start=1))
+        where = "record"
+    else:
+        records = []
+        for number, line in enumerate(content.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise ScoringError(
+                    f"{path}:{number}: bad JSON ({error.msg}); expected one JSON object per line"
+                ) from None
+        where = "line"
+    texts = []
+    for number, record in records:
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise ScoringError(f"{path}: {where} {number} has no 'text' string")
+        texts.append(text)
+    return texts
