@@ -269,7 +269,8 @@ def describe(code: str, models: list[str] | None = None) -> Language:
 
 def matches(code: str, query: str) -> int:
     """0 when `code` does not match `query`; else a rank (lower is better): 1 the code itself, 2 its ISO
-    language (also through a 2-letter code), 3 a name starting with the query, 4 a name containing it."""
+    language (also through a 2-letter code), 3 a name starting with the query, 4 a word of a name starting
+    with it. Names are compared without case, accents or punctuation ("kiche" finds K'iche')."""
     q = query.strip().lower()
     if not q:
         return 4
@@ -284,9 +285,9 @@ def matches(code: str, query: str) -> int:
     names = [_fold(n) for n in _names(code)] + [_fold(language_name(code) or "")]
     if parts.dialect:
         names.append(parts.dialect)
-    if any(n.startswith(fq) or any(w.startswith(fq) for w in n.split()) for n in names):
+    if any(n.startswith(fq) for n in names):
         return 3
-    if any(fq in n for n in names):
+    if any(f" {fq}" in f" {n}" for n in names):  # at the start of a word: "swahili" in "Congo Swahili"
         return 4
     return 0
 
@@ -304,5 +305,7 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
             raise ValueError(f"the language list of {model} is not known until it is downloaded "
                              f"(mms models download {model})")
     pool = list(languages) if languages is not None else list(by_code)
-    ranked = sorted(((rank, code) for code in pool if (rank := matches(code, query))), key=lambda rc: rc)
+    ranked = sorted((rank, code) for code in pool if (rank := matches(code, query)))
+    if ranked and ranked[0][0] <= 2:  # the query is a code: not also every name containing those letters
+        ranked = [(rank, code) for rank, code in ranked if rank <= 2]
     return [describe(code, by_code.get(code)) for _, code in ranked]

@@ -185,12 +185,14 @@ class ASR:
             self.beam.close()
 
     @classmethod
-    def load(cls, model: str | Path, lang: str | None = None, device="auto", dtype="auto",
+    def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
              dict_path: str | Path | None = None, **options) -> "ASR":
-        """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints)."""
+        """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints), or a published name
+        or Hugging Face repo id, fetched once with the adapter of `lang` only (see mms.hub); None: mms-1b-all."""
         from mms.hub import resolve_model
 
-        return cls(load_checkpoint(resolve_model(model, task="asr"), dict_path), device, dtype, lang, **options)
+        path = resolve_model(model, task="asr", lang=lang)
+        return cls(load_checkpoint(path, dict_path), device, dtype, lang, **options)
 
     # -- languages -----------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,459 @@
+"""Models by name: registry, downloads through huggingface_hub from a fake Hub on 127.0.0.1 (HF_ENDPOINT), per-adapter
+fetching, offline use, interrupted transfers, the URL downloader for original files. No network."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mms import hub, langs
+from tests.conftest import random_audio
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class FakeHub:
+    """A local HTTP server: the part of the Hugging Face Hub protocol that hf_hub_download speaks (HEAD and GET
+    /<owner>/<repo>/resolve/<revision>/<file> answered with X-Repo-Commit, ETag, Content-Length, Range support,
+    404 with X-Error-Code) and plain files under /files/ (original downloads). Every request is logged.
+
+    cut[name] = n: the next n GETs of that file send half of it and close the connection.
+    hold = {name}: GETs of that file send half, set `half_sent`, and wait for `release` (a process killed mid-way).
+    ignore_range: answer Range requests with the whole file (200), as some servers do.
+    The server stops when the test ends, and by itself after `lifetime` seconds in any case."""
+
+    def __init__(self, repos: dict[str, Path] | None = None, files: dict[str, bytes] | None = None,
+                 lifetime: float = 300):
+        self.repos = dict(repos or {})
+        self.files = dict(files or {})
+        self.log: list[tuple[str, str, str | None]] = []
+        self.cut: dict[str, int] = {}
+        self.hold: set[str] = set()
+        self.ignore_range = False
+        self.half_sent, self.release = threading.Event(), threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.timer = threading.Timer(lifetime, self.stop)
+        self.timer.daemon = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.release.set()
+        self.timer.cancel()
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+    def requested(self, method: str = "GET") -> list[str]:
+        return [path.rsplit("/", 1)[-1] for m, path, _ in self.log if m == method]
+
+    def _handler(self):
+        hub_ = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 20  # a stuck client cannot keep a server thread forever
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(head=True)
+
+            def do_GET(self):
+                self.answer(head=False)
+
+            def answer(self, head: bool):
+                hub_.log.append((self.command, self.path, self.headers.get("Range")))
+                match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", self.path)
+                if match:
+                    repo, _, name = match.groups()
+                    if repo not in hub_.repos:
+                        return self.error(404, "RepoNotFound")
+                    path = hub_.repos[repo] / name
+                    if not path.is_file():
+                        return self.error(404, "EntryNotFound", commit=True)
+                    return self.send(path.read_bytes(), name, head, commit=True)
+                if self.path.startswith("/files/") and self.path[len("/files/"):] in hub_.files:
+                    name = self.path[len("/files/"):]
+                    return self.send(hub_.files[name], name.rsplit("/", 1)[-1], head)
+                self.error(404, None)
+
+            def error(self, status: int, code: str | None, commit: bool = False):
+                self.send_response(status)
+                if code:
+                    self.send_header("X-Error-Code", code)
+                if commit:
+                    self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def send(self, data: bytes, name: str, head: bool, commit: bool = False):
+                start, status = 0, 200
+                ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if ranged and not hub_.ignore_range:
+                    start, status = int(ranged.group(1)), 206
+                    if start >= len(data):
+                        return self.error(416, None)
+                body = data[start:]
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                if commit:
+                    self.send_header("X-Repo-Commit", COMMIT)
+                self.end_headers()
+                if head:
+                    return
+                if hub_.cut.get(name, 0) > 0 or name in hub_.hold:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if name in hub_.hold:
+                        hub_.half_sent.set()
+                        hub_.release.wait(30)
+                    else:
+                        hub_.cut[name] -= 1
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        return Handler
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def asr_repo(hf_dir):
+    """facebook/mms-1b-all as the Hub has it, in miniature (tests.factory.write_hf): base weights, vocab.json nested
+    by language, one adapter file per language (eng, fra)."""
+    return hf_dir
+
+
+def fake_tts_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps({"model_type": "vits"}))
+    (root / "vocab.json").write_text(json.dumps({"a": 1, " ": 0}))
+    (root / "tokenizer_config.json").write_text(json.dumps({"language": root.name}))
+    (root / "model.safetensors").write_bytes(b"weights of " + root.name.encode() * 500)
+    return root
+
+
+def fake_lid_repo(root: Path, labels: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps({"model_type": "wav2vec2",
+                                                  "id2label": {str(i): x for i, x in enumerate(labels)}}))
+    (root / "model.safetensors").write_bytes(b"lid weights" * 100)
+    return root
+
+
+@pytest.fixture
+def hub_env(tmp_path, monkeypatch):
+    """An empty cache (HF_HOME) and online mode, whatever the environment running the tests says."""
+    from huggingface_hub import constants
+
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "HF_HUB_DISABLE_PROGRESS_BARS", "MMS_FILES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setattr(hub, "RETRY_WAITS", (0,))
+    return tmp_path / "hf-home"
+
+
+@pytest.fixture
+def no_retry_wait(monkeypatch):
+    """huggingface_hub waits a second before each new try of a broken transfer: not here."""
+    import types
+
+    from huggingface_hub import file_download
+
+    monkeypatch.setattr(file_download, "time", types.SimpleNamespace(sleep=lambda s: None), raising=False)
+
+
+@pytest.fixture
+def fake_hub(asr_repo, hub_env, monkeypatch, tmp_path):
+    repos = {"facebook/mms-1b-all": asr_repo, "facebook/mms-1b-fl102": asr_repo,
+             "facebook/mms-tts-amh": fake_tts_repo(tmp_path / "tts" / "amh"),
+             "facebook/mms-lid-126": fake_lid_repo(tmp_path / "lid", ["eng", "fra", "swh"])}
+    with FakeHub(repos) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+# ---------------------------------------------------------------------------------------------------------
+# registry
+
+
+def test_registry_lists_the_published_models():
+    models = hub.registry()
+    for name in ("mms-1b-fl102", "mms-1b-l1107", "mms-1b-all", "mms-lid-126", "mms-lid-256", "mms-lid-512",
+                 "mms-lid-1024", "mms-lid-2048", "mms-lid-4017", "mms-tts", "mms-fa", "mms-300m", "mms-1b"):
+        info = models[name]
+        assert info.task in hub.TASKS and info.source in hub.SOURCES and info.languages
+        assert (info.hf if info.source == "hf" else info.url)
+        assert all(url.startswith(hub.ORIGINAL_HOST + "/mms/") for url in info.url)
+    for task, name in hub.defaults().items():
+        assert models[name].task == task
+    assert hub.licence()[0] == "CC-BY-NC-4.0"
+    assert models["mms-lid-4017"].url[1].endswith("/mms/lid/dict/l4017/dict.lang.txt")
+
+
+def test_find_model_by_name_repo_id_and_per_language_name():
+    assert hub.find_model("mms-1b-all").hf == "facebook/mms-1b-all"
+    assert hub.find_model("facebook/mms-lid-256").name == "mms-lid-256"
+    tts = hub.find_model("mms-tts-azj-script_latin")
+    assert (tts.name, tts.lang, tts.repo()) == ("mms-tts", "azj-script_latin", "facebook/mms-tts-azj-script_latin")
+    assert hub.find_model("facebook/mms-tts-amh").lang == "amh"
+    custom = hub.find_model("someone/my-mms-finetune", task="asr")
+    assert custom.hf == "someone/my-mms-finetune" and custom.adapter and not custom.url
+    assert hub.find_model("model.pt") is None and hub.find_model("./a/b") is None
+
+
+def test_local_paths_resolve_to_themselves(asr_repo, hub_env):
+    assert hub.resolve_model(asr_repo, task="asr", lang="xyz") == asr_repo
+    with pytest.raises(ValueError, match="no such model file"):
+        hub.resolve_model("missing.pt")
+
+
+def test_wrong_task_is_named():
+    with pytest.raises(hub.HubError, match="mms-lid-126 is a lid model, not a asr model"):
+        hub.resolve_model("mms-lid-126", task="asr")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hugging Face downloads
+
+
+def test_only_the_adapters_asked_for_are_fetched(fake_hub, asr_repo, capsys):
+    path = hub.resolve_model("mms-1b-all", task="asr", lang="fra")
+    gets = fake_hub.requested("GET")
+    assert sorted(gets) == sorted(["config.json", "vocab.json", "tokenizer_config.json", "preprocessor_config.json",
+                                   "adapter.fra.safetensors", "model.safetensors"])
+    assert gets.index("adapter.fra.safetensors") < gets.index("model.safetensors")  # a missing adapter fails fast
+    assert path.parent.name == "snapshots" and path.name == COMMIT
+    assert sorted(p.name for p in path.iterdir()) == sorted(gets)
+    for name in gets:
+        assert (path / name).read_bytes() == (asr_repo / name).read_bytes()
+    err = capsys.readouterr().err
+    assert err.count("CC-BY-NC 4.0") == 0 and err.count("CC-BY-NC-4.0") == 1  # licence notice, once
+    assert "100%" in err  # progress bars
+
+    # the snapshot is a model directory like any other: same transcript as the original directory
+    from mms.asr import ASR
+
+    audio = random_audio(24000, seed=5)
+    fetched = ASR.load(path, lang="fra", device="cpu").transcribe([audio])[0]
+    original = ASR.load(asr_repo, lang="fra", device="cpu").transcribe([audio])[0]
+    assert fetched.text == original.text and fetched.error is None
+
+    fake_hub.log.clear()
+    assert hub.resolve_model("mms-1b-all", task="asr", lang="fra") == path
+    assert fake_hub.log == []  # cached: no request at all
+    assert hub.resolve_model("mms-1b-all", task="asr", lang=["eng", "fra"]) == path
+    assert fake_hub.requested("GET") == ["adapter.eng.safetensors"]  # the new adapter, nothing else
+    assert hub.cached_languages(hub.registry()["mms-1b-all"]) == ["eng", "fra"]
+    assert "CC-BY-NC" not in capsys.readouterr().err
+
+
+def test_asr_load_by_name_fetches_the_language_of_the_run(fake_hub):
+    from mms.asr import ASR
+
+    asr = ASR.load(None, lang="eng", device="cpu")  # None: the registry default, mms-1b-all
+    assert asr.lang == "eng" and "adapter.eng.safetensors" in fake_hub.requested()
+    assert "adapter.fra.safetensors" not in fake_hub.requested()
+
+
+def test_offline_uses_the_cache_and_names_the_command_for_the_rest(fake_hub, monkeypatch):
+    with pytest.raises(hub.NotCachedError, match=r"fetch with: mms models download mms-1b-all --lang fra$"):
+        hub.resolve_model("mms-1b-all", lang="fra", offline=True)
+    assert fake_hub.log == []
+    path = hub.resolve_model("mms-1b-all", lang="fra")
+    fake_hub.log.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.resolve_model("mms-1b-all", lang="fra") == path
+    with pytest.raises(hub.NotCachedError) as e:
+        hub.resolve_model("mms-1b-all", lang="eng")
+    assert "adapter.eng.safetensors" in str(e.value) and "mms models download mms-1b-all --lang eng" in str(e.value)
+    with pytest.raises(hub.NotCachedError, match="mms models download mms-tts --lang amh"):
+        hub.resolve_model("mms-tts", task="tts", lang="amh")
+    assert fake_hub.log == []  # offline means no request, not a failed one
+
+
+def test_a_language_the_model_lacks_names_the_models_that_have_it(fake_hub):
+    lid_only = sorted(set(langs.shipped_languages("mms-lid-256")) - set(langs.shipped_languages("mms-1b-all")))[0]
+    with pytest.raises(hub.MissingLanguageError) as e:
+        hub.resolve_model("mms-1b-all", lang=lid_only)
+    assert f"mms-1b-all has no language '{lid_only}'" in str(e.value)
+    assert "models that have it: mms-lid-256" in str(e.value)
+    assert fake_hub.log == []  # known from the shipped list: nothing fetched
+
+    # no list shipped for mms-1b-fl102: its own vocab.json decides, before adapters and weights are fetched
+    with pytest.raises(hub.MissingLanguageError) as e:
+        hub.resolve_model("mms-1b-fl102", lang="abi")
+    assert "mms-1b-fl102 has no language 'abi' (Abidji) (2 languages)" in str(e.value)
+    assert "models that have it: mms-1b-all" in str(e.value)
+    assert "model.safetensors" not in fake_hub.requested() and not any("adapter" in n for n in fake_hub.requested())
+
+    with pytest.raises(hub.MissingLanguageError, match=r"mms-1b-all has no language 'azj' .*close: "
+                                                       r"azj-script_cyrillic, azj-script_latin"):
+        hub.resolve_model("mms-1b-all", lang="azj")
+
+
+def test_per_language_models_and_missing_voices(fake_hub, tmp_path):
+    path = hub.resolve_model("mms-tts", task="tts", lang="amh")
+    assert path.parent.parent.name == "models--facebook--mms-tts-amh"
+    assert hub.resolve_model("mms-tts-amh", task="tts") == path
+    assert hub.cached_languages(hub.registry()["mms-tts"]) == ["amh"]
+    with pytest.raises(hub.MissingLanguageError, match="mms-tts has no language 'xyz'.*no repository facebook/mms-tts-xyz"):
+        hub.resolve_model("mms-tts", task="tts", lang="xyz")
+    with pytest.raises(hub.HubError, match="one model per language"):
+        hub.resolve_model("mms-tts", task="tts")
+
+
+def test_lid_languages_come_from_the_cached_model(fake_hub):
+    info = hub.registry()["mms-lid-126"]
+    assert langs.known_languages(info) is None  # no list shipped, nothing cached
+    path = hub.resolve_model("mms-lid-126", task="lid", lang="qqq")  # LID: the language changes nothing fetched
+    assert langs.languages_at(path) == ["eng", "fra", "swh"]
+    assert langs.known_languages(info) == ["eng", "fra", "swh"]
+    assert "mms-lid-126" in langs.models_with("swh")
+
+
+def test_an_interrupted_hub_transfer_is_retried(fake_hub, asr_repo, no_retry_wait):
+    fake_hub.cut["model.safetensors"] = 1
+    path = hub.resolve_model("mms-1b-all", lang="eng")
+    assert (path / "model.safetensors").read_bytes() == (asr_repo / "model.safetensors").read_bytes()
+    # huggingface_hub resumes from the last whole 10 MB chunk it wrote: for this small file, from the start
+    gets = [p for m, p, _ in fake_hub.log if m == "GET" and p.endswith("/model.safetensors")]
+    assert len(gets) == 2
+
+
+def test_a_failed_hub_transfer_leaves_nothing_taken_as_complete(fake_hub, asr_repo, no_retry_wait):
+    fake_hub.cut["model.safetensors"] = 100  # every try breaks off (huggingface_hub tries 6 times)
+    with pytest.raises(hub.HubError, match="download failed"):
+        hub.resolve_model("mms-1b-all", lang="eng")
+    info = hub.registry()["mms-1b-all"]
+    assert hub.hf_snapshot(info, ["eng"]) is None
+    assert not list(hub.hub_cache().rglob("model.safetensors"))
+    fake_hub.cut.clear()
+    path = hub.resolve_model("mms-1b-all", lang="eng")
+    assert (path / "model.safetensors").read_bytes() == (asr_repo / "model.safetensors").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# original files by URL
+
+
+PAYLOAD = bytes(range(256)) * 4099  # about 1 MB, not a multiple of the chunk size
+
+
+@pytest.fixture
+def file_server(hub_env):
+    with FakeHub(files={"big.pt": PAYLOAD}) as server:
+        yield server
+
+
+def test_url_download_with_size_check_and_progress(file_server, tmp_path, capsys):
+    dest = hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "out" / "big.pt")
+    assert dest.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["big.pt", "big.pt.lock"] or \
+        sorted(p.name for p in dest.parent.iterdir()) == ["big.pt"]
+    assert "100%" in capsys.readouterr().err
+    file_server.log.clear()
+    assert hub.download_url(f"{file_server.url}/files/big.pt", dest) == dest and file_server.log == []
+
+    with pytest.raises(hub.HubError, match=f"the server has {len(PAYLOAD)} bytes, 1000 were expected"):
+        hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "other.pt", expected_size=1000)
+    assert not any(p.name.startswith("other.pt") and not p.name.endswith(".lock") for p in tmp_path.iterdir())
+    with pytest.raises(hub.HTTPStatusError, match="HTTP 404"):
+        hub.download_url(f"{file_server.url}/files/none.pt", tmp_path / "none.pt")
+
+
+def test_url_download_resumes_within_a_run(file_server, tmp_path):
+    file_server.cut["big.pt"] = 1
+    dest = hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "big.pt")
+    assert dest.read_bytes() == PAYLOAD
+    assert [r for m, _, r in file_server.log] == [None, f"bytes={len(PAYLOAD) // 2}-"]
+
+
+def test_url_download_resumes_in_a_later_run_and_never_shows_a_partial_file(file_server, tmp_path):
+    url, dest = f"{file_server.url}/files/big.pt", tmp_path / "big.pt"
+    file_server.cut["big.pt"] = 1
+    with pytest.raises(hub.HubError, match="run the same command again to resume"):
+        hub.download_url(url, dest, retries=0)
+    partial = tmp_path / "big.pt.incomplete"
+    assert not dest.exists() and partial.read_bytes() == PAYLOAD[: len(PAYLOAD) // 2]
+    file_server.log.clear()
+    assert hub.download_url(url, dest).read_bytes() == PAYLOAD
+    assert [r for _, _, r in file_server.log] == [f"bytes={len(PAYLOAD) // 2}-"] and not partial.exists()
+
+
+def test_url_download_restarts_when_the_server_ignores_range(file_server, tmp_path):
+    (tmp_path / "big.pt.incomplete").write_bytes(b"x" * 1000)  # from an older, different file
+    file_server.ignore_range = True
+    assert hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "big.pt").read_bytes() == PAYLOAD
+
+
+def _tarball(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            tar.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_original_files_by_name_from_a_mirror(hub_env, monkeypatch):
+    files = {"mms/lid/mms1b_l126.pt": b"checkpoint" * 1000, "mms/lid/dict/l126/dict.lang.txt": b"eng 1\nfra 1\n",
+             "mms/tts/amh.tar.gz": _tarball({"amh/G_100000.pth": b"g" * 100, "amh/config.json": b"{}",
+                                             "amh/vocab.txt": b"a\n"})}
+    with FakeHub(files=files) as server:
+        monkeypatch.setenv("MMS_FILES_ENDPOINT", server.url + "/files")
+        pt = hub.resolve_model("mms-lid-126", task="lid", source="url")
+        assert pt == hub_env / "mms" / "mms-lid-126" / "mms1b_l126.pt" and pt.read_bytes() == files["mms/lid/mms1b_l126.pt"]
+        assert langs.languages_at(pt) == ["eng", "fra"]  # dict.lang.txt beside it, as the fairseq loader wants
+        voice = hub.resolve_model("mms-tts-amh", task="tts", source="url")
+        assert sorted(p.name for p in voice.iterdir()) == ["G_100000.pth", "config.json", "vocab.txt"]
+        assert hub.cached_languages(hub.registry()["mms-tts"]) == ["amh"]
+        with pytest.raises(hub.MissingLanguageError, match="mms-tts has no language 'xyz'"):
+            hub.resolve_model("mms-tts-xyz", task="tts", source="url")
+        server.log.clear()
+        assert hub.resolve_model("mms-lid-126", task="lid", source="url", offline=True) == pt
+        with pytest.raises(hub.NotCachedError, match="mms models download mms-lid-256 --source url"):
+            hub.resolve_model("mms-lid-256", task="lid", source="url", offline=True)
+        assert server.log == []
+
+
+def test_unpack_refuses_paths_outside_the_folder(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(_tarball({"../outside.txt": b"no"}))
+    with pytest.raises(hub.HubError, match="cannot unpack"):
+        hub.unpack(archive)
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "evil").exists()

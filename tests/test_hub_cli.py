@@ -1,0 +1,144 @@
+"""`mms models`, `mms langs` and `mms asr` without --model, through subprocesses, against the fake Hub of
+tests/test_hub.py (HF_ENDPOINT on 127.0.0.1). No network."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from mms import langs
+from tests.conftest import random_audio
+from tests.test_hub import FakeHub
+
+
+def mms(*args, env, timeout=120):
+    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def environment(home: Path, endpoint: str | None = None, offline: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_OFFLINE"))}
+    env["HF_HOME"] = str(home)
+    if endpoint:
+        env["HF_ENDPOINT"] = endpoint
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+@pytest.fixture
+def server(hf_dir):
+    with FakeHub({"facebook/mms-1b-all": hf_dir}) as fake:
+        yield fake
+
+
+def test_download_path_list_then_asr_offline_without_model(server, hf_dir, tmp_path):
+    env = environment(tmp_path / "home", server.url)
+    r = mms("models", "path", "mms-1b-all", "--lang", "fra", env=env)
+    assert r.returncode == 1 and "fetch it with: mms models download mms-1b-all --lang fra" in r.stderr
+
+    r = mms("models", "download", "mms-1b-all", "--lang", "fra", env=env)
+    assert r.returncode == 0, r.stderr
+    snapshot = Path(r.stdout.strip())
+    assert (snapshot / "adapter.fra.safetensors").is_file() and not (snapshot / "adapter.eng.safetensors").exists()
+    assert "CC-BY-NC-4.0" in r.stderr and "model.safetensors: 100%" in r.stderr
+    assert "adapter.eng.safetensors" not in server.requested()
+
+    requests = len(server.log)
+    again = mms("models", "download", "mms-1b-all", "--lang", "fra", env=env)
+    assert again.returncode == 0 and again.stdout == r.stdout and "CC-BY-NC" not in again.stderr
+    assert len(server.log) == requests  # cached: not even a HEAD request
+
+    r = mms("models", "path", "mms-1b-all", "--lang", "fra", env=env)
+    assert r.returncode == 0 and Path(r.stdout.strip()) == snapshot
+    listing = json.loads(mms("models", "list", "--format", "json", env=env).stdout)
+    row = next(m for m in listing["models"] if m["name"] == "mms-1b-all")
+    assert row["cached"] == "hf, adapters: fra" and row["default"] and listing["licence"] == "CC-BY-NC-4.0"
+    table = mms("models", "list", "--task", "asr", env=env).stdout
+    assert "mms-1b-all *" in table and "mms-lid-126" not in table
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, random_audio(24000, seed=3), 16000)
+    offline = environment(tmp_path / "home", server.url, offline=True)
+    by_name = mms("asr", "--lang", "fra", wav, env=offline)  # no --model: mms-1b-all, from the cache
+    assert by_name.returncode == 0, by_name.stderr
+    from mms.asr import ASR
+
+    by_path = ASR.load(hf_dir, lang="fra", device="cpu").transcribe([wav])[0]
+    assert by_name.stdout.strip() == by_path.text and by_path.text
+    missing = mms("asr", "--lang", "eng", wav, env=offline)
+    assert missing.returncode == 2
+    assert "not in the cache" in missing.stderr and "mms models download mms-1b-all --lang eng" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert len(server.log) == requests
+
+
+def test_a_killed_download_leaves_nothing_taken_as_complete(server, hf_dir, tmp_path):
+    env = environment(tmp_path / "home", server.url)
+    server.hold.add("model.safetensors")
+    process = subprocess.Popen([sys.executable, "-m", "mms", "models", "download", "mms-1b-all", "--lang", "fra"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert server.half_sent.wait(60), "the download never started"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        server.hold.clear()
+        server.release.set()
+    cache = tmp_path / "home" / "hub"
+    assert not list(cache.rglob("model.safetensors"))  # only a *.incomplete blob, under another name
+    r = mms("models", "path", "mms-1b-all", "--lang", "fra", env=env)
+    assert r.returncode == 1
+    offline = mms("models", "download", "mms-1b-all", "--lang", "fra", env=environment(tmp_path / "home", offline=True))
+    assert offline.returncode == 1 and "model.safetensors not in the cache" in offline.stderr
+
+    r = mms("models", "download", "mms-1b-all", "--lang", "fra", env=env)
+    assert r.returncode == 0, r.stderr
+    snapshot = Path(r.stdout.strip())
+    assert (snapshot / "model.safetensors").read_bytes() == (hf_dir / "model.safetensors").read_bytes()
+
+
+def test_a_language_the_model_lacks(server, tmp_path):
+    env = environment(tmp_path / "home", server.url)
+    lid_only = sorted(set(langs.shipped_languages("mms-lid-256")) - set(langs.shipped_languages("mms-1b-all")))[0]
+    r = mms("models", "download", "mms-1b-all", "--lang", lid_only, env=env)
+    assert r.returncode == 1 and f"has no language '{lid_only}'" in r.stderr
+    assert "models that have it: mms-lid-256" in r.stderr and server.log == []
+    r = mms("models", "download", "no-such-model", env=env)
+    assert r.returncode == 1 and "unknown model 'no-such-model'" in r.stderr
+
+
+def test_langs_search_and_model_lists(tmp_path):
+    env = environment(tmp_path / "home")
+    r = mms("langs", "--search", "swahili", env=env)
+    assert r.returncode == 0
+    swh = next(line for line in r.stdout.splitlines() if line.startswith("swh "))
+    assert "Swahili" in swh and "mms-1b-all" in swh and "mms-lid-256" in swh
+
+    r = mms("langs", "--task", "asr", "--search", "azerbaijani", "--format", "json", env=env)
+    found = {x["code"]: x for x in json.loads(r.stdout)}
+    assert found["azj-script_latin"]["script"] == "Latin" and found["azj-script_cyrillic"]["script"] == "Cyrillic"
+    assert all(x["models"] == ["mms-1b-all"] for x in found.values())
+
+    r = mms("langs", "--model", "mms-lid-256", "--format", "tsv", env=env)
+    assert len(r.stdout.splitlines()) == 1 + 256
+    r = mms("langs", "qqqzz", env=env)
+    assert r.returncode == 1 and "no language matches" in r.stderr
+    r = mms("langs", "--model", "mms-1b-fl102", env=env)
+    assert r.returncode == 1 and "mms models download mms-1b-fl102" in r.stderr
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom mms.cli import main\nfor argv in (['models', '--help'], ['langs', '--help'], "
+            "['models', 'download', '--help']):\n    try: main(argv)\n    except SystemExit: pass\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "mms models download mms-1b-all --lang fra,deu" in out and "mms langs --search swahili" in out
+    assert out.strip().endswith("TORCH False")
