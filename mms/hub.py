@@ -344,7 +344,7 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
 
 def _hf_file(info: ModelInfo, repo: str, spec: str, revision: str, lang: str | None, refresh: bool) -> str | None:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 
     if not refresh:
         found = _cached_file(repo, spec, revision, lang)
@@ -356,16 +356,18 @@ def _hf_file(info: ModelInfo, repo: str, spec: str, revision: str, lang: str | N
             continue  # known (from an earlier run) not to be in the repo
         show_licence_notice()
         try:
-            return hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
+            path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
                                    tqdm_class=progress_bar_class())
-        except EntryNotFoundError:
+            licence_notice_seen()
+            return path
+        except RemoteEntryNotFoundError:  # a 404 for this file (not "cannot reach the Hub")
             continue
         except RepositoryNotFoundError:
             raise RepositoryMissingError(f"no repository {repo} on {endpoint()} (or a private one: set HF_TOKEN)") \
                 from None
         except Exception as e:  # noqa: BLE001 - HTTP, protocol and file errors from huggingface_hub's stack
             raise HubError(f"{repo}/{name}: download failed ({_first_line(e)}); run the same command again "
-                           f"to retry") from None
+                           f"to retry (without network: HF_HUB_OFFLINE=1 uses only the cache)") from None
     if optional:
         return None
     if lang is not None:
@@ -455,6 +457,7 @@ def _fetch_url_model(info: ModelInfo, langs: list[str], offline: bool) -> Path:
             show_licence_notice()
             try:
                 download_url(original_url(url), path)
+                licence_notice_seen()
             except HTTPStatusError as e:
                 if info.per_language and e.status == 404:
                     raise _missing_language(info, lang, f"{url} does not exist") from None
@@ -602,19 +605,28 @@ def progress_bar_class():
     return Bar
 
 
+_licence_notice_printed = False
+
+
 def show_licence_notice() -> None:
-    """Once per cache: the weights' licence, before the first download."""
-    marker = url_cache() / ".licence-notice-shown"
-    if marker.exists():
+    """The weights' licence, before downloading, until a download into this cache has succeeded."""
+    global _licence_notice_printed
+    if _licence_notice_printed or (url_cache() / ".licence-notice-shown").exists():
         return
     name, url = licence()
     print(f"mms: the MMS model weights are published by Meta under {name} (non-commercial use only): {url} "
           f"(this notice is shown once)", file=sys.stderr)
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass
+    _licence_notice_printed = True
+
+
+def licence_notice_seen() -> None:
+    marker = url_cache() / ".licence-notice-shown"
+    if _licence_notice_printed and not marker.exists():
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass
 
 
 def cached_paths(info: ModelInfo) -> list[Path]:

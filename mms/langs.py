@@ -241,10 +241,6 @@ def unknown_language_message(model: str, lang: str, languages) -> str:
     others = [m for m in models_with(lang) if m != model]
     if others:
         message += f"; models that have it: {', '.join(others)}"
-    else:
-        variants = {c for c in catalogue()[0] if parse(c).iso == (to_iso639_3(lang) or parse(lang).iso)} - {lang}
-        if variants:
-            message += f"; known variants: {', '.join(sorted(variants))}"
     return message + f" (see: mms langs --search {parse(lang).iso})"
 
 

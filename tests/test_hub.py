@@ -183,6 +183,7 @@ def hub_env(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setattr(hub, "RETRY_WAITS", (0,))
+    monkeypatch.setattr(hub, "_licence_notice_printed", False)
     return tmp_path / "hf-home"
 
 
@@ -192,8 +193,10 @@ def no_retry_wait(monkeypatch):
     import types
 
     from huggingface_hub import file_download
+    from huggingface_hub.utils import _http
 
-    monkeypatch.setattr(file_download, "time", types.SimpleNamespace(sleep=lambda s: None), raising=False)
+    for module in (file_download, _http):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(sleep=lambda s: None), raising=False)
 
 
 @pytest.fixture
@@ -364,6 +367,14 @@ def test_a_failed_hub_transfer_leaves_nothing_taken_as_complete(fake_hub, asr_re
     fake_hub.cut.clear()
     path = hub.resolve_model("mms-1b-all", lang="eng")
     assert (path / "model.safetensors").read_bytes() == (asr_repo / "model.safetensors").read_bytes()
+
+
+def test_an_unreachable_hub_is_not_a_missing_file(hub_env, monkeypatch, no_retry_wait):
+    with FakeHub() as server:
+        url = server.url
+    monkeypatch.setenv("HF_ENDPOINT", url)  # nothing listens there any more
+    with pytest.raises(hub.HubError, match=r"facebook/mms-1b-all/config.json: download failed .*HF_HUB_OFFLINE=1"):
+        hub.resolve_model("mms-1b-all", lang="fra")
 
 
 # ---------------------------------------------------------------------------------------------------------
