@@ -102,7 +102,7 @@ def test_the_two_heads_differ_on_the_same_weights(hf_lid, fairseq_lid):
     assert gap > 100 * TOL
 
 
-def test_unsupported_fairseq_pooling_is_refused(lid_model, tmp_path):
+def test_unsupported_fairseq_activation_is_refused(lid_model, tmp_path):
     path = write_fairseq_lid(lid_model, tmp_path / "lid.pt", activation="swish")
     with pytest.raises(CheckpointError, match="activation_fn 'swish'"):
         load_checkpoint(path)
