@@ -78,8 +78,9 @@ def _registry_data() -> dict:
     return yaml.safe_load(resources.files("mms").joinpath("configs/models.yaml").read_text(encoding="utf-8"))
 
 
+@functools.lru_cache(maxsize=1)
 def registry() -> dict[str, ModelInfo]:
-    """The published models by name, in configs/models.yaml order."""
+    """The published models by name, in configs/models.yaml order (do not modify the dict)."""
     models = {}
     for name, entry in _registry_data()["models"].items():
         entry = dict(entry)
@@ -168,8 +169,8 @@ def original_url(url: str) -> str:
 def is_offline(offline: bool | None = None) -> bool:
     if offline is not None:
         return offline
-    return os.environ.get("HF_HUB_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", "")).upper() in ("1", "ON", "YES",
-                                                                                                   "TRUE")
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
 
 
 def fetch_command(info: ModelInfo, langs=(), source: str | None = None) -> str:
@@ -303,8 +304,8 @@ def hf_snapshot(info: ModelInfo, langs=(), repo: str | None = None) -> Path | No
         if lang is not None and snapshot is not None and not _has_adapters(snapshot):
             continue
         found = _cached_file(repo, spec, "main", lang)
-        if found is None or (found == "" and not spec.endswith("?")):
-            return None
+        if not found and not spec.endswith("?"):
+            return None  # a required file not cached, or known not to exist
         if found:
             snapshot = Path(found).parent
     return snapshot
@@ -375,6 +376,7 @@ def _hf_file(info: ModelInfo, repo: str, spec: str, revision: str, lang: str | N
     raise HubError(f"{repo} has no {' or '.join(names)}")
 
 
+@functools.lru_cache(maxsize=16)  # a snapshot folder is one commit: its vocab.json never changes
 def _has_adapters(snapshot: Path) -> bool:
     """A nested vocab.json ({lang: {token: id}}) means per-language adapters; a flat one, one language."""
     import json
