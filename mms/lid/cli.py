@@ -73,7 +73,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="candidate languages only: comma-separated codes (eng,fra,deu) or a file of codes; "
                         "the probabilities are a softmax over these")
     p.add_argument("--max-seconds", type=positive(float), default=MAX_SECONDS,
-                   help="classify the first this many seconds of each input (default: %(default)s)")
+                   help="without --window: classify the first this many seconds of each input "
+                        "(default: %(default)s)")
     p.add_argument("--window", type=positive(float), metavar="S",
                    help="classify the whole input in S-second windows and average their probabilities")
     p.add_argument("--names", action="store_true", help="add English language names (ISO 639-3) to the output")
