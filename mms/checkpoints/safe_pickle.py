@@ -76,7 +76,10 @@ def _allowed() -> dict[tuple[str, str], Any]:
                  "_rebuild_parameter_with_state"):
         if hasattr(torch._utils, name):
             allowed[("torch._utils", name)] = getattr(torch._utils, name)
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    try:
+        from numpy._core import multiarray  # numpy 2
+    except ImportError:
+        from numpy.core import multiarray  # numpy 1
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "scalar")] = multiarray.scalar
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct

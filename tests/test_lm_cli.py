@@ -1,0 +1,89 @@
+"""`mms lexicon`, `mms lm build`, `mms score`, `mms tune` through a subprocess."""
+
+import json
+
+import pytest
+import soundfile as sf
+import yaml
+
+from mms.decoding.beam import BeamOptions, BeamSearchDecoder
+from mms.decoding.beam import read_lexicon
+from mms.checkpoints import load_vocabulary
+from tests.conftest import random_audio
+from tests.test_cli import mms
+
+CORPUS = "Bad cab, FACE!\nfed a bead; aged dace\nthe zebra fed\nbad cab bad\n"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "corpus.txt"
+    path.write_text(CORPUS)
+    return path
+
+
+def test_lexicon_spells_normalised_words_and_drops_unspellable(hf_dir, corpus, tmp_path):
+    out = tmp_path / "lexicon.txt"
+    r = mms("lexicon", "--model", hf_dir, "--lang", "eng", corpus, "-o", out)
+    assert r.returncode == 0, r.stderr
+    entries = dict(line.split("\t") for line in out.read_text().splitlines())
+    assert entries["bad"] == "b a d |" and entries["face"] == "f a c e |"  # lower-cased, punctuation gone
+    assert "zebra" not in entries and "the" not in entries  # z, t, h, r are not units of the tiny model
+    assert list(entries)[:2] == ["bad", "cab"]  # most frequent first
+    assert "2 of 10 dropped" in r.stderr and "z" in r.stderr
+    vocab = load_vocabulary(hf_dir, "eng")
+    assert set(read_lexicon(out, vocab)) == set(entries)  # loads as a beam-search lexicon
+
+
+def test_lm_build_word_and_unit_models_load_in_kenlm(hf_dir, corpus, tmp_path):
+    words = tmp_path / "words.arpa"
+    r = mms("lm", "build", corpus, "--order", "3", "--lang", "eng", "--no-lmplz", "-o", words)
+    assert r.returncode == 0, r.stderr
+    assert "\\3-grams:" in words.read_text() and "zebra" in words.read_text()
+    units = tmp_path / "units.arpa"
+    assert mms("lm", "build", corpus, "--order", "4", "--lang", "eng", "--units", "-o", units).returncode == 0
+    assert "\tb a d" in units.read_text() and "|" in units.read_text()
+    lexicon = tmp_path / "lexicon.txt"
+    mms("lexicon", "--model", hf_dir, "--lang", "eng", corpus, "-o", lexicon)
+    vocab = load_vocabulary(hf_dir, "eng")
+    BeamSearchDecoder(vocab, BeamOptions(lm=str(words), lexicon=str(lexicon)))  # KenLM reads both
+    BeamSearchDecoder(vocab, BeamOptions(lm=str(units), unit_lm=True))
+
+
+def test_score_json(tmp_path):
+    (tmp_path / "ref.txt").write_text("a b c\nhello world\n")
+    (tmp_path / "hyp.txt").write_text("a x c d\nhello world\n")
+    r = mms("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["wer"] == pytest.approx(100 * 2 / 5)  # 1 substitution + 1 insertion over 5 reference words
+    assert [u["wer"] for u in result["per_utterance"]] == pytest.approx([200 / 3, 0.0])
+    bad = mms("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "missing.txt")
+    assert bad.returncode == 2 and "missing.txt" in bad.stderr
+
+
+def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
+    wavs = []
+    for i, n in enumerate([24000, 30000]):
+        wavs.append(tmp_path / f"dev{i}.wav")
+        sf.write(wavs[-1], random_audio(n, seed=40 + i), 16000)
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": w.name, "text": t}) + "\n"
+                                for w, t in zip(wavs, ["bad cab", "fed a bead"])))
+    lexicon, lm = tmp_path / "lexicon.txt", tmp_path / "lm.arpa"
+    mms("lexicon", "--model", hf_dir, "--lang", "eng", corpus, "-o", lexicon)
+    mms("lm", "build", corpus, "--order", "2", "--lang", "eng", "-o", lm)
+    preset = tmp_path / "preset.yaml"
+    argv = ["tune", "--model", hf_dir, "--lang", "eng", "--manifest", manifest, "--lm", lm, "--lexicon", lexicon,
+            "--trials", "3", "--decode-workers", "0", "--cache", tmp_path / "cache", "-o", preset]
+    first = mms(*argv)
+    assert first.returncode == 0, first.stderr
+    assert "computing emissions of 2 dev files" in first.stderr and first.stderr.count("WER") == 4
+    values = yaml.safe_load(preset.read_text())
+    assert set(values) >= {"lm_weight", "word_score", "beam"} and 0 <= values["lm_weight"] <= 5
+    second = mms(*argv)  # emissions come from the cache now
+    assert second.returncode == 0 and "computing emissions" not in second.stderr
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", lm, "--lexicon", lexicon, "--config", preset,
+            "--manifest", manifest, "--decode-workers", "0")
+    assert r.returncode == 0, r.stderr
+    assert "WER" in r.stderr  # the manifest's text is used as reference
