@@ -49,7 +49,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--model", "-m",
                    help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
                         "models list`), Hugging Face repo id, Hugging Face MMS directory or fairseq checkpoint (.pt)")
-    p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified")
+    p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified; "
+                                         "`auto`: identify each input's language first (see --lid-model)")
+    p.add_argument("--lid-model", metavar="MODEL",
+                   help="language identification model for --lang auto (default: the registry's, mms-lid-4017)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
     p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
@@ -136,7 +139,17 @@ def run(args: argparse.Namespace) -> int:
 
     from mms.hub import resolve_model
 
-    try:  # a published model: fetch (once) the adapters of --lang and of the manifest's languages only
+    auto = None
+    try:
+        if args.lang == "auto":
+            from mms.asr.auto import identify_languages
+            from mms.checkpoints import list_languages
+
+            languages = list_languages(resolve_model(args.model, task="asr", lang=[]))
+            items, auto = identify_languages(items, languages, resolve_model(args.lid_model, task="lid"),
+                                             args.device, args.dtype)
+            args.lang = None
+        # a published model: fetch (once) the adapters of --lang and of the inputs' languages only
         model = resolve_model(args.model, task="asr", lang=[args.lang, *(item.lang for item in items)])
         asr = ASR.load(model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
                        batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
@@ -154,12 +167,18 @@ def run(args: argparse.Namespace) -> int:
     records, failed = [], 0
     try:
         for n, result in enumerate(asr.transcribe_iter(items, timestamps=timestamps), 1):
-            if result.error:
+            record, problem = result.to_dict(), result.error
+            if auto is not None:  # --lang auto: the identified language and its probability, or why none
+                problem = auto[n - 1].get("error", problem)
+                record.update(auto[n - 1])
+                if problem:
+                    record.update(text="", error=problem)
+            if problem:
                 failed += 1
-                error(result.error)
+                error(problem)
             elif args.verbose:
                 print(f"mms asr: [{n}/{len(items)}] {result.audio} ({result.duration:.1f} s)", file=sys.stderr)
-            records.append(result.to_dict())
+            records.append(record)
     finally:
         asr.close()
     if references is not None:

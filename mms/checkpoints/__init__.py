@@ -4,6 +4,7 @@
                     adapter.<lang>.safetensors, vocab.json, tokenizer_config.json, preprocessor_config.json)
     fairseq.py      an original fairseq .pt (mms1b_all.pt, mms1b_l126.pt, base_300m.pt, ...), read with a
                     restricted unpickler (safe_pickle.py)
+    torchaudio_mms_fa.py  a torchaudio wav2vec2 state dict (the MMS forced-alignment model) + its dictionary
 
 A loader never runs a forward pass; a model never reads a file.
 """
@@ -88,6 +89,10 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Ch
             path = pts[0]
         else:
             raise CheckpointError(f"{path}: not a model directory (no config.json and not exactly one .pt file)")
+    from mms.checkpoints import torchaudio_mms_fa
+
+    if torchaudio_mms_fa.recognizes(path):  # a plain torchaudio state dict (the MMS forced-alignment model)
+        return torchaudio_mms_fa.load(path, dict_path)
     from mms.checkpoints import fairseq
 
     return fairseq.load(path, dict_path)
@@ -119,3 +124,13 @@ def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | 
     if checkpoint.vocab is None:
         raise CheckpointError(f"{path}: no vocabulary{'' if lang else ' (give --lang)'}")
     return checkpoint.vocab
+
+
+def list_languages(path: str | Path) -> list[str]:
+    """The adapter languages of an ASR model, without reading its weights."""
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").exists():
+        from mms.checkpoints import huggingface
+
+        return huggingface.list_languages(path)
+    return load_checkpoint(path).languages  # fairseq: memory-mapped, tensors are not read

@@ -166,3 +166,10 @@ def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
         lang = lang or tokenizer_config.get("target_lang")
         check_language(lang or "", sorted(vocab_json), str(model_dir))
     return language_vocab(vocab_json, lang, tokenizer_config)
+
+
+def list_languages(model_dir: Path) -> list[str]:
+    vocab_json = read_json(model_dir / "vocab.json") if (model_dir / "vocab.json").exists() else {}
+    on_disk = {p.name.split(".")[1] for p in model_dir.glob("adapter.*.*") if p.suffix in (".safetensors", ".bin")}
+    listed = set(vocab_json) if is_nested_vocab(vocab_json) else set()
+    return sorted(on_disk | listed)

@@ -1,0 +1,68 @@
+"""`mms asr --lang auto`: identify each input's language with an MMS LID model, then transcribe it with the
+matching adapter.
+
+LID models label plain ISO 639-3 codes (`cmn`, `srp`, `aze`); ASR adapters may carry a script or dialect
+(`cmn-script_simplified`, `srp-script_latin`, `azj-script_latin`). The most probable language that has an
+adapter wins; its probability is recorded with the transcript.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from mms.manifest import Item
+
+# fairseq examples/mms/lid_rerank's mapping of LID codes to the adapters MMS uses for them
+PREFERRED_ADAPTER = {"cmn": "cmn-script_simplified", "srp": "srp-script_latin", "urd": "urd-script_arabic",
+                     "uzb": "uzb-script_latin", "yue": "yue-script_traditional", "aze": "azj-script_latin",
+                     "kmr": "kmr-script_latin"}
+
+
+def adapter_for(code: str, languages: list[str] | set[str]) -> str | None:
+    """The ASR adapter for a LID label: the same code, a preferred script variant, or the first variant."""
+    if code in languages:
+        return code
+    preferred = PREFERRED_ADAPTER.get(code)
+    if preferred in languages:
+        return preferred
+    variants = sorted(lang for lang in languages if lang.startswith(code + "-"))
+    return variants[0] if variants else None
+
+
+def choose(predictions: list[tuple[str, float]], languages) -> tuple[str, str, float] | None:
+    """(adapter, LID label, probability) of the most probable language the ASR model can transcribe."""
+    for code, probability in predictions:
+        adapter = adapter_for(code, languages)
+        if adapter is not None:
+            return adapter, code, probability
+    return None
+
+
+def identify_languages(items: list[Item], asr_languages: list[str], lid_model, device="auto", dtype="auto",
+                       dict_path=None) -> tuple[list[Item], list[dict]]:
+    """-> (items with `lang` set, per item {"lid_lang", "lang_probability"} or {"error"}). The LID model is
+    released before returning, so it never shares memory with the ASR model."""
+    from mms.lid import LID
+
+    lid = LID.load(lid_model, device=device, dtype=dtype, dict_path=dict_path)
+    try:
+        results = lid.identify(items, top_k=None)
+    finally:
+        del lid
+        gc.collect()
+    chosen, info = [], []
+    for item, result in zip(items, results):
+        if result.error:
+            chosen.append(Item(item.audio, None, item.text))
+            info.append({"error": result.error})
+            continue
+        pick = choose(result.predictions, set(asr_languages))
+        if pick is None:
+            chosen.append(Item(item.audio, None, item.text))
+            info.append({"error": f"{item.audio}: language identified as {result.lang} "
+                                  f"({result.probability:.2f}), for which the ASR model has no adapter"})
+            continue
+        adapter, code, probability = pick
+        chosen.append(Item(item.audio, adapter, item.text))
+        info.append({"lid_lang": code, "lang_probability": round(probability, 4)})
+    return chosen, info
