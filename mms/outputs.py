@@ -1,4 +1,4 @@
-"""Writing results: atomic files and the txt/jsonl/json/tsv result formats.
+"""Writing results: atomic files, the txt/jsonl/json/tsv result formats and srt/vtt subtitles.
 
 An ASR result record is a plain dict:
     audio     str, the input path
@@ -20,6 +20,13 @@ import sys
 from collections.abc import Iterator
 
 FORMATS = ("txt", "jsonl", "json", "tsv")
+SUBTITLE_FORMATS = ("srt", "vtt")  # format_results makes cues of the records' timed words (see subtitle_cues)
+
+# Subtitle cues from timed words: a new cue when the text would pass MAX_CUE_CHARS, the cue would last more
+# than MAX_CUE_SECONDS, or the speaker pauses for more than MAX_CUE_GAP seconds between two words.
+MAX_CUE_CHARS = 42
+MAX_CUE_SECONDS = 7.0
+MAX_CUE_GAP = 1.0
 
 TSV_COLUMNS = ("audio", "lang", "duration", "text", "error")
 
@@ -103,6 +110,50 @@ def format_results(records: list[dict], fmt: str) -> str:
                 _one_line(r.get("error")),
             )
             lines.append("\t".join(row))
+    elif fmt in SUBTITLE_FORMATS:
+        return format_subtitles([cue for r in records for cue in subtitle_cues(r)], fmt)
     else:
-        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS + SUBTITLE_FORMATS)}")
     return "".join(line + "\n" for line in lines)
+
+
+def subtitle_cues(record: dict) -> list[tuple[float, float, str]]:
+    """(start, end, text) cues of one result: its `words` ({"word" or "text", "start", "end"}) grouped into
+    short cues; without words, the whole text over the whole duration; nothing for a failed input."""
+    words = record.get("words")
+    if not words:
+        text = _one_line(record.get("text")).strip()
+        return [(0.0, float(record.get("duration") or 0.0), text)] if text else []
+    cues, current = [], []
+    for word in words:
+        text = word.get("word", word.get("text", ""))
+        if current:
+            joined = " ".join(w[2] for w in current) + " " + text
+            if (len(joined) > MAX_CUE_CHARS or word["end"] - current[0][0] > MAX_CUE_SECONDS
+                    or word["start"] - current[-1][1] > MAX_CUE_GAP):
+                cues.append((current[0][0], current[-1][1], " ".join(w[2] for w in current)))
+                current = []
+        current.append((float(word["start"]), float(word["end"]), text))
+    cues.append((current[0][0], current[-1][1], " ".join(w[2] for w in current)))
+    return cues
+
+
+def _timestamp(seconds: float, decimal: str) -> str:
+    millis = max(0, int(round(seconds * 1000)))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
+
+
+def format_subtitles(cues: list[tuple[float, float, str]], fmt: str) -> str:
+    """SubRip (numbered cues, "00:00:01,500 --> 00:00:02,000") or WebVTT ("WEBVTT" header, "." in times)."""
+    if fmt not in SUBTITLE_FORMATS:
+        raise ValueError(f"unknown subtitle format {fmt!r}; choose one of {', '.join(SUBTITLE_FORMATS)}")
+    decimal = "," if fmt == "srt" else "."
+    blocks = ["WEBVTT\n"] if fmt == "vtt" else []
+    for n, (start, end, text) in enumerate(cues, 1):
+        times = f"{_timestamp(start, decimal)} --> {_timestamp(end, decimal)}"
+        number = f"{n}\n" if fmt == "srt" else ""
+        blocks.append(f"{number}{times}\n{_one_line(text)}\n")
+    return "\n".join(blocks)

@@ -340,3 +340,31 @@ def write_fairseq_lid(model: RandomModel, path: Path, activation: str = "gelu", 
     if dict_file:
         (path.parent / "dict.lang.txt").write_text("".join(f"{label} 1\n" for label in model.labels))
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# torchaudio state dict (the MMS forced-alignment model, torchaudio MMS_FA / data_prep layout)
+
+ALIGNMENT_TOKENS = ["<blank>", "<pad>", "</s>", "<unk>", *"aienoutsrmkldghybpwcvjzf'qx"]  # data_prep's layout
+
+
+def alignment_config(**overrides) -> Wav2Vec2Config:
+    """A tiny MMS_FA-shaped model: no adapters, 31 outputs, one 64-dim head (torchaudio files do not say the
+    head count; the loader takes dims / 64 below 1024 dims)."""
+    values = dict(hidden_size=64, num_attention_heads=1, intermediate_size=96, adapter_attn_dim=None,
+                  vocab_size=len(ALIGNMENT_TOKENS))
+    values.update(overrides)
+    return tiny_config(**values)
+
+
+def write_torchaudio(model: RandomModel, path: Path, tokens: list[str] | None = ALIGNMENT_TOKENS,
+                     weight_norm: str = "legacy") -> Path:
+    """A plain torchaudio Wav2Vec2Model state dict (model.pt) and, when `tokens`, dictionary.txt beside it."""
+    from mms.checkpoints.torchaudio_mms_fa import torchaudio_name
+
+    state = {torchaudio_name(k): v for k, v in hf_state(model.state, weight_norm).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    if tokens is not None:
+        (path.parent / "dictionary.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    return path

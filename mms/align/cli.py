@@ -1,0 +1,106 @@
+"""Options of `mms align` (no torch here; mms.align.aligner is imported only to run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = """\
+examples:
+  mms align --model ctc_alignment_mling_uroman_model.pt --audio chapter.mp3 --text chapter.txt --lang ful \\
+            --outdir out/ --star
+  mms align --model mms1b_all.pt --lang fra --audio talk.wav --text talk.txt --outdir talk/
+  mms align --model mms-300m-1130-forced-aligner/ --manifest corpus.jsonl --outdir aligned/
+
+output (in --outdir; one segment per line of the text file):
+  manifest.json     JSON lines as fairseq data_prep writes them, keys in its order: audio_start_sec,
+                    audio_filepath, duration, text, normalized_text, uroman_tokens
+  segment{i}.flac   the audio of line i (16 kHz, channel 0)
+  alignment.json    lines, words and characters with start, end (seconds) and score (mean probability)
+  subtitles.srt/.vtt one cue per line
+With --star a `<star>` token that can absorb any audio comes first (segment 0 is then that audio).
+
+--manifest: JSON lines with audio (or audio_filepath), text (the transcript; lines split at newlines) or
+text_filepath, and optionally lang; or a fairseq .tsv with its .wrd. Each pair goes to --outdir/<audio
+name>/, and --outdir/manifest.json gathers every segment. A pair whose alignment.json exists is skipped, so
+an interrupted run resumes where it stopped; a pair that fails is reported and the others go on.
+
+--model: the MMS alignment model (fairseq data_prep / torchaudio MMS_FA .pt with dictionary.txt beside it, or
+a Hugging Face CTC directory such as mms-300m-1130-forced-aligner), or any MMS ASR model with --lang (then
+the text is aligned in that language's own characters, not romanised).
+
+exit status: 0 all aligned, 1 some pair failed (the others are written), 2 usage error.
+"""
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    p = commands.add_parser(
+        "align", help="forced alignment of a transcript to long audio (segments, word times, subtitles)",
+        description="Align text to audio with an MMS CTC model, as fairseq's MMS data_prep does (text "
+                    "normalisation, uroman, <star>, 30 s windows, one global Viterbi alignment).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", "-m", required=True, help="alignment model (.pt, directory) or MMS ASR model")
+    p.add_argument("--audio", "--audio_filepath", "-a", dest="audio", help="audio file (any format and rate)")
+    p.add_argument("--text", "--text_filepath", "-t", dest="text", help="transcript: one output segment per line")
+    p.add_argument("--manifest", metavar="FILE", help="many (audio, text) pairs: JSONL or fairseq .tsv + .wrd")
+    p.add_argument("--outdir", "-o", required=True, help="output directory")
+    p.add_argument("--lang", "-l", help="ISO 639-3 code: normalisation and uroman rules, ASR adapter")
+    p.add_argument("--star", "--use_star", "-s", action="store_true",
+                   help="prepend a <star> token that absorbs audio before the first line")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE", help="model dictionary (one token per line)")
+    p.add_argument("--romanize", action=argparse.BooleanOptionalAction, default=None,
+                   help="spell the text in uroman (default: when the model has no word-boundary token)")
+    p.add_argument("--normalize-audio", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise the waveform (default: as the model's format says; data_prep does not "
+                        "for the alignment model, torchaudio's MMS_FA bundle does)")
+    p.add_argument("--overwrite", action="store_true", help="write into an existing --outdir, redo finished pairs")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                   help="model precision (default: %(default)s)")
+    p.add_argument("--batch-seconds", type=float, default=120.0,
+                   help="audio seconds per forward pass (default: %(default)s)")
+    p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here
+    p.add_argument("--verbose", "-v", action="store_true", help="print progress to stderr")
+    p.set_defaults(run=run)
+    return p
+
+
+def error(message: str) -> None:
+    print(f"mms align: error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    if bool(args.manifest) == bool(args.audio or args.text):
+        error("give either --audio and --text, or --manifest")
+        return 2
+    if args.audio and not args.text or args.text and not args.audio:
+        error("--audio and --text go together")
+        return 2
+    if args.audio and os.path.isdir(args.outdir) and os.listdir(args.outdir) and not args.overwrite:
+        error(f"{args.outdir}: output directory exists and is not empty (use --overwrite)")
+        return 2
+    from mms.align.aligner import Aligner, Pair, align_pairs, read_pairs
+    from mms.checkpoints import CheckpointError
+    from mms.manifest import ManifestError
+
+    try:
+        pairs = read_pairs(args.manifest) if args.manifest else [Pair(args.audio, args.text, None)]
+    except (ManifestError, OSError) as e:
+        error(str(e))
+        return 2
+
+    try:
+        aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
+                               dict_path=args.dict_path, romanize=args.romanize, normalize_audio=args.normalize_audio,
+                               batch_seconds=args.batch_seconds)
+    except (CheckpointError, ValueError, OSError) as e:
+        error(str(e))
+        return 2
+    if args.verbose:
+        ckpt = aligner.asr.checkpoint
+        print(f"mms align: {ckpt.format} model {ckpt.path}, device {aligner.asr.device}, romanize "
+              f"{aligner.romanize}, normalize audio {aligner.normalize_audio}", file=sys.stderr)
+    return align_pairs(aligner, pairs, args.outdir, star=args.star, default_lang=args.lang,
+                              overwrite=args.overwrite, single=not args.manifest, verbose=args.verbose, error=error)

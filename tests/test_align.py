@@ -1,0 +1,226 @@
+"""mms align: spans and padding as data_prep computes them, windows, the torchaudio loader, outputs, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mms.align.aligner import Segment, fairseq_windows, line_intervals, merge_repeats, padded_spans
+from mms.checkpoints import load_checkpoint
+from mms.checkpoints.torchaudio_mms_fa import recognizes
+from mms.outputs import format_results
+from tests.conftest import random_audio
+from tests.factory import ALIGNMENT_TOKENS, alignment_config, hf_config, hf_state, random_model, write_torchaudio
+
+MANIFEST_KEYS = ["audio_start_sec", "audio_filepath", "duration", "text", "normalized_text", "uroman_tokens"]
+
+
+def mms(*args):
+    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True)
+
+
+# -- spans, as data_prep's merge_repeats / get_spans ----------------------------------------------------------
+
+def test_segments_have_inclusive_ends_and_spans_are_padded_like_data_prep():
+    tokens = ["<blank>", "a", "b", "c", "d"]
+    path = [0, 0, 1, 1, 2, 0, 0, 0, 3, 0, 0, 4, 0, 0, 0]
+    segments = merge_repeats(path, tokens, np.zeros(len(path)))
+    assert [(s.label, s.start, s.end) for s in segments] == [
+        ("<blank>", 0, 1), ("a", 2, 3), ("b", 4, 4), ("<blank>", 5, 7), ("c", 8, 8), ("<blank>", 9, 10),
+        ("d", 11, 11), ("<blank>", 12, 14)]
+    lines = [["a", "b"], ["c"], [], ["d"]]
+    intervals = line_intervals(lines, segments, "<blank>")
+    assert intervals == [(1, 2), (4, 4), (4, 4), (6, 6)]  # the empty line gets the segment ending the line before
+    # first line: the whole blank before it; last line: the whole blank after it; between lines: the middle of
+    # the blank, int((5+7)/2) = 6 on both sides of it, floor((9+10)/2) = 9
+    assert padded_spans(intervals, segments, "<blank>") == [(0, 6), (6, 9), (6, 9), (9, 14)]
+
+
+def test_star_span_and_leading_empty_line():
+    segments = merge_repeats([0, 1, 1, 2, 3], ["<blank>", "<star>", "a", "b"], np.zeros(5))
+    intervals = line_intervals([["<star>"], ["a", "b"]], segments, "<blank>")
+    assert padded_spans(intervals, segments, "<blank>") == [(0, 2), (3, 4)]
+    # an empty first line (an assertion error in data_prep) takes the first segment of the next line
+    assert line_intervals([[], ["a", "b"]], segments[2:], "<blank>") == [(0, 0), (0, 1)]
+
+
+def test_windows_are_data_prep_windows():
+    def frames(n):  # the standard conv stack
+        for k, s in zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)):
+            n = (n - k) // s + 1
+        return n
+
+    windows = fairseq_windows(70 * 16000, 50.0, n_frames_of=frames)
+    got = [(w.start / 16000, w.end / 16000, w.keep_from, w.keep_to, w.out_at) for w in windows]
+    # input [i-3, i+33] s, kept frames [i, i+30) s: ftf(i) - ftf(i-3) = 150 frames of left context dropped
+    assert got == [(0.0, 33.0, 0, 1500, 0), (27.0, 63.0, 150, 1650, 1500), (57.0, 70.0, 150, 649, 3000)]
+    assert windows[-1].out_at + windows[-1].keep_to - windows[-1].keep_from == frames(70 * 16000)
+
+
+# -- the torchaudio state-dict loader -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fa_model():
+    return random_model(alignment_config(), {"x": len(ALIGNMENT_TOKENS)}, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fa_path(fa_model, tmp_path_factory):
+    return write_torchaudio(fa_model, tmp_path_factory.mktemp("fa") / "model.pt")
+
+
+@pytest.mark.parametrize("weight_norm", ["legacy", "parametrizations"])
+def test_torchaudio_file_matches_transformers(fa_model, tmp_path, weight_norm):
+    import transformers
+
+    from mms.checkpoints import instantiate
+
+    path = write_torchaudio(fa_model, tmp_path / "model.pt", weight_norm=weight_norm)
+    assert recognizes(path)
+    ckpt = load_checkpoint(path)
+    assert ckpt.format == "torchaudio" and not ckpt.normalize
+    assert ckpt.vocab.tokens == ALIGNMENT_TOKENS and ckpt.vocab.blank == 0
+    ours = instantiate(ckpt)
+    reference = transformers.Wav2Vec2ForCTC(hf_config(fa_model.cfg, vocab_size=len(ALIGNMENT_TOKENS))).eval()
+    reference.load_state_dict(hf_state(fa_model.state, "parametrizations"), strict=False)
+    wave = torch.from_numpy(random_audio(24000, seed=2))[None]
+    with torch.no_grad():
+        diff = (ours(wave)[0] - reference(wave).logits).abs().max().item()
+    assert diff < 1e-4  # measured 0 to ~1e-6
+
+
+def test_torchaudio_without_dictionary_and_fairseq_files_are_told_apart(fa_model, tmp_path, fairseq_pt):
+    model = random_model(alignment_config(vocab_size=28), {"x": 28}, seed=6)
+    path = write_torchaudio(model, tmp_path / "bare" / "model.pt", tokens=None)
+    ckpt = load_checkpoint(path)
+    assert ckpt.vocab.tokens[0] == "-" and ckpt.vocab.blank == 0 and ckpt.notes
+    assert not recognizes(fairseq_pt)
+    assert load_checkpoint(fairseq_pt).format == "fairseq"
+
+
+# -- subtitles ------------------------------------------------------------------------------------------------
+
+def test_asr_records_as_srt_and_vtt():
+    words = [{"word": "hello", "start": 0.1, "end": 0.5}, {"word": "world", "start": 0.6, "end": 1.0},
+             {"word": "again", "start": 3.0, "end": 3.5}]  # a 2 s pause starts a new cue
+    records = [{"audio": "a.wav", "text": "hello world again", "duration": 4.0, "words": words},
+               {"audio": "b.wav", "text": "no words", "duration": 3661.5},
+               {"audio": "c.wav", "text": "", "duration": None, "error": "c.wav: no such file"}]
+    assert format_results(records, "srt") == (
+        "1\n00:00:00,100 --> 00:00:01,000\nhello world\n\n"
+        "2\n00:00:03,000 --> 00:00:03,500\nagain\n\n"
+        "3\n00:00:00,000 --> 01:01:01,500\nno words\n")
+    assert format_results(records[:1], "vtt") == (
+        "WEBVTT\n\n00:00:00.100 --> 00:00:01.000\nhello world\n\n00:00:03.000 --> 00:00:03.500\nagain\n")
+    long = [{"word": "word%02d" % i, "start": i * 0.5, "end": i * 0.5 + 0.4} for i in range(12)]
+    cues = format_results([{"audio": "l", "text": "", "words": long}], "srt").split("\n\n")
+    # 6 words of 6 letters make 41 characters, a 7th would pass 42
+    assert [len(cue.splitlines()[2].split()) for cue in cues] == [6, 6]
+
+
+# -- end to end ------------------------------------------------------------------------------------------------
+
+TEXT = "Hello (Gen 1:1) world!\n\nIt’s 12:30, now.\nΚαλημέρα κόσμε\n"
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "chapter.wav"
+    sf.write(path, random_audio(16000 * 35, seed=4), 16000)  # 35 s: two emission windows
+    return path
+
+
+def read_manifest_json(path):
+    return [json.loads(line, object_pairs_hook=lambda pairs: pairs) for line in path.read_text().splitlines()]
+
+
+def test_align_cli_writes_data_prep_outputs(fa_path, audio, tmp_path):
+    (tmp_path / "chapter.txt").write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "out"
+    r = mms("align", "--model", fa_path, "--audio", audio, "--text", tmp_path / "chapter.txt", "--lang", "ell",
+            "--outdir", out, "--star")
+    assert r.returncode == 0, r.stderr
+    rows = read_manifest_json(out / "manifest.json")
+    assert [[k for k, _ in row] for row in rows] == [MANIFEST_KEYS] * 5
+    rows = [dict(row) for row in rows]
+    assert [row["text"] for row in rows] == ["<star>", "Hello (Gen 1:1) world!", "", "It’s 12:30, now.",
+                                             "Καλημέρα κόσμε"]
+    assert [row["uroman_tokens"] for row in rows] == ["<star>", "h e l l o w o r l d", "", "i t ' s n o w",
+                                                      "k a l e m e r a k o s m e"]
+    assert rows[3]["normalized_text"] == "it's now" and rows[4]["normalized_text"] == "καλημέρα κόσμε"
+    alignment = json.loads((out / "alignment.json").read_text())
+    stride = alignment["stride_ms"]
+    assert stride == 35 * 16000 * 1000 / 1749 / 16000  # samples * 1000 / frames / 16000 (20.011 ms)
+    starts = [row["audio_start_sec"] for row in rows]
+    assert starts == sorted(starts) and rows[0]["audio_start_sec"] == 0.0
+    for row, line in zip(rows, alignment["lines"]):
+        assert row["audio_filepath"] == f"{out}/segment{line['index']}.flac"
+        assert row["audio_start_sec"] * 1000 / stride == pytest.approx(round(row["audio_start_sec"] * 1000 / stride))
+        data, rate = sf.read(row["audio_filepath"])
+        assert rate == 16000
+        samples = round((row["audio_start_sec"] + row["duration"]) * 16000) - round(row["audio_start_sec"] * 16000)
+        assert len(data) == max(samples, 1)  # one sample for a zero-length (empty) line
+    words = alignment["lines"][1]["words"]
+    assert [w["text"] for w in words] == ["hello", "world"]
+    assert all(0 < w["score"] <= 1 and w["start"] < w["end"] for w in words)
+    assert [c["text"] for c in alignment["lines"][1]["chars"]] == list("helloworld")
+    srt = (out / "subtitles.srt").read_text()
+    assert "Καλημέρα κόσμε" in srt and "<star>" not in srt
+    assert (out / "subtitles.vtt").read_text().startswith("WEBVTT\n")
+    # an existing output directory is refused unless --overwrite
+    again = mms("align", "--model", fa_path, "--audio", audio, "--text", tmp_path / "chapter.txt", "--outdir", out)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, capsys):
+    from mms.cli import main  # in-process (the single-file test above goes through a subprocess)
+
+    (tmp_path / "bad.wav").write_text("not audio")
+    (tmp_path / "t.txt").write_text("one line\nanother line\n")
+    manifest = tmp_path / "corpus.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in [
+        {"audio": str(audio), "text_filepath": "t.txt", "lang": "eng"},
+        {"audio": "bad.wav", "text": "whatever"},
+        {"audio_filepath": str(audio), "text": "a second copy\nof the same audio"},
+    ]))
+    out = tmp_path / "aligned"
+    args = ["align", "--model", str(fa_path), "--manifest", str(manifest), "--outdir", str(out), "-v"]
+    assert main(args) == 1
+    assert "bad.wav" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["chapter", "chapter_2", "manifest.json"]
+    done = out / "chapter" / "alignment.json"
+    stamp = done.stat().st_mtime_ns
+    assert main(args) == 1  # the bad pair is tried again and fails again; the others are skipped
+    assert capsys.readouterr().err.count("skipped") == 2
+    assert done.stat().st_mtime_ns == stamp
+    gathered = [dict(row) for row in read_manifest_json(out / "manifest.json")]
+    assert [row["text"] for row in gathered] == ["one line", "another line", "a second copy", "of the same audio"]
+    assert gathered[0]["audio_filepath"] == f"{out}/chapter/segment0.flac"
+
+
+def test_align_usage_errors(fa_path, tmp_path):
+    assert mms("align", "--model", fa_path, "--outdir", tmp_path / "o").returncode == 2
+    r = mms("align", "--model", tmp_path / "missing.pt", "--audio", "a.wav", "--text", "t", "--outdir", tmp_path / "o")
+    assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_emissions_are_stitched_from_windows(fa_path, audio):
+    from mms.align.aligner import Aligner
+    from mms.audio import load_audio
+
+    aligner = Aligner.load(fa_path, device="cpu", batch_seconds=40)
+    wave = load_audio(audio)
+    emissions, _ = aligner.emissions(wave)
+    model = aligner.asr.model
+    worst = 0.0
+    with torch.no_grad():
+        for w in fairseq_windows(wave.size, 50.0, n_frames_of=model.wav2vec2.frame_lengths):
+            alone = model(torch.from_numpy(wave[w.start:w.end])[None])[0][0].log_softmax(-1)
+            got = emissions[w.out_at:w.out_at + w.keep_to - w.keep_from]
+            worst = max(worst, (got - alone[w.keep_from:w.keep_to]).abs().max().item())
+    assert worst < 1e-4  # batched with padding vs one window alone
