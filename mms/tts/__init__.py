@@ -1,0 +1,9 @@
+"""Text to speech (MMS-TTS, VITS). `from mms.tts import TTS` (imports torch on first use, not on package import)."""
+
+
+def __getattr__(name):
+    if name in ("TTS", "Speech", "TextError"):
+        from mms.tts import synthesizer
+
+        return getattr(synthesizer, name)
+    raise AttributeError(name)

@@ -1,0 +1,299 @@
+"""Text to speech: the Python API behind `mms tts`.
+
+    from mms.tts import TTS
+    tts = TTS.load("mms-tts-eng")                      # Hugging Face directory
+    tts = TTS.load("mms-tts/models", lang="amh")       # original layout: models/<lang>/G_100000.pth ...
+    wave, sample_rate = tts.synthesize("Expanding the language coverage of speech technology.")
+    for speech in tts.synthesize_iter(lines, seed=7):
+        print(speech.text, speech.duration, speech.error)
+
+How work flows: each input is cut into sentences (script-aware, at most `max_chars` each) and every sentence is
+turned into ids as the voice's format does it (mms/text/tts_text.py); characters not in the vocabulary are
+dropped with one warning per input. Sentences of a buffer of inputs are sorted by length and synthesised in
+padded batches of at most `batch_tokens` ids; each waveform is cut at its true length (the model zeroes the
+padding), and an input's sentences are joined with `pause` seconds of silence. Memory is bounded by the batch
+and the buffer, not by the length or number of inputs. A failing input becomes a `Speech` with `error` set;
+the others carry on.
+
+Noise: sentence j of an input is synthesised with seed `seed + j` (a random seed when none is given), so the
+same text and seed give the same speech whatever else is in the batch; a one-sentence input with seed s gives
+what transformers' VitsModel gives after `torch.manual_seed(s)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from mms.batching import make_batches
+from mms.checkpoints import CheckpointError
+from mms.checkpoints.vits_hf import VitsCheckpoint
+from mms.device import resolve_device, resolve_dtype
+from mms.models.vits import VitsModel
+from mms.text.tts_text import Prepared, split_sentences
+
+log = logging.getLogger("mms.tts")
+
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+class TextError(ValueError):
+    """An input text that cannot be spoken (empty, or nothing in the voice's vocabulary)."""
+
+
+@dataclass
+class Speech:
+    index: int  # position in the inputs
+    text: str
+    sample_rate: int
+    wave: np.ndarray | None = None  # float32 mono in [-1, 1]
+    error: str | None = None
+    dropped: list[str] = field(default_factory=list)  # characters not in the vocabulary, once each
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.wave is None else round(self.wave.size / self.sample_rate, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Finding and loading a voice
+
+
+def voice_format(directory: Path) -> str | None:
+    if any(directory.glob("G_*.pth")):
+        return "original"
+    if (directory / "config.json").exists() and any((directory / name).exists() for name in HF_WEIGHTS):
+        return "huggingface"
+    return None
+
+
+def find_voice(model: Path, lang: str | None) -> tuple[str, Path]:
+    """(format, directory) of the voice `model` names: a voice directory, an original G_*.pth file, or a folder
+    of voices (`<lang>/`, `mms-tts-<lang>/` or the repo's `models/<lang>/`) from which `lang` picks one."""
+    if model.is_file():
+        if model.name.startswith("G_") and model.suffix == ".pth":
+            return "original", model.parent
+        raise CheckpointError(f"{model}: not a text-to-speech model (give a voice directory or its G_*.pth)")
+    fmt = voice_format(model)
+    if fmt:
+        return fmt, model
+    voices = {}
+    for parent in (model, model / "models"):
+        if parent.is_dir():
+            for child in sorted(parent.iterdir()):
+                if child.is_dir() and voice_format(child):
+                    voices.setdefault(child.name.removeprefix("mms-tts-"), child)
+    if not voices:
+        raise CheckpointError(f"{model}: not an MMS-TTS voice (expected G_*.pth, config.json and vocab.txt, or "
+                              "config.json, model.safetensors and vocab.json)")
+    if lang is None:
+        raise CheckpointError(f"{model} holds {len(voices)} voices: choose one with --lang "
+                              f"(e.g. {', '.join(list(voices)[:6])})")
+    if lang not in voices:
+        close = difflib.get_close_matches(lang, list(voices), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise CheckpointError(f"unknown language '{lang}': no voice for it in {model} ({len(voices)} voices{hint})")
+    return voice_format(voices[lang]), voices[lang]
+
+
+def load_voice(model: str | Path, lang: str | None = None) -> VitsCheckpoint:
+    from mms.checkpoints import vits_hf, vits_original
+    from mms.hub import resolve_model
+
+    fmt, directory = find_voice(resolve_model(model, task="tts", lang=lang), lang)
+    if fmt == "huggingface":
+        return vits_hf.load(directory, lang)
+    if lang is None and re.fullmatch(r"[a-z]{3}", directory.name):
+        lang = directory.name  # the repo's models/<iso>/ layout; infer.py needs it for Romanian
+    return vits_original.load(directory, lang)
+
+
+def build_model(checkpoint: VitsCheckpoint, device: torch.device, dtype: torch.dtype) -> VitsModel:
+    """The canonical model with the checkpoint's weights; one-line errors when they do not fit the config."""
+    try:
+        with torch.device("meta"):
+            model = VitsModel(checkpoint.config)
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{checkpoint.path}: unusable VITS configuration ({type(e).__name__}: {e})") from None
+    expected, state = model.state_dict(), checkpoint.state_dict
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{checkpoint.path}: weights do not fit a VITS generator: "
+                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, param in expected.items():
+        if state[name].shape != param.shape:
+            raise CheckpointError(f"{checkpoint.path}: {name} has shape {tuple(state[name].shape)}, the "
+                                  f"configuration implies {tuple(param.shape)}")
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device, dtype).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Synthesis
+
+
+@dataclass
+class _Job:
+    index: int
+    text: str
+    sentences: list[Prepared] = field(default_factory=list)
+    waves: list[np.ndarray | None] = field(default_factory=list)
+    seed: int = 0
+    error: str | None = None
+    dropped: list[str] = field(default_factory=list)
+
+
+class TTS:
+    def __init__(self, checkpoint: VitsCheckpoint, device="auto", dtype="auto", max_chars: int = 300,
+                 batch_tokens: int = 1000, pause: float = 0.2):
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        # VITS is small (36M weights) and its spline flows want float32: "auto" keeps float32 on GPUs too
+        self.dtype = torch.float32 if dtype == "auto" else resolve_dtype(dtype, self.device)
+        self.model = build_model(checkpoint, self.device, self.dtype)
+        self.text = checkpoint.text
+        self.max_chars = max_chars
+        self.batch_tokens = batch_tokens
+        self.pause = pause
+
+    @classmethod
+    def load(cls, model: str | Path, lang: str | None = None, device="auto", dtype="auto", **options) -> "TTS":
+        """`model`: a Hugging Face mms-tts-* directory, an original MMS-TTS directory (G_*.pth, config.json,
+        vocab.txt), a folder of voices plus `lang`, or a published name (mms.hub: `mms-tts` plus `lang`)."""
+        return cls(load_voice(model, lang), device, dtype, **options)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.checkpoint.config.sampling_rate
+
+    @property
+    def lang(self) -> str | None:
+        return self.checkpoint.lang
+
+    def prepare(self, text: str) -> tuple[list[Prepared], list[str]]:
+        """Sentences of `text` as ids, and the characters dropped as not in the vocabulary (once each)."""
+        if not text or not text.strip():
+            raise TextError("empty text")
+        sentences, dropped = [], {}
+        for sentence in split_sentences(text, self.max_chars):
+            prepared = self.text.prepare(sentence)
+            dropped.update(dict.fromkeys(prepared.dropped))
+            if prepared.ids:
+                sentences.append(prepared)
+        if not sentences:
+            raise TextError(f"no character of the text is in the voice's vocabulary (dropped: "
+                            f"{_show(list(dropped))})")
+        return sentences, list(dropped)
+
+    def synthesize(self, text: str, **options) -> tuple[np.ndarray, int]:
+        """One text -> (float32 waveform, sample rate). Raises TextError for unusable text.
+        Options: speaking_rate, noise_scale, noise_scale_duration, seed, sample_rate (see synthesize_iter)."""
+        speech = next(self.synthesize_iter([text], **options))
+        if speech.error:
+            raise TextError(speech.error)
+        return speech.wave, speech.sample_rate
+
+    def synthesize_iter(self, texts: Iterable[str], *, speaking_rate: float | None = None,
+                        noise_scale: float | None = None, noise_scale_duration: float | None = None,
+                        seed: int | None = None, sample_rate: int | None = None) -> Iterator[Speech]:
+        """One Speech per text, in input order. speaking_rate > 1 speaks faster; noise_scale (0.667) and
+        noise_scale_duration (0.8) set the variation of voice and rhythm (0: deterministic); sample_rate
+        resamples the output (soxr) from the voice's rate."""
+        options = dict(speaking_rate=speaking_rate, noise_scale=noise_scale,
+                       noise_scale_duration=noise_scale_duration)
+        buffer, buffered = [], 0
+        for index, text in enumerate(texts):
+            job = self._prepare(index, text, seed)
+            buffer.append(job)
+            buffered += sum(len(s.ids) for s in job.sentences)
+            if buffered >= 8 * self.batch_tokens:
+                yield from self._run(buffer, options, sample_rate)
+                buffer, buffered = [], 0
+        yield from self._run(buffer, options, sample_rate)
+
+    def _prepare(self, index: int, text: str, seed: int | None) -> _Job:
+        job = _Job(index, text)
+        try:
+            job.sentences, job.dropped = self.prepare(text)
+        except TextError as e:
+            job.error = str(e)
+        except Exception as e:  # noqa: BLE001 - e.g. romanisation failing on one input must not stop the others
+            job.error = f"cannot prepare the text ({type(e).__name__}: {e})"
+        job.waves = [None] * len(job.sentences)
+        job.seed = int(torch.randint(0, 2 ** 62, ())) if seed is None else seed
+        if job.dropped and not job.error:
+            log.warning("%s: dropped characters not in the vocabulary of the voice: %s",
+                        _label(text), _show(job.dropped))
+        return job
+
+    def _run(self, jobs: list[_Job], options: dict, sample_rate: int | None) -> Iterator[Speech]:
+        items = [(job, j) for job in jobs if not job.error for j in range(len(job.sentences))]
+        lengths = [len(job.sentences[j].ids) for job, j in items]
+        for batch in make_batches(lengths, self.batch_tokens):
+            self._run_batch([items[i] for i in batch], options)
+        for job in jobs:
+            yield self._finish(job, sample_rate)
+
+    def _run_batch(self, batch: list[tuple[_Job, int]], options: dict) -> None:
+        live = [(job, j) for job, j in batch if not job.error]
+        if not live:
+            return
+        try:
+            waves = self.forward([job.sentences[j].ids for job, j in live], [job.seed + j for job, j in live],
+                                 **options)
+        except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per sentence
+            if len(live) > 1:
+                half = len(live) // 2
+                self._run_batch(live[:half], options)
+                self._run_batch(live[half:], options)
+            else:
+                live[0][0].error = f"model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            return
+        for (job, j), wave in zip(live, waves):
+            job.waves[j] = wave
+
+    @torch.inference_mode()
+    def forward(self, id_lists: list[list[int]], seeds: list[int], speaking_rate: float | None = None,
+                noise_scale: float | None = None, noise_scale_duration: float | None = None) -> list[np.ndarray]:
+        """A padded batch of id sequences -> one float32 waveform per sequence, cut at its length."""
+        lengths = [len(ids) for ids in id_lists]
+        batch = torch.zeros(len(id_lists), max(lengths), dtype=torch.long)
+        for row, ids in zip(batch, id_lists):
+            row[:len(ids)] = torch.tensor(ids)
+        waves, sample_lengths = self.model(batch.to(self.device), torch.tensor(lengths), seeds=seeds,
+                                           speaking_rate=speaking_rate, noise_scale=noise_scale,
+                                           noise_scale_duration=noise_scale_duration)
+        waves = waves.float().cpu().numpy()
+        return [waves[i, :n] for i, n in enumerate(sample_lengths.tolist())]
+
+    def _finish(self, job: _Job, sample_rate: int | None) -> Speech:
+        rate = sample_rate or self.sample_rate
+        speech = Speech(job.index, job.text, rate, error=job.error, dropped=job.dropped)
+        if job.error:
+            return speech
+        gap = np.zeros(int(round(self.pause * self.sample_rate)), dtype=np.float32)
+        parts = []
+        for j, wave in enumerate(job.waves):
+            parts += [gap, wave] if j else [wave]
+        wave = np.concatenate(parts).astype(np.float32, copy=False)
+        if rate != self.sample_rate:
+            import soxr
+
+            wave = soxr.resample(wave, self.sample_rate, rate, quality="HQ").astype(np.float32, copy=False)
+        speech.wave = wave
+        return speech
+
+
+def _label(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _show(chars: list[str]) -> str:
+    return " ".join(repr(ch) for ch in chars) if chars else "none"
