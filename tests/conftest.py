@@ -25,3 +25,16 @@ def random_audio(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 16000
     return (0.3 * np.sin(2 * np.pi * 220 * t * (1 + rng.random())) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory):
+    """Two short 16 kHz wav files."""
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("cli")
+    paths = []
+    for i, n in enumerate([20000, 36000]):
+        paths.append(d / f"a{i}.wav")
+        sf.write(paths[-1], random_audio(n, seed=i), 16000)
+    return paths

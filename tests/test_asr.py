@@ -5,7 +5,8 @@ import pytest
 import soundfile as sf
 
 from mms.asr import ASR
-from mms.asr.transcriber import make_batches, plan_windows
+from mms.asr.transcriber import plan_windows
+from mms.batching import make_batches
 from mms.checkpoints import UnknownLanguageError
 from mms.manifest import Item
 from tests.conftest import random_audio

@@ -7,7 +7,7 @@ import torch
 
 from mms.asr.auto import adapter_for, choose
 from tests.factory import random_lid_model, write_hf_lid
-from tests.test_cli import mms, wavs  # noqa: F401 - fixture
+from tests.test_cli import mms
 
 
 def test_lid_codes_map_to_adapters():
@@ -27,7 +27,7 @@ def lid_dir(tmp_path_factory):
     return write_hf_lid(model, tmp_path_factory.mktemp("lid") / "lid")
 
 
-def test_auto_picks_the_most_probable_language_with_an_adapter(hf_dir, lid_dir, wavs):  # noqa: F811
+def test_auto_picks_the_most_probable_language_with_an_adapter(hf_dir, lid_dir, wavs):
     r = mms("asr", "--model", hf_dir, "--lang", "auto", "--lid-model", lid_dir, *wavs, "--format", "jsonl")
     assert r.returncode == 0, r.stderr
     records = [json.loads(line) for line in r.stdout.splitlines()]
@@ -37,7 +37,7 @@ def test_auto_picks_the_most_probable_language_with_an_adapter(hf_dir, lid_dir, 
     assert [rec["text"] for rec in records] == [json.loads(line)["text"] for line in direct.stdout.splitlines()]
 
 
-def test_auto_with_no_usable_language_is_a_per_input_error(hf_dir, tmp_path, wavs):  # noqa: F811
+def test_auto_with_no_usable_language_is_a_per_input_error(hf_dir, tmp_path, wavs):
     model = random_lid_model(["deu", "yor"], seed=3)
     lid = write_hf_lid(model, tmp_path / "lid2")
     r = mms("asr", "--model", hf_dir, "--lang", "auto", "--lid-model", lid, wavs[0], "--format", "jsonl")

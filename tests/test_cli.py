@@ -5,23 +5,11 @@ import subprocess
 import sys
 
 import pytest
-import soundfile as sf
 
-from tests.conftest import random_audio
 
 
 def mms(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def wavs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli")
-    paths = []
-    for i, n in enumerate([20000, 36000]):
-        paths.append(d / f"a{i}.wav")
-        sf.write(paths[-1], random_audio(n, seed=i), 16000)
-    return paths
 
 
 def test_help_does_not_import_torch():

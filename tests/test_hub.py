@@ -7,15 +7,12 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from mms import hub, langs
 from tests.conftest import random_audio

@@ -1,6 +1,5 @@
 """Language catalogue: names and scripts of MMS codes (pycountry), shipped lists, search, per-model lists."""
 
-import json
 
 import pytest
 

@@ -18,9 +18,7 @@ A failing input becomes a result with `error` set; the others carry on.
 from __future__ import annotations
 
 import logging
-import os
-from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
+from mms.batching import input_name, make_batches, prefetch
 from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
 from mms.decoding.ctc import Hypothesis, greedy_decode
 from mms.device import resolve_device, resolve_dtype
@@ -113,43 +112,6 @@ def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> 
         local = first - start // stride
         windows.append(Window(start, end, local, local + (last - first), first))
     return windows
-
-
-def make_batches(lengths: list[int], max_samples: int, same_length: bool = False) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each padded batch within `max_samples` (a single longer
-    item still gets a batch of its own). `same_length` keeps only equal lengths together (GroupNorm models)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current = [], []
-    for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        fits = longest * (len(current) + 1) <= max_samples
-        if current and (not fits or (same_length and lengths[i] != longest)):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def prefetch(fn, items: Iterable, ahead: int) -> Iterator:
-    """map(fn, items) computed `ahead` items in advance on a background thread, in order."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def _input_name(source, i: int) -> str:
-    if isinstance(source, Item):
-        return source.audio
-    if isinstance(source, np.ndarray):
-        return f"<array {i}>"
-    return os.fspath(source)
 
 
 class ASR:
@@ -257,7 +219,7 @@ class ASR:
             yield buffer
 
     def _prepare(self, i: int, source, default_lang: str | None) -> _Job:
-        name = _input_name(source, i)
+        name = input_name(source, i)
         job = _Job(i, name, source.lang if isinstance(source, Item) and source.lang else default_lang)
         try:
             if isinstance(source, np.ndarray):

@@ -35,7 +35,7 @@ import soundfile
 import soxr
 import torch
 
-from mms.asr.transcriber import _input_name, make_batches
+from mms.batching import input_name, make_batches
 from mms.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, instantiate, load_checkpoint
 from mms.device import resolve_device, resolve_dtype
@@ -189,7 +189,7 @@ class LID:
     def _pieces(self, inputs: Iterable) -> Iterator[_Piece]:
         """Runs on the reading thread: every input's pieces, then its end (or its error)."""
         for i, source in enumerate(inputs):
-            name = _input_name(source, i)
+            name = input_name(source, i)
             try:
                 duration, pieces = self._read(source, name)
                 used = 0
