@@ -224,3 +224,10 @@ def test_emissions_are_stitched_from_windows(fa_path, audio):
             got = emissions[w.out_at:w.out_at + w.keep_to - w.keep_from]
             worst = max(worst, (got - alone[w.keep_from:w.keep_to]).abs().max().item())
     assert worst < 1e-4  # batched with padding vs one window alone
+
+
+def test_align_help_does_not_import_torch():
+    code = ("import sys\nfrom mms.cli import main\ntry: main(['align', '--help'])\nexcept SystemExit: pass\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "--star" in out and "manifest.json" in out and out.strip().endswith("TORCH False")
