@@ -120,3 +120,12 @@ def test_beam_search_usage_errors(hf_dir, wavs, tmp_path):
     assert r.returncode == 2 and "need --lm" in r.stderr
     r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "--lm", tmp_path / "missing.arpa", "--unit-lm")
     assert r.returncode == 2 and "missing.arpa" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_subtitles_from_word_times(hf_dir, wavs):
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[1], "--format", "srt")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1" and " --> " in lines[1] and lines[1].startswith("00:00:0")
+    vtt = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[1], "--format", "vtt").stdout
+    assert vtt.startswith("WEBVTT") and " --> " in vtt

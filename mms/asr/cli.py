@@ -56,8 +56,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
     p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
-    p.add_argument("--format", "-f", choices=("txt", "jsonl", "json", "tsv"), default=d["format"],
-                   help="output format (default: %(default)s)")
+    p.add_argument("--format", "-f", choices=("txt", "jsonl", "json", "tsv", "srt", "vtt"), default=d["format"],
+                   help="output format; srt/vtt are subtitles from word times (default: %(default)s)")
     p.add_argument("--output", "-o", default="-", help="output file, written atomically (default: stdout)")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
@@ -164,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
               f"device {asr.device}, dtype {str(asr.dtype).replace('torch.', '')}", file=sys.stderr)
 
     timestamps = None if args.timestamps == "none" else args.timestamps
+    if args.format in ("srt", "vtt") and timestamps is None:
+        timestamps = "word"  # subtitles are made of word times
     records, failed = [], 0
     try:
         for n, result in enumerate(asr.transcribe_iter(items, timestamps=timestamps), 1):
