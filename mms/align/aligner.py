@@ -211,8 +211,12 @@ class Aligner:
     @classmethod
     def load(cls, model, lang: str | None = None, device="auto", dtype="auto", dict_path=None, **options) -> "Aligner":
         """`model`: the MMS alignment model (torchaudio/data_prep .pt with its dictionary, or a Hugging Face
-        directory such as mms-300m-1130-forced-aligner), or an MMS ASR model with `lang`."""
-        return cls(ASR.load(model, lang=lang, device=device, dtype=dtype, dict_path=dict_path), **options)
+        directory such as mms-300m-1130-forced-aligner), or an MMS ASR model with `lang`; a published name or
+        None (the registry's alignment model, mms-fa) is fetched once."""
+        from mms.hub import resolve_model
+
+        path = resolve_model(model, task="align", lang=lang)
+        return cls(ASR.load(path, lang=lang, device=device, dtype=dtype, dict_path=dict_path), **options)
 
     @property
     def vocab(self):

@@ -39,7 +39,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Align text to audio with an MMS CTC model, as fairseq's MMS data_prep does (text "
                     "normalisation, uroman, <star>, 30 s windows, one global Viterbi alignment).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", required=True, help="alignment model (.pt, directory) or MMS ASR model")
+    p.add_argument("--model", "-m", help="alignment model (.pt, directory, published name) or MMS ASR model with "
+                                          "--lang (default: the registry's alignment model, mms-fa)")
     p.add_argument("--audio", "--audio_filepath", "-a", dest="audio", help="audio file (any format and rate)")
     p.add_argument("--text", "--text_filepath", "-t", dest="text", help="transcript: one output segment per line")
     p.add_argument("--manifest", metavar="FILE", help="many (audio, text) pairs: JSONL or fairseq .tsv + .wrd")

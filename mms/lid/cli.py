@@ -62,7 +62,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     "(fairseq .pt or Hugging Face directory).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="*", help="audio files (or manifests: .tsv, .jsonl, .json, .lst, .list)")
-    p.add_argument("--model", "-m", required=True, help="Hugging Face mms-lid-* directory or fairseq LID checkpoint")
+    p.add_argument("--model", "-m", help="Hugging Face mms-lid-* directory, fairseq LID checkpoint or published name "
+                                          "(default: the registry's, mms-lid-4017)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq LID labels file (dict.lang.txt: one language per line, line i = output i)")
     p.add_argument("--manifest", metavar="FILE", action="append", default=[],

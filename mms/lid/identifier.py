@@ -118,7 +118,7 @@ class LID:
         self.min_samples = receptive_field(cfg.conv_kernel, cfg.conv_stride)  # one frame of output
 
     @classmethod
-    def load(cls, model: str | Path, device="auto", dtype="auto", dict_path: str | Path | None = None,
+    def load(cls, model: str | Path | None = None, device="auto", dtype="auto", dict_path: str | Path | None = None,
              **options) -> "LID":
         """`model`: a Hugging Face mms-lid-* directory or a fairseq LID .pt file (labels from `dict_path`, the
         checkpoint's task state or dict.lang.txt beside it). Options: max_seconds, window_seconds,
