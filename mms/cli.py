@@ -17,7 +17,15 @@ COMMANDS = (
     "mms.align.cli",  # mms align
     "mms.hub_cli",  # mms models, mms langs
     "mms.lm.cli",  # mms lexicon, mms lm, mms score, mms tune
+    "mms.train.cli",  # mms train-adapter, mms train
 )
+
+
+def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto") -> None:
+    """--device and --dtype, the same for every task (resolved by mms/device.py)."""
+    parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),
+                        help="model precision (default: %(default)s: bfloat16/float16 on CUDA, float32 elsewhere)")
 
 
 def build_parser() -> argparse.ArgumentParser:

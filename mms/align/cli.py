@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mms.cli import add_device_options
+
 EXAMPLES = """\
 examples:
   mms align --model ctc_alignment_mling_uroman_model.pt --audio chapter.mp3 --text chapter.txt --lang ful \\
@@ -55,9 +57,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="standardise the waveform (default: as the model's format says; data_prep does not "
                         "for the alignment model, torchaudio's MMS_FA bundle does)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing --outdir, redo finished pairs")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="model precision (default: %(default)s)")
+    add_device_options(p)
     p.add_argument("--batch-seconds", type=float, default=120.0,
                    help="audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here

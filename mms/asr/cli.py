@@ -6,6 +6,8 @@ import argparse
 import sys
 from importlib import resources
 
+from mms.cli import add_device_options
+
 EXAMPLES = """\
 examples:
   mms asr --model mms-1b-all/ --lang fra audio1.wav audio2.flac
@@ -14,6 +16,7 @@ examples:
   mms asr --model M --lang yor --lm lm.bin --lexicon lexicon.txt --lm-weight 2.69 --word-score 2.8 a.wav
   mms asr --model M --lang yor --lm chars.arpa --unit-lm a.wav             # lexicon-free, character LM
   mms asr --model M --lang yor --manifest dev.tsv --ref dev.wrd --format jsonl   # also prints WER and CER
+  mms asr --model mms-1b-all --adapter xyz-adapter/ --lang xyz a.wav     # a language added by train-adapter
 
 inputs: audio files (wav, flac, ogg, mp3; other containers through ffmpeg), any sample rate and channel
 count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a JSONL manifest
@@ -53,6 +56,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                                          "`auto`: identify each input's language first (see --lid-model)")
     p.add_argument("--lid-model", metavar="MODEL",
                    help="language identification model for --lang auto (default: the registry's, mms-lid-4017)")
+    p.add_argument("--adapter", metavar="DIR",
+                   help="directory written by `mms train-adapter`: its languages are added to the model's")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
     p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
@@ -61,9 +66,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="-", help="output file, written atomically (default: stdout)")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
-    p.add_argument("--device", default=d["device"], help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--dtype", default=d["dtype"], choices=("auto", "float32", "float16", "bfloat16"),
-                   help="model precision (default: %(default)s: bfloat16/float16 on CUDA, float32 elsewhere)")
+    add_device_options(p, d["device"], d["dtype"])
     p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
                    help="padded audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--chunk-seconds", type=float, default=d["chunk_seconds"],
@@ -110,6 +113,8 @@ def error(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from mms.manifest import ManifestError, items_from_paths, read_manifest
 
     items = items_from_paths(args.audio)
@@ -150,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
                                              args.device, args.dtype)
             args.lang = None
         # a published model: fetch (once) the adapters of --lang and of the inputs' languages only
-        model = resolve_model(args.model, task="asr", lang=[args.lang, *(item.lang for item in items)])
+        trained = {p.name.split(".")[1] for p in Path(args.adapter).glob("adapter.*.*")} if args.adapter else set()
+        langs = [lang for lang in [args.lang, *(item.lang for item in items)] if lang not in trained]
+        model = resolve_model(args.model, task="asr", lang=langs)
         asr = ASR.load(model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
+                       extra_adapters=args.adapter,
                        batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
                        context_seconds=args.context_seconds, beam=beam_options(args),
                        decode_workers=args.decode_workers)

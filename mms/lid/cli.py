@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from mms.cli import add_device_options
 from mms.lid import BATCH_SECONDS, MAX_SECONDS, TOP_K
 
 FORMATS = ("txt", "jsonl", "json", "tsv", "fairseq")
@@ -81,9 +82,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--names", action="store_true", help="add English language names (ISO 639-3) to the output")
     p.add_argument("--format", "-f", choices=FORMATS, default="txt", help="output format (default: %(default)s)")
     p.add_argument("--output", "-o", default="-", help="output file, written atomically (default: stdout)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="model precision (default: %(default)s: bfloat16/float16 on CUDA, float32 elsewhere)")
+    add_device_options(p)
     p.add_argument("--batch-seconds", type=positive(float), default=BATCH_SECONDS,
                    help="padded audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--verbose", "-v", action="store_true", help="print model, device and progress to stderr")

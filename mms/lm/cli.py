@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from mms.cli import add_device_options
+
 
 def error(command: str, message: str) -> int:
     print(f"mms {command}: error: {message}", file=sys.stderr)
@@ -85,8 +87,7 @@ def add_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--decode-workers", type=int, default=2, help="beam-search processes (default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
+    add_device_options(p)
     p.add_argument("--output", "-o", default="-", help="preset YAML for `mms asr --config` (default: stdout)")
     p.set_defaults(run=run_tune)
 
