@@ -203,6 +203,8 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
     path = Path(reference).expanduser()
     if path.exists():
         return path
+    if str(reference) == DEMO:
+        return demo_model(task)
     info = find_model(str(reference), task)
     if info is None:
         from mms.checkpoints import CheckpointError
@@ -214,6 +216,20 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
         raise HubError(f"{info.name} is a {info.task} model, not a {task} model (default for {task}: "
                        f"{default_model(task)}; see: mms models list --task {task})")
     return fetch(info, lang, offline=offline, source=source, refresh=refresh)
+
+
+DEMO = "demo"  # the small model shipped inside the package (scripts/make_demo_models.py): no download
+
+
+def demo_model(task: str) -> Path:
+    """The shipped demo model's directory for `task`: ASR (and alignment) at configs/demo, LID at configs/demo/lid."""
+    path = Path(str(resources.files("mms").joinpath("configs", "demo")))
+    if task == "lid":
+        path = path / "lid"
+    if task not in ("asr", "align", "lid") or not (path / "config.json").exists():
+        raise HubError(f"demo: no shipped demo model for {task} in {path} (build it with "
+                       f"scripts/make_demo_models.py)")
+    return path
 
 
 def _languages(info: ModelInfo, lang) -> list[str]:

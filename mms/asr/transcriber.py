@@ -114,12 +114,41 @@ def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> 
     return windows
 
 
+def add_adapters(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
+    """Add the languages of a `mms train-adapter` output directory (adapter.<lang>.safetensors + vocab.json)
+    to the checkpoint's own adapters; a language in both is taken from `adapter_dir`."""
+    from mms.checkpoints import Adapters
+    from mms.checkpoints.huggingface import hf_adapters, read_json
+
+    folder = Path(adapter_dir)
+    if not (folder / "vocab.json").is_file():
+        raise CheckpointError(f"{folder}: no vocab.json (not an adapter directory written by mms train-adapter)")
+    if not checkpoint.config.adapter_attn_dim:
+        raise CheckpointError(f"{checkpoint.path}: this model has no adapter layers, so --adapter cannot be used")
+    tokenizer = folder / "tokenizer_config.json"
+    extra = hf_adapters(folder, read_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
+                        None)
+    own = checkpoint.adapters
+    if own is None and checkpoint.lang and checkpoint.vocab is not None:  # a single-language model keeps its own
+        weights = {k: v for k, v in checkpoint.state_dict.items() if ".adapter_layer." in k or k.startswith("lm_head.")}
+        own = Adapters([checkpoint.lang], lambda code: (weights, checkpoint.vocab), checkpoint.path)
+
+    def load_fn(code: str):
+        return extra.load(code) if code in extra.languages else own.load(code)
+
+    languages = sorted(set(extra.languages) | set(own.languages if own else []))
+    checkpoint.adapters = Adapters(languages, load_fn, f"{own.source if own else checkpoint.path} + {folder}")
+
+
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  batch_seconds: float = 200.0, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
-                 buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1):
+                 buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1,
+                 extra_adapters: str | Path | None = None):
         if checkpoint.config.vocab_size is None:
             raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
+        if extra_adapters is not None:
+            add_adapters(checkpoint, extra_adapters)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)

@@ -1,0 +1,121 @@
+"""Options of `mms train-adapter` and `mms train` (no torch here; mms.train.engine is imported only to run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+ADAPTER_EXAMPLES = """\
+examples:
+  mms train-adapter --model mms-1b-all --lang xyz --train train.jsonl --dev dev.jsonl --out xyz-adapter/
+  mms asr --model mms-1b-all --adapter xyz-adapter/ --lang xyz recording.wav
+  mms train-adapter --model demo --lang deu --train de.jsonl --dev de-dev.jsonl --out deu/ --precision bf16
+
+data: JSON lines manifests, one utterance per line: {"audio_filepath": "a.wav", "text": "..."} (or "audio";
+relative paths are relative to the manifest; an optional "lang" column must be --lang). Transcripts are
+normalised as MMS does (lower case, punctuation removed); the output layer's vocabulary is <pad> (the CTC
+blank) <s> </s> <unk> | and every character of the normalised training transcripts.
+
+output (in --out): adapter.<lang>.safetensors (every layer's adapter + the output layer) and vocab.json with
+the language's entry: pass the directory to `mms asr --adapter`, or copy the file into a Hugging Face model
+directory and add the vocab.json entry there. Also train_state.pt (rerun the same command after an
+interruption: it resumes) and train_log.jsonl (loss, dev CER/WER, throughput per epoch).
+
+exit status: 0 trained, 1 training failed, 2 usage error.
+"""
+
+TRAIN_EXAMPLES = """\
+examples:
+  mms train --model small-model/ --train train.jsonl --dev dev.jsonl --out finetuned/ --lr 1e-4
+  mms train --model demo --train all.jsonl --dev dev.jsonl --out demo2/ --lid --epochs 30
+
+Trains every weight (--freeze-feature-encoder keeps the conv encoder). Manifests may mix languages (a "lang"
+column); each language gets its own output layer and vocabulary; --lid also trains a language-identification
+head on the same encoder (written to <out>/lid/). Output: a Hugging Face model directory (config.json,
+model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>` reads.
+
+exit status: 0 trained, 1 training failed, 2 usage error.
+"""
+
+
+def common_options(p: argparse.ArgumentParser, lr: float, epochs: int) -> None:
+    p.add_argument("--model", "-m", required=True,
+                   help="base model: published name (e.g. mms-1b-all, demo), Hugging Face directory or fairseq .pt")
+    p.add_argument("--lang", "-l", help="language code of manifest lines without a `lang` column")
+    p.add_argument("--train", action="append", required=True, metavar="JSONL", help="training manifest (repeatable)")
+    p.add_argument("--dev", action="append", default=[], metavar="JSONL",
+                   help="dev manifest (repeatable): CER/WER after every epoch; the best epoch is kept")
+    p.add_argument("--out", "-o", required=True, help="output directory (also holds the resumable state)")
+    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training data (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=lr, help="peak learning rate of AdamW (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default: %(default)s)")
+    p.add_argument("--batch-seconds", type=float, default=60.0,
+                   help="padded audio seconds per micro-batch (default: %(default)s)")
+    p.add_argument("--accumulate", type=int, default=1,
+                   help="micro-batches per optimizer step (gradient accumulation; default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast to bfloat16, on CPU too (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often "
+                                               "fastest on a busy machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default: 0)")
+    p.add_argument("--max-seconds", type=float, default=30.0,
+                   help="skip training utterances longer than this (default: %(default)s)")
+    p.add_argument("--save-every", type=int, default=50,
+                   help="optimizer steps between resumable states (default: %(default)s; also every epoch)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all (resumable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every epoch's numbers to stderr")
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "train-adapter", help="train a language adapter and output layer on a frozen MMS model",
+        description="Add a language to an MMS model: train the per-layer adapters and a new CTC output layer "
+                    "(vocabulary from the transcripts) while the base model stays frozen.",
+        epilog=ADAPTER_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(p, lr=1e-3, epochs=20)
+    p.set_defaults(run=run, mode="adapter")
+
+    p = commands.add_parser(
+        "train", help="fine-tune every weight of a (small) CTC model",
+        description="Full CTC fine-tuning with the engine of train-adapter.",
+        epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(p, lr=1e-4, epochs=20)
+    p.add_argument("--freeze-feature-encoder", action="store_true", help="do not train the conv feature encoder")
+    p.add_argument("--lid", action="store_true", help="also train a language-identification head")
+    p.set_defaults(run=run, mode="full")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from mms.train.data import DataError
+    from mms.train.engine import TrainError, TrainOptions, train
+
+    command = "train-adapter" if args.mode == "adapter" else "train"
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format=f"mms {command}: %(message)s")
+    options = TrainOptions(
+        mode=args.mode, model=args.model, lang=args.lang, train=args.train, dev=args.dev, out=args.out,
+        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
+        seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,
+        progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads,
+        freeze_feature_encoder=getattr(args, "freeze_feature_encoder", False), lid=getattr(args, "lid", False))
+    try:
+        summary = train(options)
+    except (TrainError, DataError) as e:
+        print(f"mms {command}: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"mms {command}: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 1
+    last = summary["last"] or {}
+    cer = f", dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
+    stop = " (stopped at --max-steps; rerun to continue)" if summary["stopped_early"] else ""
+    print(f"mms {command}: {summary['epochs_done']} epochs, {summary['step']} steps{cer}; "
+          f"{summary['throughput']} audio s/s; output in {summary['out']}{stop}", file=sys.stderr)
+    return 0

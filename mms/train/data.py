@@ -1,0 +1,122 @@
+"""Training data: manifests -> in-memory examples (waveform, normalised text, language, label ids),
+the vocabulary built from the transcripts, and length-bucketed batches in a reproducible order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mms.audio import SAMPLE_RATE, AudioError, load_audio
+from mms.batching import make_batches
+from mms.manifest import Item, read_manifest
+from mms.text.normalize import text_normalize
+from mms.text.vocab import Vocabulary
+
+# transformers' Wav2Vec2CTCTokenizer layout: <pad> is the CTC blank; "|" separates words
+SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message names the file or input and says why."""
+
+
+@dataclass
+class Example:
+    audio: str
+    lang: str
+    text: str  # after MMS text normalisation
+    wave: np.ndarray  # float32, 16 kHz, standardised when the model expects it
+    labels: np.ndarray | None = None  # ids in the language's vocabulary
+
+    @property
+    def seconds(self) -> float:
+        return self.wave.size / SAMPLE_RATE
+
+
+def normalize_text(text: str, lang: str) -> str:
+    try:
+        return text_normalize(text, lang)
+    except RuntimeError:  # a language whose rule needs an optional package: fall back to the generic rule
+        return text_normalize(text, None)
+
+
+def standardize(wave: np.ndarray, eps: float) -> np.ndarray:
+    return ((wave - wave.mean()) / np.sqrt(wave.var() + eps)).astype(np.float32)
+
+
+def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
+                  eps: float = 1e-7, max_seconds: float | None = None) -> tuple[list[Example], list[str]]:
+    """Every usable line of the manifests, and one-line problems for the lines skipped (no text, bad audio)."""
+    examples, problems = [], []
+    for manifest in manifests:
+        try:
+            items: list[Item] = read_manifest(manifest)
+        except ValueError as e:
+            raise DataError(str(e)) from None
+        for item in items:
+            lang = item.lang or default_lang
+            if not lang:
+                raise DataError(f"{manifest}: {item.audio} has no language (give --lang or a `lang` column)")
+            if not item.text or not item.text.strip():
+                problems.append(f"{item.audio}: no transcript in {manifest}, skipped")
+                continue
+            text = normalize_text(item.text, lang)
+            if not text:
+                problems.append(f"{item.audio}: transcript is empty after normalisation, skipped")
+                continue
+            try:
+                wave = load_audio(item.audio)
+            except AudioError as e:
+                problems.append(f"{e}, skipped")
+                continue
+            if max_seconds and wave.size > max_seconds * SAMPLE_RATE:
+                problems.append(f"{item.audio}: longer than {max_seconds} s, skipped")
+                continue
+            if normalize_audio:
+                wave = standardize(wave, eps)
+            examples.append(Example(item.audio, lang, text, wave.astype(np.float32, copy=False)))
+    return examples, problems
+
+
+def build_vocabulary(texts: list[str]) -> Vocabulary:
+    """<pad>(blank) <s> </s> <unk> | then every character of the transcripts, sorted."""
+    chars = sorted({c for text in texts for c in text if not c.isspace()})
+    return Vocabulary(tokens=list(SPECIALS) + chars, blank=0, word_delimiter="|")
+
+
+def vocab_json(vocab: Vocabulary) -> dict[str, int]:
+    return {token: i for i, token in enumerate(vocab.tokens)}
+
+
+def encode(text: str, vocab: Vocabulary) -> np.ndarray:
+    """Characters -> ids; spaces are the word delimiter; unknown characters <unk>."""
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    unk = index.get("<unk>", 3)
+    ids = [index[vocab.word_delimiter] if c == " " else index.get(c, unk) for c in " ".join(text.split())]
+    return np.asarray(ids, dtype=np.int64)
+
+
+def epoch_batches(examples: list[Example], batch_samples: int, seed: int, epoch: int) -> list[list[int]]:
+    """Length-bucketed batches of one language each, in a shuffled order that depends only on (seed, epoch),
+    so an interrupted epoch is re-planned identically on resume."""
+    batches = []
+    for lang in sorted({e.lang for e in examples}):
+        members = [i for i, e in enumerate(examples) if e.lang == lang]
+        for batch in make_batches([examples[i].wave.size for i in members], batch_samples):
+            batches.append([members[i] for i in batch])
+    order = np.random.default_rng([seed, epoch]).permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def collate(examples: list[Example]):
+    """Right-padded waveforms [B, L], sample counts, concatenated targets and their lengths (torch tensors)."""
+    import torch
+
+    lengths = [e.wave.size for e in examples]
+    waves = torch.zeros(len(examples), max(lengths))
+    for row, e in zip(waves, examples):
+        row[:e.wave.size] = torch.from_numpy(e.wave)
+    targets = torch.from_numpy(np.concatenate([e.labels for e in examples]))
+    target_lengths = torch.tensor([e.labels.size for e in examples])
+    return waves, torch.tensor(lengths), targets, target_lengths

@@ -1,0 +1,453 @@
+"""The training engine behind `mms train-adapter` and `mms train`: CTC on the canonical wav2vec2 model.
+
+One loop for both modes:
+  adapter  the base model is frozen; only the per-layer MMS adapters (`adapter_layer.*`) and a new output layer
+           for one language, its vocabulary built from the training transcripts, are trained (the MMS recipe);
+  full     every weight is trained (optionally not the conv feature encoder); one output layer per language
+           of the manifests, and optionally a language-identification head on the same encoder.
+
+AdamW with linear warm-up then linear decay, gradient accumulation, bf16 autocast (CPU too), dev CER/WER after
+every epoch (the best epoch is exported), and a resumable state in the output directory: the trainable
+weights, optimizer, position (epoch, batch, step), RNG states. Batch order depends only on (seed, epoch), and the
+model has no dropout, so an interrupted run that resumes ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mms.audio import SAMPLE_RATE
+from mms.decoding.ctc import greedy_decode
+from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+from mms.text.vocab import Vocabulary
+from mms.train.data import Example, build_vocabulary, collate, encode, epoch_batches, read_examples
+
+log = logging.getLogger("mms.train")
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+class TrainError(ValueError):
+    """A training run that cannot start or continue; the message says why in one line."""
+
+
+@dataclass
+class TrainOptions:
+    mode: str = "adapter"  # "adapter" or "full"
+    model: str | None = None  # base model: path or published name (see mms.hub)
+    init_config: Wav2Vec2Config | None = None  # full mode without a base model: random weights of this shape
+    lang: str | None = None  # language of manifest lines without a `lang` column
+    train: list[str] = field(default_factory=list)
+    dev: list[str] = field(default_factory=list)
+    out: str = "train-out"
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    batch_seconds: float = 60.0  # padded audio per micro-batch
+    accumulate: int = 1  # micro-batches per optimizer step
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    device: str = "auto"
+    seed: int = 0
+    max_seconds: float | None = 30.0  # longer training utterances are skipped
+    freeze_feature_encoder: bool = False  # full mode
+    lid: bool = False  # full mode: also train a language-identification head
+    lid_weight: float = 0.5
+    lid_proj_size: int = 64
+    save_every: int = 50  # optimizer steps between resumable states (and at every epoch end)
+    max_steps: int | None = None  # stop (resumably) after this many optimizer steps in total
+    progress: bool = True
+    threads: int | None = None  # torch CPU threads (None: torch's default); 1 is fastest on a busy machine
+
+    def check(self) -> None:
+        if self.mode not in ("adapter", "full"):
+            raise TrainError(f"unknown mode {self.mode!r} (adapter or full)")
+        if self.precision not in ("fp32", "bf16"):
+            raise TrainError(f"--precision {self.precision}: use fp32 or bf16")
+        if not self.train:
+            raise TrainError("no training manifest (give --train)")
+        if self.model is None and self.init_config is None:
+            raise TrainError("no base model (give --model)")
+        if self.mode == "adapter" and not self.lang:
+            raise TrainError("train-adapter needs --lang, the code of the new language")
+        if self.epochs < 1 or self.accumulate < 1 or self.batch_seconds <= 0:
+            raise TrainError("--epochs, --accumulate and --batch-seconds must be positive")
+
+
+class TrainModel(nn.Module):
+    """The canonical encoder with one CTC output layer per language and an optional LID head."""
+
+    def __init__(self, encoder: Wav2Vec2Model, heads: dict[str, nn.Linear], lid_labels: list[str] | None = None,
+                 lid_proj_size: int = 64):
+        super().__init__()
+        self.wav2vec2 = encoder
+        self.heads = nn.ModuleDict(heads)
+        self.lid_labels = lid_labels
+        if lid_labels:
+            self.projector = nn.Linear(encoder.cfg.hidden_size, lid_proj_size)
+            self.classifier = nn.Linear(lid_proj_size, len(lid_labels))
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, lang: str):
+        """-> (log-probabilities [B, T, V] float32, frame lengths [B], LID logits [B, L] or None)."""
+        hidden, frame_mask = self.wav2vec2(waves, lengths)
+        log_probs = self.heads[lang](hidden).float().log_softmax(-1)
+        if frame_mask is None:
+            frame_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        lid = None
+        if self.lid_labels:
+            h = self.projector(hidden).masked_fill(~frame_mask[..., None], 0.0)
+            pooled = h.sum(1) / frame_mask.sum(1, keepdim=True).to(h.dtype)
+            lid = self.classifier(pooled).float()
+        return log_probs, frame_mask.sum(-1), lid
+
+
+def new_head(hidden_size: int, vocab_size: int, generator: torch.Generator) -> nn.Linear:
+    head = nn.Linear(hidden_size, vocab_size)
+    with torch.no_grad():  # transformers' initialisation of a new lm_head: N(0, 0.02), zero bias
+        head.weight.normal_(0.0, 0.02, generator=generator)
+        head.bias.zero_()
+    return head
+
+
+def trainable_names(model: TrainModel, options: TrainOptions) -> list[str]:
+    names = []
+    for name, _ in model.named_parameters():
+        if options.mode == "adapter":
+            keep = ".adapter_layer." in name or name.startswith("heads.")
+        else:
+            keep = not (options.freeze_feature_encoder and name.startswith("wav2vec2.feature_extractor."))
+        if keep:
+            names.append(name)
+    return names
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up to the peak, then linear decay to zero at the last step (transformers' linear schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, options: TrainOptions):
+        options.check()
+        self.options = options
+        self.out = Path(options.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        from mms.device import resolve_device
+
+        self.device = resolve_device(options.device)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        torch.manual_seed(options.seed)
+        self.base = self._load_base()
+        cfg = self.base_config
+        normalize = self.base.normalize if self.base is not None else True
+        eps = self.base.normalize_eps if self.base is not None else 1e-7
+        self.train_set, problems = read_examples(options.train, options.lang, normalize, eps, options.max_seconds)
+        self.dev_set, dev_problems = read_examples(options.dev, options.lang, normalize, eps, None)
+        for problem in problems + dev_problems:
+            log.warning(problem)
+        if not self.train_set:
+            raise TrainError(f"{', '.join(options.train)}: no usable training utterances")
+        self.languages = sorted({e.lang for e in self.train_set})
+        if options.mode == "adapter" and self.languages != [options.lang]:
+            raise TrainError(f"train-adapter trains one language ({options.lang}); the manifests hold "
+                             f"{', '.join(self.languages)}")
+        self.vocabs: dict[str, Vocabulary] = {
+            lang: build_vocabulary([e.text for e in self.train_set if e.lang == lang]) for lang in self.languages}
+        for example in self.train_set + self.dev_set:
+            if example.lang in self.vocabs:
+                example.labels = encode(example.text, self.vocabs[example.lang])
+        too_short = [e for e in self.train_set if self.frames(e) < e.labels.size]
+        if too_short:
+            log.warning(f"{len(too_short)} training utterances are too short for their transcripts, skipped "
+                        f"(e.g. {too_short[0].audio})")
+            self.train_set = [e for e in self.train_set if self.frames(e) >= e.labels.size]
+        self.dev_set = [e for e in self.dev_set if e.lang in self.vocabs]
+
+        generator = torch.Generator().manual_seed(options.seed)
+        encoder = self._encoder()
+        heads = {lang: new_head(cfg.hidden_size, len(v), generator) for lang, v in self.vocabs.items()}
+        lid = self.languages if options.lid and options.mode == "full" else None
+        self.model = TrainModel(encoder, heads, lid, options.lid_proj_size).to(self.device)
+        if lid:  # the LID head starts from the same seeded initialisation every run
+            with torch.no_grad():
+                for layer in (self.model.projector, self.model.classifier):
+                    layer.weight.normal_(0.0, 0.02, generator=generator)
+                    layer.bias.zero_()
+        self.trainable = trainable_names(self.model, options)
+        params = dict(self.model.named_parameters())
+        for name, p in params.items():
+            p.requires_grad_(name in self.trainable)
+        decay = [params[n] for n in self.trainable if params[n].dim() >= 2]
+        no_decay = [params[n] for n in self.trainable if params[n].dim() < 2]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": options.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=options.lr)
+        batch_samples = int(options.batch_seconds * SAMPLE_RATE)
+        self.batch_samples = batch_samples
+        n_batches = len(epoch_batches(self.train_set, batch_samples, options.seed, 0))
+        self.steps_per_epoch = math.ceil(n_batches / options.accumulate)
+        self.total_steps = self.steps_per_epoch * options.epochs
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best: float | None = None
+        self.history: list[dict] = []
+        self.audio_seconds, self.train_seconds = 0.0, 0.0
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def _load_base(self):
+        if self.options.model is None:
+            self.base_config = self.options.init_config
+            return None
+        from mms.checkpoints import load_checkpoint
+        from mms.hub import resolve_model
+
+        try:
+            checkpoint = load_checkpoint(resolve_model(self.options.model, task="asr", lang=[]))
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        self.base_config = checkpoint.config
+        if self.options.mode == "adapter" and not checkpoint.config.adapter_attn_dim:
+            raise TrainError(f"{checkpoint.path}: this model has no adapter layers (adapter_attn_dim); "
+                             f"train all weights with `mms train` instead")
+        if checkpoint.config.feat_extract_norm == "group":
+            log.warning("a GroupNorm feature encoder sees padding: batches mix lengths, results may suffer")
+        return checkpoint
+
+    def _encoder(self) -> Wav2Vec2Model:
+        cfg = Wav2Vec2Config.from_dict(self.base_config.to_dict())
+        cfg.vocab_size, cfg.num_labels, cfg.blank_weight = None, None, 0.0
+        encoder = Wav2Vec2Model(cfg)
+        if self.base is not None:
+            prefix = "wav2vec2."
+            state = {k[len(prefix):]: v.float() for k, v in self.base.state_dict.items() if k.startswith(prefix)}
+            encoder.load_state_dict(state, strict=True)
+        return encoder
+
+    def frames(self, example: Example) -> int:
+        from mms.models.wav2vec2 import conv_output_lengths
+
+        return conv_output_lengths(example.wave.size, self.base_config.conv_kernel, self.base_config.conv_stride)
+
+    # -- resumable state -----------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / STATE_FILE
+
+    def save_state(self) -> None:
+        params = dict(self.model.named_parameters())
+        state = {
+            "options": {k: v for k, v in asdict(self.options).items() if k != "init_config"},
+            "weights": {n: params[n].detach().cpu() for n in self.trainable},
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best, "history": self.history,
+            "vocabs": {lang: v.tokens for lang, v in self.vocabs.items()},
+            "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+        }
+        tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, self.state_path)
+
+    def load_state(self) -> bool:
+        if not self.state_path.exists():
+            return False
+        try:
+            state = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - a damaged state file: say so, do not guess
+            raise TrainError(f"{self.state_path}: cannot read the saved training state ({e}); "
+                             f"delete it to start over") from None
+        saved = {lang: tokens for lang, tokens in state["vocabs"].items()}
+        if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
+            raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
+                             f"use another --out or delete it to start over")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["weights"].items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best, self.history = state["best"], state["history"]
+        self.audio_seconds, self.train_seconds = state["audio_seconds"], state["train_seconds"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        return True
+
+    # -- training ------------------------------------------------------------------------------------------
+    def autocast(self):
+        if self.options.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def loss(self, batch: list[Example]) -> tuple[torch.Tensor, float]:
+        waves, lengths, targets, target_lengths = collate(batch)
+        lang = batch[0].lang
+        with self.autocast():
+            log_probs, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device), lang)
+        ctc = F.ctc_loss(log_probs.transpose(0, 1), targets.to(self.device), frame_lengths,
+                         target_lengths.to(self.device), blank=0, reduction="mean", zero_infinity=True)
+        loss = ctc
+        if lid is not None:
+            label = self.model.lid_labels.index(lang)
+            target = torch.full((len(batch),), label, dtype=torch.long, device=self.device)
+            loss = loss + self.options.lid_weight * F.cross_entropy(lid, target)
+        return loss, float(ctc.detach())
+
+    def optimizer_step(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.options.lr * lr_factor(self.step, self.options.warmup_steps, self.total_steps)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def run(self) -> dict:
+        """Train (or resume) until the last epoch or max_steps; returns the summary written to train_log."""
+        options = self.options
+        resumed = self.load_state()
+        if resumed:
+            log.info(f"resuming from {self.state_path}: epoch {self.epoch + 1}, step {self.step}")
+        self.model.train()
+        stopped = False
+        while self.epoch < options.epochs and not stopped:
+            batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch)
+            bar = self._progress(len(batches))
+            losses = []
+            pending = 0
+            for index in range(self.batch_in_epoch, len(batches)):
+                started = time.perf_counter()
+                batch = [self.train_set[i] for i in batches[index]]
+                loss, ctc = self.loss(batch)
+                (loss / options.accumulate).backward()
+                losses.append(ctc)
+                pending += 1
+                if pending == options.accumulate or index == len(batches) - 1:
+                    self.optimizer_step()
+                    pending = 0
+                self.train_seconds += time.perf_counter() - started
+                self.audio_seconds += sum(e.seconds for e in batch)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{ctc:.3f}", cer=self._last_cer(), refresh=False)
+                if pending == 0:
+                    self.batch_in_epoch = index + 1
+                    if options.max_steps is not None and self.step >= options.max_steps:
+                        stopped = True
+                        break
+                    if self.step % options.save_every == 0:
+                        self.save_state()
+            if bar is not None:
+                bar.close()
+            if stopped:
+                self.save_state()
+                break
+            self.end_epoch(losses)
+        summary = self.summary(stopped)
+        return summary
+
+    def _progress(self, total: int):
+        if not self.options.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{self.options.epochs}",
+                    unit="batch", dynamic_ncols=True, leave=False)
+
+    def _last_cer(self) -> str:
+        cer = self.history[-1].get("dev_cer") if self.history else None
+        return "-" if cer is None else f"{cer:.1f}%"
+
+    def end_epoch(self, losses: list[float]) -> None:
+        record = {"epoch": self.epoch + 1, "step": self.step,
+                  "train_loss": round(float(np.mean(losses)), 4) if losses else None,
+                  "audio_seconds": round(self.audio_seconds, 1), "train_seconds": round(self.train_seconds, 1),
+                  "throughput": round(self.audio_seconds / max(self.train_seconds, 1e-9), 2)}
+        if self.dev_set:
+            record.update(self.evaluate(self.dev_set))
+            metric = record["dev_cer"]
+        else:
+            metric = record["train_loss"]
+        improved = self.best is None or (metric is not None and metric <= self.best)
+        if improved:
+            self.best = metric
+            self.export()
+        record["best"] = improved
+        self.history.append(record)
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        cer = f", dev CER {record['dev_cer']:.2f}% WER {record['dev_wer']:.2f}%" if self.dev_set else ""
+        lid = f", LID {record['dev_lid_accuracy']:.1f}%" if "dev_lid_accuracy" in record else ""
+        log.info(f"epoch {record['epoch']}: loss {record['train_loss']}{cer}{lid}"
+                 f"{' (best, exported)' if improved else ''}; {record['throughput']} audio s/s")
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.save_state()
+
+    @torch.no_grad()
+    def evaluate(self, examples: list[Example]) -> dict:
+        """Greedy CTC decoding of `examples`: corpus CER/WER (percent) over all and per language, LID accuracy."""
+        from mms.lm.scoring import score
+
+        self.model.eval()
+        hyps: list[str] = [""] * len(examples)
+        lid_hits = 0
+        for lang in sorted({e.lang for e in examples}):
+            members = [i for i, e in enumerate(examples) if e.lang == lang]
+            from mms.batching import make_batches
+
+            for batch in make_batches([examples[i].wave.size for i in members], self.batch_samples):
+                chosen = [examples[members[i]] for i in batch]
+                waves, lengths, _, _ = collate(chosen)
+                with self.autocast():
+                    log_probs, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device), lang)
+                ids = log_probs.argmax(-1).cpu().numpy()
+                for row, i in enumerate(batch):
+                    n = int(frame_lengths[row])
+                    hyps[members[i]] = greedy_decode(ids[row, :n], self.vocabs[lang]).text
+                if lid is not None:
+                    lid_hits += int((lid.argmax(-1).cpu() == self.model.lid_labels.index(lang)).sum())
+        self.model.train()
+        overall = score([e.text for e in examples], hyps, per_utterance=False)
+        record = {"dev_cer": overall["cer"], "dev_wer": overall["wer"], "dev_per_language": {}}
+        for lang in sorted({e.lang for e in examples}):
+            chosen = [i for i, e in enumerate(examples) if e.lang == lang]
+            result = score([examples[i].text for i in chosen], [hyps[i] for i in chosen], per_utterance=False)
+            record["dev_per_language"][lang] = {"cer": result["cer"], "wer": result["wer"], "utterances": len(chosen)}
+        if self.model.lid_labels:
+            record["dev_lid_accuracy"] = 100.0 * lid_hits / len(examples)
+        record["dev_examples"] = [{"ref": examples[i].text, "hyp": hyps[i]} for i in range(min(3, len(examples)))]
+        return record
+
+    def export(self) -> None:
+        from mms.train.export import export
+
+        export(self)
+
+    def summary(self, stopped: bool) -> dict:
+        return {"out": str(self.out), "epochs_done": self.epoch, "step": self.step, "stopped_early": stopped,
+                "best_dev_cer" if self.dev_set else "best_train_loss": self.best,
+                "audio_seconds": round(self.audio_seconds, 1), "train_seconds": round(self.train_seconds, 1),
+                "throughput": round(self.audio_seconds / max(self.train_seconds, 1e-9), 2),
+                "last": self.history[-1] if self.history else None}
+
+
+def train(options: TrainOptions) -> dict:
+    """Train (resuming from `options.out` when a state is there); see TrainOptions."""
+    return Trainer(options).run()

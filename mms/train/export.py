@@ -1,0 +1,128 @@
+"""Writing what training made, in the Hugging Face layout the loaders (mms.checkpoints.huggingface) and
+transformers read:
+
+  adapter mode  adapter.<lang>.safetensors (every layer's adapter + lm_head: Wav2Vec2ForCTC's
+                adapter_parameter_names) and vocab.json {lang: {token: id}}; copy the file into a base model
+                directory and add the vocab.json entry, or pass the directory to `mms asr --adapter`;
+  full mode     a complete model directory: config.json, model.safetensors (first language's adapter and head),
+                adapter.<lang>.safetensors per language, nested vocab.json, tokenizer and preprocessor configs;
+                with a LID head also <out>/lid/, a Wav2Vec2ForSequenceClassification directory.
+
+Files are written under temporary names and renamed, so an interrupted export never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from mms.outputs import write_text_atomic
+from mms.train.data import vocab_json
+
+POS = "wav2vec2.encoder.pos_conv_embed.conv."
+TOKENIZER_CONFIG = {"word_delimiter_token": "|", "pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>",
+                    "eos_token": "</s>", "do_lower_case": False, "replace_word_delimiter_char": " ",
+                    "clean_up_tokenization_spaces": False, "tokenizer_class": "Wav2Vec2CTCTokenizer"}
+PREPROCESSOR_CONFIG = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+                       "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True,
+                       "sampling_rate": 16000}
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file({k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value: dict) -> None:
+    write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=1) + "\n")
+
+
+def adapter_weights(trainer, lang: str) -> dict[str, torch.Tensor]:
+    """One language's adapter file: canonical adapter names + lm_head."""
+    weights = {f"wav2vec2.{name}": p for name, p in trainer.model.wav2vec2.named_parameters()
+               if ".adapter_layer." in name}
+    head = trainer.model.heads[lang]
+    weights["lm_head.weight"], weights["lm_head.bias"] = head.weight, head.bias
+    return weights
+
+
+def merge_vocab_json(path: Path, entries: dict[str, dict[str, int]]) -> None:
+    """Add languages to a nested vocab.json, keeping the others there."""
+    vocab = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if vocab and not all(isinstance(v, dict) for v in vocab.values()):
+        raise ValueError(f"{path}: a single-language vocab.json; cannot add languages to it")
+    vocab.update(entries)
+    write_json(path, vocab)
+
+
+def encoder_state(trainer) -> dict[str, torch.Tensor]:
+    """wav2vec2.* weights; the folded positional conv weight is written as weight_g/weight_v (g = its norm over
+    every dim but 2, v = the weight itself), the form transformers reads and our loader folds back exactly."""
+    state = {f"wav2vec2.{k}": v for k, v in trainer.model.wav2vec2.state_dict().items()}
+    weight = state.pop(POS + "weight").float()
+    state[POS + "weight_g"] = weight.norm(dim=(0, 1), keepdim=True)
+    state[POS + "weight_v"] = weight
+    return state
+
+
+def hf_config_json(cfg, architecture: str, **extra) -> dict:
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()
+              if k not in ("blank_weight", "classifier_activation", "num_labels", "vocab_size", "classifier_proj_size")
+              and v is not None}
+    values.update(model_type="wav2vec2", architectures=[architecture], conv_pos_batch_norm=False,
+                  feat_extract_activation="gelu", hidden_act="gelu", torch_dtype="float32", **extra)
+    return values
+
+
+def export(trainer, dtype: torch.dtype | None = None) -> None:
+    out: Path = trainer.out
+    opts = trainer.options
+    if opts.mode == "adapter":
+        lang = opts.lang
+        save_tensors(adapter_weights(trainer, lang), out / f"adapter.{lang}.safetensors", dtype)
+        merge_vocab_json(out / "vocab.json", {lang: vocab_json(trainer.vocabs[lang])})
+        write_json(out / "tokenizer_config.json", dict(TOKENIZER_CONFIG, target_lang=lang))
+        return
+    export_full(trainer, out, dtype)
+    if trainer.model.lid_labels:
+        export_lid(trainer, out / "lid", dtype)
+
+
+def export_full(trainer, out: Path, dtype: torch.dtype | None = None) -> None:
+    cfg = trainer.model.wav2vec2.cfg
+    langs = trainer.languages
+    first = langs[0]
+    state = encoder_state(trainer)
+    head = trainer.model.heads[first]
+    state["lm_head.weight"], state["lm_head.bias"] = head.weight, head.bias
+    save_tensors(state, out / "model.safetensors", dtype)
+    if cfg.adapter_attn_dim:
+        for lang in langs:
+            save_tensors(adapter_weights(trainer, lang), out / f"adapter.{lang}.safetensors", dtype)
+    write_json(out / "vocab.json", {lang: vocab_json(trainer.vocabs[lang]) for lang in langs})
+    write_json(out / "config.json", hf_config_json(cfg, "Wav2Vec2ForCTC", vocab_size=len(trainer.vocabs[first])))
+    write_json(out / "tokenizer_config.json", dict(TOKENIZER_CONFIG, target_lang=first))
+    write_json(out / "preprocessor_config.json", PREPROCESSOR_CONFIG)
+
+
+def export_lid(trainer, out: Path, dtype: torch.dtype | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model = trainer.model
+    state = encoder_state(trainer)
+    for name in ("projector", "classifier"):
+        layer = getattr(model, name)
+        state[f"{name}.weight"], state[f"{name}.bias"] = layer.weight, layer.bias
+    save_tensors(state, out / "model.safetensors", dtype)
+    labels = model.lid_labels
+    write_json(out / "config.json", hf_config_json(
+        model.wav2vec2.cfg, "Wav2Vec2ForSequenceClassification", classifier_proj_size=model.projector.out_features,
+        num_labels=len(labels), id2label={str(i): l for i, l in enumerate(labels)},
+        label2id={l: i for i, l in enumerate(labels)}))
+    write_json(out / "preprocessor_config.json", PREPROCESSOR_CONFIG)

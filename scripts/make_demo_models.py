@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Build the shipped `demo` model: a small MMS-architecture model trained on synthetic espeak-ng speech.
+
+    python scripts/make_demo_models.py corpus --work demo-work        # synthesise the corpus (espeak-ng)
+    nice -n 10 python scripts/make_demo_models.py train --work demo-work --epochs 15   # resumable
+    python scripts/make_demo_models.py ship --work demo-work           # best export -> mms/configs/demo/
+    python scripts/make_demo_models.py all --work demo-work            # the three in a row
+
+The corpus: pseudo-sentences (2 to 5 words drawn from a word list per language, written below) spoken by
+espeak-ng with several voice variants, speeds and pitches, in four languages with four scripts (English/Latin,
+Russian/Cyrillic, Greek, Hindi/Devanagari); train/dev/test manifests (JSON lines) per language and for all.
+The model: raw-waveform conv encoder (7 layers, 20 ms frames), pre-LN transformer with per-language MMS
+adapters and output layers, and a language-identification head on the same encoder, trained from scratch with
+the engine of `mms train` (mms.train). Training saves a resumable state in <work>/model: rerun `train` after an
+interruption and it continues. `ship` writes the best epoch as float16 safetensors into mms/configs/demo/
+(ASR) and mms/configs/demo/lid/ (LID), with the measured dev numbers in mms/configs/demo/README.md.
+
+Needs espeak-ng on PATH (Debian/Ubuntu: apt-get install -y espeak-ng; the script installs it when it runs as
+root with apt-get available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHIP_DIR = ROOT / "mms" / "configs" / "demo"
+
+# language code (MMS/ISO 639-3) -> (espeak-ng voice, words). Everyday words, written as a reader would.
+LANGUAGES = {
+    "eng": ("en", """
+        the a one two three four five six seven eight nine ten red green blue black white house water tree
+        small big good new old day night sun moon river city road book hand open close come go see read
+        write speak we you they this that here there time people child friend music story morning evening
+        bread apple fish bird cat dog happy slowly quickly today tomorrow"""),
+    "rus": ("ru", """
+        один два три четыре пять шесть семь восемь девять десять дом вода дерево река город дорога книга
+        рука окно дверь солнце луна день ночь утро вечер мама папа друг брат сестра кошка собака птица рыба
+        хлеб молоко красный синий белый чёрный большой маленький хороший новый старый читать писать говорить
+        идти видеть сегодня завтра здесь там"""),
+    "ell": ("el", """
+        ένα δύο τρία τέσσερα πέντε έξι επτά οκτώ εννέα δέκα σπίτι νερό δέντρο ποτάμι πόλη δρόμος βιβλίο
+        χέρι παράθυρο πόρτα ήλιος φεγγάρι μέρα νύχτα πρωί βράδυ μητέρα πατέρας φίλος αδελφός γάτα σκύλος
+        πουλί ψάρι ψωμί γάλα κόκκινο μπλε άσπρο μαύρο μεγάλο μικρό καλό καινούργιο παλιό διαβάζω γράφω μιλάω
+        βλέπω σήμερα αύριο εδώ εκεί"""),
+    "hin": ("hi", """
+        एक दो तीन चार पाँच छह सात आठ नौ दस घर पानी पेड़ नदी शहर सड़क किताब हाथ खिड़की दरवाज़ा सूरज चाँद
+        दिन रात सुबह शाम माँ पिता दोस्त भाई बहन बिल्ली कुत्ता चिड़िया मछली रोटी दूध लाल नीला सफ़ेद काला बड़ा
+        छोटा अच्छा नया पुराना पढ़ना लिखना बोलना जाना देखना आज कल यहाँ वहाँ"""),
+}
+VARIANTS = ("", "+m1", "+m3", "+f2", "+f4", "+m7")
+
+
+def ensure_espeak() -> str:
+    found = shutil.which("espeak-ng")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing espeak-ng (apt-get)", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", "espeak-ng"], check=False, stdout=subprocess.DEVNULL)
+        if not shutil.which("espeak-ng"):
+            subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "install", "-y", "-q", "espeak-ng"], check=True, stdout=subprocess.DEVNULL)
+        found = shutil.which("espeak-ng")
+    if not found:
+        raise SystemExit("make_demo_models: espeak-ng is not installed (apt-get install -y espeak-ng)")
+    return found
+
+
+def speak(text: str, voice: str, speed: int, pitch: int, out: Path) -> None:
+    """espeak-ng -> a 16 kHz mono wav (espeak writes 22.05 kHz; resampled through mms.audio)."""
+    from mms.audio import load_audio, write_audio
+
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", tmp.name, text],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wave = load_audio(tmp.name)
+    write_audio(out, wave, 16000)
+
+
+def sentences(words: list[str], n: int, rng, min_words: int = 2, max_words: int = 5) -> list[str]:
+    return [" ".join(rng.choice(words, size=int(rng.integers(min_words, max_words + 1)))) for _ in range(n)]
+
+
+def voice_settings(rng, espeak_voice: str) -> tuple[str, int, int]:
+    return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(130, 191)), int(rng.integers(30, 71))
+
+
+def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None) -> dict:
+    """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl."""
+    import numpy as np
+
+    ensure_espeak()
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    languages = languages or LANGUAGES
+    started = time.time()
+    for split, count in per_language.items():
+        lines_all = []
+        for k, (lang, (espeak_voice, words)) in enumerate(sorted(languages.items())):
+            rng = np.random.default_rng([seed, k, ["train", "dev", "test"].index(split)])
+            words = words.split()
+            lines, seconds = [], 0.0
+            out_dir = corpus / split / lang
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for i, text in enumerate(sentences(words, count, rng)):
+                voice, speed, pitch = voice_settings(rng, espeak_voice)
+                path = out_dir / f"{lang}_{split}_{i:05d}.wav"
+                if not path.exists():
+                    speak(text, voice, speed, pitch, path)
+                from mms.audio import audio_info
+
+                seconds += audio_info(str(path)) or 0.0
+                lines.append(json.dumps({"audio_filepath": str(path.relative_to(corpus)), "text": text, "lang": lang,
+                                         "voice": voice, "speed": speed, "pitch": pitch}, ensure_ascii=False))
+            (corpus / f"{split}.{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            lines_all += lines
+            stats[f"{split}.{lang}"] = {"utterances": count, "seconds": round(seconds, 1)}
+            print(f"{split} {lang}: {count} utterances, {seconds / 60:.1f} min", file=sys.stderr)
+        (corpus / f"{split}.jsonl").write_text("\n".join(lines_all) + "\n", encoding="utf-8")
+    stats["synthesis_seconds"] = round(time.time() - started, 1)
+    (corpus / "stats.json").write_text(json.dumps(stats, indent=1))
+    return stats
+
+
+def demo_config():
+    from mms.models.wav2vec2 import Wav2Vec2Config
+
+    # MMS architecture (layer-norm conv encoder, pre-LN transformer, adapters), scaled down to ~1M weights
+    return Wav2Vec2Config(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+                          conv_dim=(64,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                          conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+                          num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8, adapter_attn_dim=16)
+
+
+def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int) -> dict:
+    from mms.train import TrainOptions, train
+
+    corpus = work / "corpus"
+    options = TrainOptions(mode="full", init_config=demo_config(), train=[str(corpus / "train.jsonl")],
+                           dev=[str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
+                           warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
+                           threads=threads, progress=sys.stderr.isatty(), seed=0)
+    return train(options)
+
+
+def ship(work: Path, dest: Path = SHIP_DIR) -> None:
+    """The best export, as float16, into the package (ASR directory + lid/), with its measured numbers."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model = work / "model"
+    if not (model / "model.safetensors").exists():
+        raise SystemExit(f"make_demo_models: {model} has no exported model yet (train first)")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in ("", "lid"):
+        src, out = model / sub, tmp / sub
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(src.iterdir()):
+            if path.suffix == ".safetensors":
+                tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+                save_file(tensors, str(out / path.name), metadata={"format": "pt"})
+            elif path.suffix == ".json" and path.name != "train_state.json":
+                shutil.copy(path, out / path.name)
+    history = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
+    best = [h for h in history if h.get("best")][-1]
+    (tmp / "metrics.json").write_text(json.dumps({"best_epoch": best, "epochs_run": len(history)}, indent=1,
+                                                  ensure_ascii=False))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"shipped {dest} ({size / 1e6:.1f} MB): epoch {best['epoch']}, dev CER {best.get('dev_cer')}, "
+          f"LID {best.get('dev_lid_accuracy')}", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("corpus", "train", "ship", "all"))
+    parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
+    parser.add_argument("--train-per-language", type=int, default=600)
+    parser.add_argument("--dev-per-language", type=int, default=40)
+    parser.add_argument("--test-per-language", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--batch-seconds", type=float, default=20.0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    work = Path(args.work)
+    if args.step in ("corpus", "all"):
+        make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
+                           "test": args.test_per_language})
+    if args.step in ("train", "all"):
+        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads)
+        print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
+    if args.step in ("ship", "all"):
+        ship(work)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

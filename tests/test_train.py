@@ -1,0 +1,197 @@
+"""mms.train: CTC training of tiny random MMS models on synthetic "speech" (words made of distinct tones).
+
+One character = one tone of ~0.1 s, so a model that learns the task must emit the right letters in order;
+the tests check that it does (CER falls), that resuming continues exactly, that train-adapter leaves every
+frozen weight unchanged, and that its output loads through `mms asr --adapter` and by copying into a model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mms.train.engine import STATE_FILE, Trainer, TrainOptions
+from tests.factory import random_model, tiny_config, write_hf
+
+TONES = {"a": 500.0, "b": 1100.0, "c": 2000.0}
+TONES.update(x=TONES["a"], y=TONES["b"], z=TONES["c"])  # the "new language" writes the same sounds otherwise
+
+
+def tone_utterance(words: list[str], rng) -> np.ndarray:
+    parts = [np.zeros(800)]
+    for word in words:
+        for ch in word:
+            n = 1600 + int(rng.integers(0, 400))
+            parts += [0.5 * np.sin(2 * np.pi * TONES[ch] * np.arange(n) / 16000), np.zeros(320)]
+        parts.append(np.zeros(2400))
+    x = np.concatenate(parts)
+    return (x + 0.01 * rng.standard_normal(x.size)).astype(np.float32)
+
+
+def tone_corpus(folder: Path, name: str, vocabulary: list[str], n: int, seed: int) -> Path:
+    """n utterances of two words each; transcripts in upper case (MMS normalisation lower-cases them)."""
+    rng = np.random.default_rng(seed)
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        words = [vocabulary[j] for j in rng.integers(0, len(vocabulary), 2)]
+        path = folder / name / f"{i}.wav"
+        sf.write(path, tone_utterance(words, rng), 16000)
+        lines.append(json.dumps({"audio_filepath": f"{name}/{i}.wav", "text": " ".join(words).upper() + "."}))
+    manifest = folder / f"{name}.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tones")
+    base_words, new_words = ["ab", "ca", "bc", "cab"], ["zy", "yxz", "xz"]
+    return {
+        "folder": folder,
+        "train": tone_corpus(folder, "train", base_words, 24, 1),
+        "dev": tone_corpus(folder, "dev", base_words, 6, 2),
+        "new_train": tone_corpus(folder, "new_train", new_words, 16, 3),
+        "new_dev": tone_corpus(folder, "new_dev", new_words, 6, 4),
+        "random_base": write_hf(random_model(tiny_config(), {"eng": 12, "fra": 15}, seed=1), folder / "random-base"),
+    }
+
+
+def options(data, out: Path, **overrides) -> TrainOptions:
+    values = dict(mode="full", model=str(data["random_base"]), lang="xyz", train=[str(data["train"])],
+                  dev=[str(data["dev"])], out=str(out), epochs=30, lr=3e-3, warmup_steps=5, batch_seconds=3.0,
+                  progress=False, device="cpu", threads=1, save_every=10)
+    values.update(overrides)
+    return TrainOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    """Full training of the random tiny model on the tone language: the base of the adapter tests."""
+    trainer = Trainer(options(data, data["folder"] / "full"))
+    summary = trainer.run()
+    return trainer, summary
+
+
+def test_full_training_learns_the_words(trained):
+    trainer, summary = trained
+    history = trainer.history
+    first, best = history[0], min(h["dev_cer"] for h in history)
+    print(f"loss {first['train_loss']} -> {history[-1]['train_loss']}, dev CER {first['dev_cer']:.1f}% -> best "
+          f"{best:.1f}%, {summary['throughput']} audio s/s")
+    assert history[-1]["train_loss"] < 0.3 * first["train_loss"]
+    assert first["dev_cer"] >= 80.0  # an untrained model emits (almost) nothing right
+    assert best <= 40.0
+    out = Path(summary["out"])
+    for name in ("config.json", "model.safetensors", "adapter.xyz.safetensors", "vocab.json", "train_log.jsonl"):
+        assert (out / name).exists(), name
+    vocab = json.loads((out / "vocab.json").read_text())["xyz"]
+    assert list(vocab) == ["<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c"]  # normalised: lower case, no "."
+
+
+def test_exported_model_transcribes_like_the_trainer(trained, data):
+    """The exported directory, read by the ASR loader, gives the trainer's own dev hypotheses at its best epoch."""
+    from mms.asr import ASR
+    from mms.lm.scoring import score
+    from mms.manifest import read_manifest
+
+    trainer, summary = trained
+    asr = ASR.load(summary["out"], lang="xyz", device="cpu")
+    items = read_manifest(data["dev"])
+    hyps = [t.text for t in asr.transcribe([i.audio for i in items])]
+    cer = score([i.text.lower().rstrip(".") for i in items], hyps)["cer"]
+    best = min(h["dev_cer"] for h in trainer.history)
+    print(f"exported model dev CER {cer:.2f}%, trainer's best {best:.2f}%")
+    assert abs(cer - best) < 1e-6
+
+
+def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
+    short = dict(epochs=3, save_every=4)
+    whole = Trainer(options(data, tmp_path / "whole", **short))
+    whole.run()
+    first = Trainer(options(data, tmp_path / "resumed", max_steps=11, **short))  # stops mid-epoch 2
+    summary = first.run()
+    assert summary["stopped_early"] and summary["step"] == 11 and first.epoch == 1
+    second = Trainer(options(data, tmp_path / "resumed", **short))
+    second.run()
+    assert second.step == whole.step
+    a, b = dict(whole.model.named_parameters()), dict(second.model.named_parameters())
+    diff = max(float((a[n] - b[n]).abs().max().detach()) for n in a)
+    print(f"resumed vs uninterrupted: max abs weight difference {diff:.3g} after {whole.step} steps")
+    assert diff <= 1e-5
+    assert [h["dev_cer"] for h in second.history] == pytest.approx([h["dev_cer"] for h in whole.history], abs=1e-6)
+
+
+def test_train_adapter_learns_a_new_language_and_freezes_the_rest(trained, data, tmp_path):
+    from mms.checkpoints import load_checkpoint
+
+    base = trained[1]["out"]
+    trainer = Trainer(options(data, tmp_path / "adapter", mode="adapter", model=base, lang="new",
+                              train=[str(data["new_train"])], dev=[str(data["new_dev"])], epochs=15, lr=1e-2))
+    trainer.run()
+    history = trainer.history
+    print(f"adapter: loss {history[0]['train_loss']} -> {history[-1]['train_loss']}, dev CER "
+          f"{history[0]['dev_cer']:.1f}% -> {min(h['dev_cer'] for h in history):.1f}%")
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert min(h["dev_cer"] for h in history) <= 0.6 * history[0]["dev_cer"]
+    assert sorted(p.name for p in (tmp_path / "adapter").glob("*.safetensors")) == ["adapter.new.safetensors"]
+    state = load_checkpoint(base).state_dict
+    changed, frozen = 0, 0
+    for name, value in trainer.model.wav2vec2.state_dict().items():
+        if ".adapter_layer." in name:
+            changed += not torch.equal(value, state["wav2vec2." + name].float())
+        else:
+            frozen += 1
+            assert torch.equal(value, state["wav2vec2." + name].float()), name
+    assert frozen > 0 and changed > 0
+
+
+def run_mms(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_cli_train_adapter_then_asr_adapter_and_copied_into_the_base(trained, data, tmp_path):
+    base = Path(trained[1]["out"])
+    out = tmp_path / "xyz-adapter"
+    result = run_mms("train-adapter", "--model", base, "--lang", "new", "--train", data["new_train"], "--dev",
+                     data["new_dev"], "--out", out, "--epochs", "2", "--batch-seconds", "3", "--threads", "1",
+                     "--precision", "bf16", "--lr", "5e-3")
+    assert "2 epochs" in result.stderr and "dev CER" in result.stderr
+    wavs = sorted((data["folder"] / "new_dev").glob("*.wav"))[:3]
+    via_option = run_mms("asr", "--model", base, "--adapter", out, "--lang", "new", "--format", "jsonl", *wavs)
+    texts = [json.loads(line)["text"] for line in via_option.stdout.splitlines()]
+    assert len(texts) == 3
+    # the base's own languages stay usable beside the added one
+    run_mms("asr", "--model", base, "--adapter", out, "--lang", "xyz", wavs[0])
+    # copying the adapter file into the base and adding the vocab.json entry works the same
+    copy = tmp_path / "base-copy"
+    shutil.copytree(base, copy)
+    shutil.copy(out / "adapter.new.safetensors", copy)
+    vocab = json.loads((copy / "vocab.json").read_text())
+    vocab["new"] = json.loads((out / "vocab.json").read_text())["new"]
+    (copy / "vocab.json").write_text(json.dumps(vocab))
+    copied = run_mms("asr", "--model", copy, "--lang", "new", "--format", "jsonl", *wavs)
+    assert [json.loads(line)["text"] for line in copied.stdout.splitlines()] == texts
+
+
+def test_cli_errors_are_one_line(data, tmp_path):
+    result = run_mms("train-adapter", "--model", data["random_base"], "--train", data["train"], "--out",
+                     tmp_path / "x", check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--lang" in result.stderr
+    result = run_mms("train", "--model", tmp_path / "missing", "--train", data["train"], "--out", tmp_path / "y",
+                     check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "missing" in result.stderr
+    result = run_mms("asr", "--model", data["random_base"], "--adapter", tmp_path, "--lang", "eng",
+                     data["folder"] / "dev" / "0.wav", check=False)
+    assert result.returncode == 2 and "no vocab.json" in result.stderr
