@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -43,11 +42,12 @@ def write_model(layers: int, out: Path) -> Path:
     return write_hf(random_model(mms1b_config(layers=layers), {"eng": 40}, seed=0), out)
 
 
-def run_mms(model_dir, paths, args):
+def run_mms(model_dir, paths, warmup, args):
     from mms.asr import ASR
 
     asr = ASR.load(model_dir, lang="eng", device=args.device, dtype=args.dtype, batch_seconds=args.batch_seconds)
-    asr.transcribe(paths[:1])  # warm-up
+    asr.transcribe([warmup])
+
     def once():
         results = asr.transcribe(paths)
         bad = [r.error for r in results if r.error]
@@ -56,7 +56,7 @@ def run_mms(model_dir, paths, args):
     return best_of(once, args.repeats)
 
 
-def run_transformers(model_dir, paths, args):
+def run_transformers(model_dir, paths, warmup, args):
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
     dtype = getattr(torch, args.dtype)
@@ -75,21 +75,26 @@ def run_transformers(model_dir, paths, args):
             texts += tokenizer.batch_decode(logits.argmax(-1).cpu())
         return texts
 
-    transcribe(paths[:1])  # warm-up
+    transcribe([warmup])
     return best_of(lambda: transcribe(paths), args.repeats)
 
 
+def cpu_seconds():
+    return sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # user + system, all threads
+
+
 def best_of(fn, repeats):
-    best, out = float("inf"), None
+    """(wall seconds, CPU seconds, output) of the fastest of `repeats` runs."""
+    best = (float("inf"), 0.0, None)
     for _ in range(max(1, repeats)):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         out = fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        best = min(best, (time.perf_counter() - start, cpu_seconds() - cpu, out), key=lambda r: r[0])
+    return best
 
 
 def memory_child(model_dir, path, device, dtype, batch_seconds):
@@ -107,11 +112,11 @@ def memory_child(model_dir, path, device, dtype, batch_seconds):
 
     asr = ASR.load(model_dir, lang="eng", device=device, dtype=dtype, batch_seconds=batch_seconds)
     loaded = peak_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     [result] = asr.transcribe([path])
     assert result.error is None, result.error
     print(json.dumps({"loaded": loaded, "peak": peak_mib(), "seconds": time.perf_counter() - start,
-                      "chars": len(result.text)}))
+                      "cpu": cpu_seconds() - cpu_start}))
 
 
 def main():
@@ -149,34 +154,39 @@ def main():
             paths.append(str(tmp / f"utt{i:03d}.wav"))
             soundfile.write(paths[-1], synth(seconds, rng), SR)
             total += seconds
+        warmup = str(tmp / "warmup.wav")  # one short file, run once by each before timing
+        soundfile.write(warmup, synth(2, rng), SR)
         print(f"audio: {n_utt} utterances, 2-20 s, {total:.1f} s in all", flush=True)
 
-        mms_time, mms_texts = run_mms(model_dir, paths, args)
-        hf_time, hf_texts = run_transformers(model_dir, paths, args)
+        mms_time, mms_cpu, mms_texts = run_mms(model_dir, paths, warmup, args)
+        hf_time, hf_cpu, hf_texts = run_transformers(model_dir, paths, warmup, args)
         same = sum(a.strip() == b.strip() for a, b in zip(mms_texts, hf_texts))
         hf_name = f"transformers Wav2Vec2ForCTC {transformers.__version__}"
         print(f"\nthroughput (end to end, incl. reading files; best of {args.repeats})")
-        print(f"  {'implementation':<40} {'seconds':>8} {'audio s/s':>10}")
-        print(f"  {'mms ASR.transcribe (batch ' + f'{args.batch_seconds:g} s)':<40} {mms_time:8.2f} {total / mms_time:10.2f}")
-        print(f"  {hf_name + f' (batch {args.hf_batch})':<40} {hf_time:8.2f} {total / hf_time:10.2f}")
-        print(f"  ratio mms / transformers (throughput): {hf_time / mms_time:.2f}x")
+        print(f"  {'implementation':<48} {'seconds':>8} {'cpu s':>7} {'audio s/s':>10}")
+        print(f"  {'mms ASR.transcribe (batch ' + f'{args.batch_seconds:g} s)':<48} {mms_time:8.2f} {mms_cpu:7.1f} {total / mms_time:10.2f}")
+        print(f"  {hf_name + f' (batch {args.hf_batch})':<48} {hf_time:8.2f} {hf_cpu:7.1f} {total / hf_time:10.2f}")
+        print(f"  ratio mms / transformers (throughput): {hf_time / mms_time:.2f}x (by CPU time: {hf_cpu / mms_cpu:.2f}x)")
         print(f"  transcripts equal: {same}/{n_utt}", flush=True)
 
         mem_dir = write_model(args.memory_layers, tmp / "memory-model")
         print(f"\npeak memory, one long file per fresh process ({args.memory_layers}-layer model, "
-              f"batch {args.batch_seconds:g} s, ru_maxrss)")
-        print(f"  {'audio':>8} {'wave MiB':>9} {'RSS after load':>15} {'peak RSS':>9} {'growth':>7} {'seconds':>8} {'audio s/s':>10}")
+              f"batch {args.batch_seconds:g} s; RSS = VmHWM)")
+        print(f"  {'audio':>8} {'wave MiB':>9} {'RSS after load':>15} {'peak RSS':>9} {'growth':>9} {'seconds':>8} {'cpu s':>7} {'audio s/s':>10}")
         for m in minutes:
             wav = tmp / f"long-{m:g}min.wav"
             soundfile.write(wav, np.tile(synth(60, np.random.default_rng(1)), int(np.ceil(m)))[:int(m * 60 * SR)], SR)
             out = subprocess.run([sys.executable, __file__, "--memory-child", str(mem_dir), str(wav),
                                   "--device", args.device, "--dtype", args.dtype,
                                   "--batch-seconds", str(args.batch_seconds)],
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(f"  {m:>6g} m  failed:\n{out.stderr[-2000:]}")
+                continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             wave_mib = m * 60 * SR * 4 / 2**20
             print(f"  {m:>6g} m {wave_mib:9.1f} {r['loaded']:11.0f} MiB {r['peak']:5.0f} MiB "
-                  f"{r['peak'] - r['loaded']:3.0f} MiB {r['seconds']:8.1f} {m * 60 / r['seconds']:10.2f}", flush=True)
+                  f"{r['peak'] - r['loaded']:5.0f} MiB {r['seconds']:8.1f} {r['cpu']:7.1f} {m * 60 / r['seconds']:10.2f}", flush=True)
             wav.unlink()
     return 0
 

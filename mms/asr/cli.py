@@ -37,7 +37,10 @@ def load_defaults(config_path: str | None = None) -> dict:
             with open(config_path, encoding="utf-8") as f:
                 defaults.update(yaml.safe_load(f) or {})
         except (OSError, yaml.YAMLError) as e:
-            raise SystemExit(f"mms asr: error: --config {config_path}: {e}")
+            print(f"mms asr: error: --config {config_path}: {e}", file=sys.stderr)
+            raise SystemExit(2)
+    if defaults.get("batch_seconds") == "auto":
+        defaults["batch_seconds"] = None  # chosen by device (mms.device.default_batch_seconds)
     return defaults
 
 
@@ -68,7 +71,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
     add_device_options(p, d["device"], d["dtype"])
     p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
-                   help="padded audio seconds per forward pass (default: %(default)s)")
+                   help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
     p.add_argument("--chunk-seconds", type=float, default=d["chunk_seconds"],
                    help="window length for long inputs (default: %(default)s)")
     p.add_argument("--context-seconds", type=float, default=d["context_seconds"],

@@ -30,7 +30,7 @@ from mms.audio import SAMPLE_RATE, AudioError, load_audio
 from mms.batching import input_name, make_batches, prefetch
 from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
 from mms.decoding.ctc import Hypothesis, greedy_decode
-from mms.device import resolve_device, resolve_dtype
+from mms.device import default_batch_seconds, resolve_device, resolve_dtype
 from mms.manifest import Item
 from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
 from mms.text.vocab import Vocabulary
@@ -142,7 +142,7 @@ def add_adapters(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
 
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
-                 batch_seconds: float = 200.0, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
+                 batch_seconds: float | None = None, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
                  buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1,
                  extra_adapters: str | Path | None = None):
         if checkpoint.config.vocab_size is None:
@@ -155,6 +155,7 @@ class ASR:
         self.model: Wav2Vec2ForCTC = instantiate(checkpoint, self.device, self.dtype)
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
+        batch_seconds = batch_seconds or default_batch_seconds(self.device)
         self.batch_samples = int(batch_seconds * SAMPLE_RATE)
         self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)
         self.context_samples = int(context_seconds * SAMPLE_RATE)

@@ -9,7 +9,7 @@
 # Defaults shared by the API and `mms lid` (kept here: the CLI must not import torch to show them).
 TOP_K = 5
 MAX_SECONDS = 30.0  # without a window, classify the first this many seconds of each input
-BATCH_SECONDS = 200.0  # padded audio per forward pass
+BATCH_SECONDS = None  # padded audio per forward pass; None: 200 s on CUDA, 30 s on CPU
 
 
 def __getattr__(name):

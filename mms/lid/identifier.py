@@ -38,7 +38,7 @@ import torch
 from mms.batching import input_name, make_batches
 from mms.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, instantiate, load_checkpoint
-from mms.device import resolve_device, resolve_dtype
+from mms.device import default_batch_seconds, resolve_device, resolve_dtype
 from mms.langs import close_codes, matches
 from mms.lid import BATCH_SECONDS, MAX_SECONDS, TOP_K
 from mms.models.wav2vec2 import receptive_field
@@ -95,7 +95,7 @@ class _Tally:
 
 class LID:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", max_seconds: float = MAX_SECONDS,
-                 window_seconds: float | None = None, batch_seconds: float = BATCH_SECONDS,
+                 window_seconds: float | None = None, batch_seconds: float | None = BATCH_SECONDS,
                  buffer_seconds: float | None = None):
         cfg = checkpoint.config
         if not cfg.num_labels:
@@ -113,6 +113,7 @@ class LID:
         self.model = instantiate(checkpoint, self.device, self.dtype)
         self.windowed = window_seconds is not None
         self.piece_samples = int((window_seconds or max_seconds) * SAMPLE_RATE)
+        batch_seconds = batch_seconds or default_batch_seconds(self.device)
         self.batch_samples = int(batch_seconds * SAMPLE_RATE)
         self.buffer_samples = int((buffer_seconds or max(4 * batch_seconds, 600.0)) * SAMPLE_RATE)
         self.min_samples = receptive_field(cfg.conv_kernel, cfg.conv_stride)  # one frame of output
