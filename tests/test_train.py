@@ -23,6 +23,7 @@ from tests.factory import random_model, tiny_config, write_hf
 
 TONES = {"a": 500.0, "b": 1100.0, "c": 2000.0}
 TONES.update(x=TONES["a"], y=TONES["b"], z=TONES["c"])  # the "new language" writes the same sounds otherwise
+TONES.update(p=700.0, q=1500.0, r=2600.0)  # a language of other sounds (for language identification)
 
 
 def tone_utterance(words: list[str], rng) -> np.ndarray:
@@ -36,7 +37,7 @@ def tone_utterance(words: list[str], rng) -> np.ndarray:
     return (x + 0.01 * rng.standard_normal(x.size)).astype(np.float32)
 
 
-def tone_corpus(folder: Path, name: str, vocabulary: list[str], n: int, seed: int) -> Path:
+def tone_corpus(folder: Path, name: str, vocabulary: list[str], n: int, seed: int, lang: str | None = None) -> Path:
     """n utterances of two words each; transcripts in upper case (MMS normalisation lower-cases them)."""
     rng = np.random.default_rng(seed)
     (folder / name).mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,8 @@ def tone_corpus(folder: Path, name: str, vocabulary: list[str], n: int, seed: in
         words = [vocabulary[j] for j in rng.integers(0, len(vocabulary), 2)]
         path = folder / name / f"{i}.wav"
         sf.write(path, tone_utterance(words, rng), 16000)
-        lines.append(json.dumps({"audio_filepath": f"{name}/{i}.wav", "text": " ".join(words).upper() + "."}))
+        line = {"audio_filepath": f"{name}/{i}.wav", "text": " ".join(words).upper() + "."}
+        lines.append(json.dumps(dict(line, lang=lang) if lang else line))
     manifest = folder / f"{name}.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
@@ -61,6 +63,8 @@ def data(tmp_path_factory):
         "dev": tone_corpus(folder, "dev", base_words, 6, 2),
         "new_train": tone_corpus(folder, "new_train", new_words, 16, 3),
         "new_dev": tone_corpus(folder, "new_dev", new_words, 6, 4),
+        "other_train": tone_corpus(folder, "other_train", ["pq", "rp", "qrq"], 12, 5, lang="oth"),
+        "other_dev": tone_corpus(folder, "other_dev", ["pq", "rp", "qrq"], 6, 6, lang="oth"),
         "random_base": write_hf(random_model(tiny_config(), {"eng": 12, "fra": 15}, seed=1), folder / "random-base"),
     }
 
@@ -195,3 +199,28 @@ def test_cli_errors_are_one_line(data, tmp_path):
     result = run_mms("asr", "--model", data["random_base"], "--adapter", tmp_path, "--lang", "eng",
                      data["folder"] / "dev" / "0.wav", check=False)
     assert result.returncode == 2 and "no vocab.json" in result.stderr
+
+
+def test_multilingual_training_with_a_lid_head(data, tmp_path):
+    """Two languages in mixed batches, one output layer each, and a LID head; the exports load in mms.lid and
+    mms.asr and reproduce the trainer's numbers."""
+    from mms.asr import ASR
+    from mms.lid.identifier import LID
+    from mms.manifest import read_manifest
+
+    trainer = Trainer(options(data, tmp_path / "multi", train=[str(data["train"]), str(data["other_train"])],
+                              dev=[str(data["dev"]), str(data["other_dev"])], epochs=8, lid=True))
+    trainer.run()
+    last = trainer.history[-1]
+    print(f"multilingual: LID {trainer.history[0]['dev_lid_accuracy']:.0f}% -> {last['dev_lid_accuracy']:.0f}%, "
+          f"dev CER {last['dev_per_language']}")
+    assert trainer.history[0]["dev_lid_accuracy"] < 100.0 and last["dev_lid_accuracy"] == 100.0
+    out = tmp_path / "multi"
+    assert json.loads((out / "lid" / "config.json").read_text())["id2label"] == {"0": "oth", "1": "xyz"}
+    assert sorted(json.loads((out / "vocab.json").read_text())) == ["oth", "xyz"]
+    items = read_manifest(data["dev"]) + read_manifest(data["other_dev"])
+    results = LID.load(out / "lid", device="cpu").identify([i.audio for i in items])
+    assert [r.lang for r in results] == [i.lang or "xyz" for i in items]
+    asr = ASR.load(out, device="cpu")
+    assert sorted(asr.languages) == ["oth", "xyz"]
+    assert all(r.error is None for r in asr.transcribe([i.audio for i in items[-2:]], lang="oth"))

@@ -97,15 +97,20 @@ def encode(text: str, vocab: Vocabulary) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def epoch_batches(examples: list[Example], batch_samples: int, seed: int, epoch: int) -> list[list[int]]:
-    """Length-bucketed batches of one language each, in a shuffled order that depends only on (seed, epoch),
-    so an interrupted epoch is re-planned identically on resume."""
+def epoch_batches(examples: list[Example], batch_samples: int, seed: int, epoch: int,
+                  mixed: bool = False) -> list[list[int]]:
+    """Length-bucketed batches (of one language each unless `mixed`), in a shuffled order that depends only on
+    (seed, epoch), so an interrupted epoch is re-planned identically on resume."""
+    rng = np.random.default_rng([seed, epoch])
+    groups = [list(range(len(examples)))] if mixed else [
+        [i for i, e in enumerate(examples) if e.lang == lang] for lang in sorted({e.lang for e in examples})]
     batches = []
-    for lang in sorted({e.lang for e in examples}):
-        members = [i for i, e in enumerate(examples) if e.lang == lang]
+    for members in groups:
+        if mixed:  # shuffle before bucketing, so equal lengths do not always meet the same neighbours
+            members = [members[i] for i in rng.permutation(len(members))]
         for batch in make_batches([examples[i].wave.size for i in members], batch_samples):
             batches.append([members[i] for i in batch])
-    order = np.random.default_rng([seed, epoch]).permutation(len(batches))
+    order = rng.permutation(len(batches))
     return [batches[i] for i in order]
 
 

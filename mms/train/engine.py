@@ -99,10 +99,9 @@ class TrainModel(nn.Module):
             self.projector = nn.Linear(encoder.cfg.hidden_size, lid_proj_size)
             self.classifier = nn.Linear(lid_proj_size, len(lid_labels))
 
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor, lang: str):
-        """-> (log-probabilities [B, T, V] float32, frame lengths [B], LID logits [B, L] or None)."""
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor):
+        """-> (hidden [B, T, D], frame lengths [B], LID logits [B, L] float32 or None)."""
         hidden, frame_mask = self.wav2vec2(waves, lengths)
-        log_probs = self.heads[lang](hidden).float().log_softmax(-1)
         if frame_mask is None:
             frame_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
         lid = None
@@ -110,7 +109,11 @@ class TrainModel(nn.Module):
             h = self.projector(hidden).masked_fill(~frame_mask[..., None], 0.0)
             pooled = h.sum(1) / frame_mask.sum(1, keepdim=True).to(h.dtype)
             lid = self.classifier(pooled).float()
-        return log_probs, frame_mask.sum(-1), lid
+        return hidden, frame_mask.sum(-1), lid
+
+    def log_probs(self, hidden: torch.Tensor, lang: str) -> torch.Tensor:
+        """CTC log-probabilities [B, T, V] in float32 from the language's output layer."""
+        return self.heads[lang](hidden).float().log_softmax(-1)
 
 
 def new_head(hidden_size: int, vocab_size: int, generator: torch.Generator) -> nn.Linear:
@@ -186,11 +189,6 @@ class Trainer:
         heads = {lang: new_head(cfg.hidden_size, len(v), generator) for lang, v in self.vocabs.items()}
         lid = self.languages if options.lid and options.mode == "full" else None
         self.model = TrainModel(encoder, heads, lid, options.lid_proj_size).to(self.device)
-        if lid:  # the LID head starts from the same seeded initialisation every run
-            with torch.no_grad():
-                for layer in (self.model.projector, self.model.classifier):
-                    layer.weight.normal_(0.0, 0.02, generator=generator)
-                    layer.bias.zero_()
         self.trainable = trainable_names(self.model, options)
         params = dict(self.model.named_parameters())
         for name, p in params.items():
@@ -199,9 +197,11 @@ class Trainer:
         no_decay = [params[n] for n in self.trainable if params[n].dim() < 2]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": options.weight_decay},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=options.lr)
+        # batches mix languages when a LID head trains (one-language batches would swing its bias back and forth)
+        self.mixed = bool(lid)
         batch_samples = int(options.batch_seconds * SAMPLE_RATE)
         self.batch_samples = batch_samples
-        n_batches = len(epoch_batches(self.train_set, batch_samples, options.seed, 0))
+        n_batches = len(epoch_batches(self.train_set, batch_samples, options.seed, 0, self.mixed))
         self.steps_per_epoch = math.ceil(n_batches / options.accumulate)
         self.total_steps = self.steps_per_epoch * options.epochs
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -296,24 +296,37 @@ class Trainer:
         return nullcontext()
 
     def loss(self, batch: list[Example]) -> tuple[torch.Tensor, float]:
+        """CTC loss (each utterance through its language's output layer; mean over the batch) plus, with a LID
+        head, lid_weight x its cross-entropy. Returns (loss to minimise, CTC part as a number)."""
         waves, lengths, targets, target_lengths = collate(batch)
-        lang = batch[0].lang
+        offsets = np.concatenate([[0], np.cumsum(target_lengths.numpy())])
         with self.autocast():
-            log_probs, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device), lang)
-        ctc = F.ctc_loss(log_probs.transpose(0, 1), targets.to(self.device), frame_lengths,
-                         target_lengths.to(self.device), blank=0, reduction="mean", zero_infinity=True)
+            hidden, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device))
+        ctc = 0.0
+        for lang in sorted({e.lang for e in batch}):
+            rows = [i for i, e in enumerate(batch) if e.lang == lang]
+            with self.autocast():
+                log_probs = self.model.log_probs(hidden[rows], lang)
+            group_targets = torch.cat([targets[offsets[i]:offsets[i + 1]] for i in rows]).to(self.device)
+            ctc = ctc + F.ctc_loss(log_probs.transpose(0, 1), group_targets, frame_lengths[rows],
+                                   target_lengths[rows].to(self.device), blank=0, reduction="mean",
+                                   zero_infinity=True) * (len(rows) / len(batch))
         loss = ctc
         if lid is not None:
-            label = self.model.lid_labels.index(lang)
-            target = torch.full((len(batch),), label, dtype=torch.long, device=self.device)
-            loss = loss + self.options.lid_weight * F.cross_entropy(lid, target)
+            labels = torch.tensor([self.model.lid_labels.index(e.lang) for e in batch], device=self.device)
+            loss = loss + self.options.lid_weight * F.cross_entropy(lid, labels)
         return loss, float(ctc.detach())
 
     def optimizer_step(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self.options.lr * lr_factor(self.step, self.options.warmup_steps, self.total_steps)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # clipped apart: the CTC gradients of the first steps are large and would leave the LID head none
+        lid_head = [p for n, p in self.model.named_parameters() if n.startswith(("projector.", "classifier."))]
+        params = [p for n, p in self.model.named_parameters()
+                  if p.requires_grad and not n.startswith(("projector.", "classifier."))]
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if lid_head:
+            torch.nn.utils.clip_grad_norm_(lid_head, 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -327,7 +340,7 @@ class Trainer:
         self.model.train()
         stopped = False
         while self.epoch < options.epochs and not stopped:
-            batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch)
+            batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch, self.mixed)
             bar = self._progress(len(batches))
             losses = []
             pending = 0
@@ -416,8 +429,8 @@ class Trainer:
                 chosen = [examples[members[i]] for i in batch]
                 waves, lengths, _, _ = collate(chosen)
                 with self.autocast():
-                    log_probs, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device), lang)
-                ids = log_probs.argmax(-1).cpu().numpy()
+                    hidden, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device))
+                    ids = self.model.log_probs(hidden, lang).argmax(-1).cpu().numpy()
                 for row, i in enumerate(batch):
                     n = int(frame_lengths[row])
                     hyps[members[i]] = greedy_decode(ids[row, :n], self.vocabs[lang]).text
