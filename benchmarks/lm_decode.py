@@ -90,7 +90,8 @@ def main():
         if build_ctcdecoder is None:
             print("pyctcdecode not installed: no reference measured")
             continue
-        labels = ["", "<pad>", "</s>", "<unk>", " "] + LETTERS  # pyctcdecode: "" = blank, " " = word delimiter
+        # pyctcdecode: "" = blank, " " = word delimiter; the never-emitted specials as single placeholder characters
+        labels = ["", "\u2400", "\u2401", "\u2402", " "] + LETTERS
         reference = build_ctcdecoder(labels, kenlm_model_path=str(arpa), unigrams=sorted(set(words)),
                                      alpha=lm_weight, beta=word_score)
         log_probs = [log_softmax(e) for e in emissions]
