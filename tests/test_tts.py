@@ -93,6 +93,8 @@ def test_speaking_rate_and_resampling(tts):
 
 
 def test_bad_inputs_get_errors_and_the_others_complete(tts, caplog):
+    original = TTS.load(voice_dirs().original, device="cpu")  # its ids for "" would be one blank: [0]
+    assert "no character" in next(original.synthesize_iter(["?!"])).error
     with caplog.at_level(logging.WARNING, logger="mms.tts"):
         speeches = list(tts.synthesize_iter(["fine text", "", "!!! ???", "Ünïcode, here"], seed=0))
     assert [s.error is None for s in speeches] == [True, False, False, True]

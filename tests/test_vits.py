@@ -231,8 +231,13 @@ def test_voice_folders_and_languages(tmp_path):
     dirs = voice_dirs()
     assert load_voice(dirs.root, "eng").format == "huggingface"  # mms-tts-eng/ next to models/eng/
     assert load_voice(dirs.original / "G_100000.pth").lang == "eng"  # from the models/<iso>/ folder name
-    expect_error(dirs.root, "voices", "--lang")
-    expect_error(dirs.root, "unknown language 'eny'", "close matches: eng", lang="eny")
+    assert load_voice(dirs.root).lang == "eng"  # the only voice there
+    (tmp_path / "voices").mkdir()
+    for lang in ("eng", "fra"):
+        (tmp_path / "voices" / lang).symlink_to(dirs.original, target_is_directory=True)
+    expect_error(tmp_path / "voices", "holds 2 voices", "--lang", "eng, fra")
+    expect_error(tmp_path / "voices", "unknown language 'eny'", "close matches: eng", lang="eny")
+    assert load_voice(tmp_path / "voices", "fra").lang == "fra"
     expect_error(tmp_path / "nowhere", "nowhere")
     (tmp_path / "empty").mkdir()
     expect_error(tmp_path / "empty", "not an MMS-TTS voice")

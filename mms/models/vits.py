@@ -533,9 +533,13 @@ class VitsModel(nn.Module):
         for i, (cpu_generator, _) in enumerate(generators):
             n = int(lengths[i])
             noise[i, :, :n] = torch.randn(1, 2, n, generator=cpu_generator)[0]
-        noise = noise.to(device=device, dtype=dtype) * noise_scale_duration
-        log_durations = self.duration_predictor(hidden.transpose(1, 2), x_mask, noise)
-        durations = torch.ceil(torch.exp(log_durations) * x_mask * (1.0 / speaking_rate))
+        # the duration flows may be kept in float32 in a half-precision model (see mms.tts): their spline is
+        # unstable in 16 bits; they see their own dtype
+        flow_dtype = self.duration_predictor.conv_pre.weight.dtype
+        noise = noise.to(device=device, dtype=flow_dtype) * noise_scale_duration
+        log_durations = self.duration_predictor(hidden.transpose(1, 2).to(flow_dtype), x_mask.to(flow_dtype), noise)
+        # frame counts in float32 whatever the model's dtype (bfloat16 cannot count past 256 exactly)
+        durations = torch.ceil(torch.exp(log_durations.float()) * x_mask.float() * (1.0 / speaking_rate))
         frame_lengths = torch.clamp_min(torch.sum(durations, [1, 2]), 1).long()
         n_frames = int(frame_lengths.max())
         y_mask = sequence_mask(frame_lengths, n_frames, dtype)  # [B, 1, T]

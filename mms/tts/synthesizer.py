@@ -93,13 +93,15 @@ def find_voice(model: Path, lang: str | None) -> tuple[str, Path]:
     if not voices:
         raise CheckpointError(f"{model}: not an MMS-TTS voice (expected G_*.pth, config.json and vocab.txt, or "
                               "config.json, model.safetensors and vocab.json)")
+    count = f"{len(voices)} voice{'s' if len(voices) != 1 else ''}"
+    if lang is None and len(voices) == 1:
+        lang = next(iter(voices))
     if lang is None:
-        raise CheckpointError(f"{model} holds {len(voices)} voices: choose one with --lang "
-                              f"(e.g. {', '.join(list(voices)[:6])})")
+        raise CheckpointError(f"{model} holds {count}: choose one with --lang (e.g. {', '.join(list(voices)[:6])})")
     if lang not in voices:
         close = difflib.get_close_matches(lang, list(voices), n=5, cutoff=0.5)
         hint = f"; close matches: {', '.join(close)}" if close else ""
-        raise CheckpointError(f"unknown language '{lang}': no voice for it in {model} ({len(voices)} voices{hint})")
+        raise CheckpointError(f"unknown language '{lang}': no voice for it in {model} ({count}{hint})")
     return voice_format(voices[lang]), voices[lang]
 
 
@@ -132,7 +134,9 @@ def build_model(checkpoint: VitsCheckpoint, device: torch.device, dtype: torch.d
             raise CheckpointError(f"{checkpoint.path}: {name} has shape {tuple(state[name].shape)}, the "
                                   f"configuration implies {tuple(param.shape)}")
     model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device, dtype).eval()
+    model = model.to(device, dtype).eval()
+    model.duration_predictor.float()  # 0.4M weights; its spline flows break down in 16-bit floats
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -185,7 +189,7 @@ class TTS:
         for sentence in split_sentences(text, self.max_chars):
             prepared = self.text.prepare(sentence)
             dropped.update(dict.fromkeys(prepared.dropped))
-            if prepared.ids:
+            if prepared.text:  # with no letter left, fairseq's ids would still be one blank
                 sentences.append(prepared)
         if not sentences:
             raise TextError(f"no character of the text is in the voice's vocabulary (dropped: "
