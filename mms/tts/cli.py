@@ -37,7 +37,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Synthesise speech with an MMS-TTS voice (VITS), from an original or Hugging Face checkpoint.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", "--model-dir", "-m", dest="model", required=True,
-                   help="voice directory (original or Hugging Face), or a folder of voices with --lang")
+                   help="voice directory (original or Hugging Face), a folder of voices with --lang, or a "
+                        "published name (mms-tts with --lang; see mms models list)")
     p.add_argument("--lang", "-l", help="ISO 639-3 code of the voice, e.g. eng, amh, ron (picks a voice from a "
                                         "folder of voices; needed for the Romanian ț fix)")
     source = p.add_mutually_exclusive_group()
@@ -50,15 +51,15 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--float", dest="float_wav", action="store_true",
                    help="write 32-bit float wav instead of 16-bit PCM")
     p.add_argument("--sample-rate", type=int, metavar="HZ", help="resample the output (default: the voice's, 16000)")
-    p.add_argument("--speaking-rate", type=float, help="speed: >1 faster, <1 slower (default: 1.0)")
-    p.add_argument("--noise-scale", type=float, help="voice variation (default: the voice's, 0.667; 0 = none)")
-    p.add_argument("--noise-scale-duration", type=float,
+    p.add_argument("--speaking-rate", type=float, metavar="X", help="speed: >1 faster, <1 slower (default: 1.0)")
+    p.add_argument("--noise-scale", type=float, metavar="X", help="voice variation (default: the voice's, 0.667; 0 = none)")
+    p.add_argument("--noise-scale-duration", type=float, metavar="X",
                    help="rhythm variation (default: the voice's, 0.8; 0 = none)")
-    p.add_argument("--seed", type=int, help="random seed: the same text and seed give the same speech")
-    p.add_argument("--pause", type=float, default=0.2, help="seconds of silence between sentences (default: %(default)s)")
-    p.add_argument("--max-chars", type=int, default=300,
+    p.add_argument("--seed", type=int, metavar="N", help="random seed: the same text and seed give the same speech")
+    p.add_argument("--pause", type=float, metavar="SECONDS", default=0.2, help="seconds of silence between sentences (default: %(default)s)")
+    p.add_argument("--max-chars", type=int, metavar="N", default=300,
                    help="longest sentence synthesised at once, in characters (default: %(default)s)")
-    p.add_argument("--batch-tokens", type=int, default=1000,
+    p.add_argument("--batch-tokens", type=int, metavar="N", default=1000,
                    help="padded input ids per forward pass; lower it if memory is short (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
