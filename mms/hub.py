@@ -26,6 +26,12 @@ TASKS = ("asr", "lid", "tts", "align", "pretrained")
 SOURCES = ("hf", "url")
 # a model of another task that a task can use: align runs on any CTC model (ASR adapters included)
 USABLE_FOR = {"align": ("align", "asr")}
+LOCAL_FORMS = {  # what a local model of each task looks like, for "not found" messages
+    "asr": "a Hugging Face MMS directory or a fairseq .pt file",
+    "lid": "a Hugging Face mms-lid-* directory or a fairseq LID .pt file with dict.lang.txt",
+    "tts": "an MMS-TTS voice directory (G_*.pth, config.json, vocab.txt) or a Hugging Face mms-tts-* directory",
+    "align": "the MMS alignment model (.pt with its dictionary) or an MMS ASR model",
+}
 RETRY_WAITS = (1, 2, 4)  # seconds before each new try of a URL download that broke off
 
 
@@ -210,8 +216,7 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
         from mms.checkpoints import CheckpointError
 
         raise CheckpointError(f"{reference}: no such model file or directory, published model name (see: mms models "
-                              f"list) or Hugging Face repo id (give a Hugging Face MMS directory or a fairseq .pt "
-                              f"file for {task})")
+                              f"list) or Hugging Face repo id (for {task}: {LOCAL_FORMS.get(task, LOCAL_FORMS['asr'])})")
     if info.task not in USABLE_FOR.get(task, (task,)):
         raise HubError(f"{info.name} is a {info.task} model, not a {task} model (default for {task}: "
                        f"{default_model(task)}; see: mms models list --task {task})")
