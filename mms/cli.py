@@ -21,11 +21,12 @@ COMMANDS = (
 )
 
 
-def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto") -> None:
+def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto",
+                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere") -> None:
     """--device and --dtype, the same for every task (resolved by mms/device.py)."""
     parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),
-                        help="model precision (default: %(default)s: bfloat16/float16 on CUDA, float32 elsewhere)")
+                        help=f"model precision (default: %(default)s: {auto_dtype})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,6 +77,20 @@ def items_from_paths(paths) -> list[Item]:
     return [Item(audio=str(p)) for p in paths]
 
 
+MANIFEST_SUFFIXES = (".tsv", ".jsonl", ".json", ".lst", ".list")
+
+
+def collect_inputs(paths, manifests=()) -> list[Item]:
+    """The inputs of a command line: the audio paths, then the items of each manifest (those given with
+    --manifest first, then paths ending in a manifest suffix). Raises ManifestError."""
+    paths = [str(p) for p in paths]
+    manifests = list(manifests) + [p for p in paths if p.lower().endswith(MANIFEST_SUFFIXES)]
+    items = items_from_paths([p for p in paths if not p.lower().endswith(MANIFEST_SUFFIXES)])
+    for manifest in manifests:
+        items += read_manifest(manifest)
+    return items
+
+
 def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str) -> list[Item]:
     if not lines or not lines[0].strip():
         raise ManifestError(path, 1, "first line must be the audio root directory")

@@ -132,3 +132,17 @@ def test_items_from_paths(tmp_path):
         Item(audio="a.wav"),
         Item(audio=str(tmp_path / "b.wav")),
     ]
+
+
+def test_collect_inputs_mixes_paths_and_manifests_in_order(tmp_path):
+    from mms.manifest import collect_inputs
+
+    listing = tmp_path / "more.lst"
+    listing.write_text("c.wav\n")
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text('{"audio": "d.wav", "lang": "fra"}\n')
+    items = collect_inputs(["a.wav", str(listing), "b.flac"], [str(jsonl)])
+    assert [(i.audio, i.lang) for i in items] == [
+        ("a.wav", None), ("b.flac", None), (str(tmp_path / "d.wav"), "fra"), (str(tmp_path / "c.wav"), None)]
+    with pytest.raises(ManifestError):
+        collect_inputs([str(tmp_path / "missing.tsv")])

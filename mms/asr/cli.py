@@ -51,7 +51,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "asr", help="speech recognition (wav2vec2 CTC with per-language adapters)",
         description="Transcribe speech with an MMS CTC model (fairseq .pt or Hugging Face directory).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", nargs="*", help="audio files to transcribe")
+    p.add_argument("audio", nargs="*", help="audio files to transcribe (or manifests: .tsv, .jsonl, .json, .lst)")
     p.add_argument("--model", "-m",
                    help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
                         "models list`), Hugging Face repo id, Hugging Face MMS directory or fairseq checkpoint (.pt)")
@@ -118,15 +118,13 @@ def error(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mms.manifest import ManifestError, items_from_paths, read_manifest
+    from mms.manifest import ManifestError, collect_inputs
 
-    items = items_from_paths(args.audio)
-    if args.manifest:
-        try:
-            items += read_manifest(args.manifest)
-        except ManifestError as e:
-            error(str(e))
-            return 2
+    try:
+        items = collect_inputs(args.audio, [args.manifest] if args.manifest else [])
+    except ManifestError as e:
+        error(str(e))
+        return 2
     if not items:
         error("no inputs: give audio files or --manifest")
         return 2

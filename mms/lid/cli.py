@@ -11,7 +11,6 @@ from mms.cli import add_device_options
 from mms.lid import BATCH_SECONDS, MAX_SECONDS, TOP_K
 
 FORMATS = ("txt", "jsonl", "json", "tsv", "fairseq")
-MANIFEST_SUFFIXES = (".tsv", ".jsonl", ".json", ".lst", ".list")
 
 EXAMPLES = """\
 examples:
@@ -103,13 +102,10 @@ def read_langs(value: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mms.manifest import ManifestError, items_from_paths, read_manifest
+    from mms.manifest import ManifestError, collect_inputs
 
-    manifests = args.manifest + [a for a in args.audio if a.lower().endswith(MANIFEST_SUFFIXES)]
-    items = items_from_paths([a for a in args.audio if not a.lower().endswith(MANIFEST_SUFFIXES)])
     try:
-        for manifest in manifests:
-            items += read_manifest(manifest)
+        items = collect_inputs(args.audio, args.manifest)
     except ManifestError as e:
         error(str(e))
         return 2

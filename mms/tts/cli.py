@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from mms.cli import add_device_options
+
 EXAMPLES = """\
 examples:
   mms tts --model mms-tts-eng --txt "Expanding the language coverage of speech technology" --wav out.wav
@@ -61,9 +63,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="longest sentence synthesised at once, in characters (default: %(default)s)")
     p.add_argument("--batch-tokens", type=int, metavar="N", default=1000,
                    help="padded input ids per forward pass; lower it if memory is short (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="model precision (default: %(default)s = float32)")
+    add_device_options(p, auto_dtype="float32")
     p.add_argument("--verbose", "-v", action="store_true", help="print voice, device and progress to stderr")
     p.set_defaults(run=run)
     return p
