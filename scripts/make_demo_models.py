@@ -153,11 +153,12 @@ def demo_config():
                           num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8, adapter_attn_dim=16)
 
 
-def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int) -> dict:
+def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int,
+               train_manifests: list[str] | None = None) -> dict:
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
-    options = TrainOptions(mode="full", init_config=demo_config(), train=[str(corpus / "train.jsonl")],
+    options = TrainOptions(mode="full", init_config=demo_config(), train=train_manifests or [str(corpus / "train.jsonl")],
                            dev=[str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
                            warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
                            threads=threads, progress=sys.stderr.isatty(), seed=0)
@@ -222,14 +223,18 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
+    parser.add_argument("--train", action="append", metavar="JSONL",
+                        help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
+                             "more data (same languages and characters)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work)
     if args.step in ("corpus", "all"):
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
-                           "test": args.test_per_language})
+                           "test": args.test_per_language}, seed=args.seed)
     if args.step in ("train", "all"):
-        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads)
+        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)
