@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mms",
-        description="Meta's Massively Multilingual Speech models, simply working: speech recognition in 1,162 "
-                    "languages from fairseq or Hugging Face checkpoints, no fairseq needed.",
+        description="Meta's Massively Multilingual Speech models, simply working: speech recognition (1,162 "
+                    "languages), language identification, text to speech and forced alignment, from the original "
+                    "fairseq checkpoints or the Hugging Face ones, no fairseq needed.",
         epilog="Run `mms COMMAND --help` for a command's options and examples.")
     parser.add_argument("--version", action="version", version=f"mms {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
