@@ -193,8 +193,9 @@ class DecoderPool:
             self._executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def check(self, vocab: Vocabulary) -> None:
-        """Build a decoder here once, so a bad LM or lexicon is reported before any audio is processed."""
-        _decode_in_worker(tuple(vocab.tokens), vocab, self.options, np.zeros((0, len(vocab)), np.float32))
+        """Build a decoder once, so a bad LM or lexicon is reported before any audio is processed. It is built
+        where it will be used (a worker, or this process with workers=0), not loaded here in addition."""
+        self.submit(vocab, np.zeros((0, len(vocab)), np.float32)).result()
 
     def submit(self, vocab: Vocabulary, emissions: np.ndarray, options: BeamOptions | None = None):
         """Decode in a worker; `options` overrides the pool's (e.g. other LM weights while tuning)."""
