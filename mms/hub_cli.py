@@ -114,6 +114,8 @@ def run_list(args: argparse.Namespace) -> int:
                      "hf": info.hf, "url": list(info.url), "source": info.source, "cached": _cached_text(info),
                      "default": hub.defaults().get(info.task) == info.name,
                      "description": info.description})
+    if not args.task or args.task in DEMO_TASKS:
+        rows.append(_demo_row())
     name, url = hub.licence()
     if args.format == "json":
         print(json.dumps({"licence": name, "licence_url": url, "models": rows}, indent=2))
@@ -124,8 +126,35 @@ def run_list(args: argparse.Namespace) -> int:
                       r["source"], r["cached"] or "-"))
     print(_format_table(table))
     print(f"\n* default for its task. Sizes: fp32 weights (an ASR adapter adds about 10 MB). Cache: {hub.hub_cache()}"
-          f"\nWeights licence: {name} ({url}), non-commercial use.")
+          f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (fp16), trained on "
+          f"synthetic speech only.")
     return 0
+
+
+DEMO_TASKS = ("asr", "lid", "align")
+
+
+def _demo_row() -> dict:
+    """The `demo` model shipped inside the package (no download; not an MMS release, not CC-BY-NC)."""
+    from mms import hub
+
+    try:
+        path = hub.demo_model("asr")
+        languages = len(json.loads((path / "vocab.json").read_text()))
+        size = sum(p.stat().st_size for p in path.rglob("*.safetensors"))
+        size_text, cached = f"{size / 1e6:.1f} MB", "shipped"
+    except (hub.HubError, OSError, ValueError):
+        languages, size_text, cached = None, "-", ""
+    return {"name": hub.DEMO, "task": ",".join(DEMO_TASKS), "languages": languages, "size": size_text, "hf": None,
+            "url": [], "source": "package", "cached": cached, "default": False,
+            "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
+                           "commands offline; not for real recordings"}
+
+
+def _demo_path(task: str) -> None:
+    from mms import hub
+
+    print(hub.demo_model(task if task in DEMO_TASKS else "asr"))
 
 
 def _cached_text(info) -> str:
@@ -160,6 +189,9 @@ def run_download(args: argparse.Namespace) -> int:
     langs, failed = _split(args.lang), 0
     for name in args.names:
         try:
+            if name == hub.DEMO:  # shipped: nothing to fetch
+                _demo_path(args.task)
+                continue
             info = _find(name, args.task)
             if info.per_language and not info.lang:
                 if not langs:
@@ -180,6 +212,9 @@ def run_path(args: argparse.Namespace) -> int:
     from mms import hub
 
     try:
+        if args.name == hub.DEMO:
+            _demo_path(args.task)
+            return 0
         info = _find(args.name, args.task)
     except hub.HubError as e:
         error("models path", str(e))

@@ -86,14 +86,23 @@ def ensure_espeak() -> str:
     return found
 
 
-def speak(text: str, voice: str, speed: int, pitch: int, out: Path) -> None:
-    """espeak-ng -> a 16 kHz mono wav (espeak writes 22.05 kHz; resampled through mms.audio)."""
+def speak(text: str, voice: str, speed: int, pitch: int, out: Path, gap: int = 0, lead: float = 0.0,
+          trail: float = 0.0, noise: float = 0.0, seed: int = 0) -> None:
+    """espeak-ng -> a 16 kHz mono wav (espeak writes 22.05 kHz; resampled through mms.audio); `gap` lengthens
+    the pauses between words (espeak-ng -g, 10 ms units), `lead`/`trail` add seconds of silence before and
+    after, `noise` adds Gaussian noise of that standard deviation (seeded), so pauses are not always zeros."""
+    import numpy as np
+
     from mms.audio import load_audio, write_audio
 
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", tmp.name, text],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap), "-w", tmp.name,
+                        text], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wave = load_audio(tmp.name)
+    if lead or trail:
+        wave = np.concatenate([np.zeros(int(lead * 16000), np.float32), wave, np.zeros(int(trail * 16000), np.float32)])
+    if noise:
+        wave = wave + np.random.default_rng(seed).normal(0.0, noise, wave.size).astype(np.float32)
     write_audio(out, wave, 16000)
 
 
@@ -105,8 +114,19 @@ def voice_settings(rng, espeak_voice: str) -> tuple[str, int, int]:
     return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(130, 191)), int(rng.integers(30, 71))
 
 
-def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None) -> dict:
-    """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl."""
+def pause_settings(rng) -> dict:
+    """Random silences for a corpus with pauses: word gaps up to 0.3 s, up to 0.8 s before and after, and a
+    noise floor in half of the utterances (a model that only heard espeak's tight timing hallucinates
+    letters in silence and places word boundaries late)."""
+    return {"gap": int(rng.integers(0, 31)), "lead": round(float(rng.uniform(0, 0.8)), 2),
+            "trail": round(float(rng.uniform(0, 0.8)), 2),
+            "noise": round(float(rng.uniform(0, 0.004)), 4) if rng.random() < 0.5 else 0.0,
+            "seed": int(rng.integers(1 << 31))}
+
+
+def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: bool = False) -> dict:
+    """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl.
+    `pauses`: random silences around and between the words (pause_settings)."""
     import numpy as np
 
     ensure_espeak()
@@ -125,14 +145,16 @@ def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languag
             out_dir.mkdir(parents=True, exist_ok=True)
             for i, text in enumerate(sentences(words, count, rng)):
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
+                silences = pause_settings(rng) if pauses else {}
                 path = out_dir / f"{lang}_{split}_{i:05d}.wav"
                 if not path.exists():
-                    speak(text, voice, speed, pitch, path)
+                    speak(text, voice, speed, pitch, path, **silences)
                 from mms.audio import audio_info
 
                 seconds += audio_info(str(path)) or 0.0
                 lines.append(json.dumps({"audio_filepath": str(path.relative_to(corpus)), "text": text, "lang": lang,
-                                         "voice": voice, "speed": speed, "pitch": pitch}, ensure_ascii=False))
+                                         "voice": voice, "speed": speed, "pitch": pitch, **silences},
+                                        ensure_ascii=False))
             (corpus / f"{split}.{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             lines_all += lines
             stats[f"{split}.{lang}"] = {"utterances": count, "seconds": round(seconds, 1)}
@@ -154,12 +176,12 @@ def demo_config():
 
 
 def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int,
-               train_manifests: list[str] | None = None) -> dict:
+               train_manifests: list[str] | None = None, dev_manifests: list[str] | None = None) -> dict:
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
     options = TrainOptions(mode="full", init_config=demo_config(), train=train_manifests or [str(corpus / "train.jsonl")],
-                           dev=[str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
+                           dev=dev_manifests or [str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
                            warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
                            threads=threads, progress=sys.stderr.isatty(), seed=0)
     return train(options)
@@ -212,7 +234,8 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("step", choices=("corpus", "train", "ship", "all", "adapter"),
                         help="adapter: train-adapter of a held-out language (deu) from the shipped demo model")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
@@ -224,17 +247,21 @@ def main() -> int:
     parser.add_argument("--batch-seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
+    parser.add_argument("--pauses", action="store_true",
+                        help="corpus: random silences before, between and after the words, and a noise floor")
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
                              "more data (same languages and characters)")
+    parser.add_argument("--dev", action="append", metavar="JSONL",
+                        help="train: dev manifests that choose the best epoch (default: <work>/corpus/dev.jsonl)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work)
     if args.step in ("corpus", "all"):
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
-                           "test": args.test_per_language}, seed=args.seed)
+                           "test": args.test_per_language}, seed=args.seed, pauses=args.pauses)
     if args.step in ("train", "all"):
-        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train)
+        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)

@@ -142,3 +142,18 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "mms models download mms-1b-all --lang fra,deu" in out and "mms langs --search swahili" in out
     assert out.strip().endswith("TORCH False")
+
+
+def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
+    """`demo` lives in the package: listed for asr/lid/align (not tts), its path needs no cache or network."""
+    env = environment(tmp_path / "home", offline=True)
+    listing = json.loads(mms("models", "list", "--format", "json", env=env).stdout)["models"]
+    demo = [m for m in listing if m["name"] == "demo"]
+    assert len(demo) == 1 and demo[0]["cached"] == "shipped" and demo[0]["languages"] == 4
+    tts = json.loads(mms("models", "list", "--task", "tts", "--format", "json", env=env).stdout)["models"]
+    assert "demo" not in [m["name"] for m in tts]
+    asr = mms("models", "path", "demo", env=env)
+    lid = mms("models", "download", "demo", "--task", "lid", env=env)
+    assert asr.returncode == 0 and (Path(asr.stdout.strip()) / "vocab.json").is_file()
+    assert lid.returncode == 0 and Path(lid.stdout.strip()) == Path(asr.stdout.strip()) / "lid"
+    assert not (tmp_path / "home").exists()  # nothing cached

@@ -224,3 +224,31 @@ def test_multilingual_training_with_a_lid_head(data, tmp_path):
     asr = ASR.load(out, device="cpu")
     assert sorted(asr.languages) == ["oth", "xyz"]
     assert all(r.error is None for r in asr.transcribe([i.audio for i in items[-2:]], lang="oth"))
+
+
+def test_cli_train_from_random_weights_of_a_config(data, tmp_path):
+    """`mms train --config`: no base model, the architecture from a config.json; the export loads in mms.asr
+    with that architecture. Bad configs are one-line usage errors."""
+    from mms.asr import ASR
+
+    config = tmp_path / "arch.json"
+    config.write_text(json.dumps(dict(tiny_config().to_dict(), model_type="wav2vec2", hidden_dropout=0.1)))
+    out = tmp_path / "scratch"
+    result = run_mms("train", "--config", config, "--lang", "xyz", "--train", data["train"], "--dev", data["dev"],
+                     "--out", out, "--epochs", "2", "--batch-seconds", "3", "--threads", "1", "--lr", "3e-3")
+    assert "2 epochs" in result.stderr
+    exported = json.loads((out / "config.json").read_text())
+    assert exported["hidden_size"] == tiny_config().hidden_size
+    assert exported["num_hidden_layers"] == tiny_config().num_hidden_layers
+    asr = ASR.load(out, device="cpu")
+    assert asr.languages == ["xyz"]
+    assert asr.transcribe([str(data["folder"] / "dev" / "0.wav")], lang="xyz")[0].error is None
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model_type": "hubert"}))
+    for arguments, reason in (([bad], "'hubert' is not wav2vec2"), ([tmp_path / "absent.json"], "No such file"),
+                              ([config, "--model", data["random_base"]], "not allowed with")):
+        result = run_mms("train", "--config", *arguments, "--train", data["train"], "--out", tmp_path / "z",
+                         check=False)
+        assert result.returncode == 2 and result.stderr.startswith(("mms train: error", "usage:")), result.stderr
+        assert reason in result.stderr.splitlines()[-1]

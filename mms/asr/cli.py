@@ -103,6 +103,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def _peek_config(argv: list[str]) -> str | None:
+    """The --config of an `mms asr` command line (the parser is built for every command: others have their own
+    --config or none)."""
+    command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    if command != "asr":
+        return None
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
             return argv[i + 1]

@@ -28,19 +28,26 @@ TRAIN_EXAMPLES = """\
 examples:
   mms train --model small-model/ --train train.jsonl --dev dev.jsonl --out finetuned/ --lr 1e-4
   mms train --model demo --train all.jsonl --dev dev.jsonl --out demo2/ --lid --epochs 30
+  mms train --config mms/configs/demo/config.json --train all.jsonl --dev dev.jsonl --out new/ --lr 2e-3 --lid
 
-Trains every weight (--freeze-feature-encoder keeps the conv encoder). Manifests may mix languages (a "lang"
-column); each language gets its own output layer and vocabulary; --lid also trains a language-identification
-head on the same encoder (written to <out>/lid/). Output: a Hugging Face model directory (config.json,
+Trains every weight (--freeze-feature-encoder keeps the conv encoder), from a model or, with --config, from
+random weights (PyTorch's default initialisation; config keys mms does not use are ignored). Manifests may mix
+languages (a "lang" column); each language gets its own output layer and vocabulary; --lid also trains a
+language-identification head on the same encoder (written to <out>/lid/). Output: a Hugging Face model directory (config.json,
 model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>` reads.
 
 exit status: 0 trained, 1 training failed, 2 usage error.
 """
 
 
-def common_options(p: argparse.ArgumentParser, lr: float, epochs: int) -> None:
-    p.add_argument("--model", "-m", required=True,
-                   help="base model: published name (e.g. mms-1b-all, demo), Hugging Face directory or fairseq .pt")
+def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scratch: bool = False) -> None:
+    base = p.add_mutually_exclusive_group(required=True) if from_scratch else p
+    base.add_argument("--model", "-m", required=not from_scratch,
+                      help="base model: published name (e.g. mms-1b-all, demo), Hugging Face directory or fairseq .pt")
+    if from_scratch:
+        base.add_argument("--config", metavar="CONFIG_JSON",
+                          help="instead of --model: start from random weights of this architecture (a Hugging Face "
+                               "wav2vec2 config.json: hidden_size, num_hidden_layers, conv_dim, adapter_attn_dim, ...)")
     p.add_argument("--lang", "-l", help="language code of manifest lines without a `lang` column")
     p.add_argument("--train", action="append", required=True, metavar="JSONL", help="training manifest (repeatable)")
     p.add_argument("--dev", action="append", default=[], metavar="JSONL",
@@ -82,10 +89,28 @@ def add_parser(commands) -> None:
         "train", help="fine-tune every weight of a (small) CTC model",
         description="Full CTC fine-tuning with the engine of train-adapter.",
         epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common_options(p, lr=1e-4, epochs=20)
+    common_options(p, lr=1e-4, epochs=20, from_scratch=True)
     p.add_argument("--freeze-feature-encoder", action="store_true", help="do not train the conv feature encoder")
     p.add_argument("--lid", action="store_true", help="also train a language-identification head")
     p.set_defaults(run=run, mode="full")
+
+
+def read_architecture(path: str):
+    """A Wav2Vec2Config from a config.json (the model_type must be wav2vec2; the heads come from the data)."""
+    import json
+
+    from mms.models.wav2vec2 import Wav2Vec2Config
+
+    with open(path, encoding="utf-8") as f:
+        values = json.load(f)
+    if not isinstance(values, dict):
+        raise ValueError("not a JSON object of wav2vec2 settings")
+    if values.get("model_type", "wav2vec2") != "wav2vec2":
+        raise ValueError(f"model_type {values['model_type']!r} is not wav2vec2")
+    if values.get("num_hidden_layers", 1) < 1 or values.get("hidden_size", 1) % values.get("num_attention_heads", 1):
+        raise ValueError("num_hidden_layers must be positive and hidden_size a multiple of num_attention_heads")
+    drop = ("vocab_size", "num_labels", "classifier_proj_size", "classifier_activation", "blank_weight")
+    return Wav2Vec2Config.from_dict({k: v for k, v in values.items() if k not in drop})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +122,15 @@ def run(args: argparse.Namespace) -> int:
     command = "train-adapter" if args.mode == "adapter" else "train"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format=f"mms {command}: %(message)s")
+    init_config = None
+    if getattr(args, "config", None):
+        try:
+            init_config = read_architecture(args.config)
+        except (OSError, ValueError, TypeError) as e:
+            print(f"mms {command}: error: {args.config}: {e}", file=sys.stderr)
+            return 2
     options = TrainOptions(
-        mode=args.mode, model=args.model, lang=args.lang, train=args.train, dev=args.dev, out=args.out,
+        mode=args.mode, model=args.model, init_config=init_config, lang=args.lang, train=args.train, dev=args.dev, out=args.out,
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
         seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,
