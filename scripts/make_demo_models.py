@@ -5,6 +5,7 @@
     nice -n 10 python scripts/make_demo_models.py train --work demo-work --epochs 15   # resumable
     python scripts/make_demo_models.py ship --work demo-work           # best export -> mms/configs/demo/
     python scripts/make_demo_models.py all --work demo-work            # the three in a row
+    python scripts/make_demo_models.py examples                         # examples/*.wav + .txt (README)
 
 The corpus: pseudo-sentences (2 to 5 words drawn from a word list per language, written below) spoken by
 espeak-ng with several voice variants, speeds and pitches, in four languages with four scripts (English/Latin,
@@ -68,6 +69,16 @@ HELD_OUT = {
         heute hier dort"""),
 }
 VARIANTS = ("", "+m1", "+m3", "+f2", "+f4", "+m7")
+
+# examples/ (the README's first commands): file stem -> (language, lines); words from the lists above
+EXAMPLES = {
+    "eng_hello": ("eng", ["good morning friend"]),
+    "rus_day": ("rus", ["сегодня хороший день"]),
+    "ell_book": ("ell", ["σήμερα διαβάζω βιβλίο"]),
+    "hin_book": ("hin", ["आज किताब पढ़ना"]),
+    "eng_story": ("eng", ["good morning friend", "today we read a new story", "we see a big white house",
+                          "tomorrow they come here", "good night"]),
+}
 
 
 def ensure_espeak() -> str:
@@ -165,6 +176,28 @@ def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languag
     return stats
 
 
+def make_examples(folder: Path = ROOT / "examples") -> None:
+    """The example recordings: <stem>.wav (espeak-ng, default voice, lines joined with 0.4 s pauses) and
+    <stem>.txt (the text, one line per spoken line)."""
+    import numpy as np
+
+    from mms.audio import load_audio, write_audio
+
+    ensure_espeak()
+    folder.mkdir(exist_ok=True)
+    pause = np.zeros(6400, np.float32)
+    for stem, (lang, lines) in EXAMPLES.items():
+        voice = LANGUAGES[lang][0]
+        pieces = [pause]
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, line in enumerate(lines):
+                speak(line, voice, 150, 50, Path(tmp) / f"{i}.wav")
+                pieces += [load_audio(str(Path(tmp) / f"{i}.wav")), pause]
+        write_audio(folder / f"{stem}.wav", np.concatenate(pieces), 16000)
+        (folder / f"{stem}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"{folder / stem}.wav: {sum(p.size for p in pieces) / 16000:.1f} s", file=sys.stderr)
+
+
 def demo_config():
     from mms.models.wav2vec2 import Wav2Vec2Config
 
@@ -236,8 +269,9 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("step", choices=("corpus", "train", "ship", "all", "adapter"),
-                        help="adapter: train-adapter of a held-out language (deu) from the shipped demo model")
+    parser.add_argument("step", choices=("corpus", "train", "ship", "all", "adapter", "examples"),
+                        help="adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
+                             "examples: the recordings in examples/")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
     parser.add_argument("--train-per-language", type=int, default=600)
     parser.add_argument("--dev-per-language", type=int, default=40)
@@ -265,6 +299,8 @@ def main() -> int:
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)
+    if args.step == "examples":
+        make_examples()
     if args.step == "adapter":
         summary = train_held_out_adapter(work, str(SHIP_DIR), args.epochs, args.lr, args.threads)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
