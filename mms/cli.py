@@ -29,6 +29,23 @@ def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dt
                         help=f"model precision (default: %(default)s: {auto_dtype})")
 
 
+def add_time_offsets_option(parser: argparse.ArgumentParser) -> None:
+    """--time-offsets START,END for the word/char times of asr and align (mms.decoding.ctc.shift_times)."""
+    def seconds_pair(text: str) -> tuple[float, float]:
+        try:
+            start, end = (float(x) for x in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. -0.1,-0.05)") \
+                from None
+        return start, end
+
+    parser.add_argument("--time-offsets", metavar="START,END", type=seconds_pair,
+                        help="seconds added to word and character start and end times, for a model that emits "
+                             "letters late (default: the model's measured \"word_time_offsets\" when its "
+                             "config.json has them, as the demo model; else 0,0; negative values need the = "
+                             "form: --time-offsets=-0.1,-0.05)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 

@@ -4,7 +4,8 @@
     python scripts/make_demo_models.py corpus --work demo-work        # synthesise the corpus (espeak-ng)
     nice -n 10 python scripts/make_demo_models.py train --work demo-work --epochs 15   # resumable
     python scripts/make_demo_models.py ship --work demo-work           # best export -> mms/configs/demo/
-    python scripts/make_demo_models.py all --work demo-work            # the three in a row
+    python scripts/make_demo_models.py calibrate                       # its word-time lag -> config.json
+    python scripts/make_demo_models.py all --work demo-work            # the four in a row
     python scripts/make_demo_models.py examples                         # examples/*.wav + .txt (README)
 
 The corpus: pseudo-sentences (2 to 5 words drawn from a word list per language, written below) spoken by
@@ -14,7 +15,8 @@ The model: raw-waveform conv encoder (7 layers, 20 ms frames), pre-LN transforme
 adapters and output layers, and a language-identification head on the same encoder, trained from scratch with
 the engine of `mms train` (mms.train). Training saves a resumable state in <work>/model: rerun `train` after an
 interruption and it continues. `ship` writes the best epoch as float16 safetensors into mms/configs/demo/
-(ASR) and mms/configs/demo/lid/ (LID), with the measured dev numbers in mms/configs/demo/README.md.
+(ASR) and mms/configs/demo/lid/ (LID), with the measured dev numbers in mms/configs/demo/metrics.json;
+`calibrate` measures its word-time lag into mms/configs/demo/config.json ("word_time_offsets").
 
 Needs espeak-ng on PATH (Debian/Ubuntu: apt-get install -y espeak-ng; the script installs it when it runs as
 root with apt-get available).
@@ -209,15 +211,75 @@ def demo_config():
 
 
 def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int,
-               train_manifests: list[str] | None = None, dev_manifests: list[str] | None = None) -> dict:
+               train_manifests: list[str] | None = None, dev_manifests: list[str] | None = None,
+               delay_penalty: float = 0.0, max_steps: int | None = None) -> dict:
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
     options = TrainOptions(mode="full", init_config=demo_config(), train=train_manifests or [str(corpus / "train.jsonl")],
                            dev=dev_manifests or [str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
                            warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
-                           threads=threads, progress=sys.stderr.isatty(), seed=0)
+                           threads=threads, progress=sys.stderr.isatty(), seed=0, delay_penalty=delay_penalty,
+                           max_steps=max_steps)
     return train(options)
+
+
+def speech_bounds(wave, threshold: float = 0.02) -> tuple[int, int]:
+    """First and last sample (end exclusive) of the 10 ms frames louder than `threshold` x the peak."""
+    import numpy as np
+
+    frames = np.abs(wave[: wave.size // 160 * 160]).reshape(-1, 160).max(1)
+    loud = np.flatnonzero(frames > threshold * frames.max())
+    return int(loud[0]) * 160, int(loud[-1] + 1) * 160
+
+
+def words_apart(words: list[str], voice: str, speed: int, pitch: int, pauses, folder: Path):
+    """Words spoken one by one, trimmed to their sound and joined with the given pauses (seconds; one more
+    than words): -> (waveform, [(start, end) seconds of each word])."""
+    import numpy as np
+
+    from mms.audio import load_audio
+
+    pieces, truth, at = [np.zeros(int(pauses[0] * 16000), np.float32)], [], int(pauses[0] * 16000)
+    for k, word in enumerate(words):
+        speak(word, voice, speed, pitch, folder / f"{k}.wav")
+        wave = load_audio(str(folder / f"{k}.wav"))
+        start, end = speech_bounds(wave)
+        gap = int(pauses[k + 1] * 16000)
+        pieces += [wave[start:end], np.zeros(gap, np.float32)]
+        truth.append((at / 16000, (at + end - start) / 16000))
+        at += end - start + gap
+    return np.concatenate(pieces), truth
+
+
+def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int = 99) -> tuple[float, float]:
+    """Measure the shipped model's emission lag: words of every language spoken apart (random voices, speeds,
+    pauses; not the tests' seed) aligned with no offsets; minus the median signed start and end errors go
+    into its config.json as "word_time_offsets", which mms.asr and mms.align add to word and char times."""
+    import numpy as np
+
+    from mms.align.aligner import Aligner
+
+    starts, ends = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (lang, (espeak_voice, words)) in enumerate(sorted(LANGUAGES.items())):
+            aligner = Aligner.load(str(dest), lang=lang, device="cpu", time_offsets=(0.0, 0.0))
+            rng = np.random.default_rng([seed, k])
+            for _ in range(sentences_per_language):
+                chosen = list(rng.choice(words.split(), size=5, replace=False))
+                voice, speed, pitch = voice_settings(rng, espeak_voice)
+                wave, truth = words_apart(chosen, voice, speed, pitch, rng.uniform(0.15, 0.5, 6), Path(tmp))
+                got = aligner.align(wave, [" ".join(chosen)], lang=lang).lines[0].words
+                starts += [w["start"] - t[0] for w, t in zip(got, truth)]
+                ends += [w["end"] - t[1] for w, t in zip(got, truth)]
+    offsets = (round(-float(np.median(starts)), 2), round(-float(np.median(ends)), 2))
+    config = json.loads((dest / "config.json").read_text())
+    config["word_time_offsets"] = list(offsets)
+    (dest / "config.json").write_text(json.dumps(config, indent=1))
+    print(f"calibrated over {len(starts)} words: median signed error start {np.median(starts):+.3f} s, end "
+          f"{np.median(ends):+.3f} s (abs {np.median(np.abs(starts + ends)):.3f} s) -> word_time_offsets "
+          f"{list(offsets)}", file=sys.stderr)
+    return offsets
 
 
 def train_held_out_adapter(work: Path, base: str, epochs: int, lr: float, threads: int) -> dict:
@@ -269,7 +331,7 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("step", choices=("corpus", "train", "ship", "all", "adapter", "examples"),
+    parser.add_argument("step", choices=("corpus", "train", "ship", "calibrate", "all", "adapter", "examples"),
                         help="adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
                              "examples: the recordings in examples/")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
@@ -286,6 +348,9 @@ def main() -> int:
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
                              "more data (same languages and characters)")
+    parser.add_argument("--delay-penalty", type=float, default=0.0,
+                        help="train: delay-penalised CTC (earlier letter emissions: better word times)")
+    parser.add_argument("--max-steps", type=int, help="train: stop (resumably) after this many optimizer steps")
     parser.add_argument("--dev", action="append", metavar="JSONL",
                         help="train: dev manifests that choose the best epoch (default: <work>/corpus/dev.jsonl)")
     args = parser.parse_args()
@@ -295,10 +360,13 @@ def main() -> int:
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
                            "test": args.test_per_language}, seed=args.seed, pauses=args.pauses)
     if args.step in ("train", "all"):
-        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev)
+        summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev,
+                             args.delay_penalty, args.max_steps)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)
+    if args.step in ("calibrate", "all"):
+        calibrate()
     if args.step == "examples":
         make_examples()
     if args.step == "adapter":

@@ -174,3 +174,44 @@ def test_empty_and_all_blank():
     for frames in ([], [0, 0, 0], [4, 0, 4], [2, 0, 2]):
         hyp = greedy_decode(np.array(frames, dtype=np.int64), vocab)
         assert hyp.text == "" and hyp.words(vocab) == [] and hyp.chars(vocab) == []
+
+
+def test_time_offsets_move_times_in_order_and_inside_the_audio():
+    from mms.decoding.ctc import shift_times
+
+    words = [{"word": "a", "start": 0.05, "end": 0.30}, {"word": "b", "start": 0.32, "end": 0.60},
+             {"word": "c", "start": 0.90, "end": 1.00}]
+    shift_times(words, -0.10, -0.02, duration=0.95)
+    assert [(w["start"], w["end"]) for w in words] == [(0.0, 0.28), (0.28, 0.58), (0.8, 0.95)]
+    same = [{"start": 0.1, "end": 0.2}]
+    shift_times(same, 0.0, 0.0, duration=1.0)
+    assert same == [{"start": 0.1, "end": 0.2}]
+
+
+def test_a_model_config_states_its_time_offsets(hf_dir, tmp_path, wavs):
+    """config.json "word_time_offsets" shifts the word times of mms.asr and mms.align; an explicit
+    time_offsets (--time-offsets) overrides it."""
+    import shutil
+
+    from mms.align.aligner import Aligner
+    from mms.asr import ASR
+
+    shifted_dir = tmp_path / "lagging"
+    shutil.copytree(hf_dir, shifted_dir)
+    config = json.loads((shifted_dir / "config.json").read_text())
+    (shifted_dir / "config.json").write_text(json.dumps(dict(config, word_time_offsets=[-0.04, 0.02])))
+    plain = ASR.load(hf_dir, lang="eng", device="cpu")
+    lagging = ASR.load(shifted_dir, lang="eng", device="cpu")
+    assert plain.time_offsets == (0.0, 0.0) and lagging.time_offsets == (-0.04, 0.02)
+    assert ASR.load(shifted_dir, lang="eng", device="cpu", time_offsets=(0, 0)).time_offsets == (0, 0)
+    a = plain.transcribe([str(wavs[1])], timestamps="word")[0].words
+    b = lagging.transcribe([str(wavs[1])], timestamps="word")[0].words
+    assert a and len(a) == len(b)
+    assert b[0]["start"] == round(max(a[0]["start"] - 0.04, 0.0), 3)
+    assert b[-1]["end"] == round(min(a[-1]["end"] + 0.02, 36000 / 16000), 3)
+
+    text = " ".join(w["word"] for w in a)
+    raw = Aligner(plain).align(str(wavs[1]), [text], lang="eng").lines[0].words
+    moved = Aligner(lagging).align(str(wavs[1]), [text], lang="eng").lines[0].words
+    assert moved[0]["start"] == round(max(raw[0]["start"] - 0.04, 0.0), 3)
+    assert all(m["end"] >= m["start"] for m in moved)

@@ -252,3 +252,37 @@ def test_cli_train_from_random_weights_of_a_config(data, tmp_path):
                          check=False)
         assert result.returncode == 2 and result.stderr.startswith(("mms train: error", "usage:")), result.stderr
         assert reason in result.stderr.splitlines()[-1]
+
+
+def test_delay_penalised_ctc_is_the_sum_over_penalised_paths():
+    """ctc_loss with a delay penalty against brute force over every frame labelling: -log of the summed
+    exp(score) of the paths that collapse to the target, each non-blank frame t scored log p - penalty * t;
+    value and gradient. Without a penalty it is F.ctc_loss's "mean"."""
+    import itertools
+
+    import torch
+    import torch.nn.functional as F
+
+    from mms.train.engine import ctc_loss
+
+    torch.manual_seed(0)
+    vocab, penalty = 4, 0.3
+    log_probs = torch.randn(2, 6, vocab).log_softmax(-1).requires_grad_()
+    targets, frames, lengths = torch.tensor([1, 2, 3, 3]), torch.tensor([6, 5]), torch.tensor([2, 2])
+    plain = F.ctc_loss(log_probs.transpose(0, 1), targets, frames, lengths, reduction="mean", zero_infinity=True)
+    assert torch.allclose(ctc_loss(log_probs, targets, frames, lengths), plain)
+
+    def collapse(path):
+        out = [k for i, k in enumerate(path) if k != 0 and (i == 0 or path[i - 1] != k)]
+        return out
+
+    expected = 0.0
+    for b, (target, n) in enumerate([([1, 2], 6), ([3, 3], 5)]):
+        scores = [sum(log_probs[b, t, k] - (penalty * t if k else 0.0) for t, k in enumerate(path))
+                  for path in itertools.product(range(vocab), repeat=n) if collapse(path) == target]
+        expected = expected - torch.logsumexp(torch.stack(scores), 0) / len(target) / 2
+    got = ctc_loss(log_probs, targets, frames, lengths, delay_penalty=penalty)
+    grad_got, = torch.autograd.grad(got, log_probs)
+    grad_expected, = torch.autograd.grad(expected, log_probs)
+    assert abs(got.item() - expected.item()) < 1e-5
+    assert float((grad_got - grad_expected).abs().max()) < 1e-5

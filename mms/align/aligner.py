@@ -25,6 +25,10 @@ Steps (fairseq's, with the documented differences):
      line, else up to its middle (floor((start+end)/2)).
   4. Line i: start = first frame x stride, end = last frame (inclusive) x stride, stride in ms =
      samples * 1000 / frames / 16000.
+  5. Word and character times (not in data_prep): from the frames of their tokens, [first frame, last frame
+     + 1) x stride, then moved by the model's emission lag when one is known (`time_offsets`, or the model's
+     config.json "word_time_offsets": [start, end] seconds, measured for the shipped demo model): a CTC model
+     emits a letter at some point of its sound, usually after its onset; line times are left as data_prep's.
 Differences from data_prep: empty lines at the start (an assertion error there) get the first segment of the
 first non-empty line, as later empty lines get the last segment of the line before; the audio may be in any
 format or rate (resampled to 16 kHz); windows are batched.
@@ -43,6 +47,7 @@ import soxr
 import torch
 
 from mms.asr.transcriber import ASR, Window, make_batches
+from mms.decoding.ctc import shift_times
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
 from mms.models.wav2vec2 import conv_output_lengths, total_stride
 from mms.text.normalize import text_normalize
@@ -198,8 +203,10 @@ class Aligner:
     """A CTC model (the MMS alignment model, or any MMS ASR model in one language) used for forced alignment."""
 
     def __init__(self, asr: ASR, romanize: bool | None = None, normalize_audio: bool | None = None,
-                 chunk_seconds: float = 30.0, context_seconds: float = 3.0, batch_seconds: float = 120.0):
+                 chunk_seconds: float = 30.0, context_seconds: float = 3.0, batch_seconds: float = 120.0,
+                 time_offsets: tuple[float, float] | None = None):
         self.asr = asr
+        self.time_offsets = asr.time_offsets if time_offsets is None else tuple(time_offsets)
         vocab = asr.vocab
         # alignment models have no word-boundary token and spell uroman; ASR vocabularies have one
         self.romanize = (vocab is not None and vocab.index(vocab.word_delimiter) is None) if romanize is None \
@@ -332,6 +339,8 @@ class Aligner:
                 frames = sum(s.end - s.start + 1 for s in units)
                 line.score = round(math.exp(sum(s.score for s in units) / frames), 4)
                 line.chars, line.words = self._units(units, words[i], normalized[i], seconds)
+                for timed in (line.chars, line.words):
+                    shift_times(timed, *self.time_offsets, result.duration)
             result.lines.append(line)
         if keep_audio:
             result.wave = wave

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mms.cli import add_device_options
+from mms.cli import add_device_options, add_time_offsets_option
 
 EXAMPLES = """\
 examples:
@@ -56,6 +56,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--normalize-audio", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise the waveform (default: as the model's format says; data_prep does not "
                         "for the alignment model, torchaudio's MMS_FA bundle does)")
+    add_time_offsets_option(p)
     p.add_argument("--overwrite", action="store_true", help="write into an existing --outdir, redo finished pairs")
     add_device_options(p)
     p.add_argument("--batch-seconds", type=float, default=120.0,
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
                                dict_path=args.dict_path, romanize=args.romanize, normalize_audio=args.normalize_audio,
-                               batch_seconds=args.batch_seconds)
+                               batch_seconds=args.batch_seconds, time_offsets=args.time_offsets)
     except (CheckpointError, ValueError, OSError) as e:
         error(str(e))
         return 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib import resources
 
-from mms.cli import add_device_options
+from mms.cli import add_device_options, add_time_offsets_option
 
 EXAMPLES = """\
 examples:
@@ -69,6 +69,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="-", help="output file, written atomically (default: stdout)")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
+    add_time_offsets_option(p)
     add_device_options(p, d["device"], d["dtype"])
     p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                        extra_adapters=args.adapter,
                        batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
                        context_seconds=args.context_seconds, beam=beam_options(args),
-                       decode_workers=args.decode_workers)
+                       decode_workers=args.decode_workers, time_offsets=args.time_offsets)
     except (CheckpointError, ValueError, OSError) as e:
         error(str(e))
         return 2

@@ -29,7 +29,7 @@ import torch
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
 from mms.batching import input_name, make_batches, prefetch
 from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
-from mms.decoding.ctc import Hypothesis, greedy_decode
+from mms.decoding.ctc import Hypothesis, greedy_decode, model_time_offsets, shift_times
 from mms.device import default_batch_seconds, resolve_device, resolve_dtype
 from mms.manifest import Item
 from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
@@ -144,7 +144,7 @@ class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  batch_seconds: float | None = None, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
                  buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1,
-                 extra_adapters: str | Path | None = None):
+                 extra_adapters: str | Path | None = None, time_offsets: tuple[float, float] | None = None):
         if checkpoint.config.vocab_size is None:
             raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
         if extra_adapters is not None:
@@ -155,6 +155,8 @@ class ASR:
         self.model: Wav2Vec2ForCTC = instantiate(checkpoint, self.device, self.dtype)
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
+        # seconds added to word/char start and end times (a model's measured emission lag; see shift_times)
+        self.time_offsets = model_time_offsets(checkpoint.path) if time_offsets is None else tuple(time_offsets)
         batch_seconds = batch_seconds or default_batch_seconds(self.device)
         self.batch_samples = int(batch_seconds * SAMPLE_RATE)
         self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)
@@ -369,6 +371,9 @@ class ASR:
         vocab, hyp = job.vocab, decoding
         words = hyp.words(vocab, self.seconds_per_frame) if timestamps in ("word", "char") else None
         chars = hyp.chars(vocab, self.seconds_per_frame) if timestamps == "char" else None
+        for timed in (words, chars):
+            if timed:
+                shift_times(timed, *self.time_offsets, duration if duration is not None else float("inf"))
         emissions = job.emissions
         job.wave = job.frame_ids = job.frame_scores = job.emissions = None  # free the buffer early
         return Transcript(job.name, job.lang or self.lang, hyp.text, duration, None, hyp, words, chars, emissions)

@@ -7,6 +7,8 @@ labels, drop the blank, drop silent specials, turn the word delimiter into a spa
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +51,31 @@ class Hypothesis:
         return [{"char": u.token, "start": round(u.start * seconds_per_frame, 3),
                  "end": round(u.end * seconds_per_frame, 3)}
                 for u in self.units if u.token != vocab.word_delimiter]
+
+
+def model_time_offsets(model_path: str) -> tuple[float, float]:
+    """(start, end) seconds to add to word and character times: a model directory's config.json may state its
+    measured emission lag as "word_time_offsets" (the demo model does); otherwise none."""
+    config = os.path.join(model_path, "config.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            start, end = json.load(f).get("word_time_offsets") or (0.0, 0.0)
+        return float(start), float(end)
+    except (OSError, ValueError, TypeError, AttributeError):  # not a directory, no such key: no offsets
+        return 0.0, 0.0
+
+
+def shift_times(items: list[dict], start_offset: float, end_offset: float, duration: float) -> None:
+    """Move {"start", "end"} times (in order) by the offsets, keeping them inside [0, duration], every end at or
+    after its start and every start at or after the previous end."""
+    if not (start_offset or end_offset):
+        return
+    previous_end = 0.0
+    for item in items:
+        start = min(max(item["start"] + start_offset, previous_end), duration)
+        end = min(max(item["end"] + end_offset, start), duration)
+        item["start"], item["end"] = round(start, 3), round(end, 3)
+        previous_end = end
 
 
 def collapse(frame_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

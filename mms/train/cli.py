@@ -72,6 +72,9 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
     p.add_argument("--save-every", type=int, default=50,
                    help="optimizer steps between resumable states (default: %(default)s; also every epoch)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all (resumable)")
+    p.add_argument("--delay-penalty", type=float, default=0.0,
+                   help="delay-penalised CTC: favour alignments that emit letters early, for accurate word times "
+                        "(e.g. 0.02 per 20 ms frame; default: 0, plain CTC)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", "-v", action="store_true", help="log every epoch's numbers to stderr")
 
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
         seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,
+        delay_penalty=args.delay_penalty,
         progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads,
         freeze_feature_encoder=getattr(args, "freeze_feature_encoder", False), lid=getattr(args, "lid", False))
     try:

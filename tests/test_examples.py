@@ -1,0 +1,52 @@
+"""The README's first commands, on the committed recordings in examples/ (made by `scripts/make_demo_models.py
+examples`), with the shipped demo model: what a fresh machine without network sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+pytestmark = pytest.mark.skipif(not (ROOT / "mms" / "configs" / "demo" / "config.json").exists(),
+                                reason="the demo model is not built")
+
+
+def mms(*args):
+    result = subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_asr_on_the_examples():
+    from mms.lm.scoring import score
+
+    for stem in ("eng_hello", "eng_story", "rus_day", "ell_book", "hin_book"):
+        lang = stem.split("_")[0]
+        record = json.loads(mms("asr", "--model", "demo", "--lang", lang, "--format", "jsonl", f"examples/{stem}.wav"))
+        reference = " ".join((EXAMPLES / f"{stem}.txt").read_text(encoding="utf-8").split())
+        cer = score([reference], [record["text"]], per_utterance=False)["cer"]
+        print(f"{stem}: {record['text']!r} CER {cer:.1f}%")
+        assert cer <= 25.0, (stem, record["text"])
+
+
+def test_lid_on_the_examples():
+    lines = mms("lid", "--model", "demo", "--format", "jsonl", *sorted(EXAMPLES.glob("*.wav"))).splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        record = json.loads(line)
+        assert record["predictions"][0][0] == Path(record["audio"]).name.split("_")[0], record
+
+
+def test_align_the_story(tmp_path):
+    mms("align", "--model", "demo", "--lang", "eng", "--audio", "examples/eng_story.wav", "--text",
+        "examples/eng_story.txt", "--outdir", tmp_path / "out")
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.json").read_text().splitlines()]
+    lines = (EXAMPLES / "eng_story.txt").read_text().splitlines()
+    assert [m["text"] for m in manifest] == lines
+    starts = [m["audio_start_sec"] for m in manifest]
+    assert starts == sorted(starts) and all((tmp_path / "out" / m["audio_filepath"]).is_file() for m in manifest)
