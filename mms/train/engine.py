@@ -491,5 +491,10 @@ class Trainer:
 
 
 def train(options: TrainOptions) -> dict:
-    """Train (resuming from `options.out` when a state is there); see TrainOptions."""
-    return Trainer(options).run()
+    """Train (resuming from `options.out` when a state is there); see TrainOptions. torch's CPU thread count
+    (options.threads) is restored afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return Trainer(options).run()
+    finally:
+        torch.set_num_threads(threads)
