@@ -133,6 +133,14 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     assert diff <= 1e-5
     assert [h["dev_cer"] for h in second.history] == pytest.approx([h["dev_cer"] for h in whole.history], abs=1e-6)
 
+    # resumed with another dev set, the saved best (of the old dev set) is dropped: the next epoch is the best
+    third = Trainer(options(data, tmp_path / "resumed", epochs=4, save_every=4, dev=[str(data["new_dev"])]))
+    third.load_state()
+    assert third.best is None
+    again = Trainer(options(data, tmp_path / "resumed", epochs=4, save_every=4))
+    again.load_state()
+    assert again.best == min(h["dev_cer"] for h in whole.history)
+
 
 def test_train_adapter_learns_a_new_language_and_freezes_the_rest(trained, data, tmp_path):
     from mms.checkpoints import load_checkpoint

@@ -314,6 +314,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best, self.history = state["best"], state["history"]
+        if sorted(state["options"].get("dev") or []) != sorted(self.options.dev):
+            # another dev set: its CER is not comparable with the saved best, the next epoch starts afresh
+            log.info("the dev manifests changed since the saved state: the best epoch is chosen anew")
+            self.best = None
         self.audio_seconds, self.train_seconds = state["audio_seconds"], state["train_seconds"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
