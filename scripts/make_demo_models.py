@@ -123,6 +123,12 @@ def sentences(words: list[str], n: int, rng, min_words: int = 2, max_words: int 
     return [" ".join(rng.choice(words, size=int(rng.integers(min_words, max_words + 1)))) for _ in range(n)]
 
 
+def passages(words: list[str], n: int, rng) -> list[str]:
+    """n texts of 2 or 3 sentences ("one two. three four five."): espeak-ng pauses and drops its pitch at
+    each full stop, as a reader does between sentences; MMS normalisation removes the stops again."""
+    return [". ".join(sentences(words, int(rng.integers(2, 4)), rng, 2, 4)) + "." for _ in range(n)]
+
+
 def voice_settings(rng, espeak_voice: str) -> tuple[str, int, int]:
     return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(130, 191)), int(rng.integers(30, 71))
 
@@ -137,9 +143,11 @@ def pause_settings(rng) -> dict:
             "seed": int(rng.integers(1 << 31))}
 
 
-def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: bool = False) -> dict:
+def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: bool = False,
+                multi_sentence: bool = False) -> dict:
     """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl.
-    `pauses`: random silences around and between the words (pause_settings)."""
+    `pauses`: random silences around and between the words (pause_settings); `multi_sentence`: utterances of
+    2 or 3 sentences (passages) instead of one."""
     import numpy as np
 
     ensure_espeak()
@@ -156,7 +164,8 @@ def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languag
             lines, seconds = [], 0.0
             out_dir = corpus / split / lang
             out_dir.mkdir(parents=True, exist_ok=True)
-            for i, text in enumerate(sentences(words, count, rng)):
+            texts = passages(words, count, rng) if multi_sentence else sentences(words, count, rng)
+            for i, text in enumerate(texts):
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
                 silences = pause_settings(rng) if pauses else {}
                 path = out_dir / f"{lang}_{split}_{i:05d}.wav"
@@ -345,6 +354,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
     parser.add_argument("--pauses", action="store_true",
                         help="corpus: random silences before, between and after the words, and a noise floor")
+    parser.add_argument("--multi-sentence", action="store_true",
+                        help="corpus: utterances of 2 or 3 sentences (pauses between sentences)")
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
                              "more data (same languages and characters)")
@@ -358,7 +369,8 @@ def main() -> int:
     work = Path(args.work)
     if args.step in ("corpus", "all"):
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
-                           "test": args.test_per_language}, seed=args.seed, pauses=args.pauses)
+                           "test": args.test_per_language}, seed=args.seed, pauses=args.pauses,
+                    multi_sentence=args.multi_sentence)
     if args.step in ("train", "all"):
         summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev,
                              args.delay_penalty, args.max_steps)

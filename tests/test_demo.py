@@ -1,10 +1,10 @@
 """The shipped `demo` model on held-out synthetic speech: fresh pseudo-sentences (a seed the corpus never used)
 spoken by espeak-ng, transcribed and identified through the public API and the CLI.
 
-The quality bars are the numbers measured when the model was built (mms/configs/demo/metrics.json, on the
-dev set) with a margin for a different sample, so a broken loader, normalisation or export fails here; the
-issue's targets (CER <= 10% per language, LID >= 95%) are checked separately and reported as expected
-failures while the shipped model does not reach them.
+The quality bars: the numbers measured when the model was built (mms/configs/demo/metrics.json, on the dev
+set) with a margin for a different sample, so a broken loader, normalisation or export fails here; and the
+issue's targets (CER <= 10% per language, LID >= 95%, alignment median under 40 ms, train-adapter of a new
+language to CER <= 20%).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "mms" / "configs" / "demo"
-PER_LANGUAGE = 10
+PER_LANGUAGE = 25  # utterances per language: about 700 characters, so one error moves the CER by ~0.15
 ALIGN_MEDIAN_TOLERANCE = 0.25  # seconds: a broken aligner or time scale misses by far more
 
 pytestmark = [
@@ -100,9 +100,8 @@ def test_demo_lid_matches_its_measured_quality(lid_accuracy, metrics):
 
 def test_demo_reaches_the_issue_targets(asr_scores, lid_accuracy):
     """Issue targets on held-out audio: CER <= 10% in every language, LID accuracy >= 95%."""
-    if not (all(cer <= 10.0 for cer in asr_scores.values()) and lid_accuracy >= 95.0):
-        pytest.xfail(f"the shipped demo model does not reach CER <= 10% / LID >= 95% (held out: CER "
-                     f"{ {k: round(v, 1) for k, v in asr_scores.items()} }, LID {lid_accuracy:.1f}%)")
+    assert all(cer <= 10.0 for cer in asr_scores.values()), asr_scores
+    assert lid_accuracy >= 95.0
 
 
 def test_cli_asr_and_lid_with_the_demo_model(held_out):
@@ -154,9 +153,8 @@ def test_demo_alignment_boundaries(alignment_errors):
 
 
 def test_demo_alignment_reaches_the_issue_target(alignment_errors):
-    median = float(np.median(alignment_errors["calibrated"]))
-    if median > 0.040:
-        pytest.xfail(f"median word-boundary error {1000 * median:.0f} ms, the issue's target is under 40 ms")
+    """Issue target: median word-boundary error under 40 ms (with the model's calibrated word-time offsets)."""
+    assert float(np.median(alignment_errors["calibrated"])) < 0.040
 
 
 def test_train_adapter_adds_a_held_out_language(tmp_path):
