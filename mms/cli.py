@@ -32,11 +32,15 @@ def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dt
 def add_time_offsets_option(parser: argparse.ArgumentParser) -> None:
     """--time-offsets START,END for the word/char times of asr and align (mms.decoding.ctc.shift_times)."""
     def seconds_pair(text: str) -> tuple[float, float]:
+        import math
+
         try:
             start, end = (float(x) for x in text.split(","))
+            if not (math.isfinite(start) and math.isfinite(end)):
+                raise ValueError
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. -0.1,-0.05)") \
-                from None
+            raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. "
+                                             f"--time-offsets=-0.1,-0.05)") from None
         return start, end
 
     parser.add_argument("--time-offsets", metavar="START,END", type=seconds_pair,

@@ -122,7 +122,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "TASK", "LANGS", "SIZE", "FROM", "CACHED")]
     for r in rows:
-        table.append((r["name"] + (" *" if r["default"] else ""), r["task"], str(r["languages"] or ""), r["size"],
+        table.append((r["name"] + (" *" if r["default"] else ""), ",".join(r.get("tasks", [r["task"]])), str(r["languages"] or ""), r["size"],
                       r["source"], r["cached"] or "-"))
     print(_format_table(table))
     print(f"\n* default for its task. Sizes: fp32 weights (an ASR adapter adds about 10 MB). Cache: {hub.hub_cache()}"
@@ -145,7 +145,7 @@ def _demo_row() -> dict:
         size_text, cached = f"{size / 1e6:.1f} MB", "shipped"
     except (hub.HubError, OSError, ValueError):
         languages, size_text, cached = None, "-", ""
-    return {"name": hub.DEMO, "task": ",".join(DEMO_TASKS), "languages": languages, "size": size_text, "hf": None,
+    return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": list(DEMO_TASKS), "languages": languages, "size": size_text, "hf": None,
             "url": [], "source": "package", "cached": cached, "default": False,
             "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
                            "commands offline; not for real recordings"}
@@ -154,7 +154,7 @@ def _demo_row() -> dict:
 def _demo_path(task: str) -> None:
     from mms import hub
 
-    print(hub.demo_model(task if task in DEMO_TASKS else "asr"))
+    print(hub.demo_model(task))  # a task the demo model has not: HubError
 
 
 def _cached_text(info) -> str:

@@ -278,7 +278,10 @@ def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int 
                 chosen = list(rng.choice(words.split(), size=5, replace=False))
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
                 wave, truth = words_apart(chosen, voice, speed, pitch, rng.uniform(0.15, 0.5, 6), Path(tmp))
-                got = aligner.align(wave, [" ".join(chosen)], lang=lang).lines[0].words
+                result = aligner.align(wave, [" ".join(chosen)], lang=lang)
+                if result.error or len(result.lines[0].words) != len(truth):
+                    raise SystemExit(f"make_demo_models: calibration alignment failed ({lang}): {result.error}")
+                got = result.lines[0].words
                 starts += [w["start"] - t[0] for w, t in zip(got, truth)]
                 ends += [w["end"] - t[1] for w, t in zip(got, truth)]
     offsets = (round(-float(np.median(starts)), 2), round(-float(np.median(ends)), 2))
@@ -286,8 +289,8 @@ def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int 
     config["word_time_offsets"] = list(offsets)
     (dest / "config.json").write_text(json.dumps(config, indent=1))
     print(f"calibrated over {len(starts)} words: median signed error start {np.median(starts):+.3f} s, end "
-          f"{np.median(ends):+.3f} s (abs {np.median(np.abs(starts + ends)):.3f} s) -> word_time_offsets "
-          f"{list(offsets)}", file=sys.stderr)
+          f"{np.median(ends):+.3f} s (median abs error before calibration {np.median(np.abs(starts + ends)):.3f} "
+          f"s) -> word_time_offsets {list(offsets)}", file=sys.stderr)
     return offsets
 
 

@@ -157,3 +157,5 @@ def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
     assert asr.returncode == 0 and (Path(asr.stdout.strip()) / "vocab.json").is_file()
     assert lid.returncode == 0 and Path(lid.stdout.strip()) == Path(asr.stdout.strip()) / "lid"
     assert not (tmp_path / "home").exists()  # nothing cached
+    tts_path = mms("models", "path", "demo", "--task", "tts", env=env)
+    assert tts_path.returncode == 2 and "no shipped demo model for tts" in tts_path.stderr

@@ -252,9 +252,13 @@ def test_cli_train_from_random_weights_of_a_config(data, tmp_path):
     assert asr.languages == ["xyz"]
     assert asr.transcribe([str(data["folder"] / "dev" / "0.wav")], lang="xyz")[0].error is None
 
-    bad = tmp_path / "bad.json"
+    bad, no_heads, short_conv = tmp_path / "bad.json", tmp_path / "no_heads.json", tmp_path / "short_conv.json"
     bad.write_text(json.dumps({"model_type": "hubert"}))
+    no_heads.write_text(json.dumps({"num_attention_heads": 0}))
+    short_conv.write_text(json.dumps({"conv_dim": [32, 32]}))
     for arguments, reason in (([bad], "'hubert' is not wav2vec2"), ([tmp_path / "absent.json"], "No such file"),
+                              ([no_heads], "num_attention_heads must be a positive integer"),
+                              ([short_conv], "same (non-zero) length"),
                               ([config, "--model", data["random_base"]], "not allowed with")):
         result = run_mms("train", "--config", *arguments, "--train", data["train"], "--out", tmp_path / "z",
                          check=False)
@@ -289,6 +293,11 @@ def test_delay_penalised_ctc_is_the_sum_over_penalised_paths():
         scores = [sum(log_probs[b, t, k] - (penalty * t if k else 0.0) for t, k in enumerate(path))
                   for path in itertools.product(range(vocab), repeat=n) if collapse(path) == target]
         expected = expected - torch.logsumexp(torch.stack(scores), 0) / len(target) / 2
+    # an utterance with more letters than frames adds nothing, penalty or not (F.ctc_loss's zero_infinity)
+    impossible = torch.randn(1, 3, vocab).log_softmax(-1).requires_grad_()
+    for p in (0.0, penalty):
+        nothing = ctc_loss(impossible, torch.tensor([1, 2, 1, 2]), torch.tensor([3]), torch.tensor([4]), p)
+        assert nothing.item() == 0.0 and not torch.autograd.grad(nothing, impossible)[0].any()
     got = ctc_loss(log_probs, targets, frames, lengths, delay_penalty=penalty)
     grad_got, = torch.autograd.grad(got, log_probs)
     grad_expected, = torch.autograd.grad(expected, log_probs)

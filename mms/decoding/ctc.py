@@ -8,12 +8,15 @@ labels, drop the blank, drop silent specials, turn the word delimiter into a spa
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from mms.text.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
 
 SECONDS_PER_FRAME = 320 / 16000  # total conv stride at 16 kHz: 20 ms
 
@@ -59,9 +62,16 @@ def model_time_offsets(model_path: str) -> tuple[float, float]:
     config = os.path.join(model_path, "config.json")
     try:
         with open(config, encoding="utf-8") as f:
-            start, end = json.load(f).get("word_time_offsets") or (0.0, 0.0)
-        return float(start), float(end)
-    except (OSError, ValueError, TypeError, AttributeError):  # not a directory, no such key: no offsets
+            values = json.load(f).get("word_time_offsets")
+    except (OSError, ValueError, AttributeError):  # not a model directory: no offsets
+        return 0.0, 0.0
+    if values is None:
+        return 0.0, 0.0
+    try:
+        start, end = (float(v) for v in values)
+        return start, end
+    except (TypeError, ValueError):
+        log.warning(f"{config}: word_time_offsets {values!r} is not [start, end] in seconds; ignored")
         return 0.0, 0.0
 
 

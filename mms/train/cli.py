@@ -33,8 +33,9 @@ examples:
 Trains every weight (--freeze-feature-encoder keeps the conv encoder), from a model or, with --config, from
 random weights (PyTorch's default initialisation; config keys mms does not use are ignored). Manifests may mix
 languages (a "lang" column); each language gets its own output layer and vocabulary; --lid also trains a
-language-identification head on the same encoder (written to <out>/lid/). Output: a Hugging Face model directory (config.json,
-model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>` reads.
+language-identification head on the same encoder (written to <out>/lid/). Output: a Hugging Face model
+directory (config.json, model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>`
+reads.
 
 exit status: 0 trained, 1 training failed, 2 usage error.
 """
@@ -110,10 +111,22 @@ def read_architecture(path: str):
         raise ValueError("not a JSON object of wav2vec2 settings")
     if values.get("model_type", "wav2vec2") != "wav2vec2":
         raise ValueError(f"model_type {values['model_type']!r} is not wav2vec2")
-    if values.get("num_hidden_layers", 1) < 1 or values.get("hidden_size", 1) % values.get("num_attention_heads", 1):
-        raise ValueError("num_hidden_layers must be positive and hidden_size a multiple of num_attention_heads")
     drop = ("vocab_size", "num_labels", "classifier_proj_size", "classifier_activation", "blank_weight")
-    return Wav2Vec2Config.from_dict({k: v for k, v in values.items() if k not in drop})
+    cfg = Wav2Vec2Config.from_dict({k: v for k, v in values.items() if k not in drop})
+    sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+             "num_conv_pos_embeddings", "num_conv_pos_embedding_groups")
+    for name in sizes:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads "
+                         f"{cfg.num_attention_heads}")
+    if not len(cfg.conv_dim) == len(cfg.conv_kernel) == len(cfg.conv_stride) or not cfg.conv_dim:
+        raise ValueError("conv_dim, conv_kernel and conv_stride must have the same (non-zero) length")
+    if cfg.feat_extract_norm not in ("layer", "group"):
+        raise ValueError(f"feat_extract_norm {cfg.feat_extract_norm!r}: layer or group")
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"mms {command}: error: {args.config}: {e}", file=sys.stderr)
             return 2
     options = TrainOptions(
-        mode=args.mode, model=args.model, init_config=init_config, lang=args.lang, train=args.train, dev=args.dev, out=args.out,
+        mode=args.mode, model=args.model, init_config=init_config, lang=args.lang, train=args.train, dev=args.dev,
+        out=args.out,
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
         seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,

@@ -85,6 +85,8 @@ class TrainOptions:
             raise TrainError("train-adapter needs --lang, the code of the new language")
         if self.epochs < 1 or self.accumulate < 1 or self.batch_seconds <= 0:
             raise TrainError("--epochs, --accumulate and --batch-seconds must be positive")
+        if not self.delay_penalty >= 0:
+            raise TrainError(f"--delay-penalty {self.delay_penalty}: must be 0 (plain CTC) or positive")
 
 
 class TrainModel(nn.Module):
@@ -142,13 +144,14 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, frame_lengths: torc
     """CTC loss of (batch, frames, vocab) log-probabilities, each utterance's loss divided by its target length,
     mean over the batch (F.ctc_loss's "mean").
 
-    delay_penalty > 0: delay-penalised CTC: every non-blank score at frame t gets -delay_penalty * t, so
-    alignments that emit earlier weigh more and the model learns to emit letters at their onset instead of late
-    (a CTC model is free to emit anywhere; small models trained from scratch lag by 100 ms and more). Unlike
-    k2's transducer delay penalty, not centred on the middle frame: in CTC a token may last several frames,
-    and a positive bonus in the first half would reward spreading word delimiters over silences. The scores are then no longer normalised, and F.ctc_loss's gradient
-    is only right for log_softmax outputs, so the loss is computed on their log_softmax and corrected by the
-    per-frame normalisers (every path crosses each frame once): loss(s) = loss(log_softmax(s)) - sum_t Z_t."""
+    delay_penalty > 0: delay-penalised CTC: every non-blank score at frame t gets -delay_penalty * t, so alignments
+    that emit earlier weigh more and the model learns to emit letters at their onset instead of late (a CTC model is
+    free to emit anywhere; small models trained from scratch lag by 100 ms and more). Unlike k2's transducer delay
+    penalty, not centred on the middle frame: in CTC a token may last several frames, and a positive bonus in the
+    first half would reward spreading word delimiters over silences. The scores are then no longer normalised, and
+    F.ctc_loss's gradient is only right for log_softmax outputs, so the loss is computed on their log_softmax and
+    corrected by the per-frame normalisers (every path crosses each frame once): loss(s) = loss(log_softmax(s)) -
+    sum_t Z_t."""
     log_probs = log_probs.float()
     if delay_penalty > 0:
         frames = torch.arange(log_probs.shape[1], device=log_probs.device)
@@ -159,11 +162,23 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, frame_lengths: torc
         normalizers = torch.logsumexp(scores, dim=-1)  # (batch, frames)
         valid = frames[None, :] < frame_lengths.to(log_probs.device)[:, None]
         log_probs = scores - normalizers[..., None]
+    # an utterance with no alignment (fewer frames than letters + repeats) adds nothing: zero_infinity's rule
     losses = F.ctc_loss(log_probs.transpose(0, 1), targets, frame_lengths, target_lengths, blank=0, reduction="none",
                         zero_infinity=True)
     if delay_penalty > 0:
-        losses = losses - (normalizers * valid).sum(1)
+        has_path = alignable(targets, target_lengths, frame_lengths).to(losses.device)
+        losses = losses - (normalizers * valid).sum(1) * has_path
     return (losses / target_lengths.clamp(min=1)).mean()
+
+
+def alignable(targets: torch.Tensor, target_lengths: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+    """Per utterance: has a CTC alignment, i.e. frames >= letters + repeated neighbours (a blank between)."""
+    needed, at = [], 0
+    for n in target_lengths.tolist():
+        letters = targets[at:at + n]
+        needed.append(n + int((letters[1:] == letters[:-1]).sum()))
+        at += n
+    return frame_lengths.cpu() >= torch.tensor(needed)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -314,7 +329,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best, self.history = state["best"], state["history"]
-        if sorted(state["options"].get("dev") or []) != sorted(self.options.dev):
+        if sorted(map(os.path.realpath, state["options"].get("dev") or [])) != sorted(map(os.path.realpath,
+                                                                                          self.options.dev)):
             # another dev set: its CER is not comparable with the saved best, the next epoch starts afresh
             log.info("the dev manifests changed since the saved state: the best epoch is chosen anew")
             self.best = None
