@@ -133,18 +133,19 @@ def voice_settings(rng, espeak_voice: str) -> tuple[str, int, int]:
     return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(130, 191)), int(rng.integers(30, 71))
 
 
-def pause_settings(rng) -> dict:
-    """Random silences for a corpus with pauses: word gaps up to 0.3 s, up to 0.8 s before and after, and a
+def pause_settings(rng, max_gap: int = 30) -> dict:
+    """Random silences for a corpus with pauses: word gaps up to max_gap x 10 ms (espeak-ng -g), up to 0.8 s
+    before and after, and a
     noise floor in half of the utterances (a model that only heard espeak's tight timing hallucinates
     letters in silence and places word boundaries late)."""
-    return {"gap": int(rng.integers(0, 31)), "lead": round(float(rng.uniform(0, 0.8)), 2),
+    return {"gap": int(rng.integers(0, max_gap + 1)), "lead": round(float(rng.uniform(0, 0.8)), 2),
             "trail": round(float(rng.uniform(0, 0.8)), 2),
             "noise": round(float(rng.uniform(0, 0.004)), 4) if rng.random() < 0.5 else 0.0,
             "seed": int(rng.integers(1 << 31))}
 
 
 def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: bool = False,
-                multi_sentence: bool = False) -> dict:
+                multi_sentence: bool = False, max_gap: int = 30) -> dict:
     """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl.
     `pauses`: random silences around and between the words (pause_settings); `multi_sentence`: utterances of
     2 or 3 sentences (passages) instead of one."""
@@ -167,7 +168,7 @@ def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languag
             texts = passages(words, count, rng) if multi_sentence else sentences(words, count, rng)
             for i, text in enumerate(texts):
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
-                silences = pause_settings(rng) if pauses else {}
+                silences = pause_settings(rng, max_gap) if pauses else {}
                 path = out_dir / f"{lang}_{split}_{i:05d}.wav"
                 if not path.exists():
                     speak(text, voice, speed, pitch, path, **silences)
@@ -357,6 +358,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
     parser.add_argument("--pauses", action="store_true",
                         help="corpus: random silences before, between and after the words, and a noise floor")
+    parser.add_argument("--max-gap", type=int, default=30,
+                        help="corpus with --pauses: longest pause between words, in 10 ms (default: %(default)s)")
     parser.add_argument("--multi-sentence", action="store_true",
                         help="corpus: utterances of 2 or 3 sentences (pauses between sentences)")
     parser.add_argument("--train", action="append", metavar="JSONL",
@@ -373,7 +376,7 @@ def main() -> int:
     if args.step in ("corpus", "all"):
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
                            "test": args.test_per_language}, seed=args.seed, pauses=args.pauses,
-                    multi_sentence=args.multi_sentence)
+                    multi_sentence=args.multi_sentence, max_gap=args.max_gap)
     if args.step in ("train", "all"):
         summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev,
                              args.delay_penalty, args.max_steps)
