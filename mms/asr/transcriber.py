@@ -29,7 +29,7 @@ import torch
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
 from mms.batching import input_name, make_batches, prefetch
 from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
-from mms.decoding.ctc import Hypothesis, greedy_decode, model_time_offsets, shift_times
+from mms.decoding.ctc import Hypothesis, greedy_decode, shift_times
 from mms.device import default_batch_seconds, resolve_device, resolve_dtype
 from mms.manifest import Item
 from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
@@ -156,7 +156,7 @@ class ASR:
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
         # seconds added to word/char start and end times (a model's measured emission lag; see shift_times)
-        self.time_offsets = model_time_offsets(checkpoint.path) if time_offsets is None else tuple(time_offsets)
+        self.time_offsets = checkpoint.word_time_offsets if time_offsets is None else tuple(time_offsets)
         batch_seconds = batch_seconds or default_batch_seconds(self.device)
         self.batch_samples = int(batch_seconds * SAMPLE_RATE)
         self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)

@@ -56,6 +56,9 @@ class Checkpoint:
     normalize_eps: float = 1e-5  # fairseq F.layer_norm uses 1e-5, transformers' feature extractor 1e-7
     adapters: Adapters | None = None
     notes: list[str] = field(default_factory=list)
+    # seconds to add to word/char start and end times: the model's measured emission lag (config.json
+    # "word_time_offsets", which the shipped demo model has; see mms.decoding.ctc.shift_times)
+    word_time_offsets: tuple[float, float] = (0.0, 0.0)
 
     @property
     def languages(self) -> list[str]:

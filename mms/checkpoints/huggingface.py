@@ -8,6 +8,7 @@ add the `wav2vec2.` prefix to bare Wav2Vec2Model files.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ WEIGHT_NORM_NAMES = {  # (g, v) spellings
 }
 TRAINING_ONLY = ("wav2vec2.masked_spec_embed", "quantizer.", "project_q.", "project_hid.")
 HEADS = ("lm_head.", "projector.", "classifier.")
+
+log = logging.getLogger(__name__)
 
 
 def read_json(path: Path) -> dict:
@@ -128,7 +131,23 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
             adapters = hf_adapters(model_dir, vocab_json, tokenizer_config, lang)
 
     return Checkpoint(format="huggingface", path=str(model_dir), config=cfg, state_dict=state_dict, vocab=vocab,
-                      lang=lang, labels=labels, normalize=normalize, normalize_eps=1e-7, adapters=adapters)
+                      lang=lang, labels=labels, normalize=normalize, normalize_eps=1e-7, adapters=adapters,
+                      word_time_offsets=word_time_offsets(config_json, model_dir))
+
+
+def word_time_offsets(config_json: dict, model_dir: Path) -> tuple[float, float]:
+    """config.json "word_time_offsets": [start, end] seconds (not a transformers key; mms writes it for a model
+    whose emission lag was measured). Absent or malformed: none (malformed also warns)."""
+    values = config_json.get("word_time_offsets")
+    if values is None:
+        return 0.0, 0.0
+    try:
+        start, end = (float(v) for v in values)
+        return start, end
+    except (TypeError, ValueError):
+        log.warning(f"{model_dir / 'config.json'}: word_time_offsets {values!r} is not [start, end] in seconds; "
+                    f"ignored")
+        return 0.0, 0.0
 
 
 def hf_adapters(model_dir: Path, vocab_json: dict | None, tokenizer_config: dict, lang: str | None) -> Adapters:

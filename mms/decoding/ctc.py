@@ -7,16 +7,11 @@ labels, drop the blank, drop silent specials, turn the word delimiter into a spa
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from mms.text.vocab import Vocabulary
-
-log = logging.getLogger(__name__)
 
 SECONDS_PER_FRAME = 320 / 16000  # total conv stride at 16 kHz: 20 ms
 
@@ -54,25 +49,6 @@ class Hypothesis:
         return [{"char": u.token, "start": round(u.start * seconds_per_frame, 3),
                  "end": round(u.end * seconds_per_frame, 3)}
                 for u in self.units if u.token != vocab.word_delimiter]
-
-
-def model_time_offsets(model_path: str) -> tuple[float, float]:
-    """(start, end) seconds to add to word and character times: a model directory's config.json may state its
-    measured emission lag as "word_time_offsets" (the demo model does); otherwise none."""
-    config = os.path.join(model_path, "config.json")
-    try:
-        with open(config, encoding="utf-8") as f:
-            values = json.load(f).get("word_time_offsets")
-    except (OSError, ValueError, AttributeError):  # not a model directory: no offsets
-        return 0.0, 0.0
-    if values is None:
-        return 0.0, 0.0
-    try:
-        start, end = (float(v) for v in values)
-        return start, end
-    except (TypeError, ValueError):
-        log.warning(f"{config}: word_time_offsets {values!r} is not [start, end] in seconds; ignored")
-        return 0.0, 0.0
 
 
 def shift_times(items: list[dict], start_offset: float, end_offset: float, duration: float) -> None:
