@@ -7,16 +7,20 @@ through ffmpeg when it is installed. No torch here, so importing is cheap.
 from __future__ import annotations
 
 import io
+import math
 import os
 import shutil
 import subprocess
 import sys
 
+from typing import Iterator
+
 import numpy as np
 import soundfile
 import soxr
 
-from mms.outputs import atomic_path
+from mms.errors import MMSError
+from mms.files import atomic_path
 
 SAMPLE_RATE = 16000
 
@@ -24,7 +28,7 @@ SAMPLE_RATE = 16000
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
 
-class AudioError(ValueError):
+class AudioError(MMSError):
     """An input that cannot be used as audio; str() is one line: "path: reason"."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -103,6 +107,50 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         if samples.size == 0:
             raise AudioError(path, f"audio too short to resample from {file_rate} Hz")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def standardize(wave: np.ndarray, eps: float) -> np.ndarray:
+    """Zero mean, unit variance over the whole waveform, in float32: the per-utterance normalisation that
+    wav2vec2 checkpoints with `normalize` expect (before any windowing, so every window sees the same scale)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    return ((wave - wave.mean()) / np.sqrt(wave.var() + eps)).astype(np.float32, copy=False)
+
+
+def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
+    """Consecutive `block`-sample pieces (the last one shorter) of an audio file as float32 mono at 16 kHz,
+    decoded piece by piece so that memory does not grow with the file (channels averaged; other rates
+    resampled with soxr's streaming resampler, which gives the same samples as mms.audio.load_audio).
+    Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
+    try:
+        sound = soundfile.SoundFile(path)
+    except Exception:  # noqa: BLE001 - missing, a directory, or a container only ffmpeg reads
+        wave = load_audio(path)
+        for start in range(0, wave.size, block):
+            yield wave[start:start + block]
+        return
+    with sound:
+        rate = sound.samplerate
+        resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, quality="HQ")
+        step = max(1, math.ceil(block * rate / SAMPLE_RATE))
+        pending, total, done = np.zeros(0, np.float32), 0, False
+        while not done:
+            try:
+                data = sound.read(step, dtype="float32", always_2d=True)
+            except Exception as e:  # noqa: BLE001 - a corrupt stream past the header
+                raise AudioError(path, f"cannot decode audio ({e})") from None
+            done = len(data) < step
+            samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+            if not np.isfinite(samples).all():
+                raise AudioError(path, "audio contains NaN or infinite samples")
+            total += samples.size
+            if resampler is not None:
+                samples = resampler.resample_chunk(samples, last=done)
+            pending = np.concatenate([pending, samples])
+            while pending.size >= block or (done and pending.size):
+                yield pending[:block]
+                pending = pending[block:]
+        if total == 0:
+            raise AudioError(path, "empty audio (0 samples)")
 
 
 def audio_info(path: str | os.PathLike) -> float | None:

@@ -1,16 +1,19 @@
-"""Batching helpers shared by the tasks: length-sorted batches under a padded-audio budget, background
-prefetching, and display names of inputs."""
+"""Batching helpers shared by every task: length-sorted batches under a padded budget, padding with lengths,
+out-of-memory retry in halves, running an iterator ahead on a background thread, and display names of inputs.
+No torch here: tensors are made by the model runners from the padded numpy arrays."""
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
+import queue
+import threading
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from mms.manifest import Item
+
+T = TypeVar("T")
 
 
 def make_batches(lengths: list[int], max_samples: int, same_length: bool = False) -> list[list[int]]:
@@ -30,16 +33,86 @@ def make_batches(lengths: list[int], max_samples: int, same_length: bool = False
     return batches
 
 
-def prefetch(fn, items: Iterable, ahead: int) -> Iterator:
-    """map(fn, items) computed `ahead` items in advance on a background thread, in order."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+def pad(sequences: Sequence[np.ndarray | Sequence], dtype=np.float32, value=0) -> tuple[np.ndarray, list[int]]:
+    """Right-pad 1-d sequences (waveforms, id lists) into one [B, max length] array; returns it and the lengths."""
+    lengths = [len(s) for s in sequences]
+    batch = np.full((len(sequences), max(lengths, default=0)), value, dtype=dtype)
+    for row, seq, n in zip(batch, sequences, lengths):
+        row[:n] = seq
+    return batch, lengths
+
+
+def in_halves(batch: list[T], run: Callable[[list[T]], None], fail: Callable[[T, BaseException], None]) -> None:
+    """run(batch); when it raises RuntimeError or MemoryError (out of memory, mostly), run each half again, down
+    to single items, and give a single item that still fails to fail(item, error): one input that cannot be
+    processed never takes its batch down with it."""
+    if not batch:
+        return
+    try:
+        run(batch)
+    except (RuntimeError, MemoryError) as e:
+        if len(batch) == 1:
+            fail(batch[0], e)
+            return
+        half = len(batch) // 2
+        in_halves(batch[:half], run, fail)
+        in_halves(batch[half:], run, fail)
+
+
+def failure(error: BaseException) -> str:
+    """The one-line reason of a failed forward pass."""
+    return f"model failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]})"
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
+    """The items of an iterator, produced up to `ahead` items in advance on a background thread (reading and
+    decoding audio overlaps the model's work), in order. An exception of the producer is raised here."""
+    slots: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(_Raised(e))
+            return
+        put(_END)
+
+    threading.Thread(target=produce, daemon=True, name="mms-reader").start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()  # the producer stops at its next item
+
+
+def prefetch(fn: Callable, items: Iterable, ahead: int) -> Iterator:
+    """map(fn, items), computed `ahead` items in advance on a background thread, in order."""
+    return run_ahead(map(fn, items), ahead)
 
 
 def input_name(source, i: int) -> str:

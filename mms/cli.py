@@ -4,7 +4,6 @@ each task's options live in a light `cli.py`, and the task's heavy code is impor
 from __future__ import annotations
 
 import argparse
-import sys
 
 from mms import __version__
 
@@ -19,35 +18,6 @@ COMMANDS = (
     "mms.lm.cli",  # mms lexicon, mms lm, mms score, mms tune
     "mms.train.cli",  # mms train-adapter, mms train
 )
-
-
-def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto",
-                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere") -> None:
-    """--device and --dtype, the same for every task (resolved by mms/device.py)."""
-    parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),
-                        help=f"model precision (default: %(default)s: {auto_dtype})")
-
-
-def add_time_offsets_option(parser: argparse.ArgumentParser) -> None:
-    """--time-offsets START,END for the word/char times of asr and align (mms.decoding.ctc.shift_times)."""
-    def seconds_pair(text: str) -> tuple[float, float]:
-        import math
-
-        try:
-            start, end = (float(x) for x in text.split(","))
-            if not (math.isfinite(start) and math.isfinite(end)):
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. "
-                                             f"--time-offsets=-0.1,-0.05)") from None
-        return start, end
-
-    parser.add_argument("--time-offsets", metavar="START,END", type=seconds_pair,
-                        help="seconds added to word and character start and end times, for a model that emits "
-                             "letters late (default: the model's measured \"word_time_offsets\" when its "
-                             "config.json has them, as the demo model; else 0,0; negative values need the = "
-                             "form: --time-offsets=-0.1,-0.05)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print("mms: interrupted", file=sys.stderr)
-        return 130
+    from mms.command import execute
+
+    return execute(args)
 
 
 if __name__ == "__main__":

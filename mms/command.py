@@ -1,0 +1,130 @@
+"""What every `mms` command shares (no torch here): common options, the one way a command reports errors, and
+the loop that streams a task's results into a writer.
+
+Exit status, the same for every command:
+    0  every input done
+    1  some input failed (each named in a one-line error; the others are written)
+    2  a usage, input-file, model or output error (one line), before or instead of any result
+    3  a bug: an unexpected exception, reported in one line (`--verbose` prints the traceback)
+  130  interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Iterable
+
+from mms.errors import MMSError
+
+BUG = 3
+
+
+def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto",
+                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere") -> None:
+    """--device and --dtype, the same for every task (resolved by mms/device.py)."""
+    parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),
+                        help=f"model precision (default: %(default)s: {auto_dtype})")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--offline and --verbose, on every task command."""
+    parser.add_argument("--offline", action="store_true",
+                        help="use only models already on disk or in the cache, never the network (as HF_HUB_OFFLINE=1)")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="print model, device and progress to stderr (and the traceback of an internal error)")
+
+
+def seconds_pair(text: str) -> tuple[float, float]:
+    try:
+        start, end = (float(x) for x in text.split(","))
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. "
+                                         f"--time-offsets=-0.1,-0.05)") from None
+    return start, end
+
+
+def add_time_offsets_option(parser: argparse.ArgumentParser) -> None:
+    """--time-offsets START,END for the word/char times of asr and align (mms.results.shift_times)."""
+    parser.add_argument("--time-offsets", metavar="START,END", type=seconds_pair,
+                        help="seconds added to word and character start and end times, for a model that emits "
+                             "letters late (default: the model's measured \"word_time_offsets\" when its "
+                             "config.json has them, as the demo model; else 0,0; negative values need the = "
+                             "form: --time-offsets=-0.1,-0.05)")
+
+
+def positive(kind):
+    """An argparse type: a number of `kind` greater than 0."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def say(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr)
+
+
+def error(prog: str, message: str) -> None:
+    """The one-line error of a command (`mms asr: error: a.wav: cannot decode audio (...)`)."""
+    lines = str(message).strip().splitlines() or [""]
+    print(f"{prog}: error: {lines[0]}", file=sys.stderr)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
+    prog = f"mms {args.command}"
+    verbose = getattr(args, "verbose", False)
+    try:
+        if getattr(args, "offline", False):
+            from mms.hub import set_offline
+
+            set_offline()
+        return args.run(args)
+    except KeyboardInterrupt:
+        say(prog, "interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `mms asr ... | head -1`
+        return 0
+    except MMSError as e:
+        error(prog, str(e))
+        return 2
+    except OSError as e:  # a file that cannot be read or written, named by the OS error
+        error(prog, f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = (str(e).splitlines() or [""])[0][:300]
+        error(prog, f"internal error (a bug; please report it): {type(e).__name__}: {first}"
+                    + ("" if verbose else " (run with --verbose for the traceback)"))
+        return BUG
+
+
+def stream_results(prog: str, results: Iterable, writer, total: int | None = None, verbose: bool = False,
+                   describe=None) -> int:
+    """Write every result as it comes, naming each failed input in a one-line error; -> exit status 0 or 1.
+    `describe(result)` is the progress line printed with --verbose."""
+    failed = 0
+    with writer:
+        for n, result in enumerate(results, 1):
+            writer.write(result)
+            if result.error:
+                failed += 1
+                error(prog, result.error)
+            elif verbose:
+                where = f"[{n}/{total}]" if total else f"[{n}]"
+                say(prog, f"{where} {describe(result) if describe else result.name}")
+    return 1 if failed else 0

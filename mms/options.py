@@ -1,0 +1,55 @@
+"""Every task's options and their defaults, defined once (whisper's DecodingOptions shape): the Python APIs take
+these dataclasses and the command-line parsers read their defaults from them. No torch here, so `mms --help`
+stays light. Beam-search options are mms.decoding.beam.BeamOptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass
+class ASROptions:
+    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
+    chunk_seconds: float = 30.0  # inputs longer than this are transcribed in windows of this length ...
+    context_seconds: float = 5.0  # ... each seeing this much more audio on both sides (its frames are dropped)
+    buffer_seconds: float | None = None  # audio decoded ahead; None: max(4 batches, 600 s)
+    decode_workers: int = 1  # beam-search processes beside the acoustic model (0: in-process)
+    time_offsets: tuple[float, float] | None = None  # added to word/char times; None: the model's measured lag
+
+
+@dataclass
+class LIDOptions:
+    top_k: int = 5  # languages reported per input
+    max_seconds: float = 30.0  # without a window, classify the first this many seconds of each input
+    window_seconds: float | None = None  # classify the whole input in windows this long, probabilities averaged
+    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
+
+
+@dataclass
+class AlignOptions:
+    chunk_seconds: float = 30.0  # data_prep's emission windows ...
+    context_seconds: float = 3.0  # ... and their extra audio on both sides
+    batch_seconds: float = 120.0  # audio per forward pass
+    romanize: bool | None = None  # spell the text in uroman; None: when the model has no word-boundary token
+    normalize_audio: bool | None = None  # standardise the waveform; None: as the model's format says
+    time_offsets: tuple[float, float] | None = None  # added to word/char times; None: the model's measured lag
+
+
+@dataclass
+class TTSOptions:
+    max_chars: int = 300  # longest sentence synthesised at once
+    batch_tokens: int = 1000  # padded input ids per forward pass
+    pause: float = 0.2  # seconds of silence between sentences
+    split: str = "sentences"  # "sentences": cut long text into sentences; "none": each input whole
+    speaking_rate: float | None = None  # >1 faster; None: the voice's (1.0)
+    noise_scale: float | None = None  # voice variation; None: the voice's (0.667)
+    noise_scale_duration: float | None = None  # rhythm variation; None: the voice's (0.8)
+    seed: int | None = None  # the same text and seed give the same speech
+    sample_rate: int | None = None  # resample the output; None: the voice's
+
+
+def from_namespace(cls, namespace, **overrides):
+    """An options dataclass from the same-named attributes of an argparse Namespace (missing ones keep their
+    defaults), then `overrides`."""
+    values = {f.name: getattr(namespace, f.name) for f in fields(cls) if hasattr(namespace, f.name)}
+    return replace(cls(**values), **overrides)
