@@ -103,15 +103,15 @@ def emission_throughput(seconds: float) -> dict:
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from mms.align.aligner import Aligner
-    from mms.asr.transcriber import ASR
     from mms.checkpoints import Checkpoint
+    from mms.options import AlignOptions
     from mms.text.vocab import Vocabulary
     from tests.factory import ALIGNMENT_TOKENS, alignment_config, random_model
 
     model = random_model(alignment_config(), {"x": len(ALIGNMENT_TOKENS)}, seed=0)
     ckpt = Checkpoint("torchaudio", "<tiny>", model.cfg, model.canonical_state(),
                       Vocabulary(list(ALIGNMENT_TOKENS)), normalize=False)
-    aligner = Aligner(ASR(ckpt, device="cpu"), batch_seconds=120)
+    aligner = Aligner(ckpt, device="cpu", options=AlignOptions(batch_seconds=120))
     wave = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
     start = time.perf_counter()
     with torch.inference_mode():

@@ -20,7 +20,7 @@ import numpy as np
 
 from mms.decoding.beam import BeamOptions, BeamSearchDecoder
 from mms.lm.kneser_ney import build_arpa
-from mms.lm.scoring import score
+from mms.scoring import score
 from mms.text.vocab import Vocabulary
 
 LETTERS = list("abcdefghijklmnopqrstuvwxyz'")

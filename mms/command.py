@@ -83,7 +83,7 @@ def error(prog: str, message: str) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
-    prog = f"mms {args.command}"
+    prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
     verbose = getattr(args, "verbose", False)
     try:
         if getattr(args, "offline", False):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from mms.errors import MMSError
+
+
+class DeviceError(MMSError):
+    """A --device or --dtype that this machine or torch build cannot give."""
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -20,9 +26,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+        raise DeviceError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available (this torch build: {torch.__version__})")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available (this torch build: {torch.__version__})")
     return device
 
 
@@ -41,5 +47,5 @@ def resolve_dtype(name: str | torch.dtype = "auto", device: torch.device | None 
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r} (use auto, float32, float16 or bfloat16)")
+        raise DeviceError(f"unknown dtype {name!r} (use auto, float32, float16 or bfloat16)")
     return DTYPES[name]

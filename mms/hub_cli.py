@@ -1,5 +1,5 @@
-"""`mms models` (list, download, path) and `mms langs` (the language catalogue). Light: mms.hub and mms.langs
-are imported only to run."""
+"""`mms models` (list, download, path) and `mms langs` (the language catalogue). Light: the parsers need only the
+task names of the registry (mms.hub imports nothing heavy); the rest is imported to run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-TASKS = ("asr", "lid", "tts", "align", "pretrained")
+from mms.hub.registry import DEMO_TASKS, TASKS
 
 MODELS_EXAMPLES = """\
 examples:
@@ -20,8 +20,8 @@ examples:
 
 Models are cached where huggingface_hub caches them (HF_HOME, default ~/.cache/huggingface; HF_HUB_CACHE),
 original fairseq files under $HF_HOME/mms/. HF_ENDPOINT selects a mirror, HF_TOKEN a token. With
-HF_HUB_OFFLINE=1 nothing is downloaded: cached models work, missing ones are an error naming the command
-that fetches them. The MMS weights are licensed CC-BY-NC 4.0 (non-commercial use).
+HF_HUB_OFFLINE=1 (or --offline) nothing is downloaded: cached models work, missing ones are an error naming the
+command that fetches them. The MMS weights are licensed CC-BY-NC 4.0 (non-commercial use).
 """
 
 LANGS_EXAMPLES = """\
@@ -81,6 +81,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         help="hf: the Hugging Face repo; url: the original fairseq files (default: per model)")
     parser.add_argument("--task", choices=TASKS, default="asr",
                         help="task of a Hugging Face repo id that is not a known name (default: %(default)s)")
+    parser.add_argument("--offline", action="store_true",
+                        help="use only the cache, download nothing (the same as HF_HUB_OFFLINE=1)")
 
 
 def error(command: str, message: str) -> None:
@@ -129,9 +131,6 @@ def run_list(args: argparse.Namespace) -> int:
           f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (fp16), trained on "
           f"synthetic speech only.")
     return 0
-
-
-DEMO_TASKS = ("asr", "lid", "align")
 
 
 def _demo_row() -> dict:
@@ -186,6 +185,8 @@ def _format_table(rows: list[tuple]) -> str:
 def run_download(args: argparse.Namespace) -> int:
     from mms import hub
 
+    if args.offline:
+        hub.set_offline()
     langs, failed = _split(args.lang), 0
     for name in args.names:
         try:
@@ -211,6 +212,8 @@ def run_download(args: argparse.Namespace) -> int:
 def run_path(args: argparse.Namespace) -> int:
     from mms import hub
 
+    if args.offline:
+        hub.set_offline()  # nothing here downloads; accepted for the same options as download
     try:
         if args.name == hub.DEMO:
             _demo_path(args.task)

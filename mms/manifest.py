@@ -7,6 +7,8 @@ import os
 import warnings
 from dataclasses import dataclass
 
+from mms.errors import MMSError
+
 # JSON lines: the keys that may hold the audio path, the first present wins.
 JSON_AUDIO_KEYS = ("audio_filepath", "audio", "path")
 
@@ -20,7 +22,7 @@ class Item:
     text: str | None = None
 
 
-class ManifestError(ValueError):
+class ManifestError(MMSError):
     """A manifest that cannot be read; str() is one line: "file:line: reason"."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, reason: str):

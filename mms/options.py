@@ -19,10 +19,11 @@ class ASROptions:
 
 @dataclass
 class LIDOptions:
-    top_k: int = 5  # languages reported per input
+    top_k: int | str = 5  # languages reported per input; "all": every candidate
     max_seconds: float = 30.0  # without a window, classify the first this many seconds of each input
     window_seconds: float | None = None  # classify the whole input in windows this long, probabilities averaged
     batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
+    buffer_seconds: float | None = None  # audio read ahead; None: max(4 batches, 600 s)
 
 
 @dataclass

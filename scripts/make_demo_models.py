@@ -269,11 +269,12 @@ def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int 
     import numpy as np
 
     from mms.align.aligner import Aligner
+    from mms.options import AlignOptions
 
     starts, ends = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (lang, (espeak_voice, words)) in enumerate(sorted(LANGUAGES.items())):
-            aligner = Aligner.load(str(dest), lang=lang, device="cpu", time_offsets=(0.0, 0.0))
+            aligner = Aligner.load(str(dest), lang=lang, device="cpu", options=AlignOptions(time_offsets=(0.0, 0.0)))
             rng = np.random.default_rng([seed, k])
             for _ in range(sentences_per_language):
                 chosen = list(rng.choice(words.split(), size=5, replace=False))
@@ -283,8 +284,8 @@ def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int 
                 if result.error or len(result.lines[0].words) != len(truth):
                     raise SystemExit(f"make_demo_models: calibration alignment failed ({lang}): {result.error}")
                 got = result.lines[0].words
-                starts += [w["start"] - t[0] for w, t in zip(got, truth)]
-                ends += [w["end"] - t[1] for w, t in zip(got, truth)]
+                starts += [w.start - t[0] for w, t in zip(got, truth)]
+                ends += [w.end - t[1] for w, t in zip(got, truth)]
     offsets = (round(-float(np.median(starts)), 2), round(-float(np.median(ends)), 2))
     config = json.loads((dest / "config.json").read_text())
     config["word_time_offsets"] = list(offsets)

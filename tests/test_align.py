@@ -10,10 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from mms.align.aligner import Segment, fairseq_windows, line_intervals, merge_repeats, padded_spans
+from mms.align.aligner import Aligner, Pair, fairseq_windows, line_intervals, merge_repeats, padded_spans
 from mms.checkpoints import load_checkpoint
 from mms.checkpoints.torchaudio_mms_fa import recognizes
-from mms.outputs import format_results
+from mms.options import AlignOptions
+from mms.results import Segment, Word
+from mms.writers import get_writer
 from tests.conftest import random_audio
 from tests.factory import ALIGNMENT_TOKENS, alignment_config, hf_config, hf_state, random_model, write_torchaudio
 
@@ -105,20 +107,37 @@ def test_torchaudio_without_dictionary_and_fairseq_files_are_told_apart(fa_model
 
 # -- subtitles ------------------------------------------------------------------------------------------------
 
-def test_asr_records_as_srt_and_vtt():
-    words = [{"word": "hello", "start": 0.1, "end": 0.5}, {"word": "world", "start": 0.6, "end": 1.0},
-             {"word": "again", "start": 3.0, "end": 3.5}]  # a 2 s pause starts a new cue
+class Record:
+    """A finished result as the writers see it."""
+
+    def __init__(self, record: dict):
+        self.record, self.name, self.index, self.error = record, record["audio"], 0, record.get("error")
+
+    def to_dict(self) -> dict:
+        return self.record
+
+
+def subtitles(records: list[dict], fmt: str, path) -> str:
+    with get_writer("asr", fmt, path) as writer:
+        for record in records:
+            writer.write(Record(record))
+    return path.read_text()
+
+
+def test_asr_records_as_srt_and_vtt(tmp_path):
+    words = [{"text": "hello", "start": 0.1, "end": 0.5}, {"text": "world", "start": 0.6, "end": 1.0},
+             {"text": "again", "start": 3.0, "end": 3.5}]  # a 2 s pause starts a new cue
     records = [{"audio": "a.wav", "text": "hello world again", "duration": 4.0, "words": words},
                {"audio": "b.wav", "text": "no words", "duration": 3661.5},
                {"audio": "c.wav", "text": "", "duration": None, "error": "c.wav: no such file"}]
-    assert format_results(records, "srt") == (
+    assert subtitles(records, "srt", tmp_path / "a.srt") == (
         "1\n00:00:00,100 --> 00:00:01,000\nhello world\n\n"
         "2\n00:00:03,000 --> 00:00:03,500\nagain\n\n"
         "3\n00:00:00,000 --> 01:01:01,500\nno words\n")
-    assert format_results(records[:1], "vtt") == (
+    assert subtitles(records[:1], "vtt", tmp_path / "a.vtt") == (
         "WEBVTT\n\n00:00:00.100 --> 00:00:01.000\nhello world\n\n00:00:03.000 --> 00:00:03.500\nagain\n")
-    long = [{"word": "word%02d" % i, "start": i * 0.5, "end": i * 0.5 + 0.4} for i in range(12)]
-    cues = format_results([{"audio": "l", "text": "", "words": long}], "srt").split("\n\n")
+    long = [{"text": "word%02d" % i, "start": i * 0.5, "end": i * 0.5 + 0.4} for i in range(12)]
+    cues = subtitles([{"audio": "l", "text": "", "words": long}], "srt", tmp_path / "l.srt").split("\n\n")
     # 6 words of 6 letters make 41 characters, a 7th would pass 42
     assert [len(cue.splitlines()[2].split()) for cue in cues] == [6, 6]
 
@@ -210,13 +229,12 @@ def test_align_usage_errors(fa_path, tmp_path):
 
 
 def test_emissions_are_stitched_from_windows(fa_path, audio):
-    from mms.align.aligner import Aligner
     from mms.audio import load_audio
 
-    aligner = Aligner.load(fa_path, device="cpu", batch_seconds=40)
+    aligner = Aligner.load(fa_path, device="cpu", options=AlignOptions(batch_seconds=40))
     wave = load_audio(audio)
     emissions, _ = aligner.emissions(wave)
-    model = aligner.asr.model
+    model = aligner.runner.model
     worst = 0.0
     with torch.no_grad():
         for w in fairseq_windows(wave.size, 50.0, n_frames_of=model.wav2vec2.frame_lengths):
@@ -226,8 +244,36 @@ def test_emissions_are_stitched_from_windows(fa_path, audio):
     assert worst < 1e-4  # batched with padding vs one window alone
 
 
+def test_align_iter_reports_each_pair_and_goes_on(fa_path, audio, tmp_path):
+    aligner = Aligner.load(fa_path, device="cpu")
+    (tmp_path / "t.txt").write_text("one line\nanother line\n")
+    wave = random_audio(16000 * 3, seed=9)
+    pairs = [(wave, "hello world"), (str(tmp_path / "missing.wav"), ["x"]),
+             Pair(str(audio), str(tmp_path / "t.txt"), "eng", name="chapter"), (wave[:100], ["hello"])]
+    results = list(aligner.align_iter(pairs, star=True))
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert [r.name for r in results] == ["<array 0>", str(tmp_path / "missing.wav"), "chapter", "<array 3>"]
+    assert [r.error is None for r in results] == [True, False, True, False]
+    assert results[1].error.startswith(str(tmp_path / "missing.wav") + ": ")
+    assert results[3].error == "<array 3>: audio too short (100 samples) for one frame"
+    line = results[2].lines[2]
+    assert isinstance(line, Segment) and all(isinstance(w, Word) for w in line.words + line.chars)
+    assert [w.text for w in line.words] == ["another", "line"] and results[2].wave is None
+    record = results[2].to_dict()
+    assert list(record) == ["audio", "lang", "duration", "stride_ms", "lines"] and record["lang"] == "eng"
+    assert list(record["lines"][2]) == ["index", "text", "normalized_text", "tokens", "start", "end", "score",
+                                        "words", "chars"]
+    assert list(record["lines"][2]["words"][0]) == ["text", "start", "end", "score"]
+    # one pair: align() raises what stopped it
+    with pytest.raises(ValueError, match="every line is empty"):
+        aligner.align(wave, ["12:30"])
+
+
 def test_align_help_does_not_import_torch():
     code = ("import sys\nfrom mms.cli import main\ntry: main(['align', '--help'])\nexcept SystemExit: pass\n"
             "print('TORCH', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "--star" in out and "manifest.json" in out and out.strip().endswith("TORCH False")
+    # the output directory writer sits below the tasks: no torch, no mms.align
+    code = "import sys, mms.writers.alignment\nprint(sorted(m for m in sys.modules if m in ('torch', 'mms.align')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

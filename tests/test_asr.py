@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from mms.asr import ASR
-from mms.asr.transcriber import plan_windows
+from mms.runner import plan_windows
 from mms.batching import make_batches
 from mms.checkpoints import UnknownLanguageError
 from mms.manifest import Item
@@ -147,6 +147,6 @@ def test_arrays_and_word_times(asr):
     wave = random_audio(40000, seed=3)
     result = asr.transcribe([wave], timestamps="char")[0]
     assert result.audio == "<array 0>" and result.duration == 2.5
-    assert " ".join(w["word"] for w in result.words) == " ".join(result.text.split())
-    assert all(0 <= w["start"] < w["end"] <= 2.5 for w in result.words)
-    assert [c["start"] for c in result.chars] == sorted(c["start"] for c in result.chars)
+    assert " ".join(w.text for w in result.words) == " ".join(result.text.split())
+    assert all(0 <= w.start < w.end <= 2.5 for w in result.words)
+    assert [c.start for c in result.chars] == sorted(c.start for c in result.chars)

@@ -129,3 +129,53 @@ def test_subtitles_from_word_times(hf_dir, wavs):
     assert lines[0] == "1" and " --> " in lines[1] and lines[1].startswith("00:00:0")
     vtt = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[1], "--format", "vtt").stdout
     assert vtt.startswith("WEBVTT") and " --> " in vtt
+
+
+def test_a_killed_run_keeps_every_finished_record(hf_dir, wavs, tmp_path):
+    """kill -9 in the middle of a jsonl run: every record written so far is whole and in input order."""
+    import os
+    import signal
+    import time
+
+    manifest = tmp_path / "big.tsv"
+    manifest.write_text(f"{wavs[0].parent}\n" + "".join(f"{w.name}\t1\n" for w in wavs * 400))
+    preset = tmp_path / "small-buffer.yaml"
+    preset.write_text("buffer_seconds: 4\n")  # results leave the buffer every few inputs
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mms", "asr", "--model", str(hf_dir), "--lang", "eng",
+                             "--manifest", str(manifest), "--format", "jsonl", "--output", str(out),
+                             "--config", str(preset)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 10:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    lines = out.read_text().split("\n")
+    whole = [json.loads(line) for line in lines[:-1]]  # the last piece is "" or at most one partial line
+    assert len(whole) >= 10 and len(whole) < len(wavs) * 400
+    assert [rec["audio"] for rec in whole] == [str(w) for w in wavs * 400][:len(whole)]
+    assert all(rec["text"] for rec in whole)
+
+
+def test_errors_and_bugs_have_distinct_exit_codes(capsys):
+    """An MMSError is a one-line usage error (2); any other exception is a bug (3), never 2."""
+    import argparse
+
+    from mms.command import execute
+    from mms.errors import MMSError
+
+    def raising(error):
+        def run(args):
+            raise error
+        return argparse.Namespace(command="asr", verbose=False, run=run)
+
+    assert execute(raising(MMSError("x.wav: bad\nsecond line"))) == 2
+    assert capsys.readouterr().err == "mms asr: error: x.wav: bad\n"
+    assert execute(raising(ValueError("a bug"))) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "ValueError: a bug" in err and "--verbose" in err
+    assert execute(raising(FileNotFoundError(2, "No such file or directory", "m.pt"))) == 2
+    assert capsys.readouterr().err == "mms asr: error: m.pt: No such file or directory\n"

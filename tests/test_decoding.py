@@ -11,6 +11,8 @@ from transformers import Wav2Vec2CTCTokenizer
 from mms.checkpoints import load_checkpoint
 from mms.checkpoints.huggingface import language_vocab
 from mms.decoding.ctc import SECONDS_PER_FRAME, greedy_decode
+from mms.options import AlignOptions
+from mms.results import Word
 from mms.text.vocab import Vocabulary
 from tests.factory import fairseq_symbols
 
@@ -138,25 +140,16 @@ def test_word_and_char_times(hf_fra):
     assert [(u.token, u.start, u.end) for u in hyp.units] == [
         ("a", 2, 4), ("b", 5, 6), ("|", 6, 8), ("c", 8, 11), ("a", 12, 13), ("|", 13, 14), ("|", 15, 16),
         ("e", 16, 17)]
-    assert hyp.words(vocab) == [
-        {"word": "ab", "start": 0.04, "end": 0.12},
-        {"word": "ca", "start": 0.16, "end": 0.26},
-        {"word": "e", "start": 0.32, "end": 0.34},
-    ]
-    assert hyp.chars(vocab) == [
-        {"char": "a", "start": 0.04, "end": 0.08},
-        {"char": "b", "start": 0.1, "end": 0.12},
-        {"char": "c", "start": 0.16, "end": 0.22},
-        {"char": "a", "start": 0.24, "end": 0.26},
-        {"char": "e", "start": 0.32, "end": 0.34},
-    ]
+    assert hyp.words(vocab) == [Word("ab", 0.04, 0.12), Word("ca", 0.16, 0.26), Word("e", 0.32, 0.34)]
+    assert hyp.chars(vocab) == [Word("a", 0.04, 0.08), Word("b", 0.1, 0.12), Word("c", 0.16, 0.22),
+                                Word("a", 0.24, 0.26), Word("e", 0.32, 0.34)]
     assert SECONDS_PER_FRAME == 0.02
-    assert hyp.words(vocab, seconds_per_frame=0.04)[1] == {"word": "ca", "start": 0.32, "end": 0.52}
+    assert hyp.words(vocab, seconds_per_frame=0.04)[1] == Word("ca", 0.32, 0.52)
 
     shifted = greedy_decode(np.array(frames), vocab, frame_offset=100)  # a chunk starting 2 s in
     assert shifted.text == hyp.text
-    assert [w["start"] for w in shifted.words(vocab)] == [2.04, 2.16, 2.32]
-    assert [w["end"] for w in shifted.words(vocab)] == [2.12, 2.26, 2.34]
+    assert [w.start for w in shifted.words(vocab)] == [2.04, 2.16, 2.32]
+    assert [w.end for w in shifted.words(vocab)] == [2.12, 2.26, 2.34]
 
 
 def test_times_skip_silent_specials(fairseq_fra):
@@ -164,9 +157,8 @@ def test_times_skip_silent_specials(fairseq_fra):
     frames = [2, 5, 5, 2, 6, 0, 4, 3, 3, 1]
     hyp = greedy_decode(np.array(frames), vocab)
     assert hyp.text == "ab <unk><pad>"
-    assert hyp.words(vocab) == [{"word": "ab", "start": 0.02, "end": 0.1},
-                                {"word": "<unk><pad>", "start": 0.14, "end": 0.2}]
-    assert [c["char"] for c in hyp.chars(vocab)] == ["a", "b", "<unk>", "<pad>"]
+    assert hyp.words(vocab) == [Word("ab", 0.02, 0.1), Word("<unk><pad>", 0.14, 0.2)]
+    assert [c.text for c in hyp.chars(vocab)] == ["a", "b", "<unk>", "<pad>"]
 
 
 def test_empty_and_all_blank():
@@ -177,15 +169,14 @@ def test_empty_and_all_blank():
 
 
 def test_time_offsets_move_times_in_order_and_inside_the_audio():
-    from mms.decoding.ctc import shift_times
+    from mms.results import shift_times
 
-    words = [{"word": "a", "start": 0.05, "end": 0.30}, {"word": "b", "start": 0.32, "end": 0.60},
-             {"word": "c", "start": 0.90, "end": 1.00}]
+    words = [Word("a", 0.05, 0.30), Word("b", 0.32, 0.60), Word("c", 0.90, 1.00)]
     shift_times(words, -0.10, -0.02, duration=0.95)
-    assert [(w["start"], w["end"]) for w in words] == [(0.0, 0.28), (0.28, 0.58), (0.8, 0.95)]
-    same = [{"start": 0.1, "end": 0.2}]
+    assert [(w.start, w.end) for w in words] == [(0.0, 0.28), (0.28, 0.58), (0.8, 0.95)]
+    same = [Word("x", 0.1, 0.2)]
     shift_times(same, 0.0, 0.0, duration=1.0)
-    assert same == [{"start": 0.1, "end": 0.2}]
+    assert same == [Word("x", 0.1, 0.2)]
 
 
 def test_a_model_config_states_its_time_offsets(hf_dir, tmp_path, wavs):
@@ -207,13 +198,14 @@ def test_a_model_config_states_its_time_offsets(hf_dir, tmp_path, wavs):
     a = plain.transcribe([str(wavs[1])], timestamps="word")[0].words
     b = lagging.transcribe([str(wavs[1])], timestamps="word")[0].words
     assert a and len(a) == len(b)
-    assert b[0]["start"] == round(a[0]["start"] + 0.04, 3)
-    assert b[-1]["end"] == round(max(a[-1]["end"] - 0.02, b[-1]["start"]), 3)
+    assert b[0].start == round(a[0].start + 0.04, 3)
+    assert b[-1].end == round(max(a[-1].end - 0.02, b[-1].start), 3)
 
-    text = " ".join(w["word"] for w in a)
-    raw = Aligner(plain).align(str(wavs[1]), [text], lang="eng").lines[0].words
-    aligner = Aligner(lagging)
-    assert aligner.time_offsets == (0.04, -0.02) and Aligner(lagging, time_offsets=(0, 0)).time_offsets == (0, 0)
+    text = " ".join(w.text for w in a)
+    raw = Aligner(plain.runner).align(str(wavs[1]), [text], lang="eng").lines[0].words
+    aligner = Aligner(lagging.runner)
+    assert aligner.time_offsets == (0.04, -0.02)
+    assert Aligner(lagging.runner, options=AlignOptions(time_offsets=(0, 0))).time_offsets == (0, 0)
     moved = aligner.align(str(wavs[1]), [text], lang="eng").lines[0].words
-    assert moved[0]["start"] == round(raw[0]["start"] + 0.04, 3)
-    assert moved[-1]["end"] == round(max(raw[-1]["end"] - 0.02, moved[-1]["start"]), 3)
+    assert moved[0].start == round(raw[0].start + 0.04, 3)
+    assert moved[-1].end == round(max(raw[-1].end - 0.02, moved[-1].start), 3)

@@ -64,7 +64,7 @@ def held_out(tmp_path_factory):
 @pytest.fixture(scope="module")
 def asr_scores(held_out):
     from mms.asr import ASR
-    from mms.lm.scoring import score
+    from mms.scoring import score
 
     asr = ASR.load("demo", device="cpu")
     results = {}
@@ -124,11 +124,12 @@ def alignment_errors(tmp_path_factory):
     boundaries; the demo model aligns them (Aligner, as `mms align --model demo`) with its calibrated
     word-time offsets and without. -> {"calibrated": errors, "raw": errors}, absolute, seconds."""
     from mms.align.aligner import Aligner
+    from mms.options import AlignOptions
 
     demo = make_demo_module()
     folder = tmp_path_factory.mktemp("demo-align")
     aligners = {"calibrated": Aligner.load("demo", lang="eng", device="cpu"),
-                "raw": Aligner.load("demo", lang="eng", device="cpu", time_offsets=(0.0, 0.0))}
+                "raw": Aligner.load("demo", lang="eng", device="cpu", options=AlignOptions(time_offsets=(0.0, 0.0)))}
     voice, words = demo.LANGUAGES["eng"]
     rng = np.random.default_rng(7)
     errors = {name: [] for name in aligners}
@@ -138,7 +139,7 @@ def alignment_errors(tmp_path_factory):
         for name, aligner in aligners.items():
             result = aligner.align(wave, [" ".join(chosen)], lang="eng")
             assert result.error is None, result.error
-            got = [(w["start"], w["end"]) for w in result.lines[0].words]
+            got = [(w.start, w.end) for w in result.lines[0].words]
             assert len(got) == len(truth)
             errors[name] += [abs(a - b) for pair_got, pair_true in zip(got, truth) for a, b in zip(pair_got, pair_true)]
     for name, values in errors.items():

@@ -23,7 +23,7 @@ def mms(*args):
 
 
 def test_asr_on_the_examples():
-    from mms.lm.scoring import score
+    from mms.scoring import score
 
     for stem in ("eng_hello", "eng_story", "rus_day", "ell_book", "hin_book"):
         lang = stem.split("_")[0]

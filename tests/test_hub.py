@@ -3,12 +3,16 @@ fetching, offline use, interrupted transfers, the URL downloader for original fi
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
+import os
 import re
+import socket
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,6 +30,7 @@ class FakeHub:
     404 with X-Error-Code) and plain files under /files/ (original downloads). Every request is logged.
 
     cut[name] = n: the next n GETs of that file send half of it and close the connection.
+    busy[name] = n: the next n requests of that file are answered 503 (a Hub under load).
     hold = {name}: GETs of that file send half, set `half_sent`, and wait for `release` (a process killed mid-way).
     ignore_range: answer Range requests with the whole file (200), as some servers do.
     The server stops when the test ends, and by itself after `lifetime` seconds in any case."""
@@ -36,6 +41,7 @@ class FakeHub:
         self.files = dict(files or {})
         self.log: list[tuple[str, str, str | None]] = []
         self.cut: dict[str, int] = {}
+        self.busy: dict[str, int] = {}
         self.hold: set[str] = set()
         self.ignore_range = False
         self.half_sent, self.release = threading.Event(), threading.Event()
@@ -90,6 +96,9 @@ class FakeHub:
                     if repo not in hub_.repos:
                         return self.error(404, "RepoNotFound")
                     path = hub_.repos[repo] / name
+                    if hub_.busy.get(name, 0) > 0:
+                        hub_.busy[name] -= 1
+                        return self.error(503, None)
                     if not path.is_file():
                         return self.error(404, "EntryNotFound", commit=True)
                     return self.send(path.read_bytes(), name, head, commit=True)
@@ -179,8 +188,9 @@ def hub_env(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setattr(hub, "RETRY_WAITS", (0,))
-    monkeypatch.setattr(hub, "_licence_notice_printed", False)
+    monkeypatch.setattr(hub.download, "RETRY_WAITS", (0,))
+    monkeypatch.setattr(hub.download, "_licence_notice_printed", False)
+    monkeypatch.setattr(hub.download, "_unreachable", {})
     return tmp_path / "hf-home"
 
 
@@ -329,11 +339,13 @@ def test_per_language_models_and_missing_voices(fake_hub, tmp_path):
     path = hub.resolve_model("mms-tts", task="tts", lang="amh")
     assert path.parent.parent.name == "models--facebook--mms-tts-amh"
     assert hub.resolve_model("mms-tts-amh", task="tts") == path
+    assert hub.resolve_model(None, task="tts", lang="amh") == path  # no model: the registry's voices, mms-tts-<lang>
     assert hub.cached_languages(hub.registry()["mms-tts"]) == ["amh"]
     with pytest.raises(hub.MissingLanguageError, match="mms-tts has no language 'xyz'.*no repository facebook/mms-tts-xyz"):
         hub.resolve_model("mms-tts", task="tts", lang="xyz")
-    with pytest.raises(hub.HubError, match="one model per language"):
-        hub.resolve_model("mms-tts", task="tts")
+    for model in ("mms-tts", None):  # None: `mms tts` without --model or --lang is told to give --lang
+        with pytest.raises(hub.HubError, match=r"one model per language: give exactly one language \(e.g. --lang"):
+            hub.resolve_model(model, task="tts")
 
 
 def test_lid_languages_come_from_the_cached_model(fake_hub):
@@ -366,12 +378,95 @@ def test_a_failed_hub_transfer_leaves_nothing_taken_as_complete(fake_hub, asr_re
     assert (path / "model.safetensors").read_bytes() == (asr_repo / "model.safetensors").read_bytes()
 
 
-def test_an_unreachable_hub_is_not_a_missing_file(hub_env, monkeypatch, no_retry_wait):
-    with FakeHub() as server:
-        url = server.url
-    monkeypatch.setenv("HF_ENDPOINT", url)  # nothing listens there any more
-    with pytest.raises(hub.HubError, match=r"facebook/mms-1b-all/config.json: download failed .*HF_HUB_OFFLINE=1"):
+@pytest.fixture
+def connections(monkeypatch):
+    """Every connection attempt (host, port), DNS failures included: socket.create_connection is where both
+    huggingface_hub (httpcore) and urllib open theirs."""
+    attempts, real = [], socket.create_connection
+
+    def connect(address, *args, **kwargs):
+        attempts.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    return attempts
+
+
+@pytest.fixture(params=["closed port", "unknown host", "no answer"])
+def unreachable(request, monkeypatch):
+    """The URL of a host that cannot be connected to: nothing listening, a name that does not resolve, or a
+    listener whose queue is full (connecting times out; CONNECT_TIMEOUT made short for the test)."""
+    if request.param == "unknown host":
+        yield "http://nonexistent.invalid"
+    elif request.param == "closed port":
+        with FakeHub() as server:
+            url = server.url
+        yield url
+    else:
+        monkeypatch.setattr(hub.download, "CONNECT_TIMEOUT", 0.5)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(0)
+            queued = []  # never accepted: once they fill the queue, a new connection gets no answer
+            for _ in range(3):
+                queued.append(socket.socket())
+                queued[-1].setblocking(False)
+                queued[-1].connect_ex(listener.getsockname())
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+            for s in queued:
+                s.close()
+
+
+def test_an_unreachable_hub_is_one_attempt_and_one_line(hub_env, monkeypatch, unreachable, connections):
+    """huggingface_hub tries a file that is not cached 6 times over ~25 s; a host that cannot be connected to is
+    tried once and the run stops with one line (not a "missing file", not a bug)."""
+    monkeypatch.setenv("HF_ENDPOINT", unreachable)
+    start = time.monotonic()
+    with pytest.raises(hub.UnreachableError, match=r"^facebook/mms-1b-all/config.json: download failed \(cannot "
+                                                   r"connect to [^)]+\); .*HF_HUB_OFFLINE=1") as e:
         hub.resolve_model("mms-1b-all", lang="fra")
+    assert "\n" not in str(e.value) and isinstance(e.value, hub.HubError)
+    host = unreachable.split("//")[1].split(":")[0]
+    assert len([a for a in connections if a[0] == host]) == 1
+    assert time.monotonic() - start < 5  # a bound, not a benchmark: no retries, no waits between them
+
+
+def test_an_unreachable_file_host_is_one_attempt(hub_env, unreachable, connections, tmp_path):
+    with pytest.raises(hub.UnreachableError, match="download failed \\(cannot connect"):
+        hub.download_url(f"{unreachable}/files/big.pt", tmp_path / "big.pt")
+    assert len(connections) == 1 and not list(tmp_path.glob("big.pt*.incomplete"))
+
+
+def test_a_busy_hub_is_retried(fake_hub, no_retry_wait):
+    fake_hub.busy["config.json"] = 2  # HTTP 503 twice: it can pass, so huggingface_hub tries again
+    path = hub.resolve_model("mms-1b-all", lang="fra")
+    assert (path / "config.json").is_file()
+    assert len([p for m, p, _ in fake_hub.log if p.endswith("/config.json")]) >= 3
+
+
+def test_set_offline_is_the_offline_option(fake_hub, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored after the test: set_offline() changes os.environ
+    assert not hub.is_offline()
+    hub.set_offline()
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and hub.is_offline() and constants.HF_HUB_OFFLINE
+    with pytest.raises(hub.NotCachedError, match="mms models download mms-1b-all --lang fra"):
+        hub.resolve_model("mms-1b-all", lang="fra")
+    assert fake_hub.log == []
+
+
+def test_the_hub_does_not_import_the_language_catalogue():
+    """mms.langs builds on mms.hub; the other way round would be a cycle."""
+    for path in Path(hub.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert "mms.langs" not in names, path
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -55,6 +55,10 @@ def test_download_path_list_then_asr_offline_without_model(server, hf_dir, tmp_p
     again = mms("models", "download", "mms-1b-all", "--lang", "fra", env=env)
     assert again.returncode == 0 and again.stdout == r.stdout and "CC-BY-NC" not in again.stderr
     assert len(server.log) == requests  # cached: not even a HEAD request
+    offline = mms("models", "download", "mms-1b-all", "--lang", "fra,eng", "--offline", env=env)
+    assert offline.returncode == 1 and "adapter.eng.safetensors not in the cache" in offline.stderr
+    assert "fetch with: mms models download mms-1b-all --lang fra,eng" in offline.stderr
+    assert len(server.log) == requests  # --offline: no request at all
 
     r = mms("models", "path", "mms-1b-all", "--lang", "fra", env=env)
     assert r.returncode == 0 and Path(r.stdout.strip()) == snapshot
@@ -103,6 +107,19 @@ def test_a_killed_download_leaves_nothing_taken_as_complete(server, hf_dir, tmp_
     assert r.returncode == 0, r.stderr
     snapshot = Path(r.stdout.strip())
     assert (snapshot / "model.safetensors").read_bytes() == (hf_dir / "model.safetensors").read_bytes()
+
+
+def test_an_unreachable_hub_is_one_line_at_once(tmp_path):
+    """No network: `mms asr` without --model stops with one line (exit 2), without huggingface_hub's retries."""
+    with FakeHub() as closed:
+        url = closed.url  # nothing listens there any more
+    wav = tmp_path / "a.wav"
+    sf.write(wav, random_audio(8000, seed=1), 16000)
+    r = mms("asr", "--lang", "fra", wav, env=environment(tmp_path / "home", url))
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("mms asr: error: facebook/mms-1b-all/config.json: download failed (cannot connect to")
+    assert "Traceback" not in r.stderr and "Retrying" not in r.stderr
 
 
 def test_a_language_the_model_lacks(server, tmp_path):

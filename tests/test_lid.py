@@ -12,7 +12,10 @@ import transformers
 
 from mms.audio import load_audio
 from mms.checkpoints import CheckpointError, UnknownLanguageError, instantiate, load_checkpoint
+from mms.errors import MMSError
+from mms.langs import language_name
 from mms.lid import LID
+from mms.options import LIDOptions
 from tests import fairseq_reference
 from tests.conftest import random_audio
 from tests.factory import _FakeFairseq, random_lid_model, write_fairseq_lid, write_hf_lid
@@ -157,7 +160,7 @@ def test_identify_matches_transformers_feature_extractor_and_model(lid, hf_lid):
     model = transformers.Wav2Vec2ForSequenceClassification.from_pretrained(hf_lid).eval()
     with torch.no_grad():
         expected = model(**inputs).logits.softmax(-1).numpy()
-    results = lid.identify(waves, top_k=None)
+    results = lid.identify(waves, top_k="all")
     assert [r.audio for r in results] == [f"<array {i}>" for i in range(4)]
     for result, probs in zip(results, expected):
         assert [label for label, _ in result.predictions] == [LABELS[j] for j in np.argsort(-probs, kind="stable")]
@@ -167,27 +170,31 @@ def test_identify_matches_transformers_feature_extractor_and_model(lid, hf_lid):
 
 def test_batched_equals_one_by_one(hf_lid):
     waves = [random_audio(n, seed=i) for i, n in enumerate([9000, 30000, 4000, 17000])]
-    batched = LID.load(hf_lid, device="cpu").identify(waves, top_k=None)
-    single = LID.load(hf_lid, device="cpu", batch_seconds=0.1).identify(waves, top_k=None)  # one per batch
+    batched = LID.load(hf_lid, device="cpu").identify(waves, top_k="all")
+    one_per_batch = LID.load(hf_lid, device="cpu", options=LIDOptions(batch_seconds=0.1))
+    single = one_per_batch.identify(waves, top_k="all")
     for a, b in zip(batched, single):
         assert [x for x, _ in a.predictions] == [x for x, _ in b.predictions] and prob_diff(a, b) <= 1e-5
 
 
 def test_top_k_is_the_head_of_the_full_ranking(lid):
     wave = random_audio(20000, seed=3)
-    (full,) = lid.identify([wave], top_k=None)
+    (full,) = lid.identify([wave], top_k="all")
     (top3,) = lid.identify([wave], top_k=3)
     probs = [p for _, p in full.predictions]
     assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) <= 1e-6
     assert top3.predictions == full.predictions[:3]
-    with pytest.raises(ValueError, match="top_k"):
-        lid.identify([wave], top_k=0)
+    (default,) = lid.identify([wave])  # top_k=None: options.top_k
+    assert default.predictions == full.predictions[:LIDOptions.top_k]
+    for bad in (0, "some", 2.5):
+        with pytest.raises(MMSError, match="top_k"):
+            lid.identify([wave], top_k=bad)
 
 
 def test_candidate_languages_restrict_the_softmax(lid):
     wave = random_audio(20000, seed=3)
-    (result,) = lid.identify([wave], top_k=None, langs="fra, deu,swh")
-    logits = lid.logits([lid._standardise(wave)])[0]
+    (result,) = lid.identify([wave], top_k="all", langs="fra, deu,swh")
+    logits = lid.logits([lid.runner.standardize(wave)])[0]
     expected = logits[[1, 2, 3]].softmax(-1).tolist()
     got = dict(result.predictions)
     assert sorted(got) == ["deu", "fra", "swh"] and abs(sum(got.values()) - 1) <= 1e-6
@@ -225,10 +232,10 @@ def test_every_input_gets_a_result_or_an_error(lid, tmp_path):
 
 
 def test_long_input_uses_its_first_seconds(hf_lid):
-    lid = LID.load(hf_lid, device="cpu", max_seconds=1.0)
+    lid = LID.load(hf_lid, device="cpu", options=LIDOptions(max_seconds=1.0))
     wave = random_audio(80000, seed=4)
-    (result,) = lid.identify([wave], top_k=None)
-    (head,) = lid.identify([wave[:16000]], top_k=None)
+    (result,) = lid.identify([wave], top_k="all")
+    (head,) = lid.identify([wave[:16000]], top_k="all")
     assert result.duration == 5.0 and result.seconds == 1.0
     assert prob_diff(result, head) <= 1e-6
 
@@ -236,21 +243,22 @@ def test_long_input_uses_its_first_seconds(hf_lid):
 def window_posterior(lid, wave, window):
     """The expected windowed result: softmax of each window (standardised alone), weighted by its samples."""
     pieces = [wave[i:i + window] for i in range(0, wave.size, window)]
-    probs = [lid.logits([lid._standardise(p)])[0].softmax(-1).double().numpy() for p in pieces]
+    probs = [lid.logits([lid.runner.standardize(p)])[0].softmax(-1).double().numpy() for p in pieces]
     return sum(p * piece.size for p, piece in zip(probs, pieces)) / wave.size
 
 
 def test_windows_average_posteriors_over_the_whole_input(hf_lid):
     wave = random_audio(56000, seed=5)  # 3.5 s: windows of 1, 1, 1 and 0.5 s
-    lid = LID.load(hf_lid, device="cpu", window_seconds=1.0)
+    lid = LID.load(hf_lid, device="cpu", options=LIDOptions(window_seconds=1.0))
     expected = window_posterior(lid, wave, 16000)
-    (result,) = lid.identify([wave], top_k=None)
+    (result,) = lid.identify([wave], top_k="all")
     assert result.seconds == 3.5
     got = dict(result.predictions)
     assert max(abs(got[label] - expected[j]) for j, label in enumerate(LABELS)) <= 1e-6
     # a buffer smaller than the input (scored in several rounds) and one window per batch change nothing
-    small = LID.load(hf_lid, device="cpu", window_seconds=1.0, buffer_seconds=1.0, batch_seconds=1.0)
-    (again,) = small.identify([wave], top_k=None)
+    small = LID.load(hf_lid, device="cpu", options=LIDOptions(window_seconds=1.0, batch_seconds=1.0))
+    small.buffer_samples = 16000
+    (again,) = small.identify([wave], top_k="all")
     assert prob_diff(result, again) <= 1e-6
 
 
@@ -259,8 +267,24 @@ def test_files_are_read_piece_by_piece_like_the_whole_file(hf_lid, tmp_path):
     stereo = np.stack([random_audio(150000, seed=6), random_audio(150000, seed=7)], axis=1)
     path = tmp_path / "stereo.flac"
     sf.write(path, stereo, 44100)
-    lid = LID.load(hf_lid, device="cpu", window_seconds=0.7)
-    from_file, from_array = lid.identify([path, load_audio(path)], top_k=None)
+    lid = LID.load(hf_lid, device="cpu", options=LIDOptions(window_seconds=0.7))
+    from_file, from_array = lid.identify([path, load_audio(path)], top_k="all")
     assert from_file.duration == pytest.approx(150000 / 44100, abs=1e-3)
     assert abs(from_file.seconds - from_array.seconds) <= 1 / 16000
     assert prob_diff(from_file, from_array) <= 1e-5
+
+
+def test_results_carry_their_index_name_and_language_names(lid, tmp_path):
+    results = lid.identify([random_audio(16000, seed=1), tmp_path / "missing.wav"], top_k=2, names=True)
+    assert [r.index for r in results] == [0, 1]
+    assert [r.name for r in results] == ["<array 0>", str(tmp_path / "missing.wav")]
+    record = results[0].to_dict()
+    assert list(record) == ["audio", "predictions", "duration", "names"] and len(record["names"]) == 2
+    assert record["names"] == [language_name(code) for code, _ in results[0].predictions]
+    assert results[1].to_dict()["names"] == [] and "names" not in lid.identify([random_audio(16000)])[0].to_dict()
+
+
+def test_bad_options_are_errors(hf_lid):
+    for options in (LIDOptions(max_seconds=0), LIDOptions(window_seconds=-1.0), LIDOptions(top_k=0)):
+        with pytest.raises(MMSError):
+            LID.load(hf_lid, device="cpu", options=options)

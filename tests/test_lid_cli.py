@@ -82,3 +82,23 @@ def test_unknown_candidates_are_a_usage_error(corpus):
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.splitlines()) == 1
     assert "'en' (close matches: eng" in r.stderr and "'swa' (close matches: swh" in r.stderr
+
+
+def test_txt_names_and_verbose(corpus):
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--top-k", "2", "--names", "-v")
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stdout.splitlines()  # a single input: the predictions alone
+    assert line.startswith("swh (Swahili") and len(line.split(") ")) == 3
+    assert "device cpu" in r.stderr and f"[1/1] {corpus / 'a.wav'}: swh 1.000" in r.stderr
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", corpus / "b.wav", "--top-k", "1")
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(corpus / "a.wav"), str(corpus / "b.wav")]
+    assert all(line.split("\t")[1].startswith("swh 1.0000") for line in r.stdout.splitlines())
+
+
+def test_usage_errors_are_one_line(corpus, tmp_path):
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt")
+    assert r.returncode == 2 and r.stderr == "mms lid: error: no inputs: give audio files or a manifest\n"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--output", blocker / "out.txt")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "cannot write output" in r.stderr

@@ -9,6 +9,8 @@ import yaml
 from mms.decoding.beam import BeamOptions, BeamSearchDecoder
 from mms.decoding.beam import read_lexicon
 from mms.checkpoints import load_vocabulary
+from mms.errors import MMSError
+from mms.lm.tune import TuneSettings, preset_yaml, tune
 from tests.conftest import random_audio
 from tests.test_cli import mms
 
@@ -50,6 +52,24 @@ def test_lm_build_word_and_unit_models_load_in_kenlm(hf_dir, corpus, tmp_path):
     BeamSearchDecoder(vocab, BeamOptions(lm=str(units), unit_lm=True))
 
 
+def test_errors_are_one_line_usage_errors(tmp_path):
+    from mms.decoding.beam import BeamSearchError
+    from mms.lm.arpa import ArpaError
+    from mms.lm.kneser_ney import LMError
+    from mms.lm.lexicon import LexiconError
+    from mms.scoring import ScoringError
+    from mms.lm.tune import TuneError
+
+    assert all(issubclass(e, MMSError) for e in (BeamSearchError, ArpaError, LMError, LexiconError, ScoringError,
+                                                 TuneError))
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    r = mms("lm", "build", bad, "--no-lmplz", "-o", tmp_path / "x.arpa")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "latin1.txt: not UTF-8" in r.stderr
+    r = mms("tune", "--model", tmp_path, "--manifest", tmp_path / "none.jsonl", "--lm", bad, "--lm-weight", "x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--lm-weight 'x': expected LO:HI" in r.stderr
+
+
 def test_score_json(tmp_path):
     (tmp_path / "ref.txt").write_text("a b c\nhello world\n")
     (tmp_path / "hyp.txt").write_text("a x c d\nhello world\n")
@@ -83,6 +103,13 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
     assert set(values) >= {"lm_weight", "word_score", "beam"} and 0 <= values["lm_weight"] <= 5
     second = mms(*argv)  # emissions come from the cache now
     assert second.returncode == 0 and "computing emissions" not in second.stderr
+    # the Python API behind it: the same search over the cached emissions gives the same preset
+    lines = []
+    result = tune(str(hf_dir), str(manifest), str(lm), lexicon=str(lexicon), lang="eng",
+                  settings=TuneSettings(trials=3, decode_workers=0), cache=tmp_path / "cache", log=lines.append)
+    assert preset_yaml(result) == preset.read_text() and not any("computing" in line for line in lines)
+    assert [t["wer"] for t in result["trials"]] == sorted(t["wer"] for t in result["trials"])
+    assert result["wer"] == result["trials"][0]["wer"] and len(lines) == 3
     r = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", lm, "--lexicon", lexicon, "--config", preset,
             "--manifest", manifest, "--decode-workers", "0")
     assert r.returncode == 0, r.stderr

@@ -1,4 +1,4 @@
-"""WER/CER scoring (mms.lm.scoring): hand-counted pairs, corpus-level sums as fairseq computes them, the
+"""WER/CER scoring (mms.scoring): hand-counted pairs, corpus-level sums as fairseq computes them, the
 two ways of treating spaces in CER, empty references, unicode, and reading reference files."""
 
 import itertools
@@ -7,7 +7,9 @@ import random
 
 import pytest
 
-from mms.lm.scoring import (
+from mms.errors import MMSError
+from mms.scoring import (
+    CorpusScorer,
     ScoringError,
     edit_counts,
     format_summary,
@@ -133,6 +135,33 @@ def test_result_is_json_and_summary_is_one_line():
     summary = format_summary(result)
     assert "\n" not in summary
     assert summary.startswith("WER 25.00% (2 errors / 8 words: 1 sub, 1 del, 0 ins), CER ")
+
+
+def test_corpus_scorer_adds_up_to_score_on_random_data():
+    """The incremental scorer (constant memory, for `mms asr --ref`) gives score()'s summary: the totals are the
+    sums of the per-utterance counts and the rates those totals' ratios, for either treatment of spaces."""
+    rng = random.Random(1)
+
+    def text():
+        return " ".join("".join(rng.choice("abé ") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(0, 6)))
+
+    for ignore_spaces in (False, True):
+        refs = [text() for _ in range(60)]
+        hyps = [None if rng.random() < 0.1 else text() for _ in refs]
+        scorer = CorpusScorer(ignore_spaces)
+        for ref, hyp in zip(refs, hyps):
+            scorer.add(ref, hyp)
+        full = score(refs, hyps, ignore_spaces=ignore_spaces)
+        assert scorer.summary() == score(refs, hyps, ignore_spaces=ignore_spaces, per_utterance=False)
+        assert scorer.summary() == {k: v for k, v in full.items() if k != "per_utterance"}
+        for level, rate in (("words", "wer"), ("chars", "cer")):
+            sums = {k: sum(u[level][k] for u in full["per_utterance"]) for k in full[level]}
+            assert full[level] == sums
+            assert full[rate] == pytest.approx(100.0 * sums["errors"] / sums["ref"])
+    assert CorpusScorer().summary()["utterances"] == 0
+    with pytest.raises(ScoringError, match="hypothesis 1 is int"):
+        CorpusScorer().add("a", 3)
+    assert issubclass(ScoringError, MMSError)
 
 
 # ---------------------------------------------------------------------------------------------------

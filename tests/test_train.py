@@ -104,7 +104,7 @@ def test_full_training_learns_the_words(trained):
 def test_exported_model_transcribes_like_the_trainer(trained, data):
     """The exported directory, read by the ASR loader, gives the trainer's own dev hypotheses at its best epoch."""
     from mms.asr import ASR
-    from mms.lm.scoring import score
+    from mms.scoring import score
     from mms.manifest import read_manifest
 
     trainer, summary = trained
@@ -198,6 +198,11 @@ def test_cli_train_adapter_then_asr_adapter_and_copied_into_the_base(trained, da
 
 
 def test_cli_errors_are_one_line(data, tmp_path):
+    from mms.errors import MMSError
+    from mms.train.data import DataError
+    from mms.train.engine import TrainError
+
+    assert issubclass(TrainError, MMSError) and issubclass(DataError, MMSError)  # exit 2 through mms.command
     result = run_mms("train-adapter", "--model", data["random_base"], "--train", data["train"], "--out",
                      tmp_path / "x", check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--lang" in result.stderr

@@ -3,16 +3,22 @@
 import io
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from mms.errors import MMSError
+from mms.options import TTSOptions
+from mms.results import Result
 from mms.tts import TTS, TextError
-from mms.tts.synthesizer import build_model, load_voice
+from mms.tts.synthesizer import Speech, build_model, load_voice
 from tests.tts_factory import voice_dirs
 
 TOLERANCE = 1e-4
@@ -50,14 +56,36 @@ def test_sentences_are_joined_with_a_pause(tts):
     np.testing.assert_allclose(wave[first.size + pause:], second, atol=TOLERANCE)
 
 
+def test_split_none_speaks_the_whole_text_in_one_pass(tts):
+    """As fairseq's infer.py and transformers' VitsModel: one sequence, no sentences, no pauses."""
+    text = "First one here. And the second! A third, with a comma.\n"
+    for noise in (dict(noise_scale=0, noise_scale_duration=0), {}):
+        wave, _ = tts.synthesize(text, split="none", seed=4, **noise)
+        whole = tts.text.prepare(text).ids
+        np.testing.assert_array_equal(wave, tts.forward([whole], [4], **noise)[0])
+        split, _ = tts.synthesize(text, seed=4, **noise)
+        assert split.size != wave.size
+    # a text over --max-chars stays whole too
+    long = "word " * 100
+    sentences, _ = tts.prepare(long, TTSOptions(split="none", max_chars=20))
+    assert len(sentences) == 1 and sentences[0].text == long.strip()
+
+
+def test_options_object_and_overrides(tts):
+    options = TTSOptions(seed=6, noise_scale=0, pause=0.5)
+    wave, _ = tts.synthesize("One. Two.", options)
+    again, _ = tts.synthesize("One. Two.", TTSOptions(seed=1, noise_scale=0, pause=0.5), seed=6)
+    np.testing.assert_array_equal(wave, again)
+    assert wave.size == sum(alone(tts, t, s, noise_scale=0).size for t, s in (("One.", 6), ("Two.", 7))) + 8000
+    with pytest.raises(MMSError, match="unknown split"):
+        tts.synthesize("x", split="paragraphs")
+
+
 def test_batches_equal_one_by_one(tts):
     texts = ["A short one.", "A somewhat longer sentence, with a clause. Then another.", "x", "Mid length text"]
     for noise in (dict(noise_scale=0, noise_scale_duration=0), {}):
-        tts.batch_tokens = 10_000
-        batched = [s.wave for s in tts.synthesize_iter(texts, seed=1, **noise)]
-        tts.batch_tokens = 1  # every sentence alone
-        single = [s.wave for s in tts.synthesize_iter(texts, seed=1, **noise)]
-        tts.batch_tokens = 1000
+        batched = [s.wave for s in tts.synthesize_iter(texts, seed=1, batch_tokens=10_000, **noise)]
+        single = [s.wave for s in tts.synthesize_iter(texts, seed=1, batch_tokens=1, **noise)]  # one by one
         for a, b in zip(batched, single):
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, atol=TOLERANCE)
@@ -74,14 +102,47 @@ def test_long_text_in_bounded_batches(tts, monkeypatch):
         return forward(ids, lengths, **kw)
 
     monkeypatch.setattr(tts.model, "forward", recording_forward)
-    monkeypatch.setattr(tts, "batch_tokens", 400)
-    speech = next(tts.synthesize_iter([text], noise_scale=0, noise_scale_duration=0))
+    speech = next(tts.synthesize_iter([text], noise_scale=0, noise_scale_duration=0, batch_tokens=400))
     assert speech.error is None
     sentences, _ = tts.prepare(text)
     assert len(sentences) == 60
     assert sum(b for b, _ in shapes) == 60 and max(b * t for b, t in shapes) <= 400
     per_sentence = [alone(tts, s.text, 0, noise_scale=0, noise_scale_duration=0).size for s in sentences]
     assert speech.wave.size == sum(per_sentence) + 59 * int(0.2 * 16000)
+
+
+def test_out_of_memory_halves_the_batch_and_fails_only_its_input(tts, monkeypatch):
+    forward = tts.model.forward
+
+    def short_of_memory(ids, lengths=None, **kw):
+        if ids.shape[0] > 1 or ids.shape[1] > 60:  # a batch, or the long sentence alone
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore lines")
+        return forward(ids, lengths, **kw)
+
+    monkeypatch.setattr(tts.model, "forward", short_of_memory)
+    texts = ["short.", "A much longer sentence that needs more memory than there is", "tiny"]
+    speeches = list(tts.synthesize_iter(texts, seed=0, noise_scale=0))
+    assert [s.error is None for s in speeches] == [True, False, True]
+    assert speeches[1].error == "text: model failed (RuntimeError: CUDA out of memory. Tried to allocate 2 GiB)"
+    np.testing.assert_array_equal(speeches[0].wave, alone(tts, "short.", 0, noise_scale=0))
+
+
+def test_speech_is_a_result_named_by_its_line(tts):
+    speeches = list(tts.synthesize_iter([(3, "a line"), (7, "?!"), "plain"], seed=0))
+    assert all(isinstance(s, Result) for s in speeches)
+    assert [(s.index, s.name) for s in speeches] == [(0, "line 3"), (1, "line 7"), (2, "text")]
+    assert speeches[1].error.startswith("line 7: no character")
+    assert speeches[0].to_dict() == {"index": 1, "line": 3, "text": "a line", "path": None,
+                                     "duration": speeches[0].duration, "error": None, "dropped": []}
+    assert speeches[2].to_dict()["line"] is None
+
+
+def test_synthesize_iter_is_lazy(tts):
+    def texts():
+        yield "first"
+        raise AssertionError("read too far")
+
+    assert next(tts.synthesize_iter(texts(), batch_tokens=1)).error is None  # its buffer is full at once
 
 
 def test_speaking_rate_and_resampling(tts):
@@ -98,13 +159,14 @@ def test_bad_inputs_get_errors_and_the_others_complete(tts, caplog):
     with caplog.at_level(logging.WARNING, logger="mms.tts"):
         speeches = list(tts.synthesize_iter(["fine text", "", "!!! ???", "Ünïcode, here"], seed=0))
     assert [s.error is None for s in speeches] == [True, False, False, True]
-    assert speeches[1].error == "empty text"
+    assert speeches[1].error == "text: empty text"
     assert "no character" in speeches[2].error and "'!'" in speeches[2].error
     assert speeches[3].dropped == ["ü", "ï", ","]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "'ü' 'ï' ','" in warnings[0]
-    with pytest.raises(TextError):
+    with pytest.raises(TextError, match="empty text"):
         tts.synthesize("   ")
+    assert issubclass(TextError, MMSError)
 
 
 def test_original_voice_through_the_api():
@@ -122,9 +184,20 @@ def test_original_voice_through_the_api():
 # CLI
 
 
-def mms(*args, stdin=None):
+def mms(*args, stdin=None, env=None):
     return subprocess.run([sys.executable, "-m", "mms", "tts", *map(str, args)], input=stdin,
-                          capture_output=True)
+                          capture_output=True, env=env)
+
+
+def hub_cache_with(voice, repo: str, cache):
+    """The environment of a huggingface_hub cache at `cache` holding `voice`'s files as the download of `repo`,
+    offline: the hub finds the voice there and never reaches for the network."""
+    folder = cache / ("models--" + repo.replace("/", "--"))
+    commit = "0" * 40
+    shutil.copytree(voice, folder / "snapshots" / commit)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    return {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
 
 
 def test_help_does_not_import_torch():
@@ -177,6 +250,57 @@ def test_cli_file_to_outdir_with_index(tmp_path):
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl"]
 
 
+def test_without_model_the_language_picks_the_default_voice(tts, tmp_path, monkeypatch):
+    env = hub_cache_with(voice_dirs().hf, "facebook/mms-tts-eng", tmp_path / "hub")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    voice = load_voice(None, "eng")
+    assert voice.lang == "eng" and (tmp_path / "hub") in Path(voice.path).parents
+    with pytest.raises(MMSError, match="give --lang"):
+        load_voice(None, None)
+
+    out = tmp_path / "out.wav"
+    text = "Expanding the language coverage. Of speech technology!"
+    r = mms("--lang", "eng", "--txt", text, "--wav", out, "--seed", "5", "--split", "none", "--float",
+            env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    written, _ = sf.read(out, dtype="float32")
+    np.testing.assert_array_equal(written, tts.forward([tts.text.prepare(text).ids], [5])[0])
+
+
+def test_speech_writer_streams_the_index_and_names_failed_writes(tmp_path):
+    from mms.writers import get_writer
+
+    outdir = tmp_path / "out"
+    speeches = [Speech(i, f"text {i}", 8000, np.full(800, 0.1 * i, np.float32), line=i + 1) for i in range(12)]
+    speeches[4].error = "line 5: no character of the text is in the voice's vocabulary (dropped: '?')"
+    speeches[4].wave = None
+    (outdir / "00007.wav").mkdir(parents=True)  # where input 7's file would go: it cannot be written
+    with get_writer("tts", "audio", str(outdir), outdir=True, count=12000) as writer:
+        for n, speech in enumerate(speeches, 1):
+            writer.write(speech)
+            assert len((outdir / "index.jsonl").read_text().splitlines()) == n  # on disk at once
+    records = [json.loads(line) for line in (outdir / "index.jsonl").read_text().splitlines()]
+    assert [r["path"] is None for r in records] == [i in (4, 6) for i in range(12)]
+    assert records[6]["error"].startswith(f"line 7: {outdir / '00007.wav'}: cannot write audio")
+    assert speeches[6].error == records[6]["error"]
+    written, rate = sf.read(records[3]["path"], dtype="float32")
+    assert rate == 8000 and records[3]["path"].endswith("00004.wav") and abs(written[0] - 0.3) < 1e-4
+    assert not any(p.name.endswith(".tmp") for p in outdir.iterdir())
+
+    single = get_writer("tts", "audio", str(tmp_path / "one.flac"))
+    single.write(speeches[1])
+    assert sf.info(tmp_path / "one.flac").format == "FLAC" and speeches[1].path == str(tmp_path / "one.flac")
+    with pytest.raises(MMSError, match="one text"):
+        single.write(speeches[2])
+
+
+def test_writers_do_not_import_torch():
+    code = "import sys, mms.writers.audio\nprint('torch' in sys.modules, 'mms.tts' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
 def test_cli_usage_and_model_errors(tmp_path):
     for args, fragment in [
         (("--model", voice_dirs().hf, "--txt", "x"), "--wav"),
@@ -185,6 +309,8 @@ def test_cli_usage_and_model_errors(tmp_path):
         (("--model", tmp_path / "missing", "--txt", "x", "--wav", tmp_path / "x.wav"), "missing"),
         (("--model", voice_dirs().root, "--lang", "xyz", "--txt", "x", "--wav", tmp_path / "x.wav"),
          "unknown language 'xyz'"),
+        (("--txt", "x", "--wav", tmp_path / "x.wav"), "give --lang"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--pause", "-1"), "--pause"),
     ]:
         r = mms(*args)
         stderr = r.stderr.decode()

@@ -3,7 +3,7 @@ use, not on package import, so that `mms align --help` stays light)."""
 
 
 def __getattr__(name):
-    if name in ("Aligner", "Alignment", "Line"):
+    if name in ("Aligner", "Alignment", "Line", "Pair"):
         from mms.align import aligner
 
         return getattr(aligner, name)

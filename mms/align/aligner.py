@@ -5,6 +5,12 @@
     result = aligner.align("chapter.flac", open("chapter.txt").read().splitlines(), lang="ful", star=True)
     for line in result.lines:
         print(line.start, line.end, line.text)
+    for result in aligner.align_iter([("a.wav", "first line\nsecond line"), ("b.wav", ["one line"])]):
+        print(result.name, result.error or len(result.lines))   # a pair that fails does not stop the others
+
+The model is run through mms.runner.ModelRunner (language adapters, standardisation, padded batches
+with out-of-memory halving); the results are mms.results types (a Line is a Segment, words and characters
+are Words), written by mms.writers.alignment.AlignmentWriter.
 
 Steps (fairseq's, with the documented differences):
   1. Text: each line is stripped and normalised (mms.text.normalize.text_normalize, per language). For a
@@ -18,8 +24,8 @@ Steps (fairseq's, with the documented differences):
      model sees [i-3, i+33] s and frames [i, i+30) s are kept; windows are batched. log_softmax over the
      model's outputs; with `star`, a column of zeros (probability 1) is appended for the `<star>` token,
      which then stands for any audio before the first line.
-  3. One global Viterbi alignment (mms.align.viterbi.forced_align), collapsed into segments of equal labels
-     whose `end` is the INCLUSIVE last frame; each line's span is found by walking the segments against its
+  3. One global Viterbi alignment (mms.align.viterbi.forced_align), collapsed into runs of equal labels
+     whose `end` is the INCLUSIVE last frame; each line's span is found by walking the runs against its
      tokens and padded with neighbouring blanks: before a line by the whole previous blank for the first
      line, else from that blank's middle (int((start+end)/2)); after it by the whole next blank for the last
      line, else up to its middle (floor((start+end)/2)).
@@ -29,27 +35,32 @@ Steps (fairseq's, with the documented differences):
      + 1) x stride, then moved by the model's emission lag when one is known (`time_offsets`, or the model's
      config.json "word_time_offsets": [start, end] seconds, measured for the shipped demo model): a CTC model
      emits a letter at some point of its sound, usually after its onset; line times are left as data_prep's.
-Differences from data_prep: empty lines at the start (an assertion error there) get the first segment of the
-first non-empty line, as later empty lines get the last segment of the line before; the audio may be in any
+Differences from data_prep: empty lines at the start (an assertion error there) get the first run of the
+first non-empty line, as later empty lines get the last run of the line before; the audio may be in any
 format or rate (resampled to 16 kHz); windows are batched.
 """
-
 from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile
 import soxr
 import torch
 
-from mms.asr.transcriber import ASR, Window, make_batches
-from mms.decoding.ctc import shift_times
+from mms.align.viterbi import AlignmentError, forced_align
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.models.wav2vec2 import conv_output_lengths, total_stride
+from mms.batching import input_name
+from mms.checkpoints import Checkpoint, CheckpointError, load_checkpoint
+from mms.decoding.ctc import collapse
+from mms.errors import MMSError
+from mms.models.wav2vec2 import total_stride
+from mms.runner import ModelRunner, Window
+from mms.options import AlignOptions
+from mms.results import Segment, Word, shift_times
 from mms.text.normalize import text_normalize
 
 STAR = "<star>"
@@ -59,7 +70,7 @@ UROMAN_LANGS = frozenset("ara bel bul deu ell eng fas grc heb kaz kir lav lit mk
 
 
 @dataclass
-class Segment:
+class FrameRun:
     """A run of frames with the same label; `end` is the last frame (inclusive), as in data_prep."""
 
     label: str
@@ -68,35 +79,48 @@ class Segment:
     score: float = 0.0  # summed log-probability of its frames
 
 
-@dataclass
-class Line:
+@dataclass(kw_only=True)
+class Line(Segment):
+    """One line of the transcript, aligned: a Segment (text, start and end seconds, words) with its frame span
+    and the alignment's details. start = start_frame * stride_ms / 1000 and end = end_frame * stride_ms / 1000,
+    as data_prep computes them (so the last frame's own 20 ms are not included)."""
+
     index: int
-    text: str
     normalized_text: str
     tokens: str  # space-separated alignment units (uroman characters for the alignment model)
     start_frame: int  # first frame of the padded span
     end_frame: int  # last frame of the padded span (inclusive)
-    start: float  # seconds: start_frame * stride_ms / 1000, as data_prep computes it
-    end: float  # seconds: end_frame * stride_ms / 1000 (so the last frame's own 20 ms are not included)
     score: float | None = None  # mean probability of the line's non-blank frames
-    words: list[dict] = field(default_factory=list)
-    chars: list[dict] = field(default_factory=list)
+    chars: list[Word] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"index": self.index, "text": self.text, "normalized_text": self.normalized_text,
                 "tokens": self.tokens, "start": round(self.start, 3), "end": round(self.end, 3),
-                "score": self.score, "words": self.words, "chars": self.chars}
+                "score": self.score, "words": [w.to_dict() for w in self.words],
+                "chars": [c.to_dict() for c in self.chars]}
 
 
 @dataclass
 class Alignment:
+    """The alignment of one (audio, transcript) pair: an mms.results.Result."""
+
     audio: str
     lang: str | None
     duration: float | None = None
     stride_ms: float | None = None
     lines: list[Line] = field(default_factory=list)
     error: str | None = None
+    index: int = 0  # the pair's position among align_iter's pairs
+    name: str = ""  # the pair's name (its sub-directory in a manifest run), else its audio
     wave: np.ndarray | None = field(default=None, repr=False)  # the 16 kHz channel-0 audio that was aligned
+
+    def __post_init__(self):
+        self.name = self.name or self.audio
+
+    @property
+    def subtitles(self) -> list[Line]:
+        """The lines a subtitle file shows: those of the transcript with text (not <star>)."""
+        return [line for line in self.lines if line.text and line.text != STAR]
 
     def to_dict(self) -> dict:
         record = {"audio": self.audio, "lang": self.lang, "duration": self.duration, "stride_ms": self.stride_ms,
@@ -104,6 +128,26 @@ class Alignment:
         if self.error is not None:
             record["error"] = self.error
         return record
+
+
+@dataclass
+class Pair:
+    """One input of Aligner.align_iter: audio (a path or a 16 kHz array) and its transcript."""
+
+    audio: str | np.ndarray
+    text_path: str | None = None  # a transcript file, or ...
+    lang: str | None = None
+    text: str | list[str] | None = None  # ... the transcript: its lines, or one string of lines split at "\n"
+    name: str | None = None  # its sub-directory in a manifest run
+
+    def lines(self) -> list[str]:
+        if self.text_path is None:
+            return self.text.split("\n") if isinstance(self.text, str) else list(self.text)
+        try:
+            with open(self.text_path, encoding="utf-8") as f:
+                return [line.strip() for line in f]
+        except UnicodeDecodeError as e:
+            raise AlignmentError(f"{self.text_path}: not UTF-8 text ({e.reason})") from None
 
 
 def load_first_channel(path: str) -> np.ndarray:
@@ -128,7 +172,8 @@ def fairseq_windows(n_samples: int, frames_per_second: float, chunk: float = 30.
                     n_frames_of=None) -> list[Window]:
     """data_prep's windows: for i = 0, chunk, 2 chunk, ... < duration, input [max(i-context, 0),
     min(i+chunk+context, duration)] seconds, keeping output frames [ftf(i) - ftf(in), ftf(i+chunk) - ftf(in))
-    with ftf(t) = int(t * frames_per_second). `n_frames_of(samples)` gives a window's output length."""
+    with ftf(t) = int(t * frames_per_second). `n_frames_of(samples)` gives a window's output length.
+    (Not ModelRunner.windows: these are cut in seconds, as data_prep cuts them, for the same frames.)"""
     windows, out_at, i = [], 0, 0.0
     duration = n_samples / SAMPLE_RATE
     while i < duration:
@@ -144,33 +189,28 @@ def fairseq_windows(n_samples: int, frames_per_second: float, chunk: float = 30.
     return windows
 
 
-def merge_repeats(path: list[int], tokens: list[str], scores: np.ndarray) -> list[Segment]:
-    """Runs of equal frame labels -> segments with inclusive end frames."""
-    segments, i = [], 0
-    while i < len(path):
-        j = i
-        while j < len(path) and path[j] == path[i]:
-            j += 1
-        segments.append(Segment(tokens[path[i]], i, j - 1, float(scores[i:j].sum())))
-        i = j
-    return segments
+def merge_repeats(path, tokens: list[str], scores: np.ndarray) -> list[FrameRun]:
+    """Runs of equal frame labels -> FrameRuns with inclusive end frames."""
+    labels, starts, ends = collapse(np.asarray(path))
+    return [FrameRun(tokens[label], start, end - 1, float(scores[start:end].sum()))
+            for label, start, end in zip(labels.tolist(), starts.tolist(), ends.tolist())]
 
 
-def line_intervals(line_tokens: list[list[str]], segments: list[Segment], blank: str) -> list[tuple[int, int]]:
-    """(first, last) segment index of every line, walking the non-blank segments against the lines' tokens.
-    An empty line gets the segment that ended the line before it (or, at the start, the first segment of the
-    first non-empty line)."""
+def line_intervals(line_tokens: list[list[str]], runs: list[FrameRun], blank: str) -> list[tuple[int, int]]:
+    """(first, last) run index of every line, walking the non-blank runs against the lines' tokens. An empty
+    line gets the run that ended the line before it (or, at the start, the first run of the first non-empty
+    line)."""
     intervals: list[tuple[int, int] | None] = []
     line, pos, first = 0, 0, 0
     while line < len(line_tokens) and not line_tokens[line]:
         intervals.append(None)
         line += 1
-    for index, seg in enumerate(segments):
-        if seg.label == blank or line == len(line_tokens):
+    for index, run in enumerate(runs):
+        if run.label == blank or line == len(line_tokens):
             continue
         expected = line_tokens[line][pos]
-        if seg.label != expected:
-            raise RuntimeError(f"alignment path has {seg.label!r} where {expected!r} was expected")
+        if run.label != expected:
+            raise RuntimeError(f"alignment path has {run.label!r} where {expected!r} was expected")
         if pos == 0:
             first = index
         pos += 1
@@ -184,54 +224,77 @@ def line_intervals(line_tokens: list[list[str]], segments: list[Segment], blank:
     return [(lead[0], lead[0]) if iv is None else iv for iv in intervals]
 
 
-def padded_spans(intervals: list[tuple[int, int]], segments: list[Segment], blank: str) -> list[tuple[int, int]]:
+def padded_spans(intervals: list[tuple[int, int]], runs: list[FrameRun], blank: str) -> list[tuple[int, int]]:
     """(start frame, end frame inclusive) of every line, padded into the neighbouring blanks as data_prep."""
     spans = []
     for n, (first, last) in enumerate(intervals):
-        start, end = segments[first].start, segments[last].end
-        if first > 0 and segments[first - 1].label == blank:
-            before = segments[first - 1]
+        start, end = runs[first].start, runs[last].end
+        if first > 0 and runs[first - 1].label == blank:
+            before = runs[first - 1]
             start = before.start if n == 0 else int((before.start + before.end) / 2)
-        if last + 1 < len(segments) and segments[last + 1].label == blank:
-            after = segments[last + 1]
+        if last + 1 < len(runs) and runs[last + 1].label == blank:
+            after = runs[last + 1]
             end = after.end if n == len(intervals) - 1 else math.floor((after.start + after.end) / 2)
         spans.append((start, end))
     return spans
 
 
+def pair_error(name: str, error: BaseException) -> str:
+    """The one-line reason a pair failed, naming its audio."""
+    if isinstance(error, AudioError):
+        return str(error)  # "path: reason" already
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        reason = f"{error.filename}: {error.strerror}"
+    elif isinstance(error, MMSError):
+        reason = (str(error).splitlines() or [""])[0]
+    else:  # out of memory, mostly
+        reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+    return f"{name}: {reason}"
+
+
 class Aligner:
     """A CTC model (the MMS alignment model, or any MMS ASR model in one language) used for forced alignment."""
 
-    def __init__(self, asr: ASR, romanize: bool | None = None, normalize_audio: bool | None = None,
-                 chunk_seconds: float = 30.0, context_seconds: float = 3.0, batch_seconds: float = 120.0,
-                 time_offsets: tuple[float, float] | None = None):
-        self.asr = asr
-        self.time_offsets = asr.time_offsets if time_offsets is None else tuple(time_offsets)
-        vocab = asr.vocab
+    def __init__(self, model: ModelRunner | Checkpoint, device="auto", dtype="auto", lang: str | None = None,
+                 options: AlignOptions | None = None):
+        """`model`: a ModelRunner, or a Checkpoint to run on `device` in `dtype`. `lang`: the language of the
+        pairs that name none (the adapter of a multilingual model; the text's normalisation and uroman rules)."""
+        self.options = options = options or AlignOptions()
+        if isinstance(model, Checkpoint):
+            if model.config.vocab_size is None:
+                raise CheckpointError(f"{model.path}: not a CTC model (no output layer)")
+            model = ModelRunner(model, device, dtype)
+        self.runner = model
+        if lang is not None:
+            model.set_language(lang)  # an unknown language fails here, before any audio
+        self.lang = lang or model.lang
+        checkpoint = model.checkpoint
+        self.time_offsets = checkpoint.word_time_offsets if options.time_offsets is None \
+            else tuple(options.time_offsets)
+        vocab = model.vocab
         # alignment models have no word-boundary token and spell uroman; ASR vocabularies have one
-        self.romanize = (vocab is not None and vocab.index(vocab.word_delimiter) is None) if romanize is None \
-            else romanize
-        self.normalize_audio = asr.checkpoint.normalize if normalize_audio is None else normalize_audio
-        self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
-        self.batch_samples = int(batch_seconds * SAMPLE_RATE)
+        self.romanize = (vocab is not None and vocab.index(vocab.word_delimiter) is None) \
+            if options.romanize is None else options.romanize
+        self.normalize_audio = checkpoint.normalize if options.normalize_audio is None else options.normalize_audio
 
     @classmethod
-    def load(cls, model, lang: str | None = None, device="auto", dtype="auto", dict_path=None, **options) -> "Aligner":
+    def load(cls, model=None, lang: str | None = None, device="auto", dtype="auto", dict_path=None,
+             options: AlignOptions | None = None) -> "Aligner":
         """`model`: the MMS alignment model (torchaudio/data_prep .pt with its dictionary, or a Hugging Face
         directory such as mms-300m-1130-forced-aligner), or an MMS ASR model with `lang`; a published name or
         None (the registry's alignment model, mms-fa) is fetched once."""
         from mms.hub import resolve_model
 
         path = resolve_model(model, task="align", lang=lang)
-        return cls(ASR.load(path, lang=lang, device=device, dtype=dtype, dict_path=dict_path), **options)
+        return cls(load_checkpoint(path, dict_path), device, dtype, lang, options)
 
     @property
     def vocab(self):
-        return self.asr.vocab
+        return self.runner.vocab
 
     @property
     def frames_per_second(self) -> float:
-        return SAMPLE_RATE / total_stride(self.asr.checkpoint.config.conv_stride)
+        return SAMPLE_RATE / total_stride(self.runner.config.conv_stride)
 
     # -- text ------------------------------------------------------------------------------------------------
     def tokenize(self, lines: list[str], lang: str | None) -> tuple[list[str], list[list[list[str]]]]:
@@ -256,48 +319,52 @@ class Aligner:
     @torch.inference_mode()
     def emissions(self, wave: np.ndarray) -> tuple[torch.Tensor, float]:
         """[T, V] float32 log-probabilities on the CPU for a 16 kHz waveform, and the stride in ms."""
-        cfg = self.asr.checkpoint.config
-        if self.normalize_audio:
-            wave = (wave - wave.mean()) / np.sqrt(wave.var() + self.asr.checkpoint.normalize_eps)
-        wave = wave.astype(np.float32, copy=False)
-
-        def n_frames_of(n):
-            return conv_output_lengths(n, cfg.conv_kernel, cfg.conv_stride)
-
-        windows = fairseq_windows(wave.size, self.frames_per_second, self.chunk_seconds, self.context_seconds,
-                                  n_frames_of)
+        runner = self.runner
+        wave = runner.standardize(wave, enabled=self.normalize_audio)
+        windows = fairseq_windows(wave.size, self.frames_per_second, self.options.chunk_seconds,
+                                  self.options.context_seconds, runner.frames)
         if not windows:
-            raise ValueError(f"audio too short ({wave.size} samples) for one frame")
+            raise AlignmentError(f"audio too short ({wave.size} samples) for one frame")
         total = windows[-1].out_at + windows[-1].keep_to - windows[-1].keep_from
-        out = torch.empty(total, self.vocab_size, dtype=torch.float32)
-        model, device, dtype = self.asr.model, self.asr.device, self.asr.dtype
-        same_length = cfg.feat_extract_norm == "group"
-        for batch in make_batches([w.end - w.start for w in windows], self.batch_samples, same_length):
-            lengths = [windows[i].end - windows[i].start for i in batch]
-            inputs = torch.zeros(len(batch), max(lengths))
-            for row, i, n in zip(inputs, batch, lengths):
-                row[:n] = torch.from_numpy(wave[windows[i].start:windows[i].end])
-            logits, _ = model(inputs.to(device, dtype), torch.tensor(lengths, device=device))
-            logits = logits.float().cpu()
-            for row, i in zip(logits, batch):
-                w = windows[i]
+        out = torch.empty(total, runner.model.lm_head.out_features, dtype=torch.float32)
+
+        def use(batch: list[Window], logits: torch.Tensor, frames) -> None:
+            for w, row in zip(batch, logits.cpu()):
                 out[w.out_at:w.out_at + w.keep_to - w.keep_from] = row[w.keep_from:w.keep_to]
+
+        def fail(window: Window, reason: str) -> None:
+            raise AlignmentError(reason)  # a window missing would misplace every line after it
+
+        runner.run(windows, lambda w: wave[w.start:w.end], use, fail, runner.batch_samples(self.options.batch_seconds))
         stride_ms = wave.size * 1000 / total / SAMPLE_RATE
         return out.log_softmax(-1), stride_ms
 
-    @property
-    def vocab_size(self) -> int:
-        return self.asr.model.lm_head.out_features
-
     # -- alignment -------------------------------------------------------------------------------------------
+    def align_iter(self, pairs: Iterable, star: bool = False, lang: str | None = None,
+                   keep_audio: bool = False) -> Iterator[Alignment]:
+        """One Alignment per pair, in order, each computed when it is asked for (a pair's audio and text are
+        read in its turn). A pair is a Pair or an (audio, text) tuple: audio a path or a 16 kHz array, text a
+        list of lines or one string of lines. `lang`: for pairs that name none (else the Aligner's). A pair
+        that cannot be aligned gets `error` (one line naming its audio) and the others go on."""
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, Pair):
+                audio, text = pair
+                pair = Pair(audio, text=text)
+            audio = input_name(pair.audio, index)
+            try:
+                result = self.align(pair.audio, pair.lines(), lang=pair.lang or lang, star=star,
+                                    keep_audio=keep_audio)
+            except (MMSError, OSError, RuntimeError, MemoryError) as e:  # not a bug: this pair's own problem
+                result = Alignment(audio, pair.lang or lang or self.lang, error=pair_error(audio, e))
+            result.index, result.name = index, pair.name or audio
+            yield result
+
     def align(self, audio, lines: list[str], lang: str | None = None, star: bool = False,
               keep_audio: bool = False) -> Alignment:
-        """Align `lines` (one output segment each) to `audio` (a path or a 16 kHz float array)."""
-        from mms.align.viterbi import forced_align
-
-        lang = lang or self.asr.lang
-        if lang and self.asr.checkpoint.adapters is not None:
-            self.asr.set_language(lang)
+        """Align `lines` (one output segment each) to `audio` (a path or a 16 kHz float array); raises what
+        stops it (AudioError, AlignmentError, ...)."""
+        lang = lang or self.lang
+        self.runner.select_language(lang)
         if isinstance(audio, np.ndarray):
             name, wave = "<array>", np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         else:
@@ -314,7 +381,7 @@ class Aligner:
             texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
             words = [[[STAR]]] + words
         if not any(line_tokens):
-            raise ValueError("nothing to align: every line is empty after normalisation")
+            raise AlignmentError("nothing to align: every line is empty after normalisation")
 
         emissions, stride_ms = self.emissions(wave)
         tokens = list(self.vocab.tokens)
@@ -325,19 +392,20 @@ class Aligner:
         blank = tokens[self.vocab.blank]
         targets = torch.tensor([index[t] for toks in line_tokens for t in toks], dtype=torch.int32)
         labels, scores = forced_align(emissions[None], targets[None], blank=self.vocab.blank)
-        segments = merge_repeats(labels[0].tolist(), tokens, scores[0].numpy())
-        intervals = line_intervals(line_tokens, segments, blank)
-        spans = padded_spans(intervals, segments, blank)
+        runs = merge_repeats(labels[0].numpy(), tokens, scores[0].numpy())
+        intervals = line_intervals(line_tokens, runs, blank)
+        spans = padded_spans(intervals, runs, blank)
 
         result.stride_ms = stride_ms
         seconds = stride_ms / 1000
         for i, ((first, last), (start, end)) in enumerate(zip(intervals, spans)):
-            line = Line(i, texts[i], normalized[i], " ".join(line_tokens[i]), start, end,
-                        start * stride_ms / 1000, end * stride_ms / 1000)
+            line = Line(texts[i], start * stride_ms / 1000, end * stride_ms / 1000, index=i,
+                        normalized_text=normalized[i], tokens=" ".join(line_tokens[i]), start_frame=start,
+                        end_frame=end)
             if line_tokens[i]:
-                units = [s for s in segments[first:last + 1] if s.label != blank]
-                frames = sum(s.end - s.start + 1 for s in units)
-                line.score = round(math.exp(sum(s.score for s in units) / frames), 4)
+                units = [r for r in runs[first:last + 1] if r.label != blank]
+                frames = sum(r.end - r.start + 1 for r in units)
+                line.score = round(math.exp(sum(r.score for r in units) / frames), 4)
                 line.chars, line.words = self._units(units, words[i], normalized[i], seconds)
                 for timed in (line.chars, line.words):
                     shift_times(timed, *self.time_offsets, result.duration)
@@ -346,35 +414,22 @@ class Aligner:
             result.wave = wave
         return result
 
-    def _units(self, units: list[Segment], words: list[list[str]], normalized: str, seconds: float):
+    def _units(self, units: list[FrameRun], words: list[list[str]], normalized: str,
+               seconds: float) -> tuple[list[Word], list[Word]]:
         """Character and word times ([first frame start, last frame end)) and mean frame probabilities."""
-        def timed(label, segs):
-            frames = sum(s.end - s.start + 1 for s in segs)
-            return {"text": label, "start": round(segs[0].start * seconds, 3),
-                    "end": round((segs[-1].end + 1) * seconds, 3),
-                    "score": round(math.exp(sum(s.score for s in segs) / frames), 4)}
+        def timed(label: str, runs: list[FrameRun]) -> Word:
+            frames = sum(r.end - r.start + 1 for r in runs)
+            return Word(label, round(runs[0].start * seconds, 3), round((runs[-1].end + 1) * seconds, 3),
+                        round(math.exp(sum(r.score for r in runs) / frames), 4))
 
-        chars = [timed(s.label, [s]) for s in units if s.label != self.vocab.word_delimiter]
+        content = [r for r in units if r.label != self.vocab.word_delimiter]
+        chars = [timed(r.label, [r]) for r in content]
         names = normalized.split() if len(normalized.split()) == len(words) else ["".join(w) for w in words]
         word_list, pos = [], 0
-        content = [s for s in units if s.label != self.vocab.word_delimiter]
         for name, w in zip(names, words):
             word_list.append(timed(name, content[pos:pos + len(w)]))
             pos += len(w)
         return chars, word_list
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Output directories (mms align)
-
-
-@dataclass
-class Pair:
-    audio: str
-    text_path: str | None  # a transcript file, or ...
-    lang: str | None
-    text: str | None = None  # ... the transcript itself (lines separated by newlines)
-    name: str | None = None  # sub-directory in a manifest run
 
 
 def read_pairs(manifest: str) -> list[Pair]:
@@ -400,84 +455,3 @@ def read_pairs(manifest: str) -> list[Pair]:
         name = stem if seen[stem] == 1 else f"{stem}_{seen[stem]}"
         pairs.append(Pair(item.audio, text_file, item.lang, item.text, name))
     return pairs
-
-
-def read_lines(pair: Pair) -> list[str]:
-    if pair.text_path is None:
-        return pair.text.split("\n")
-    with open(pair.text_path, encoding="utf-8") as f:
-        return [line.strip() for line in f]
-
-
-def manifest_lines(result: Alignment, outdir: str) -> list[str]:
-    """data_prep's manifest.json lines (its keys, in its order, json.dumps defaults)."""
-    import json
-
-    out = []
-    for line in result.lines:
-        out.append(json.dumps({
-            "audio_start_sec": line.start,
-            "audio_filepath": f"{outdir}/segment{line.index}.flac",
-            "duration": line.end - line.start,
-            "text": line.text,
-            "normalized_text": line.normalized_text,
-            "uroman_tokens": line.tokens,
-        }))
-    return out
-
-
-def write_alignment(result: Alignment, outdir: str) -> list[str]:
-    """segment{i}.flac, manifest.json, subtitles.srt/.vtt, then alignment.json (written last: it marks the
-    directory as finished). Returns the manifest lines."""
-    import json
-    from glob import escape, glob
-
-    from mms.audio import write_audio
-    from mms.outputs import format_subtitles, write_text_atomic
-
-    os.makedirs(outdir, exist_ok=True)
-    for old in glob(os.path.join(escape(outdir), "segment*.flac")):  # of an earlier run (--overwrite)
-        os.remove(old)
-    for line in result.lines:
-        first, last = int(round(line.start * SAMPLE_RATE)), int(round(line.end * SAMPLE_RATE))
-        last = max(last, first + 1)  # a zero-length line still gets a readable file (an empty FLAC is not)
-        write_audio(os.path.join(outdir, f"segment{line.index}.flac"), result.wave[first:last], SAMPLE_RATE)
-    lines = manifest_lines(result, outdir)
-    write_text_atomic(os.path.join(outdir, "manifest.json"), "".join(x + "\n" for x in lines))
-    cues = [(line.start, line.end, line.text) for line in result.lines if line.text and line.text != STAR]
-    for fmt in ("srt", "vtt"):
-        write_text_atomic(os.path.join(outdir, f"subtitles.{fmt}"), format_subtitles(cues, fmt))
-    write_text_atomic(os.path.join(outdir, "alignment.json"),
-                      json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
-    return lines
-
-
-def align_pairs(aligner: Aligner, pairs: list[Pair], outdir: str, star: bool, default_lang: str | None,
-                overwrite: bool, single: bool, verbose: bool, error) -> int:
-    """Align and write every pair; a manifest run skips finished pairs and gathers all manifests."""
-    from mms.outputs import write_text_atomic
-
-    failed, gathered = 0, []
-    for n, pair in enumerate(pairs, 1):
-        target = outdir if single else os.path.join(outdir, pair.name)
-        if not single and not overwrite and os.path.exists(os.path.join(target, "alignment.json")):
-            with open(os.path.join(target, "manifest.json"), encoding="utf-8") as f:
-                gathered += f.read().splitlines()
-            if verbose:
-                print(f"mms align: [{n}/{len(pairs)}] {pair.audio}: done before, skipped", file=sys.stderr)
-            continue
-        try:
-            result = aligner.align(pair.audio, read_lines(pair), lang=pair.lang or default_lang, star=star,
-                                   keep_audio=True)
-            gathered += write_alignment(result, target)
-        except Exception as e:  # noqa: BLE001 - one bad pair must not stop the others
-            failed += 1
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            error(reason if isinstance(e, AudioError) else f"{pair.audio}: {reason}")
-            continue
-        if verbose:
-            print(f"mms align: [{n}/{len(pairs)}] {pair.audio}: {len(result.lines)} lines, "
-                  f"{result.duration:.1f} s", file=sys.stderr)
-    if not single:
-        write_text_atomic(os.path.join(outdir, "manifest.json"), "".join(x + "\n" for x in gathered))
-    return 1 if failed else 0

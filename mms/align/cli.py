@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mms.cli import add_device_options, add_time_offsets_option
+from mms.command import add_common_options, add_device_options, add_time_offsets_option, positive, say, stream_results
+from mms.errors import MMSError
+from mms.options import AlignOptions, from_namespace
+
+PROG = "mms align"
 
 EXAMPLES = """\
 examples:
@@ -31,7 +34,8 @@ an interrupted run resumes where it stopped; a pair that fails is reported and t
 a Hugging Face CTC directory such as mms-300m-1130-forced-aligner), or any MMS ASR model with --lang (then
 the text is aligned in that language's own characters, not romanised).
 
-exit status: 0 all aligned, 1 some pair failed (the others are written), 2 usage error.
+exit status: 0 all aligned, 1 some pair failed (the others are written), 2 a usage, input, model or
+output error, 3 a bug.
 """
 
 
@@ -51,58 +55,47 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--star", "--use_star", "-s", action="store_true",
                    help="prepend a <star> token that absorbs audio before the first line")
     p.add_argument("--dict", dest="dict_path", metavar="FILE", help="model dictionary (one token per line)")
-    p.add_argument("--romanize", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--romanize", action=argparse.BooleanOptionalAction, default=AlignOptions.romanize,
                    help="spell the text in uroman (default: when the model has no word-boundary token)")
-    p.add_argument("--normalize-audio", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--normalize-audio", action=argparse.BooleanOptionalAction, default=AlignOptions.normalize_audio,
                    help="standardise the waveform (default: as the model's format says; data_prep does not "
                         "for the alignment model, torchaudio's MMS_FA bundle does)")
     add_time_offsets_option(p)
     p.add_argument("--overwrite", action="store_true", help="write into an existing --outdir, redo finished pairs")
     add_device_options(p)
-    p.add_argument("--batch-seconds", type=float, default=120.0,
+    p.add_argument("--batch-seconds", type=positive(float), default=AlignOptions.batch_seconds,
                    help="audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here
-    p.add_argument("--verbose", "-v", action="store_true", help="print progress to stderr")
+    add_common_options(p)
     p.set_defaults(run=run)
     return p
 
 
-def error(message: str) -> None:
-    print(f"mms align: error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
-    import os
-
     if bool(args.manifest) == bool(args.audio or args.text):
-        error("give either --audio and --text, or --manifest")
-        return 2
-    if args.audio and not args.text or args.text and not args.audio:
-        error("--audio and --text go together")
-        return 2
-    if args.audio and os.path.isdir(args.outdir) and os.listdir(args.outdir) and not args.overwrite:
-        error(f"{args.outdir}: output directory exists and is not empty (use --overwrite)")
-        return 2
-    from mms.align.aligner import Aligner, Pair, align_pairs, read_pairs
-    from mms.checkpoints import CheckpointError
-    from mms.manifest import ManifestError
+        raise MMSError("give either --audio and --text, or --manifest")
+    if bool(args.audio) != bool(args.text):
+        raise MMSError("--audio and --text go together")
+    from mms.writers import get_writer
 
-    try:
-        pairs = read_pairs(args.manifest) if args.manifest else [Pair(args.audio, args.text, None)]
-    except (ManifestError, OSError) as e:
-        error(str(e))
-        return 2
+    # first, so that a non-empty --outdir is refused before the model loads
+    writer = get_writer("align", "dir", args.outdir, single=not args.manifest, overwrite=args.overwrite)
+    from mms.align.aligner import Aligner, Pair, read_pairs
 
-    try:
-        aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
-                               dict_path=args.dict_path, romanize=args.romanize, normalize_audio=args.normalize_audio,
-                               batch_seconds=args.batch_seconds, time_offsets=args.time_offsets)
-    except (CheckpointError, ValueError, OSError) as e:
-        error(str(e))
-        return 2
+    pairs = read_pairs(args.manifest) if args.manifest else [Pair(args.audio, args.text)]
+    todo = []  # a manifest run resumes: pairs finished before are skipped (their manifest lines still gathered)
+    for n, pair in enumerate(pairs, 1):
+        if not writer.done(pair.name):
+            todo.append(pair)
+        elif args.verbose:
+            say(PROG, f"[{n}/{len(pairs)}] {pair.audio}: done before, skipped")
+
+    aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
+                           dict_path=args.dict_path, options=from_namespace(AlignOptions, args))
     if args.verbose:
-        ckpt = aligner.asr.checkpoint
-        print(f"mms align: {ckpt.format} model {ckpt.path}, device {aligner.asr.device}, romanize "
-              f"{aligner.romanize}, normalize audio {aligner.normalize_audio}", file=sys.stderr)
-    return align_pairs(aligner, pairs, args.outdir, star=args.star, default_lang=args.lang,
-                              overwrite=args.overwrite, single=not args.manifest, verbose=args.verbose, error=error)
+        ckpt = aligner.runner.checkpoint
+        say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize {aligner.romanize}, "
+                  f"normalize audio {aligner.normalize_audio}")
+    results = aligner.align_iter(todo, star=args.star, lang=args.lang, keep_audio=True)
+    return stream_results(PROG, results, writer, total=len(todo), verbose=args.verbose,
+                          describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")

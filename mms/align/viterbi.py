@@ -29,14 +29,17 @@ import math
 import numpy as np
 import torch
 
+from mms.errors import MMSError
+
 try:  # optional: compiles the forward loop (pip install numba)
     import numba
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
 
-class AlignmentError(ValueError):
-    """Targets that cannot be aligned to the emissions; the message says why."""
+class AlignmentError(MMSError):
+    """Text that cannot be aligned to its audio (too many targets for the frames, nothing to align, bad ids);
+    the message says why."""
 
 
 def forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank: int = 0,

@@ -39,30 +39,27 @@ def choose(predictions: list[tuple[str, float]], languages) -> tuple[str, str, f
 
 
 def identify_languages(items: list[Item], asr_languages: list[str], lid_model, device="auto", dtype="auto",
-                       dict_path=None) -> tuple[list[Item], list[dict]]:
-    """-> (items with `lang` set, per item {"lid_lang", "lang_probability"} or {"error"}). The LID model is
-    released before returning, so it never shares memory with the ASR model."""
+                       dict_path=None) -> list[tuple[str | None, dict]]:
+    """Per item (the adapter to transcribe it with, {"lid_lang", "lang_probability"}) or (None, {"error"}).
+    Only that much is kept per input (not LID's full posteriors), and the LID model is released before
+    returning."""
     from mms.lid import LID
 
     lid = LID.load(lid_model, device=device, dtype=dtype, dict_path=dict_path)
+    languages, chosen = set(asr_languages), []
     try:
-        results = lid.identify(items, top_k=None)
+        for item, result in zip(items, lid.identify_iter(items, top_k="all")):
+            if result.error:
+                chosen.append((None, {"error": result.error}))
+                continue
+            pick = choose(result.predictions, languages)
+            if pick is None:
+                chosen.append((None, {"error": f"{item.audio}: language identified as {result.lang} "
+                                               f"({result.probability:.2f}), for which the ASR model has no adapter"}))
+                continue
+            adapter, code, probability = pick
+            chosen.append((adapter, {"lid_lang": code, "lang_probability": round(probability, 4)}))
     finally:
         del lid
         gc.collect()
-    chosen, info = [], []
-    for item, result in zip(items, results):
-        if result.error:
-            chosen.append(Item(item.audio, None, item.text))
-            info.append({"error": result.error})
-            continue
-        pick = choose(result.predictions, set(asr_languages))
-        if pick is None:
-            chosen.append(Item(item.audio, None, item.text))
-            info.append({"error": f"{item.audio}: language identified as {result.lang} "
-                                  f"({result.probability:.2f}), for which the ASR model has no adapter"})
-            continue
-        adapter, code, probability = pick
-        chosen.append(Item(item.audio, adapter, item.text))
-        info.append({"lid_lang": code, "lang_probability": round(probability, 4)})
-    return chosen, info
+    return chosen

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 
-from mms.cli import add_device_options, add_time_offsets_option
+from mms.command import add_common_options, add_device_options, add_time_offsets_option
+from mms.errors import MMSError
+from mms.writers import formats
 
 EXAMPLES = """\
 examples:
@@ -28,25 +29,38 @@ exit status: 0 every input transcribed, 1 some input failed (the others are stil
 
 
 def load_defaults(config_path: str | None = None) -> dict:
-    import yaml
+    """Option defaults: mms.options.ASROptions and mms.decoding.beam.BeamOptions (the one place they are typed),
+    then the YAML file of --config."""
+    from dataclasses import fields
 
-    text = resources.files("mms").joinpath("configs/asr.yaml").read_text(encoding="utf-8")
-    defaults = yaml.safe_load(text)
+    from mms.decoding.beam import BeamOptions
+    from mms.options import ASROptions
+
+    defaults = {"device": "auto", "dtype": "auto", "format": "txt", "timestamps": "none"}
+    for cls in (ASROptions, BeamOptions):
+        defaults.update({f.name: f.default for f in fields(cls) if f.name not in ("lm", "lexicon", "unit_lm")})
     if config_path:
+        import yaml
+
         try:
             with open(config_path, encoding="utf-8") as f:
-                defaults.update(yaml.safe_load(f) or {})
+                preset = yaml.safe_load(f) or {}
         except (OSError, yaml.YAMLError) as e:
-            print(f"mms asr: error: --config {config_path}: {e}", file=sys.stderr)
-            raise SystemExit(2)
-    if defaults.get("batch_seconds") == "auto":
-        defaults["batch_seconds"] = None  # chosen by device (mms.device.default_batch_seconds)
+            raise MMSError(f"--config {config_path}: {e}") from None
+        unknown = sorted(set(preset) - set(defaults)) if isinstance(preset, dict) else ["(not a mapping)"]
+        if unknown:
+            raise MMSError(f"--config {config_path}: unknown option {', '.join(map(str, unknown))}; known: "
+                           f"{', '.join(sorted(defaults))}")
+        defaults.update(preset)
     return defaults
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    config_path = _peek_config(sys.argv)
-    d = load_defaults(config_path)
+    try:
+        d = load_defaults(_peek_config(sys.argv))
+    except MMSError as e:  # the parser is being built: no command runs yet to report it
+        print(f"mms asr: error: {e}", file=sys.stderr)
+        raise SystemExit(2)
     p = commands.add_parser(
         "asr", help="speech recognition (wav2vec2 CTC with per-language adapters)",
         description="Transcribe speech with an MMS CTC model (fairseq .pt or Hugging Face directory).",
@@ -64,9 +78,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
     p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
-    p.add_argument("--format", "-f", choices=("txt", "jsonl", "json", "tsv", "srt", "vtt"), default=d["format"],
+    p.add_argument("--format", "-f", choices=formats("asr"), default=d["format"],
                    help="output format; srt/vtt are subtitles from word times (default: %(default)s)")
-    p.add_argument("--output", "-o", default="-", help="output file, written atomically (default: stdout)")
+    p.add_argument("--output", "-o", default="-",
+                   help="output file (default: stdout); line formats are written and flushed input by input, json "
+                        "at the end, atomically")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
     add_time_offsets_option(p)
@@ -97,8 +113,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     help="beam-search processes beside the acoustic model (0: in-process; default: %(default)s)")
     p.add_argument("--ref", metavar="FILE",
                    help="reference transcripts, one line per input (or use the manifest's text): print WER and CER")
-    p.add_argument("--config", metavar="FILE", help="YAML file of option defaults (see configs/asr.yaml)")
-    p.add_argument("--verbose", "-v", action="store_true", help="print model, device and progress to stderr")
+    p.add_argument("--config", metavar="FILE", help="YAML file of option defaults, e.g. `beam: 500` (see configs/asr.yaml)")
+    add_common_options(p)
     p.set_defaults(run=run)
     return p
 
@@ -117,101 +133,57 @@ def _peek_config(argv: list[str]) -> str | None:
     return None
 
 
-def error(message: str) -> None:
-    print(f"mms asr: error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mms.manifest import ManifestError, collect_inputs
-
-    try:
-        items = collect_inputs(args.audio, [args.manifest] if args.manifest else [])
-    except ManifestError as e:
-        error(str(e))
-        return 2
-    if not items:
-        error("no inputs: give audio files or --manifest")
-        return 2
-
-    references = None
-    if args.ref or any(item.text is not None for item in items):
-        from mms.lm.scoring import ScoringError, read_texts, texts_from_items
-
-        try:
-            references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
-        except ScoringError as e:
-            error(str(e))
-            return 2
-
     from mms.asr.transcriber import ASR
-    from mms.checkpoints import CheckpointError
-    from mms.outputs import format_results, write_text_atomic
+    from mms.command import say, stream_results
+    from mms.manifest import collect_inputs
+    from mms.options import ASROptions, from_namespace
+    from mms.writers import get_writer
 
-    from mms.hub import resolve_model
+    items = collect_inputs(args.audio, [args.manifest] if args.manifest else [])
+    if not items:
+        raise MMSError("no inputs: give audio files or --manifest")
+    scorer = references = None
+    if args.ref or any(item.text is not None for item in items):
+        from mms.scoring import CorpusScorer, read_texts, texts_from_items
 
-    auto = None
-    try:
-        if args.lang == "auto":
-            from mms.asr.auto import identify_languages
-            from mms.checkpoints import list_languages
-
-            languages = list_languages(resolve_model(args.model, task="asr", lang=[]))
-            items, auto = identify_languages(items, languages, resolve_model(args.lid_model, task="lid"),
-                                             args.device, args.dtype)
-            args.lang = None
-        # a published model: fetch (once) the adapters of --lang and of the inputs' languages only
-        trained = {p.name.split(".")[1] for p in Path(args.adapter).glob("adapter.*.*")} if args.adapter else set()
-        langs = [lang for lang in [args.lang, *(item.lang for item in items)] if lang not in trained]
-        model = resolve_model(args.model, task="asr", lang=langs)
-        asr = ASR.load(model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
-                       extra_adapters=args.adapter,
-                       batch_seconds=args.batch_seconds, chunk_seconds=args.chunk_seconds,
-                       context_seconds=args.context_seconds, beam=beam_options(args),
-                       decode_workers=args.decode_workers, time_offsets=args.time_offsets)
-    except (CheckpointError, ValueError, OSError) as e:
-        error(str(e))
-        return 2
-    if args.verbose:
-        ckpt = asr.checkpoint
-        print(f"mms asr: {ckpt.format} model {ckpt.path}, {len(asr.languages)} languages, lang {asr.lang}, "
-              f"device {asr.device}, dtype {str(asr.dtype).replace('torch.', '')}", file=sys.stderr)
-
+        references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
+        scorer = CorpusScorer()
     timestamps = None if args.timestamps == "none" else args.timestamps
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
-    records, failed = [], 0
-    try:
-        for n, result in enumerate(asr.transcribe_iter(items, timestamps=timestamps), 1):
-            record, problem = result.to_dict(), result.error
-            if auto is not None:  # --lang auto: the identified language and its probability, or why none
-                problem = auto[n - 1].get("error", problem)
-                record.update(auto[n - 1])
-                if problem:
-                    record.update(text="", error=problem)
-            if problem:
-                failed += 1
-                error(problem)
-            elif args.verbose:
-                print(f"mms asr: [{n}/{len(items)}] {result.audio} ({result.duration:.1f} s)", file=sys.stderr)
-            records.append(record)
-    finally:
-        asr.close()
-    if references is not None:
-        print_scores(records, references)
-    try:
-        write_text_atomic(args.output, format_results(records, args.format))
-    except OSError as e:
-        error(f"{args.output}: cannot write output ({e.strerror or e})")
-        return 2
-    return 1 if failed else 0
+    asr = ASR.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
+                   input_langs=[item.lang for item in items], options=from_namespace(ASROptions, args),
+                   beam=beam_options(args), adapter_dir=args.adapter, lid_model=args.lid_model)
+    with asr:
+        writer = get_writer("asr", args.format, args.output, single=len(items) == 1)  # after a model that loads
+        if args.verbose:
+            ckpt = asr.checkpoint
+            say("mms asr", f"{ckpt.format} model {ckpt.path}, {len(asr.languages)} languages, lang {asr.lang}, "
+                           f"device {asr.device}, dtype {str(asr.dtype).replace('torch.', '')}")
+        results = asr.transcribe_iter(items, timestamps=timestamps)
+        if scorer is not None:
+            results = scored(results, references, scorer)
+        status = stream_results("mms asr", results, writer, total=len(items), verbose=args.verbose,
+                                describe=lambda r: f"{r.audio} ({r.duration:.1f} s)")
+    if scorer is not None:  # corpus WER and CER as fairseq computes them; a failed input counts as empty output
+        from mms.scoring import format_summary
+
+        say("mms asr", format_summary(scorer.summary()))
+    return status
+
+
+def scored(results, references: list[str], scorer):
+    """The results, each added to the corpus scores as it passes (a failed input counts as empty output)."""
+    for reference, result in zip(references, results):
+        scorer.add(reference, None if result.error else result.text)
+        yield result
 
 
 def beam_options(args: argparse.Namespace):
     if not args.lm:
         if args.lexicon or args.unit_lm:
-            raise ValueError("--lexicon and --unit-lm need --lm")
+            raise MMSError("--lexicon and --unit-lm need --lm")
         return None
     from mms.decoding.beam import BeamOptions
 
@@ -219,11 +191,3 @@ def beam_options(args: argparse.Namespace):
                        beam_size_token=args.beam_size_token, beam_threshold=args.beam_threshold,
                        lm_weight=args.lm_weight, word_score=args.word_score, unk_weight=args.unk_weight,
                        sil_weight=args.sil_weight)
-
-
-def print_scores(records: list[dict], references: list[str]) -> None:
-    """Corpus WER and CER as fairseq computes them (mms.lm.scoring); a failed input counts as empty output."""
-    from mms.lm.scoring import format_summary, score
-
-    hyps = [None if "error" in rec else rec["text"] for rec in records]
-    print(f"mms asr: {format_summary(score(references, hyps, per_utterance=False))}", file=sys.stderr)

@@ -1,44 +1,40 @@
 """Speech recognition: the Python API behind `mms asr`.
 
     from mms.asr import ASR
-    asr = ASR.load("path/to/mms-1b-all", lang="fra", device="cpu")
-    for result in asr.transcribe(["a.wav", "b.flac"]):
-        print(result.audio, result.text)
+    with ASR.load("path/to/mms-1b-all", lang="fra", device="cpu") as asr:
+        for result in asr.transcribe_iter(["a.wav", "b.flac"]):
+            print(result.audio, result.text, result.error)
 
-How work flows: inputs are decoded (in a background thread) into a buffer of about `buffer_seconds` of audio;
-each waveform is normalised as its checkpoint specifies and cut into windows (long inputs: `chunk_seconds`
+How work flows: inputs are decoded (on a background thread) into a buffer of about `buffer_seconds` of audio;
+each waveform is standardised as its checkpoint specifies and cut into windows (long inputs: `chunk_seconds`
 windows with `context_seconds` of extra audio on each side, whose frames are thrown away); windows are grouped
-by language (one adapter swap per group), sorted by length and batched up to `batch_seconds` of padded audio;
-the model's best label and log-probability per frame are written into each input's frame arrays; finished
-inputs are decoded and returned in input order. Memory is bounded by the buffer and the batch, not by the
-number or length of inputs (a one-hour input keeps 2 numbers per 20 ms frame besides its waveform).
-A failing input becomes a result with `error` set; the others carry on.
+by language (one adapter swap per group) and run by the shared ModelRunner in length-sorted batches of up to
+`batch_seconds` of padded audio; the best label and its log-probability per frame are written into each input's
+frame arrays; finished inputs are decoded and yielded in input order. Memory is bounded by the buffer and the
+batch, not by the number or length of inputs. A failing input becomes a result with `error` set; the others
+carry on. `lang="auto"` first identifies each input's language with an MMS LID model (mms.asr.auto).
 """
 
 from __future__ import annotations
 
-import logging
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.batching import input_name, make_batches, prefetch
-from mms.checkpoints import Checkpoint, CheckpointError, check_language, instantiate, load_checkpoint
-from mms.decoding.ctc import Hypothesis, greedy_decode, shift_times
-from mms.device import default_batch_seconds, resolve_device, resolve_dtype
+from mms.batching import input_name, prefetch
+from mms.checkpoints import Checkpoint, CheckpointError, add_adapter_dir, load_checkpoint
+from mms.decoding.ctc import Hypothesis, greedy_decode
 from mms.manifest import Item
-from mms.models.wav2vec2 import Wav2Vec2ForCTC, conv_output_lengths, receptive_field, total_stride
+from mms.runner import ModelRunner, Window
+from mms.options import ASROptions
+from mms.results import Word, shift_times
 from mms.text.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from mms.decoding.beam import BeamOptions
-
-log = logging.getLogger("mms.asr")
 
 
 @dataclass
@@ -49,18 +45,26 @@ class Transcript:
     duration: float | None = None
     error: str | None = None
     hypothesis: Hypothesis | None = field(default=None, repr=False)
-    words: list[dict] | None = None
-    chars: list[dict] | None = None
+    words: list[Word] | None = None
+    chars: list[Word] | None = None
     emissions: np.ndarray | None = field(default=None, repr=False)  # [T, V] raw logits, when asked for
+    index: int = 0
+    lid: dict | None = None  # lang="auto": {"lid_lang", "lang_probability"} of the language identified
+
+    @property
+    def name(self) -> str:
+        return self.audio
 
     def to_dict(self) -> dict:
         record = {"audio": self.audio, "lang": self.lang, "text": self.text, "duration": self.duration}
+        if self.lid:
+            record.update(self.lid)
         if self.hypothesis is not None and self.hypothesis.score is not None:
             record["score"] = round(self.hypothesis.score, 4)
         if self.words is not None:
-            record["words"] = self.words
+            record["words"] = [w.to_dict() for w in self.words]
         if self.chars is not None:
-            record["chars"] = self.chars
+            record["chars"] = [c.to_dict() for c in self.chars]
         if self.error is not None:
             record["error"] = self.error
         return record
@@ -79,143 +83,86 @@ class _Job:
     frame_scores: np.ndarray | None = None  # its log-probability
     emissions: np.ndarray | None = None  # raw logits per frame, kept for beam search or on request
     vocab: Vocabulary | None = None  # of the language it was run in
-
-
-@dataclass
-class Window:
-    start: int  # samples [start, end) of the input
-    end: int
-    keep_from: int  # frames [keep_from, keep_to) of the window's output are kept ...
-    keep_to: int
-    out_at: int  # ... and written from this frame of the input on
-
-
-def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> list[Window]:
-    """Cut an input into windows whose kept frames tile the input's frames exactly.
-
-    Frame f of the input sees samples [f*stride, f*stride + field). A window starting at a multiple of the
-    stride therefore yields the same frame grid; each keeps `chunk` samples' worth of frames and sees `context`
-    samples more on both sides (attention is global, so context is what keeps chunk edges accurate).
-    """
-    stride = total_stride(strides)
-    field_ = receptive_field(kernels, strides)
-    total = conv_output_lengths(n_samples, kernels, strides)
-    chunk_frames = max(1, chunk // stride)
-    context = (context // stride) * stride
-    if total <= chunk_frames + 2 * (context // stride):
-        return [Window(0, n_samples, 0, total, 0)] if total > 0 else []
-    windows = []
-    for first in range(0, total, chunk_frames):
-        last = min(first + chunk_frames, total)
-        start = max(0, first * stride - context)
-        end = min(n_samples, last * stride + (field_ - stride) + context)
-        local = first - start // stride
-        windows.append(Window(start, end, local, local + (last - first), first))
-    return windows
-
-
-def add_adapters(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
-    """Add the languages of a `mms train-adapter` output directory (adapter.<lang>.safetensors + vocab.json)
-    to the checkpoint's own adapters; a language in both is taken from `adapter_dir`."""
-    from mms.checkpoints import Adapters
-    from mms.checkpoints.huggingface import hf_adapters, read_json
-
-    folder = Path(adapter_dir)
-    if not (folder / "vocab.json").is_file():
-        raise CheckpointError(f"{folder}: no vocab.json (not an adapter directory written by mms train-adapter)")
-    if not checkpoint.config.adapter_attn_dim:
-        raise CheckpointError(f"{checkpoint.path}: this model has no adapter layers, so --adapter cannot be used")
-    tokenizer = folder / "tokenizer_config.json"
-    extra = hf_adapters(folder, read_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
-                        None)
-    own = checkpoint.adapters
-    if own is None and checkpoint.lang and checkpoint.vocab is not None:  # a single-language model keeps its own
-        weights = {k: v for k, v in checkpoint.state_dict.items() if ".adapter_layer." in k or k.startswith("lm_head.")}
-        own = Adapters([checkpoint.lang], lambda code: (weights, checkpoint.vocab), checkpoint.path)
-
-    def load_fn(code: str):
-        return extra.load(code) if code in extra.languages else own.load(code)
-
-    languages = sorted(set(extra.languages) | set(own.languages if own else []))
-    checkpoint.adapters = Adapters(languages, load_fn, f"{own.source if own else checkpoint.path} + {folder}")
+    lid: dict | None = None
 
 
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
-                 batch_seconds: float | None = None, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
-                 buffer_seconds: float | None = None, beam: "BeamOptions | None" = None, decode_workers: int = 1,
-                 extra_adapters: str | Path | None = None, time_offsets: tuple[float, float] | None = None):
+                 options: ASROptions | None = None, beam: "BeamOptions | None" = None,
+                 adapter_dir: str | Path | None = None, lid_model=None, fetch_adapters=None, **overrides):
+        """`options` (mms.options.ASROptions) and keyword `overrides` of its fields (batch_seconds=...);
+        `beam`: KenLM beam search instead of greedy decoding; `adapter_dir`: languages added by
+        `mms train-adapter`; `lang="auto"`: identify each input's language with `lid_model` first;
+        `fetch_adapters(langs)`: called with the languages an auto run found, before they are used."""
         if checkpoint.config.vocab_size is None:
             raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
-        if extra_adapters is not None:
-            add_adapters(checkpoint, extra_adapters)
-        self.checkpoint = checkpoint
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model: Wav2Vec2ForCTC = instantiate(checkpoint, self.device, self.dtype)
-        self.vocab: Vocabulary | None = checkpoint.vocab
-        self.lang: str | None = checkpoint.lang
+        if adapter_dir is not None:
+            add_adapter_dir(checkpoint, adapter_dir)
+        self.options = replace(options or ASROptions(), **overrides)
+        self.runner = ModelRunner(checkpoint, device, dtype)
+        o = self.options
         # seconds added to word/char start and end times (a model's measured emission lag; see shift_times)
-        self.time_offsets = checkpoint.word_time_offsets if time_offsets is None else tuple(time_offsets)
-        batch_seconds = batch_seconds or default_batch_seconds(self.device)
-        self.batch_samples = int(batch_seconds * SAMPLE_RATE)
-        self.chunk_samples = int(chunk_seconds * SAMPLE_RATE)
-        self.context_samples = int(context_seconds * SAMPLE_RATE)
-        self.buffer_samples = int((buffer_seconds or max(4 * batch_seconds, 600.0)) * SAMPLE_RATE)
-        self._adapter_cache: OrderedDict[str, tuple[dict, Vocabulary]] = OrderedDict()
+        self.time_offsets = checkpoint.word_time_offsets if o.time_offsets is None else tuple(o.time_offsets)
+        self.batch_samples = self.runner.batch_samples(o.batch_seconds)
+        self.chunk_samples = int(o.chunk_seconds * SAMPLE_RATE)
+        self.context_samples = int(o.context_seconds * SAMPLE_RATE)
+        self.buffer_samples = int((o.buffer_seconds or max(4 * self.batch_samples / SAMPLE_RATE, 600.0))
+                                  * SAMPLE_RATE)
+        self.auto = lang == "auto"
+        self.lid_model, self.fetch_adapters = lid_model, fetch_adapters
         self.beam = None
-        if lang is not None:
+        if lang is not None and not self.auto:
             self.set_language(lang)
         if beam is not None:
             from mms.decoding.beam import DecoderPool
 
-            self.beam = DecoderPool(beam, decode_workers)
+            self.beam = DecoderPool(beam, o.decode_workers)
             if self.vocab is not None:
                 self.beam.check(self.vocab)  # a bad LM or lexicon fails here, before any audio
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
+             dict_path: str | Path | None = None, input_langs: Iterable[str | None] = (), **options) -> "ASR":
+        """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints), or a published name
+        or Hugging Face repo id, fetched once with the adapters of `lang` and `input_langs` only (see mms.hub);
+        None: mms-1b-all. Other options as ASR()."""
+        from mms.hub import resolve_model
+
+        trained = set()
+        if options.get("adapter_dir"):  # languages the adapter directory brings are not fetched
+            trained = {p.name.split(".")[1] for p in Path(options["adapter_dir"]).glob("adapter.*.*")}
+        wanted = [code for code in dict.fromkeys([lang, *input_langs]) if code and code != "auto" and
+                  code not in trained]
+        path = resolve_model(model, task="asr", lang=wanted)
+        if lang == "auto":
+            options.setdefault("fetch_adapters", lambda langs: resolve_model(model, task="asr", lang=list(langs)))
+        return cls(load_checkpoint(path, dict_path), device, dtype, lang, **options)
 
     def close(self) -> None:
         """Stop the beam-search worker processes (if any)."""
         if self.beam is not None:
             self.beam.close()
 
-    @classmethod
-    def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
-             dict_path: str | Path | None = None, **options) -> "ASR":
-        """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints), or a published name
-        or Hugging Face repo id, fetched once with the adapter of `lang` only (see mms.hub); None: mms-1b-all."""
-        from mms.hub import resolve_model
+    def __enter__(self) -> "ASR":
+        return self
 
-        path = resolve_model(model, task="asr", lang=lang)
-        return cls(load_checkpoint(path, dict_path), device, dtype, lang, **options)
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-    # -- languages -----------------------------------------------------------------------------------------
-    @property
-    def languages(self) -> list[str]:
-        return self.checkpoint.languages
+    # -- the model, through the shared runner ----------------------------------------------------------------
+    checkpoint = property(lambda self: self.runner.checkpoint)
+    model = property(lambda self: self.runner.model)
+    device = property(lambda self: self.runner.device)
+    dtype = property(lambda self: self.runner.dtype)
+    vocab = property(lambda self: self.runner.vocab)
+    lang = property(lambda self: "auto" if self.auto else self.runner.lang)
+    languages = property(lambda self: self.runner.languages)
+    seconds_per_frame = property(lambda self: self.runner.seconds_per_frame)
 
     def set_language(self, lang: str) -> None:
-        """Swap in a language's adapter and output layer; the 1B base model stays loaded."""
-        if lang == self.lang and self.vocab is not None:
-            return
-        adapters = self.checkpoint.adapters
-        if adapters is None:
-            if self.vocab is None:
-                raise CheckpointError(f"{self.checkpoint.path}: no vocabulary (give a dict file with --dict)")
-            self.lang = lang  # a single-language model: the code is only recorded
-            return
-        check_language(lang, adapters.languages, adapters.source)
-        if lang not in self._adapter_cache:
-            weights, vocab = adapters.load(lang)
-            self._adapter_cache[lang] = ({k: v.to(self.device, self.dtype) for k, v in weights.items()}, vocab)
-            while len(self._adapter_cache) > 8:  # ~2M weights each for MMS-1B
-                self._adapter_cache.popitem(last=False)
-        self._adapter_cache.move_to_end(lang)
-        weights, vocab = self._adapter_cache[lang]
-        if len(vocab) != weights["lm_head.weight"].shape[0]:
-            raise CheckpointError(f"{self.checkpoint.path}: vocabulary of '{lang}' has {len(vocab)} symbols, "
-                                  f"its output layer {weights['lm_head.weight'].shape[0]}")
-        self.model.load_adapter(weights)
-        self.vocab, self.lang = vocab, lang
+        """Swap in a language's adapter and output layer; the base model stays loaded."""
+        self.runner.set_language(lang)
+        self.auto = False
 
     # -- transcription -------------------------------------------------------------------------------------
     def transcribe(self, inputs: Iterable, lang: str | None = None, timestamps: str | None = None) -> list[Transcript]:
@@ -224,9 +171,15 @@ class ASR:
     def transcribe_iter(self, inputs: Iterable, lang: str | None = None,
                         timestamps: str | None = None, keep_emissions: bool = False) -> Iterator[Transcript]:
         """Inputs: paths, mms.manifest.Item (with their own `lang`), or 16 kHz float arrays.
-        Yields one Transcript per input, in input order. timestamps: None, "word" or "char".
-        keep_emissions: attach each input's raw logits [T, V] (e.g. to tune LM weights on them)."""
-        default_lang = lang or self.lang
+        Yields one Transcript per input, in input order. lang: for inputs without their own, "auto" to identify
+        it first; timestamps: None, "word" or "char"; keep_emissions: attach each input's raw logits [T, V]
+        (e.g. to tune LM weights on them)."""
+        if lang == "auto" or (lang is None and self.auto):
+            return self._transcribe_auto(list(inputs), timestamps, keep_emissions)
+        return self._transcribe(inputs, lang or self.runner.lang, timestamps, keep_emissions)
+
+    def _transcribe(self, inputs: Iterable, default_lang: str | None, timestamps: str | None,
+                    keep_emissions: bool) -> Iterator[Transcript]:
         jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16)
         # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work
         pending: list = []
@@ -238,6 +191,24 @@ class ASR:
             pending = submitted
         for job, decoding in pending:
             yield self._finish(job, decoding, timestamps)
+
+    def _transcribe_auto(self, items: list, timestamps, keep_emissions) -> Iterator[Transcript]:
+        from mms.asr.auto import identify_languages
+
+        items = [source if isinstance(source, Item) else
+                 Item(source if isinstance(source, str) else input_name(source, i), None) for i, source in
+                 enumerate(items)]
+        chosen = identify_languages(items, self.languages, self.lid_model, self.device, self.dtype)
+        if self.fetch_adapters is not None:
+            self.fetch_adapters({lang for lang, _ in chosen if lang})
+        inputs = [Item(item.audio, lang or "", item.text) for item, (lang, _) in zip(items, chosen)]
+        for result, (lang, info) in zip(self._transcribe(inputs, None, timestamps, keep_emissions), chosen):
+            if "error" in info:
+                result = Transcript(result.audio, None, duration=result.duration, error=info["error"],
+                                    index=result.index)
+            else:
+                result.lid = info
+            yield result
 
     def _buffers(self, jobs: Iterable[_Job]) -> Iterator[list[_Job]]:
         buffer, buffered = [], 0
@@ -252,7 +223,10 @@ class ASR:
 
     def _prepare(self, i: int, source, default_lang: str | None) -> _Job:
         name = input_name(source, i)
-        job = _Job(i, name, source.lang if isinstance(source, Item) and source.lang else default_lang)
+        job = _Job(i, name, source.lang if isinstance(source, Item) and source.lang is not None else default_lang)
+        if job.lang == "":  # lang="auto" found no language for it: its error comes from the LID pass
+            job.error = f"{name}: no language"
+            return job
         try:
             if isinstance(source, np.ndarray):
                 wave = np.ascontiguousarray(source, dtype=np.float32).reshape(-1)
@@ -260,10 +234,8 @@ class ASR:
                     raise AudioError(name, "empty audio or NaN/infinite samples")
             else:
                 wave = load_audio(name)
-            if self.checkpoint.normalize:
-                # per-utterance standardisation over the whole input (before any windowing), in float32
-                wave = (wave - wave.mean()) / np.sqrt(wave.var() + self.checkpoint.normalize_eps)
-            job.wave = wave.astype(np.float32, copy=False)
+            # per-utterance standardisation over the whole input (before any windowing), in float32
+            job.wave = self.runner.standardize(wave)
         except AudioError as e:
             job.error = str(e)
         except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
@@ -272,81 +244,46 @@ class ASR:
 
     def _run(self, jobs: list[_Job], keep_emissions: bool = False) -> None:
         """The acoustic model over every window of a buffer, grouped by language."""
-        cfg = self.checkpoint.config
         by_lang: dict[str | None, list[_Job]] = {}
         for job in jobs:
             if not job.error:
                 by_lang.setdefault(job.lang, []).append(job)
+        runner = self.runner
         for lang, group in by_lang.items():
             try:
-                self._select_language(lang)
-            except (CheckpointError, ValueError) as e:
+                runner.select_language(lang)
+            except CheckpointError as e:
                 for job in group:
                     job.error = f"{job.name}: {e}"
                 continue
-            windows = []
+            windows: list[tuple[_Job, Window]] = []
             for job in group:
-                job.vocab = self.vocab
-                n_frames = conv_output_lengths(job.wave.size, cfg.conv_kernel, cfg.conv_stride)
+                job.vocab = runner.vocab
+                n_frames = runner.frames(job.wave.size)
                 job.frame_ids = np.zeros(n_frames, dtype=np.int32)
                 job.frame_scores = np.zeros(n_frames, dtype=np.float32)
                 if self.beam is not None or keep_emissions:
-                    job.emissions = np.zeros((n_frames, len(self.vocab)), dtype=np.float32)
-                windows += [(job, w) for w in plan_windows(job.wave.size, self.chunk_samples, self.context_samples,
-                                                           cfg.conv_kernel, cfg.conv_stride)]
-            lengths = [w.end - w.start for _, w in windows]
-            same_length = cfg.feat_extract_norm == "group"  # GroupNorm statistics would see the padding
-            for batch in make_batches(lengths, self.batch_samples, same_length):
-                self._run_batch([windows[i] for i in batch])
+                    job.emissions = np.zeros((n_frames, len(runner.vocab)), dtype=np.float32)
+                windows += [(job, w) for w in runner.windows(job.wave.size, self.options.chunk_seconds,
+                                                             self.options.context_seconds)]
+            runner.run(windows, lambda jw: jw[0].wave[jw[1].start:jw[1].end],
+                       self._use, self._fail, self.batch_samples)
 
-    def _select_language(self, lang: str | None) -> None:
-        if lang is None:
-            if self.vocab is None or (self.checkpoint.adapters is not None and self.lang is None):
-                raise CheckpointError(f"no language given; this model has {len(self.languages)} "
-                                      f"(use --lang, e.g. {', '.join(self.languages[:5])})")
-            return
-        self.set_language(lang)
-
-    def _run_batch(self, batch: list[tuple[_Job, Window]]) -> None:
-        live = [(job, w) for job, w in batch if not job.error]
-        if not live:
-            return
-        try:
-            outputs = self.forward([job.wave[w.start:w.end] for job, w in live],
-                                   logits=live[0][0].emissions is not None)
-        except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per input
-            if len(live) > 1:
-                half = len(live) // 2
-                self._run_batch(live[:half])
-                self._run_batch(live[half:])
-            else:
-                job = live[0][0]
-                job.error = f"{job.name}: model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-            return
-        for (job, w), (ids, scores, logits) in zip(live, outputs):
+    def _use(self, batch: list[tuple[_Job, Window]], logits, frame_lengths: list[int]) -> None:
+        """Keep each window's frames: best label and its log-probability (and the raw logits when wanted)."""
+        best, ids = logits.log_softmax(-1).max(-1)
+        ids, best = ids.int().cpu().numpy(), best.cpu().numpy()
+        raw = logits.cpu().numpy() if batch[0][0].emissions is not None else None
+        for row, ((job, w), n) in enumerate(zip(batch, frame_lengths)):
             kept, out = slice(w.keep_from, w.keep_to), slice(w.out_at, w.out_at + w.keep_to - w.keep_from)
-            job.frame_ids[out], job.frame_scores[out] = ids[kept], scores[kept]
-            if logits is not None:
-                job.emissions[out] = logits[kept]
+            job.frame_ids[out], job.frame_scores[out] = ids[row, :n][kept], best[row, :n][kept]
+            if raw is not None:
+                job.emissions[out] = raw[row, :n][kept]
 
-    @torch.inference_mode()
-    def forward(self, waves: list[np.ndarray], logits: bool = False) -> list[tuple]:
-        """A padded batch of (normalised) waveforms -> per input (best label, its log-probability, and with
-        `logits` the raw logits [T, V] that beam search reads) per valid frame."""
-        lengths = [w.size for w in waves]
-        batch = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
-        for row, wave in zip(batch, waves):
-            row[:wave.size] = torch.from_numpy(wave)
-        if self.device.type == "cuda":
-            batch = batch.pin_memory()
-        batch = batch.to(self.device, self.dtype, non_blocking=True)
-        output, frame_lengths = self.model(batch, torch.tensor(lengths, device=self.device))
-        output = output.float()
-        best, ids = output.log_softmax(-1).max(-1)
-        ids, best, frame_lengths = ids.int().cpu().numpy(), best.cpu().numpy(), frame_lengths.cpu().tolist()
-        output = output.cpu().numpy() if logits else None
-        return [(ids[i, :n], best[i, :n], None if output is None else output[i, :n])
-                for i, n in enumerate(frame_lengths)]
+    @staticmethod
+    def _fail(item: tuple[_Job, Window], reason: str) -> None:
+        job = item[0]
+        job.error = job.error or f"{job.name}: {reason}"
 
     def _decode(self, job: _Job, keep_emissions: bool = False):
         """A Hypothesis (greedy), a Future of one (beam search), or None for a failed input."""
@@ -367,7 +304,7 @@ class ASR:
             except Exception as e:  # noqa: BLE001 - a failed decode is this input's error
                 job.error = f"{job.name}: beam search failed ({type(e).__name__}: {e})"
         if job.error:
-            return Transcript(job.name, job.lang, duration=duration, error=job.error)
+            return Transcript(job.name, job.lang or None, duration=duration, error=job.error, index=job.index)
         vocab, hyp = job.vocab, decoding
         words = hyp.words(vocab, self.seconds_per_frame) if timestamps in ("word", "char") else None
         chars = hyp.chars(vocab, self.seconds_per_frame) if timestamps == "char" else None
@@ -376,8 +313,5 @@ class ASR:
                 shift_times(timed, *self.time_offsets, duration if duration is not None else float("inf"))
         emissions = job.emissions
         job.wave = job.frame_ids = job.frame_scores = job.emissions = None  # free the buffer early
-        return Transcript(job.name, job.lang or self.lang, hyp.text, duration, None, hyp, words, chars, emissions)
-
-    @property
-    def seconds_per_frame(self) -> float:
-        return total_stride(self.checkpoint.config.conv_stride) / SAMPLE_RATE
+        return Transcript(job.name, job.lang or self.runner.lang, hyp.text, duration, None, hyp, words, chars,
+                          emissions, job.index)

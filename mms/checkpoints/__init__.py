@@ -18,11 +18,12 @@ from typing import Callable
 
 import torch
 
+from mms.errors import MMSError
 from mms.models.wav2vec2 import Wav2Vec2Config
 from mms.text.vocab import Vocabulary
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MMSError):
     """A model file or directory that cannot be used; the message names it and says why."""
 
 
@@ -57,7 +58,7 @@ class Checkpoint:
     adapters: Adapters | None = None
     notes: list[str] = field(default_factory=list)
     # seconds to add to word/char start and end times: the model's measured emission lag (config.json
-    # "word_time_offsets", which the shipped demo model has; see mms.decoding.ctc.shift_times)
+    # "word_time_offsets", which the shipped demo model has; see mms.results.shift_times)
     word_time_offsets: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -110,6 +111,31 @@ def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtyp
         model = build_model(checkpoint.config)
     model.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
     return model.to(device, dtype).eval()
+
+
+def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
+    """Add the languages of a `mms train-adapter` output directory (adapter.<lang>.safetensors + vocab.json)
+    to the checkpoint's own adapters; a language in both is taken from `adapter_dir`."""
+    from mms.checkpoints.huggingface import hf_adapters, read_json
+
+    folder = Path(adapter_dir)
+    if not (folder / "vocab.json").is_file():
+        raise CheckpointError(f"{folder}: no vocab.json (not an adapter directory written by mms train-adapter)")
+    if not checkpoint.config.adapter_attn_dim:
+        raise CheckpointError(f"{checkpoint.path}: this model has no adapter layers, so --adapter cannot be used")
+    tokenizer = folder / "tokenizer_config.json"
+    extra = hf_adapters(folder, read_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
+                        None)
+    own = checkpoint.adapters
+    if own is None and checkpoint.lang and checkpoint.vocab is not None:  # a single-language model keeps its own
+        weights = {k: v for k, v in checkpoint.state_dict.items() if ".adapter_layer." in k or k.startswith("lm_head.")}
+        own = Adapters([checkpoint.lang], lambda code: (weights, checkpoint.vocab), checkpoint.path)
+
+    def load_fn(code: str):
+        return extra.load(code) if code in extra.languages else own.load(code)
+
+    languages = sorted(set(extra.languages) | set(own.languages if own else []))
+    checkpoint.adapters = Adapters(languages, load_fn, f"{own.source if own else checkpoint.path} + {folder}")
 
 
 def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:

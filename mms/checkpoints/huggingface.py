@@ -2,7 +2,8 @@
 
 Canonical names are the transformers names, so the only translations are: fold the positional conv's weight
 norm (legacy `weight_g/weight_v` or `parametrizations.weight.original0/1`), drop training-only tensors, and
-add the `wav2vec2.` prefix to bare Wav2Vec2Model files.
+add the `wav2vec2.` prefix to bare Wav2Vec2Model files. Which file holds which language (adapter.<lang>.*, vocab.json
+nested by language): hf_layout.py, torch-free, shared with the model hub.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from mms.checkpoints import Adapters, Checkpoint, CheckpointError
+from mms.checkpoints.hf_layout import adapter_filenames, adapter_languages, vocab_languages
 from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
 from mms.text.vocab import Vocabulary, is_nested_vocab
 
@@ -152,13 +154,11 @@ def word_time_offsets(config_json: dict, model_dir: Path) -> tuple[float, float]
 
 def hf_adapters(model_dir: Path, vocab_json: dict | None, tokenizer_config: dict, lang: str | None) -> Adapters:
     """Languages = those with an adapter file here, or listed in a nested vocab.json (files fetched later)."""
-    on_disk = {p.name.split(".")[1] for p in model_dir.glob("adapter.*.safetensors")}
-    on_disk |= {p.name.split(".")[1] for p in model_dir.glob("adapter.*.bin")}
-    listed = set(vocab_json) if vocab_json and is_nested_vocab(vocab_json) else set()
-    languages = sorted(on_disk | listed | ({lang} if lang else set()))
+    listed = set(vocab_languages(vocab_json) or ())
+    languages = sorted(adapter_languages(model_dir) | listed | ({lang} if lang else set()))
 
     def load_fn(code: str):
-        for name in (f"adapter.{code}.safetensors", f"adapter.{code}.bin"):
+        for name in adapter_filenames(code):
             if (model_dir / name).exists():
                 weights = read_tensors(model_dir / name)
                 break
@@ -189,6 +189,4 @@ def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
 
 def list_languages(model_dir: Path) -> list[str]:
     vocab_json = read_json(model_dir / "vocab.json") if (model_dir / "vocab.json").exists() else {}
-    on_disk = {p.name.split(".")[1] for p in model_dir.glob("adapter.*.*") if p.suffix in (".safetensors", ".bin")}
-    listed = set(vocab_json) if is_nested_vocab(vocab_json) else set()
-    return sorted(on_disk | listed)
+    return sorted(adapter_languages(model_dir) | set(vocab_languages(vocab_json) or ()))

@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 
+from mms.errors import MMSError
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(pickle.UnpicklingError, MMSError):
     pass
 
 

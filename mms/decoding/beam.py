@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from mms.decoding.ctc import Hypothesis, Unit, collapse, units_to_text
+from mms.errors import MMSError
 from mms.text.vocab import Vocabulary
 
 INSTALL_HINT = "KenLM beam search needs flashlight-text: pip install 'mms[lm]' (or pip install flashlight-text)"
 
 
-class BeamSearchError(ValueError):
-    pass
+class BeamSearchError(MMSError):
+    """An LM, lexicon or decoder setting that cannot be used (or flashlight-text missing); one line."""
 
 
 @dataclass
@@ -80,7 +81,11 @@ def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str
     """word -> spellings; every spelling unit must be in the vocabulary (fairseq asserts the same)."""
     lexicon: dict[str, list[list[str]]] = {}
     known = set(vocab.tokens)
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BeamSearchError(f"{path}: not UTF-8 text ({e.reason})") from None
+    for n, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mms.results import Word
 from mms.text.vocab import Vocabulary
 
 SECONDS_PER_FRAME = 320 / 16000  # total conv stride at 16 kHz: 20 ms
@@ -29,39 +30,22 @@ class Hypothesis:
     units: list[Unit]  # emitted tokens (blank and silent specials removed), delimiters included
     score: float | None = None  # sum over frames of the best log-probability (fairseq's viterbi score)
 
-    def words(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[dict]:
+    def words(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[Word]:
         """Words with start/end seconds, split at word delimiters."""
         words, current = [], []
         for unit in self.units + [Unit(vocab.word_delimiter, -1, -1)]:
             if unit.token == vocab.word_delimiter:
                 if current:
-                    words.append({
-                        "word": "".join(u.token for u in current),
-                        "start": round(current[0].start * seconds_per_frame, 3),
-                        "end": round(current[-1].end * seconds_per_frame, 3),
-                    })
+                    words.append(Word("".join(u.token for u in current), round(current[0].start * seconds_per_frame, 3),
+                                      round(current[-1].end * seconds_per_frame, 3)))
                 current = []
             else:
                 current.append(unit)
         return words
 
-    def chars(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[dict]:
-        return [{"char": u.token, "start": round(u.start * seconds_per_frame, 3),
-                 "end": round(u.end * seconds_per_frame, 3)}
+    def chars(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[Word]:
+        return [Word(u.token, round(u.start * seconds_per_frame, 3), round(u.end * seconds_per_frame, 3))
                 for u in self.units if u.token != vocab.word_delimiter]
-
-
-def shift_times(items: list[dict], start_offset: float, end_offset: float, duration: float) -> None:
-    """Move {"start", "end"} times (in order) by the offsets, keeping them inside [0, duration], every end at or
-    after its start and every start at or after the previous end."""
-    if not (start_offset or end_offset):
-        return
-    previous_end = 0.0
-    for item in items:
-        start = min(max(item["start"] + start_offset, previous_end), duration)
-        end = min(max(item["end"] + end_offset, start), duration)
-        item["start"], item["end"] = round(start, 3), round(end, 3)
-        previous_end = end
 
 
 def collapse(frame_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,56 +1,62 @@
 """Spoken language identification: the Python API behind `mms lid`.
 
     from mms.lid import LID
+    from mms.options import LIDOptions
     lid = LID.load("mms-lid-126/", device="cpu")                    # or a fairseq mms1b_l126.pt
     results = lid.identify(["a.wav", wave_16k], top_k=3, langs=["eng", "fra", "deu"])
     results[0].predictions                                           # [("eng", 0.93), ("deu", 0.05), ...]
+    LID.load("mms-lid-126/", options=LIDOptions(window_seconds=10))  # average 10 s windows over each input
 
 What is classified: each input's first `max_seconds` (30 s by default) or, with `window_seconds`, every
 consecutive window of that length over the whole input, their posteriors averaged (weighted by each window's
 length). Each classified piece is standardised on its own (zero mean, unit variance, if the checkpoint says
 so): for the model it is one utterance, as a file is for fairseq's lid/infer.py and transformers.
 
-How work flows: a background thread decodes the inputs piece by piece (a long file is never held whole) into
-a buffer of about `buffer_seconds` of audio; the buffered pieces of many inputs are sorted by length and
-batched up to `batch_seconds` of padded audio; each piece's softmax (over the candidate languages only, when
-`langs` is given) is added to its input's tally; finished inputs are returned in input order. Memory is
-bounded by the buffer and the batch, whatever the number or length of the inputs. A failing input becomes a
-result with `error` set; the others carry on.
+How work flows: a background thread (mms.batching.run_ahead) decodes the inputs piece by piece
+(mms.audio.stream_audio: a long file is never held whole) into a buffer of audio; the buffered pieces of many
+inputs go through the model runner (mms.runner: length-sorted batches of `batch_seconds` of padded
+audio, out-of-memory halving); each piece's softmax (over the candidate languages only, when `langs` is
+given) is added to its input's tally; finished inputs are yielded in input order. Memory is bounded by the
+buffer and the batch, whatever the number or length of the inputs. A failing input becomes a result with
+`error` set; the others carry on.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-import math
-import queue
+import numbers
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-import soundfile
-import soxr
-import torch
 
-from mms.batching import input_name, make_batches
-from mms.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
-from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, instantiate, load_checkpoint
-from mms.device import default_batch_seconds, resolve_device, resolve_dtype
-from mms.langs import close_codes, matches
-from mms.lid import BATCH_SECONDS, MAX_SECONDS, TOP_K
-from mms.models.wav2vec2 import receptive_field
+from mms.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
+from mms.batching import input_name, run_ahead
+from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, load_checkpoint
+from mms.errors import MMSError
+from mms.langs import close_codes, language_name, matches
+from mms.runner import ModelRunner
+from mms.options import LIDOptions
+
+BUFFER_SECONDS = 600.0  # audio decoded ahead and scored together, at least (and at least 4 batches)
 
 
 @dataclass
 class LanguageResult:
-    audio: str
+    index: int  # the input's 0-based position in the inputs
+    audio: str  # the input's name: its path, or "<array i>"
     predictions: list[tuple[str, float]] = field(default_factory=list)  # (label, probability), best first
     duration: float | None = None  # seconds of the input
     seconds: float = 0.0  # seconds of it that were classified
     error: str | None = None
+    names: list[str | None] | None = None  # English names of the predicted languages (identify(names=True))
+
+    @property
+    def name(self) -> str:
+        return self.audio
 
     @property
     def lang(self) -> str | None:
@@ -65,6 +71,8 @@ class LanguageResult:
                   "duration": None if self.duration is None else round(self.duration, 3)}
         if self.error is not None:
             record["error"] = self.error
+        if self.names is not None:
+            record["names"] = self.names
         return record
 
 
@@ -84,6 +92,7 @@ class _Piece:
 class _Tally:
     """One input's posteriors summed over its pieces, each weighted by its samples."""
 
+    index: int
     name: str
     posterior: np.ndarray | None = None
     samples: int = 0
@@ -94,39 +103,35 @@ class _Tally:
 
 
 class LID:
-    def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", max_seconds: float = MAX_SECONDS,
-                 window_seconds: float | None = None, batch_seconds: float | None = BATCH_SECONDS,
-                 buffer_seconds: float | None = None):
+    def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", options: LIDOptions | None = None):
         cfg = checkpoint.config
         if not cfg.num_labels:
             raise CheckpointError(f"{checkpoint.path}: not a language identification model (no classification head)")
         if not checkpoint.labels or len(checkpoint.labels) != cfg.num_labels:
             raise CheckpointError(f"{checkpoint.path}: no label for each of the model's {cfg.num_labels} outputs")
-        for name, value in (("max_seconds", max_seconds), ("window_seconds", window_seconds),
-                            ("batch_seconds", batch_seconds), ("buffer_seconds", buffer_seconds)):
+        self.options = options = options or LIDOptions()
+        for name in ("max_seconds", "window_seconds", "batch_seconds"):
+            value = getattr(options, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise MMSError(f"{name} must be positive, got {value}")
+        self._top_k(None)  # checks options.top_k before the model is built
         self.checkpoint = checkpoint
         self.labels: list[str] = list(checkpoint.labels)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model = instantiate(checkpoint, self.device, self.dtype)
-        self.windowed = window_seconds is not None
-        self.piece_samples = int((window_seconds or max_seconds) * SAMPLE_RATE)
-        batch_seconds = batch_seconds or default_batch_seconds(self.device)
-        self.batch_samples = int(batch_seconds * SAMPLE_RATE)
-        self.buffer_samples = int((buffer_seconds or max(4 * batch_seconds, 600.0)) * SAMPLE_RATE)
-        self.min_samples = receptive_field(cfg.conv_kernel, cfg.conv_stride)  # one frame of output
+        self.runner = ModelRunner(checkpoint, device, dtype)
+        self.windowed = options.window_seconds is not None
+        self.piece_samples = int((options.window_seconds or options.max_seconds) * SAMPLE_RATE)
+        self.batch_samples = self.runner.batch_samples(options.batch_seconds)
+        self.buffer_samples = (int(options.buffer_seconds * SAMPLE_RATE) if options.buffer_seconds else
+                               max(4 * self.batch_samples, int(BUFFER_SECONDS * SAMPLE_RATE)))
 
     @classmethod
     def load(cls, model: str | Path | None = None, device="auto", dtype="auto", dict_path: str | Path | None = None,
-             **options) -> "LID":
-        """`model`: a Hugging Face mms-lid-* directory or a fairseq LID .pt file (labels from `dict_path`, the
-        checkpoint's task state or dict.lang.txt beside it). Options: max_seconds, window_seconds,
-        batch_seconds, buffer_seconds."""
+             options: LIDOptions | None = None) -> "LID":
+        """`model`: a Hugging Face mms-lid-* directory, a fairseq LID .pt file (labels from `dict_path`, the
+        checkpoint's task state or dict.lang.txt beside it) or a published name (None: the registry's)."""
         from mms.hub import resolve_model
 
-        return cls(load_checkpoint(resolve_model(model, task="lid"), dict_path), device, dtype, **options)
+        return cls(load_checkpoint(resolve_model(model, task="lid"), dict_path), device, dtype, options)
 
     # -- candidates ----------------------------------------------------------------------------------------
     def candidates(self, langs: Iterable[str] | str | None = None) -> list[int]:
@@ -148,27 +153,38 @@ class LID:
             raise UnknownLanguageError("no candidate languages given")
         return [index[code] for code in codes]
 
+    def _top_k(self, top_k: int | str | None) -> int | None:
+        """How many predictions a result gets: None -> options.top_k; "all" -> every candidate (returned as None)."""
+        top_k = self.options.top_k if top_k is None else top_k
+        if top_k == "all":
+            return None
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise MMSError(f"top_k must be a positive integer or 'all', got {top_k!r}")
+        return int(top_k)
+
     # -- identification ------------------------------------------------------------------------------------
-    def identify(self, inputs: Iterable, top_k: int | None = TOP_K,
-                 langs: Iterable[str] | str | None = None) -> list[LanguageResult]:
-        return list(self.identify_iter(inputs, top_k, langs))
+    def identify(self, inputs: Iterable, top_k: int | str | None = None, langs: Iterable[str] | str | None = None,
+                 names: bool = False) -> list[LanguageResult]:
+        return list(self.identify_iter(inputs, top_k, langs, names))
 
-    def identify_iter(self, inputs: Iterable, top_k: int | None = TOP_K,
-                      langs: Iterable[str] | str | None = None) -> Iterator[LanguageResult]:
+    def identify_iter(self, inputs: Iterable, top_k: int | str | None = None,
+                      langs: Iterable[str] | str | None = None, names: bool = False) -> Iterator[LanguageResult]:
         """Inputs: paths, mms.manifest.Item, or 1-D float arrays already at 16 kHz. Yields one LanguageResult per
-        input, in input order: the `top_k` most probable languages (all candidates when None), best first, with
-        softmax probabilities over the candidates (`langs`, default all the model's labels)."""
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        columns = self.candidates(langs)  # raises now, not at the first next()
-        return self._identify(inputs, top_k, columns)
+        input, in input order: the `top_k` most probable languages (None: options.top_k; "all": every
+        candidate), best first, with softmax probabilities over the candidates (`langs`, default all the model's
+        labels); with `names`, their English names too. Bad `top_k` or `langs` raise here, before any audio
+        is read."""
+        top_k = self._top_k(top_k)
+        columns = self.candidates(langs)
+        return self._identify(inputs, top_k, columns, names)
 
-    def _identify(self, inputs: Iterable, top_k: int | None, columns: list[int]) -> Iterator[LanguageResult]:
+    def _identify(self, inputs: Iterable, top_k: int | None, columns: list[int],
+                  names: bool) -> Iterator[LanguageResult]:
         tallies: dict[int, _Tally] = {}
         buffer: list[tuple[_Tally, np.ndarray]] = []
         buffered, next_out = 0, 0
         for piece in run_ahead(self._pieces(inputs), ahead=16):
-            tally = tallies.setdefault(piece.index, _Tally(piece.name))
+            tally = tallies.setdefault(piece.index, _Tally(piece.index, piece.name))
             if piece.wave is not None:
                 buffer.append((tally, piece.wave))
                 tally.queued += 1
@@ -180,15 +196,16 @@ class LID:
                 self._score(buffer, columns)
                 buffer, buffered = [], 0
             while next_out in tallies and tallies[next_out].ended and not tallies[next_out].queued:
-                yield self._result(tallies.pop(next_out), top_k, columns)
+                yield self._result(tallies.pop(next_out), top_k, columns, names)
                 next_out += 1
         self._score(buffer, columns)
         while next_out in tallies:
-            yield self._result(tallies.pop(next_out), top_k, columns)
+            yield self._result(tallies.pop(next_out), top_k, columns, names)
             next_out += 1
 
     def _pieces(self, inputs: Iterable) -> Iterator[_Piece]:
         """Runs on the reading thread: every input's pieces, then its end (or its error)."""
+        min_samples = self.runner.min_samples  # one frame of output
         for i, source in enumerate(inputs):
             name = input_name(source, i)
             try:
@@ -196,13 +213,13 @@ class LID:
                 used = 0
                 try:
                     for raw in pieces if self.windowed else itertools.islice(pieces, 1):
-                        if raw.size < self.min_samples:
+                        if raw.size < min_samples:
                             if used:
                                 continue  # a last window too short for one frame of output
                             raise AudioError(name, f"too short to classify ({raw.size} samples at 16 kHz, at "
-                                                   f"least {self.min_samples} needed)")
+                                                   f"least {min_samples} needed)")
                         used += raw.size
-                        yield _Piece(i, name, wave=self._standardise(raw))
+                        yield _Piece(i, name, wave=self.runner.standardize(raw))
                 finally:
                     getattr(pieces, "close", lambda: None)()  # stop reading the file there
                 yield _Piece(i, name, end=True, duration=duration if duration is not None else used / SAMPLE_RATE)
@@ -223,137 +240,37 @@ class LID:
             return wave.size / SAMPLE_RATE, (wave[i:i + step] for i in range(0, wave.size, step))
         return audio_info(name), stream_audio(name, self.piece_samples)
 
-    def _standardise(self, wave: np.ndarray) -> np.ndarray:
-        if self.checkpoint.normalize:  # in float32, as transformers' feature extractor and fairseq do
-            wave = (wave - wave.mean()) / np.sqrt(wave.var() + self.checkpoint.normalize_eps)
-        return wave.astype(np.float32, copy=False)
-
     def _score(self, buffer: list[tuple[_Tally, np.ndarray]], columns: list[int]) -> None:
-        lengths = [wave.size for _, wave in buffer]
-        same_length = self.checkpoint.config.feat_extract_norm == "group"  # GroupNorm statistics would see padding
-        for batch in make_batches(lengths, self.batch_samples, same_length):
-            self._score_batch([buffer[i] for i in batch], columns)
+        """Every buffered piece of an input that has not failed through the model; its softmax into its tally."""
+        def use(batch: list[tuple[_Tally, np.ndarray]], logits, frames) -> None:
+            probs = logits.cpu()[:, columns].softmax(-1).double().numpy()
+            for (tally, wave), p in zip(batch, probs):
+                tally.posterior = p * wave.size if tally.posterior is None else tally.posterior + p * wave.size
+                tally.samples += wave.size
+
+        def fail(item: tuple[_Tally, np.ndarray], reason: str) -> None:
+            tally = item[0]
+            tally.error = tally.error or f"{tally.name}: {reason}"
+
+        live = [(tally, wave) for tally, wave in buffer if tally.error is None]
+        self.runner.run(live, lambda item: item[1], use, fail, self.batch_samples)
         for tally, _ in buffer:
             tally.queued = 0
 
-    def _score_batch(self, items: list[tuple[_Tally, np.ndarray]], columns: list[int]) -> None:
-        live = [(tally, wave) for tally, wave in items if tally.error is None]
-        if not live:
-            return
-        try:
-            logits = self.logits([wave for _, wave in live])
-        except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per piece
-            if len(live) > 1:
-                self._score_batch(live[:len(live) // 2], columns)
-                self._score_batch(live[len(live) // 2:], columns)
-            else:
-                tally = live[0][0]
-                tally.error = f"{tally.name}: model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-            return
-        probs = logits[:, columns].softmax(-1).double().numpy()
-        for (tally, wave), p in zip(live, probs):
-            tally.posterior = p * wave.size if tally.posterior is None else tally.posterior + p * wave.size
-            tally.samples += wave.size
+    def logits(self, waves: Sequence[np.ndarray]):
+        """Raw classifier outputs [B, num_labels] (a float32 torch tensor on the CPU) of model-ready 16 kHz
+        waveforms (`lid.runner.standardize(wave)`); padding is masked (pooling averages each input's own frames)."""
+        return self.runner.forward(waves)[0].cpu()
 
-    @torch.inference_mode()
-    def logits(self, waves: Sequence[np.ndarray]) -> torch.Tensor:
-        """Raw classifier outputs [B, num_labels] (float32, on the CPU) of a padded batch of standardised 16 kHz
-        waveforms; padding is masked (pooling averages over each input's own frames)."""
-        lengths = [wave.size for wave in waves]
-        batch = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
-        for row, wave in zip(batch, waves):
-            row[:wave.size] = torch.from_numpy(wave)
-        batch = batch.to(self.device, self.dtype)
-        return self.model(batch, torch.tensor(lengths, device=self.device)).float().cpu()
-
-    def _result(self, tally: _Tally, top_k: int | None, columns: list[int]) -> LanguageResult:
+    def _result(self, tally: _Tally, top_k: int | None, columns: list[int], names: bool) -> LanguageResult:
         if tally.error or not tally.samples:
-            return LanguageResult(tally.name, duration=tally.duration, error=tally.error or f"{tally.name}: no audio")
+            return LanguageResult(tally.index, tally.name, duration=tally.duration,
+                                  error=tally.error or f"{tally.name}: no audio", names=[] if names else None)
         posterior = tally.posterior / tally.samples
         best = np.argsort(-posterior, kind="stable")[:top_k]
-        return LanguageResult(tally.name, [(self.labels[columns[j]], float(posterior[j])) for j in best],
-                              tally.duration, tally.samples / SAMPLE_RATE)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reading long files piece by piece
-
-
-def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
-    """Consecutive `block`-sample pieces (the last one shorter) of an audio file as float32 mono at 16 kHz,
-    decoded piece by piece so that memory does not grow with the file (channels averaged; other rates
-    resampled with soxr's streaming resampler, which gives the same samples as mms.audio.load_audio).
-    Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
-    try:
-        sound = soundfile.SoundFile(path)
-    except Exception:  # noqa: BLE001 - missing, a directory, or a container only ffmpeg reads
-        wave = load_audio(path)
-        for start in range(0, wave.size, block):
-            yield wave[start:start + block]
-        return
-    with sound:
-        rate = sound.samplerate
-        resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, quality="HQ")
-        step = max(1, math.ceil(block * rate / SAMPLE_RATE))
-        pending, total, done = np.zeros(0, np.float32), 0, False
-        while not done:
-            try:
-                data = sound.read(step, dtype="float32", always_2d=True)
-            except Exception as e:  # noqa: BLE001 - a corrupt stream past the header
-                raise AudioError(path, f"cannot decode audio ({e})") from None
-            done = len(data) < step
-            samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
-            if not np.isfinite(samples).all():
-                raise AudioError(path, "audio contains NaN or infinite samples")
-            total += samples.size
-            if resampler is not None:
-                samples = resampler.resample_chunk(samples, last=done)
-            pending = np.concatenate([pending, samples])
-            while pending.size >= block or (done and pending.size):
-                yield pending[:block]
-                pending = pending[block:]
-        if total == 0:
-            raise AudioError(path, "empty audio (0 samples)")
-
-
-class _Raised:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def run_ahead(items: Iterator, ahead: int) -> Iterator:
-    """Iterate `items` on a background thread, up to `ahead` items in advance (decoding overlaps the model).
-    Stopping early stops the thread at its next item."""
-    pending: queue.Queue = queue.Queue(maxsize=ahead)
-    finished, stopped = object(), threading.Event()
-
-    def put(item) -> bool:
-        while not stopped.is_set():
-            try:
-                pending.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce():
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-            put(_Raised(e))
-            return
-        put(finished)
-
-    threading.Thread(target=produce, daemon=True, name="mms-lid-reader").start()
-    try:
-        while (item := pending.get()) is not finished:
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-    finally:
-        stopped.set()
+        predictions = [(self.labels[columns[j]], float(posterior[j])) for j in best]
+        return LanguageResult(tally.index, tally.name, predictions, tally.duration, tally.samples / SAMPLE_RATE,
+                              names=[language_name(code) for code, _ in predictions] if names else None)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from mms.lm import read_text
+from mms.errors import MMSError
+from mms.files import read_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # KenLM's log10 probability for an unknown word when the model has no <unk>.
 MISSING_UNK_LOG10 = -100.0
 
 
-class ArpaError(ValueError):
+class ArpaError(MMSError):
     """An ARPA file that cannot be read; str() is one line, "file:line: reason"."""
 
 

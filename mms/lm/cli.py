@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from mms.cli import add_device_options
-
-
-def error(command: str, message: str) -> int:
-    print(f"mms {command}: error: {message}", file=sys.stderr)
-    return 2
+from mms.command import add_common_options, add_device_options, say
+from mms.lm.tune import TuneSettings  # light: the search runs in mms.lm.tune.tune, imported by run_tune
 
 
 def add_parser(commands) -> None:
@@ -77,40 +72,42 @@ def add_parser(commands) -> None:
     p.add_argument("--lm", required=True)
     p.add_argument("--lexicon")
     p.add_argument("--unit-lm", action="store_true")
-    p.add_argument("--lm-weight", default="0:5", metavar="LO:HI", help="range searched (default: %(default)s)")
-    p.add_argument("--word-score", default="-3:3", metavar="LO:HI", help="range searched (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=20, help="random settings tried (default: %(default)s)")
+    d = TuneSettings  # the defaults are typed once, there
+    p.add_argument("--lm-weight", default="%g:%g" % d.lm_weight, metavar="LO:HI",
+                   help="range searched (default: %(default)s)")
+    p.add_argument("--word-score", default="%g:%g" % d.word_score, metavar="LO:HI",
+                   help="range searched (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=d.trials, help="random settings tried (default: %(default)s)")
     p.add_argument("--grid", type=int, metavar="N", help="an N x N grid instead of random trials")
-    p.add_argument("--beam", type=int, default=100)
+    p.add_argument("--beam", type=int, default=d.beam)
     p.add_argument("--beam-size-token", type=int)
-    p.add_argument("--beam-threshold", type=float, default=50.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--decode-workers", type=int, default=2, help="beam-search processes (default: %(default)s)")
+    p.add_argument("--beam-threshold", type=float, default=d.beam_threshold)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--decode-workers", type=int, default=d.decode_workers,
+                   help="beam-search processes (default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")
     add_device_options(p)
+    add_common_options(p)
     p.add_argument("--output", "-o", default="-", help="preset YAML for `mms asr --config` (default: stdout)")
     p.set_defaults(run=run_tune)
 
 
 def run_lexicon(args) -> int:
-    from mms.checkpoints import CheckpointError, load_vocabulary
+    from mms.checkpoints import load_vocabulary
+    from mms.files import write_text_atomic
     from mms.lm.lexicon import build_lexicon, lexicon_text, read_corpus
-    from mms.outputs import write_text_atomic
 
-    try:
-        vocab = load_vocabulary(args.model, args.lang, args.dict_path)
-        lines = (line for path in args.corpus for line in read_corpus(path))
-        entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
-    except (CheckpointError, OSError, UnicodeDecodeError, ValueError) as e:
-        return error("lexicon", str(e))
+    vocab = load_vocabulary(args.model, args.lang, args.dict_path)
+    lines = (line for path in args.corpus for line in read_corpus(path))
+    entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
     write_text_atomic(args.output, lexicon_text(entries))
     note = f"; characters missing from the vocabulary: {' '.join(stats.unknown_characters)}" if stats.dropped else ""
-    print(f"mms lexicon: {stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}", file=sys.stderr)
+    say("mms lexicon", f"{stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}")
     return 0
 
 
 def run_lm_build(args) -> int:
-    from mms.lm.kneser_ney import LMError, build_arpa
+    from mms.lm.kneser_ney import build_arpa
     from mms.lm.lexicon import normalizer, read_corpus
 
     norm = normalizer(args.lang) if args.lang else (lambda line: " ".join(line.split()))
@@ -124,32 +121,34 @@ def run_lm_build(args) -> int:
                 if text:
                     yield text
 
-    try:
-        stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
-    except (LMError, OSError, UnicodeDecodeError, ValueError) as e:
-        return error("lm build", str(e))
-    print(f"mms lm build: {json.dumps(stats.to_dict())}", file=sys.stderr)
+    stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
+    say("mms lm build", json.dumps(stats.to_dict()))
     return 0
 
 
 def run_score(args) -> int:
-    from mms.lm.scoring import ScoringError, format_summary, read_texts, score
-    from mms.outputs import write_text_atomic
+    from mms.files import write_text_atomic
+    from mms.scoring import format_summary, read_texts, score
 
-    try:
-        refs = read_texts(args.ref)
-        result = score(refs, read_texts(args.hyp, len(refs)), ignore_spaces=args.ignore_spaces)
-    except ScoringError as e:
-        return error("score", str(e))
+    refs = read_texts(args.ref)
+    result = score(refs, read_texts(args.hyp, len(refs)), ignore_spaces=args.ignore_spaces)
     write_text_atomic(args.output, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    print(f"mms score: {format_summary(result)}", file=sys.stderr)
+    say("mms score", format_summary(result))
     return 0
 
 
 def run_tune(args) -> int:
-    from mms.lm.tune import TuneError, tune
+    from mms.files import write_text_atomic
+    from mms.lm.tune import parse_range, preset_yaml, tune
 
-    try:
-        return tune(args)
-    except TuneError as e:
-        return error("tune", str(e))
+    settings = TuneSettings(
+        lm_weight=parse_range(args.lm_weight, "--lm-weight"), word_score=parse_range(args.word_score, "--word-score"),
+        trials=args.trials, grid=args.grid, seed=args.seed, beam=args.beam, beam_size_token=args.beam_size_token,
+        beam_threshold=args.beam_threshold, decode_workers=args.decode_workers)
+    result = tune(args.model, args.manifest, args.lm, lexicon=args.lexicon, lang=args.lang, refs=args.ref,
+                  dict_path=args.dict_path, unit_lm=args.unit_lm, settings=settings, device=args.device,
+                  dtype=args.dtype, cache=args.cache, log=lambda line: say("mms tune", line))
+    write_text_atomic(args.output, preset_yaml(result))
+    say("mms tune", f"best WER {result['wer']:.2f} with lm_weight {result['lm_weight']} "
+                    f"word_score {result['word_score']}")
+    return 0

@@ -44,8 +44,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mms.lm import open_input
-from mms.outputs import atomic_path
+from mms.errors import MMSError
+from mms.files import atomic_path
+from mms.files import open_input
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 # Word ids of the markers (lmplz's numbering); corpus words get ids 3, 4, ... in order of appearance.
@@ -58,7 +59,7 @@ _drop_oldest = operator.itemgetter(slice(1, None))
 _drop_newest = operator.itemgetter(slice(None, -1))
 
 
-class LMError(ValueError):
+class LMError(MMSError):
     """A language model that cannot be built; str() is one line."""
 
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from mms.errors import MMSError
 from mms.text.vocab import Vocabulary
+
+
+class LexiconError(MMSError):
+    """A corpus that cannot be read; str() is one line."""
 
 
 @dataclass
@@ -95,5 +100,9 @@ def lexicon_text(entries: list[tuple[str, list[str]]]) -> str:
 
 
 def read_corpus(path: str | Path) -> Iterable[str]:
-    with open(path, encoding="utf-8", errors="strict") as f:
-        yield from f
+    """The lines of a UTF-8 text file; LexiconError (one line, naming the file) for bytes that are not UTF-8."""
+    try:
+        with open(path, encoding="utf-8", errors="strict") as f:
+            yield from f
+    except UnicodeDecodeError as e:
+        raise LexiconError(f"{path}: not UTF-8 text ({e.reason})") from None

@@ -1,8 +1,11 @@
 """`mms tune`: pick --lm-weight and --word-score on a dev set.
 
-The acoustic model runs once per dev file (emissions cached as .npy under ~/.cache/mms/emissions, keyed by
-model, language and audio file), then every setting is a beam search over the cached emissions in worker
-processes; the best WER wins and is written as a YAML preset for `mms asr --config`.
+    result = tune("mms-1b-all", "dev.jsonl", "lm.bin", lexicon="lexicon.txt", lang="yor")
+    write_text_atomic("yor-lm.yaml", preset_yaml(result))
+
+The acoustic model runs once per dev file (mms.runner; emissions cached as .npy under
+~/.cache/mms/emissions, keyed by model, language and audio file), then every setting is a beam search over the
+cached emissions in worker processes; the best WER wins, and preset_yaml() writes it for `mms asr --config`.
 """
 
 from __future__ import annotations
@@ -10,18 +13,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Sequence
 
-import numpy as np
+from mms.errors import MMSError
 
 
-class TuneError(ValueError):
+class TuneError(MMSError):
     pass
 
 
+@dataclass
+class TuneSettings:
+    """What is searched and how each setting is decoded (the defaults of `mms tune`)."""
+
+    lm_weight: tuple[float, float] = (0.0, 5.0)  # range searched
+    word_score: tuple[float, float] = (-3.0, 3.0)  # range searched
+    trials: int = 20  # random settings tried ...
+    grid: int | None = None  # ... or an N x N grid of the ranges instead
+    seed: int = 0  # of the random settings
+    beam: int = 100
+    beam_size_token: int | None = None
+    beam_threshold: float = 50.0
+    decode_workers: int = 2  # beam-search processes (0: in this process)
+
+
 def parse_range(text: str, name: str) -> tuple[float, float]:
+    """"LO:HI" -> (lo, hi), in order; TuneError naming the option otherwise."""
     try:
         lo, hi = (float(x) for x in text.split(":"))
     except ValueError:
@@ -29,14 +48,17 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
     return min(lo, hi), max(lo, hi)
 
 
-def settings(args) -> list[tuple[float, float]]:
-    (w0, w1), (s0, s1) = parse_range(args.lm_weight, "--lm-weight"), parse_range(args.word_score, "--word-score")
-    if args.grid:
-        n = max(args.grid, 1)
+def trial_settings(settings: TuneSettings) -> list[tuple[float, float]]:
+    """The (lm_weight, word_score) pairs to try: a grid, or random ones from the seed."""
+    import numpy as np
+
+    (w0, w1), (s0, s1) = settings.lm_weight, settings.word_score
+    if settings.grid:
+        n = max(settings.grid, 1)
         return [(float(w), float(s)) for w in np.linspace(w0, w1, n) for s in np.linspace(s0, s1, n)]
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(settings.seed)
     return [(round(float(rng.uniform(w0, w1)), 3), round(float(rng.uniform(s0, s1)), 3))
-            for _ in range(max(args.trials, 1))]
+            for _ in range(max(settings.trials, 1))]
 
 
 def cache_key(model: str, lang: str | None, dict_path: str | None, audio: str) -> str:
@@ -48,68 +70,125 @@ def cache_key(model: str, lang: str | None, dict_path: str | None, audio: str) -
     return hashlib.sha256(json.dumps([parts, lang]).encode()).hexdigest()[:32]
 
 
-def dev_emissions(args, items) -> list[np.ndarray | None]:
-    """Emissions per dev item (None for an input that failed), from the cache where possible."""
-    cache = Path(args.cache or Path.home() / ".cache" / "mms" / "emissions")
+def dev_emissions(model: str, lang: str | None, dict_path: str | None, audios: Sequence[str], cache: Path,
+                  device="auto", dtype="auto", log: Callable[[str], None] = lambda line: None) -> list:
+    """Raw CTC logits [T, V] per dev file (None for an input that failed), from the cache where possible; the
+    model is loaded only when some file is not cached."""
+    import numpy as np
+
     cache.mkdir(parents=True, exist_ok=True)
-    keys = [cache / f"{cache_key(args.model, args.lang, args.dict_path, item.audio)}.npy"
-            if Path(item.audio).exists() else None for item in items]
+    keys = [cache / f"{cache_key(model, lang, dict_path, audio)}.npy" if Path(audio).exists() else None
+            for audio in audios]
     missing = [i for i, key in enumerate(keys) if key is None or not key.exists()]
     if missing:
-        from mms.asr.transcriber import ASR
-
-        asr = ASR.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path)
-        print(f"mms tune: computing emissions of {len(missing)} dev files", file=sys.stderr)
-        for i, result in zip(missing, asr.transcribe_iter([items[i] for i in missing], keep_emissions=True)):
-            if result.error:
-                print(f"mms tune: error: {result.error}", file=sys.stderr)
+        runner = load_runner(model, lang, dict_path, device, dtype)
+        log(f"computing emissions of {len(missing)} dev files")
+        for i in missing:
+            try:
+                emissions = file_emissions(runner, audios[i])
+            except MMSError as e:  # audio that cannot be read: its error names the file
+                log(f"error: {e}")
+                continue
+            except (RuntimeError, MemoryError) as e:  # the model failed on it (out of memory, mostly)
+                log(f"error: {audios[i]}: model failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})")
                 continue
             tmp = keys[i].with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, result.emissions)
+            np.save(tmp, emissions)
             os.replace(tmp, keys[i])
     return [np.load(key) if key is not None and key.exists() else None for key in keys]
 
 
-def tune(args) -> int:
-    from mms.checkpoints import CheckpointError, load_vocabulary
-    from mms.decoding.beam import BeamOptions, BeamSearchError, DecoderPool
-    from mms.lm.scoring import ScoringError, read_texts, score, texts_from_items
-    from mms.manifest import ManifestError, read_manifest
-    from mms.outputs import write_text_atomic
+def load_runner(model: str, lang: str | None, dict_path: str | None, device, dtype):
+    """The model, in `lang`, as mms.asr runs it."""
+    from mms.checkpoints import load_checkpoint
+    from mms.runner import ModelRunner
 
-    try:
-        items = read_manifest(args.manifest)
-        refs = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items, args.manifest)
-        langs = {item.lang for item in items if item.lang} | ({args.lang} if args.lang else set())
-        if len(langs) > 1:
-            raise TuneError(f"the dev set mixes languages ({', '.join(sorted(langs))}); tune one language at a time")
-        args.lang = next(iter(langs), None)
-        vocab = load_vocabulary(args.model, args.lang, args.dict_path)
-        base = BeamOptions(lm=args.lm, lexicon=args.lexicon, unit_lm=args.unit_lm, beam=args.beam,
-                           beam_size_token=args.beam_size_token, beam_threshold=args.beam_threshold)
-        pool = DecoderPool(base, args.decode_workers)
-        pool.check(vocab)
-    except (ManifestError, ScoringError, CheckpointError, BeamSearchError) as e:
-        raise TuneError(str(e)) from None
+    checkpoint = load_checkpoint(model, dict_path)
+    if checkpoint.config.vocab_size is None:
+        raise TuneError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
+    runner = ModelRunner(checkpoint, device, dtype)
+    runner.select_language(lang)
+    return runner
 
+
+def file_emissions(runner, audio: str):
+    """One file's raw logits [T, V], windowed and batched as `mms asr` does (mms.options.ASROptions)."""
+    import numpy as np
+
+    from mms.audio import load_audio
+    from mms.options import ASROptions
+
+    wave = runner.standardize(load_audio(audio))
+    if runner.frames(wave.size) <= 0:  # too short for one frame: no emissions, an empty hypothesis
+        return np.zeros((0, len(runner.vocab)), dtype=np.float32)
+    options = ASROptions()
+    return runner.emissions(wave, options.chunk_seconds, options.context_seconds, options.batch_seconds)
+
+
+def tune(model: str, manifest: str, lm: str, *, lexicon: str | None = None, lang: str | None = None,
+         refs: str | os.PathLike | Sequence[str] | None = None, dict_path: str | None = None, unit_lm: bool = False,
+         settings: TuneSettings | None = None, device="auto", dtype="auto", cache: str | os.PathLike | None = None,
+         log: Callable[[str], None] = lambda line: None) -> dict:
+    """Search LM weight and word score for the lowest WER of `lm` (and `lexicon`) on the dev set `manifest`.
+
+    model: a path, published name or repo id (mms.hub.resolve_model). refs: a file of references (any format of
+    mms.scoring.read_texts) or a list of them; None: the manifest's text. cache: the emission cache directory
+    (default ~/.cache/mms/emissions). log: called with each progress line. Returns
+    {"wer", "lm_weight", "word_score", "beam", "beam_size_token", "beam_threshold", "manifest", "utterances",
+     "trials": [{"lm_weight", "word_score", "wer"}, ...]}, the winner first (see preset_yaml).
+    Raises an MMSError (one line) for an unusable manifest, reference file, model, LM or lexicon.
+    """
+    from mms.checkpoints import load_vocabulary
+    from mms.decoding.beam import BeamOptions, DecoderPool
+    from mms.hub import resolve_model
+    from mms.scoring import read_texts, score, texts_from_items
+    from mms.manifest import read_manifest
+
+    settings = settings or TuneSettings()
+    items = read_manifest(manifest)
+    if refs is None:
+        refs = texts_from_items(items, manifest)
+    elif isinstance(refs, (str, os.PathLike)):
+        refs = read_texts(refs, len(items))
+    elif len(refs) != len(items):
+        raise TuneError(f"{len(refs)} references for {len(items)} dev files; they must pair up one to one")
+    langs = {item.lang for item in items if item.lang} | ({lang} if lang else set())
+    if len(langs) > 1:
+        raise TuneError(f"the dev set mixes languages ({', '.join(sorted(langs))}); tune one language at a time")
+    lang = next(iter(langs), None)
+    model = str(resolve_model(model, task="asr", lang=lang))
+    vocab = load_vocabulary(model, lang, dict_path)
+    base = BeamOptions(lm=str(lm), lexicon=None if lexicon is None else str(lexicon), unit_lm=unit_lm,
+                       beam=settings.beam, beam_size_token=settings.beam_size_token,
+                       beam_threshold=settings.beam_threshold)
+    pool = DecoderPool(base, settings.decode_workers)
     try:
-        emissions = dev_emissions(args, items)
-        results = []
-        for n, (lm_weight, word_score) in enumerate(settings(args), 1):
+        pool.check(vocab)  # a bad LM or lexicon fails before the model runs
+        cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "emissions"
+        emissions = dev_emissions(model, lang, dict_path, [item.audio for item in items], cache, device, dtype, log)
+        trials = []
+        for n, (lm_weight, word_score) in enumerate(trial_settings(settings), 1):
             options = replace(base, lm_weight=lm_weight, word_score=word_score)
             futures = [pool.submit(vocab, e, options) if e is not None else None for e in emissions]
             hyps = [f.result().text if f is not None else None for f in futures]
             wer = score(refs, hyps, per_utterance=False)["wer"]
-            results.append((wer if wer is not None else float("inf"), lm_weight, word_score))
-            print(f"mms tune: [{n}] lm_weight {lm_weight:.3f} word_score {word_score:.3f}  WER {wer:.2f}",
-                  file=sys.stderr)
+            trials.append({"lm_weight": lm_weight, "word_score": word_score,
+                           "wer": wer if wer is not None else float("inf")})
+            log(f"[{n}] lm_weight {lm_weight:.3f} word_score {word_score:.3f}  WER {trials[-1]['wer']:.2f}")
     finally:
         pool.close()
-    wer, lm_weight, word_score = min(results)
-    preset = (f"# mms tune: WER {wer:.2f} on {args.manifest} ({len(items)} utterances), {len(results)} settings\n"
-              f"lm_weight: {lm_weight}\nword_score: {word_score}\nbeam: {args.beam}\n"
-              f"beam_size_token: {'null' if args.beam_size_token is None else args.beam_size_token}\n"
-              f"beam_threshold: {args.beam_threshold}\n")
-    write_text_atomic(args.output, preset)
-    print(f"mms tune: best WER {wer:.2f} with lm_weight {lm_weight} word_score {word_score}", file=sys.stderr)
-    return 0
+    trials.sort(key=lambda t: (t["wer"], t["lm_weight"], t["word_score"]))
+    best = trials[0]
+    return {**best, "beam": settings.beam, "beam_size_token": settings.beam_size_token,
+            "beam_threshold": settings.beam_threshold, "manifest": str(manifest), "utterances": len(items),
+            "trials": trials}
+
+
+def preset_yaml(result: dict) -> str:
+    """The winner of tune() as a preset for `mms asr --config`."""
+    size = result["beam_size_token"]
+    return (f"# mms tune: WER {result['wer']:.2f} on {result['manifest']} ({result['utterances']} utterances), "
+            f"{len(result['trials'])} settings\n"
+            f"lm_weight: {result['lm_weight']}\nword_score: {result['word_score']}\nbeam: {result['beam']}\n"
+            f"beam_size_token: {'null' if size is None else size}\n"
+            f"beam_threshold: {result['beam_threshold']}\n")

@@ -30,6 +30,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from mms.errors import MMSError
+
+
+class MissingPackageError(MMSError):
+    """A language's rule needs an optional package that is not installed."""
+
 # punctuations.lst, first column, in file order (code points, hex).
 PUNCTUATIONS_LST = """
     0081 0090 0008 008D 0094 008F 001A 009D 0093 0092 E295 F21D F62D F173 E514 E293 F523 E233 F50F E232 EA7B
@@ -119,7 +125,7 @@ def text_normalize(text: str, iso_code: str | None = None, lower_case: bool = Tr
         try:
             from unidecode import unidecode
         except ImportError:
-            raise RuntimeError(f"normalising '{lang}' text removes diacritics with the `unidecode` package "
+            raise MissingPackageError(f"normalising '{lang}' text removes diacritics with the `unidecode` package "
                                "(pip install unidecode)") from None
         text = unidecode(text)
     return WHITESPACE.sub(" ", text).strip()

@@ -11,7 +11,8 @@ Hugging Face checkpoints follow transformers' VitsTokenizer:
     edges or repeated yields fewer ids than fairseq's interspersing would.
 Both references drop unknown characters silently; here they are returned (`Prepared.dropped`) for a warning.
 
-Long texts are cut into sentences first (`split_sentences`); each sentence is prepared on its own.
+Long texts are cut into sentences first (`split_sentences`, unless the caller synthesises each input whole);
+each sentence is prepared on its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mms.errors import MMSError
 from mms.text.romanize import romanize
+
+
+class TextError(MMSError):
+    """An input text that cannot be spoken (empty, or nothing in the voice's vocabulary)."""
+
 
 # Sentence-final punctuation of the scripts MMS covers. Latin-style marks end a sentence only before
 # whitespace (so "3.5" and "e.g." inside words stay whole); the others also end one with no space after.

@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mms.errors import MMSError
+
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 
 
-class VocabularyError(ValueError):
+class VocabularyError(MMSError):
     pass
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mms.command import add_common_options, error, say
+
 ADAPTER_EXAMPLES = """\
 examples:
   mms train-adapter --model mms-1b-all --lang xyz --train train.jsonl --dev dev.jsonl --out xyz-adapter/
@@ -21,7 +23,7 @@ the language's entry: pass the directory to `mms asr --adapter`, or copy the fil
 directory and add the vocab.json entry there. Also train_state.pt (rerun the same command after an
 interruption: it resumes) and train_log.jsonl (loss, dev CER/WER, throughput per epoch).
 
-exit status: 0 trained, 1 training failed, 2 usage error.
+exit status: 0 trained, 1 training failed (out of memory, disk full), 2 usage or data error, 3 a bug.
 """
 
 TRAIN_EXAMPLES = """\
@@ -37,7 +39,7 @@ language-identification head on the same encoder (written to <out>/lid/). Output
 directory (config.json, model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>`
 reads.
 
-exit status: 0 trained, 1 training failed, 2 usage error.
+exit status: 0 trained, 1 training failed (out of memory, disk full), 2 usage or data error, 3 a bug.
 """
 
 
@@ -64,6 +66,7 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
                    help="micro-batches per optimizer step (gradient accumulation; default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast to bfloat16, on CPU too (default: %(default)s)")
+    # not mms.command.add_device_options: training's precision is --precision (autocast), not a model --dtype
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often "
                                                "fastest on a busy machine)")
@@ -77,7 +80,7 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
                    help="delay-penalised CTC: favour alignments that emit letters early, for accurate word times "
                         "(e.g. 0.02 per 20 ms frame; default: 0, plain CTC)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", "-v", action="store_true", help="log every epoch's numbers to stderr")
+    add_common_options(p)  # --offline (a published base model from the cache only), --verbose (every epoch's numbers)
 
 
 def add_parser(commands) -> None:
@@ -100,7 +103,8 @@ def add_parser(commands) -> None:
 
 
 def read_architecture(path: str):
-    """A Wav2Vec2Config from a config.json (the model_type must be wav2vec2; the heads come from the data)."""
+    """A Wav2Vec2Config from a config.json (the model_type must be wav2vec2; the heads come from the data).
+    Raises OSError, ValueError or TypeError; run() turns them into one-line usage errors."""
     import json
 
     from mms.models.wav2vec2 import Wav2Vec2Config
@@ -130,9 +134,10 @@ def read_architecture(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Usage and data errors are raised (TrainError, DataError: mms.command.execute makes them exit 2); a run that
+    fails while training (out of memory, a full disk) is exit 1."""
     import logging
 
-    from mms.train.data import DataError
     from mms.train.engine import TrainError, TrainOptions, train
 
     command = "train-adapter" if args.mode == "adapter" else "train"
@@ -143,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             init_config = read_architecture(args.config)
         except (OSError, ValueError, TypeError) as e:
-            print(f"mms {command}: error: {args.config}: {e}", file=sys.stderr)
-            return 2
+            raise TrainError(f"{args.config}: {e}") from None
     options = TrainOptions(
         mode=args.mode, model=args.model, init_config=init_config, lang=args.lang, train=args.train, dev=args.dev,
         out=args.out,
@@ -156,16 +160,12 @@ def run(args: argparse.Namespace) -> int:
         freeze_feature_encoder=getattr(args, "freeze_feature_encoder", False), lid=getattr(args, "lid", False))
     try:
         summary = train(options)
-    except (TrainError, DataError) as e:
-        print(f"mms {command}: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"mms {command}: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-              file=sys.stderr)
+    except (OSError, RuntimeError) as e:
+        error(f"mms {command}", f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         return 1
     last = summary["last"] or {}
     cer = f", dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
     stop = " (stopped at --max-steps; rerun to continue)" if summary["stopped_early"] else ""
-    print(f"mms {command}: {summary['epochs_done']} epochs, {summary['step']} steps{cer}; "
-          f"{summary['throughput']} audio s/s; output in {summary['out']}{stop}", file=sys.stderr)
+    say(f"mms {command}", f"{summary['epochs_done']} epochs, {summary['step']} steps{cer}; "
+                          f"{summary['throughput']} audio s/s; output in {summary['out']}{stop}")
     return 0

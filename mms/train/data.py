@@ -7,17 +7,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.batching import make_batches
+from mms.audio import SAMPLE_RATE, AudioError, load_audio, standardize
+from mms.batching import make_batches, pad
+from mms.errors import MMSError
 from mms.manifest import Item, read_manifest
-from mms.text.normalize import text_normalize
+from mms.text.normalize import MissingPackageError, text_normalize
 from mms.text.vocab import Vocabulary
 
 # transformers' Wav2Vec2CTCTokenizer layout: <pad> is the CTC blank; "|" separates words
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")
 
 
-class DataError(ValueError):
+class TrainError(MMSError):
+    """A training run that cannot start or continue; the message says why in one line."""
+
+
+class DataError(MMSError):
     """Training data that cannot be used; the message names the file or input and says why."""
 
 
@@ -37,12 +42,8 @@ class Example:
 def normalize_text(text: str, lang: str) -> str:
     try:
         return text_normalize(text, lang)
-    except RuntimeError:  # a language whose rule needs an optional package: fall back to the generic rule
+    except MissingPackageError:  # a language whose rule needs an optional package: fall back to the generic rule
         return text_normalize(text, None)
-
-
-def standardize(wave: np.ndarray, eps: float) -> np.ndarray:
-    return ((wave - wave.mean()) / np.sqrt(wave.var() + eps)).astype(np.float32)
 
 
 def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
@@ -52,7 +53,7 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
     for manifest in manifests:
         try:
             items: list[Item] = read_manifest(manifest)
-        except ValueError as e:
+        except MMSError as e:  # a manifest that cannot be read
             raise DataError(str(e)) from None
         for item in items:
             lang = item.lang or default_lang
@@ -118,10 +119,7 @@ def collate(examples: list[Example]):
     """Right-padded waveforms [B, L], sample counts, concatenated targets and their lengths (torch tensors)."""
     import torch
 
-    lengths = [e.wave.size for e in examples]
-    waves = torch.zeros(len(examples), max(lengths))
-    for row, e in zip(waves, examples):
-        row[:e.wave.size] = torch.from_numpy(e.wave)
+    waves, lengths = pad([e.wave for e in examples])
     targets = torch.from_numpy(np.concatenate([e.labels for e in examples]))
     target_lengths = torch.tensor([e.labels.size for e in examples])
-    return waves, torch.tensor(lengths), targets, target_lengths
+    return torch.from_numpy(waves), torch.tensor(lengths), targets, target_lengths

@@ -29,18 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from mms.audio import SAMPLE_RATE
+from mms.checkpoints import Checkpoint
 from mms.decoding.ctc import greedy_decode
 from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
-from mms.train.data import Example, build_vocabulary, collate, encode, epoch_batches, read_examples
+from mms.train.data import Example, TrainError, build_vocabulary, collate, encode, epoch_batches, read_examples
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
-
-
-class TrainError(ValueError):
-    """A training run that cannot start or continue; the message says why in one line."""
 
 
 @dataclass
@@ -117,6 +115,22 @@ class TrainModel(nn.Module):
     def log_probs(self, hidden: torch.Tensor, lang: str) -> torch.Tensor:
         """CTC log-probabilities [B, T, V] in float32 from the language's output layer."""
         return self.heads[lang](hidden).float().log_softmax(-1)
+
+
+class LanguageView(nn.Module):
+    """The model being trained as ModelRunner runs a CTC model: the encoder and the output layer of `lang`,
+    (waves, lengths) -> (logits [B, T, V], frame counts). The LID head's logits of the batch just run are kept in
+    `lid` (None without a LID head), so that the dev pass runs the encoder once for both."""
+
+    def __init__(self, model: TrainModel):
+        super().__init__()
+        self.model = model
+        self.lang: str | None = None
+        self.lid: torch.Tensor | None = None
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor):
+        hidden, frame_lengths, self.lid = self.model(waves, lengths)
+        return self.model.heads[self.lang](hidden), frame_lengths
 
 
 def new_head(hidden_size: int, vocab_size: int, generator: torch.Generator) -> nn.Linear:
@@ -234,6 +248,10 @@ class Trainer:
         heads = {lang: new_head(cfg.hidden_size, len(v), generator) for lang, v in self.vocabs.items()}
         lid = self.languages if options.lid and options.mode == "full" else None
         self.model = TrainModel(encoder, heads, lid, options.lid_proj_size).to(self.device)
+        # the dev pass runs the model being trained as inference runs a model (float32 inputs; bf16 by autocast)
+        described = Checkpoint("train", str(self.out), cfg, {}, normalize=normalize, normalize_eps=eps)
+        self.dev_view = LanguageView(self.model)
+        self.runner = ModelRunner(described, self.device, torch.float32, model=self.dev_view)
         self.trainable = trainable_names(self.model, options)
         params = dict(self.model.named_parameters())
         for name, p in params.items():
@@ -462,30 +480,37 @@ class Trainer:
         self.batch_in_epoch = 0
         self.save_state()
 
-    @torch.no_grad()
     def evaluate(self, examples: list[Example]) -> dict:
-        """Greedy CTC decoding of `examples`: corpus CER/WER (percent) over all and per language, LID accuracy."""
-        from mms.lm.scoring import score
+        """Greedy CTC decoding of `examples`: corpus CER/WER (percent) over all and per language, LID accuracy.
+        The forward passes are ModelRunner's (length-sorted padded batches, inference mode, out-of-memory halving),
+        one language at a time through LanguageView."""
+        from mms.scoring import score
 
-        self.model.eval()
         hyps: list[str] = [""] * len(examples)
         lid_hits = 0
-        for lang in sorted({e.lang for e in examples}):
-            members = [i for i, e in enumerate(examples) if e.lang == lang]
-            from mms.batching import make_batches
 
-            for batch in make_batches([examples[i].wave.size for i in members], self.batch_samples):
-                chosen = [examples[members[i]] for i in batch]
-                waves, lengths, _, _ = collate(chosen)
+        def use(batch: list[int], logits: torch.Tensor, frames: list[int]) -> None:
+            nonlocal lid_hits
+            ids = logits.log_softmax(-1).argmax(-1).cpu().numpy()
+            for row, i in enumerate(batch):
+                hyps[i] = greedy_decode(ids[row, :frames[row]], self.vocabs[examples[i].lang]).text
+            if self.dev_view.lid is not None:
+                label = self.model.lid_labels.index(self.dev_view.lang)
+                lid_hits += int((self.dev_view.lid.argmax(-1).cpu() == label).sum())
+
+        def fail(i: int, reason: str) -> None:  # even alone: the dev set is part of the run, which fails
+            raise RuntimeError(f"{examples[i].audio}: {reason}")
+
+        self.model.eval()
+        try:
+            for lang in sorted({e.lang for e in examples}):
+                self.dev_view.lang = lang
+                members = [i for i, e in enumerate(examples) if e.lang == lang]
                 with self.autocast():
-                    hidden, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device))
-                    ids = self.model.log_probs(hidden, lang).argmax(-1).cpu().numpy()
-                for row, i in enumerate(batch):
-                    n = int(frame_lengths[row])
-                    hyps[members[i]] = greedy_decode(ids[row, :n], self.vocabs[lang]).text
-                if lid is not None:
-                    lid_hits += int((lid.argmax(-1).cpu() == self.model.lid_labels.index(lang)).sum())
-        self.model.train()
+                    self.runner.run(members, lambda i: examples[i].wave, use, fail, self.batch_samples)
+        finally:
+            self.dev_view.lid = None
+            self.model.train()
         overall = score([e.text for e in examples], hyps, per_utterance=False)
         record = {"dev_cer": overall["cer"], "dev_wer": overall["wer"], "dev_per_language": {}}
         for lang in sorted({e.lang for e in examples}):

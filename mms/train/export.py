@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from mms.outputs import write_text_atomic
-from mms.train.data import vocab_json
+from mms.files import write_text_atomic
+from mms.train.data import TrainError, vocab_json
 
 POS = "wav2vec2.encoder.pos_conv_embed.conv."
 TOKENIZER_CONFIG = {"word_delimiter_token": "|", "pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>",
@@ -57,7 +57,7 @@ def merge_vocab_json(path: Path, entries: dict[str, dict[str, int]]) -> None:
     """Add languages to a nested vocab.json, keeping the others there."""
     vocab = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     if vocab and not all(isinstance(v, dict) for v in vocab.values()):
-        raise ValueError(f"{path}: a single-language vocab.json; cannot add languages to it")
+        raise TrainError(f"{path}: a single-language vocab.json; cannot add languages to it")
     vocab.update(entries)
     write_json(path, vocab)
 

@@ -2,7 +2,11 @@
 
 
 def __getattr__(name):
-    if name in ("TTS", "Speech", "TextError"):
+    if name == "TextError":  # torch-free
+        from mms.text.tts_text import TextError
+
+        return TextError
+    if name in ("TTS", "Speech"):
         from mms.tts import synthesizer
 
         return getattr(synthesizer, name)

@@ -1,19 +1,20 @@
 """Text to speech: the Python API behind `mms tts`.
 
     from mms.tts import TTS
-    tts = TTS.load("mms-tts-eng")                      # Hugging Face directory
+    tts = TTS.load(lang="eng")                         # the registry's voice mms-tts-eng (fetched once)
     tts = TTS.load("mms-tts/models", lang="amh")       # original layout: models/<lang>/G_100000.pth ...
     wave, sample_rate = tts.synthesize("Expanding the language coverage of speech technology.")
-    for speech in tts.synthesize_iter(lines, seed=7):
-        print(speech.text, speech.duration, speech.error)
+    for speech in tts.synthesize_iter(lines, seed=7):  # options: mms.options.TTSOptions, or its fields
+        print(speech.name, speech.duration, speech.error)
 
-How work flows: each input is cut into sentences (script-aware, at most `max_chars` each) and every sentence is
-turned into ids as the voice's format does it (mms/text/tts_text.py); characters not in the vocabulary are
-dropped with one warning per input. Sentences of a buffer of inputs are sorted by length and synthesised in
-padded batches of at most `batch_tokens` ids; each waveform is cut at its true length (the model zeroes the
-padding), and an input's sentences are joined with `pause` seconds of silence. Memory is bounded by the batch
-and the buffer, not by the length or number of inputs. A failing input becomes a `Speech` with `error` set;
-the others carry on.
+How work flows: each input is cut into sentences (script-aware, at most `max_chars` each; with split="none"
+the input stays whole, as fairseq's infer.py and transformers' VitsModel take it) and every sentence is turned
+into ids as the voice's format does it (mms/text/tts_text.py); characters not in the vocabulary are dropped
+with one warning per input. Sentences of a buffer of inputs are sorted by length and synthesised in padded
+batches of at most `batch_tokens` ids; each waveform is cut at its true length (the model zeroes the padding),
+and an input's sentences are joined with `pause` seconds of silence. Memory is bounded by the batch and the
+buffer, not by the length or number of inputs. A failing input becomes a `Speech` with `error` set; the others
+carry on.
 
 Noise: sentence j of an input is synthesised with seed `seed + j` (a random seed when none is given), so the
 same text and seed give the same speech whatever else is in the batch; a one-sentence input with seed s gives
@@ -25,41 +26,58 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 import torch
 
-from mms.batching import make_batches
+from mms.batching import failure, in_halves, make_batches, pad
 from mms.checkpoints import CheckpointError
 from mms.checkpoints.vits_hf import VitsCheckpoint
 from mms.device import resolve_device, resolve_dtype
+from mms.errors import MMSError
 from mms.models.vits import VitsModel
-from mms.text.tts_text import Prepared, split_sentences
+from mms.options import TTSOptions
+from mms.text.tts_text import Prepared, TextError, split_sentences
+
+__all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
 
 log = logging.getLogger("mms.tts")
 
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+SPLITS = ("sentences", "none")
 
-
-class TextError(ValueError):
-    """An input text that cannot be spoken (empty, or nothing in the voice's vocabulary)."""
+# An input of synthesize_iter: a text, or (its line number, the text) to have results named "line N".
+Text = Union[str, tuple[int, str]]
 
 
 @dataclass
 class Speech:
-    index: int  # position in the inputs
+    """One input's speech, a mms.results.Result; `path` is set by the writer that saved it."""
+
+    index: int  # 0-based position in the inputs
     text: str
     sample_rate: int
     wave: np.ndarray | None = None  # float32 mono in [-1, 1]
-    error: str | None = None
+    error: str | None = None  # "<name>: <reason>"
     dropped: list[str] = field(default_factory=list)  # characters not in the vocabulary, once each
+    line: int | None = None  # the input's line number, when the caller gave one
+    path: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "text" if self.line is None else f"line {self.line}"
 
     @property
     def duration(self) -> float | None:
         return None if self.wave is None else round(self.wave.size / self.sample_rate, 3)
+
+    def to_dict(self) -> dict:
+        """The record of index.jsonl (`index` counts from 1 there)."""
+        return {"index": self.index + 1, "line": self.line, "text": self.text, "path": self.path,
+                "duration": self.duration, "error": self.error, "dropped": self.dropped}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -105,10 +123,13 @@ def find_voice(model: Path, lang: str | None) -> tuple[str, Path]:
     return voice_format(voices[lang]), voices[lang]
 
 
-def load_voice(model: str | Path, lang: str | None = None) -> VitsCheckpoint:
+def load_voice(model: str | Path | None = None, lang: str | None = None) -> VitsCheckpoint:
+    """The voice `model` names (see TTS.load); without `model`, the registry's default voice for `lang`."""
     from mms.checkpoints import vits_hf, vits_original
     from mms.hub import resolve_model
 
+    if model is None and lang is None:
+        raise MMSError("no voice chosen: give --lang (e.g. --lang eng for the voice mms-tts-eng) or --model")
     fmt, directory = find_voice(resolve_model(model, task="tts", lang=lang), lang)
     if fmt == "huggingface":
         return vits_hf.load(directory, lang)
@@ -147,31 +168,31 @@ def build_model(checkpoint: VitsCheckpoint, device: torch.device, dtype: torch.d
 class _Job:
     index: int
     text: str
+    line: int | None
     sentences: list[Prepared] = field(default_factory=list)
     waves: list[np.ndarray | None] = field(default_factory=list)
     seed: int = 0
-    error: str | None = None
+    error: str | None = None  # the reason, without the input's name
     dropped: list[str] = field(default_factory=list)
 
 
 class TTS:
-    def __init__(self, checkpoint: VitsCheckpoint, device="auto", dtype="auto", max_chars: int = 300,
-                 batch_tokens: int = 1000, pause: float = 0.2):
+    def __init__(self, checkpoint: VitsCheckpoint, device="auto", dtype="auto", options: TTSOptions | None = None):
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         # VITS is small (36M weights) and its spline flows want float32: "auto" keeps float32 on GPUs too
         self.dtype = torch.float32 if dtype == "auto" else resolve_dtype(dtype, self.device)
         self.model = build_model(checkpoint, self.device, self.dtype)
         self.text = checkpoint.text
-        self.max_chars = max_chars
-        self.batch_tokens = batch_tokens
-        self.pause = pause
+        self.options = options or TTSOptions()
 
     @classmethod
-    def load(cls, model: str | Path, lang: str | None = None, device="auto", dtype="auto", **options) -> "TTS":
+    def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
+             options: TTSOptions | None = None) -> "TTS":
         """`model`: a Hugging Face mms-tts-* directory, an original MMS-TTS directory (G_*.pth, config.json,
-        vocab.txt), a folder of voices plus `lang`, or a published name (mms.hub: `mms-tts` plus `lang`)."""
-        return cls(load_voice(model, lang), device, dtype, **options)
+        vocab.txt), a folder of voices plus `lang`, or a published name (mms.hub: `mms-tts` plus `lang`).
+        None: the registry's default voice for `lang` (mms-tts-<lang>)."""
+        return cls(load_voice(model, lang), device, dtype, options)
 
     @property
     def sample_rate(self) -> int:
@@ -181,13 +202,18 @@ class TTS:
     def lang(self) -> str | None:
         return self.checkpoint.lang
 
-    def prepare(self, text: str) -> tuple[list[Prepared], list[str]]:
-        """Sentences of `text` as ids, and the characters dropped as not in the vocabulary (once each)."""
+    def prepare(self, text: str, options: TTSOptions | None = None) -> tuple[list[Prepared], list[str]]:
+        """Sentences of `text` as ids (the whole text as one with options.split "none"), and the characters
+        dropped as not in the vocabulary (once each)."""
+        options = options or self.options
         if not text or not text.strip():
             raise TextError("empty text")
+        # Whole: the outer whitespace goes (a piped text's newline), which changes no id: both references
+        # strip the text after dropping unknown characters.
+        pieces = split_sentences(text, options.max_chars) if options.split == "sentences" else [text.strip()]
         sentences, dropped = [], {}
-        for sentence in split_sentences(text, self.max_chars):
-            prepared = self.text.prepare(sentence)
+        for piece in pieces:
+            prepared = self.text.prepare(piece)
             dropped.update(dict.fromkeys(prepared.dropped))
             if prepared.text:  # with no letter left, fairseq's ids would still be one blank
                 sentences.append(prepared)
@@ -196,70 +222,62 @@ class TTS:
                             f"{_show(list(dropped))})")
         return sentences, list(dropped)
 
-    def synthesize(self, text: str, **options) -> tuple[np.ndarray, int]:
-        """One text -> (float32 waveform, sample rate). Raises TextError for unusable text.
-        Options: speaking_rate, noise_scale, noise_scale_duration, seed, sample_rate (see synthesize_iter)."""
-        speech = next(self.synthesize_iter([text], **options))
+    def synthesize(self, text: str, options: TTSOptions | None = None, **overrides) -> tuple[np.ndarray, int]:
+        """One text -> (float32 waveform, sample rate). Raises TextError for unusable text."""
+        speech = next(self.synthesize_iter([text], options, **overrides))
         if speech.error:
             raise TextError(speech.error)
         return speech.wave, speech.sample_rate
 
-    def synthesize_iter(self, texts: Iterable[str], *, speaking_rate: float | None = None,
-                        noise_scale: float | None = None, noise_scale_duration: float | None = None,
-                        seed: int | None = None, sample_rate: int | None = None) -> Iterator[Speech]:
-        """One Speech per text, in input order. speaking_rate > 1 speaks faster; noise_scale (0.667) and
-        noise_scale_duration (0.8) set the variation of voice and rhythm (0: deterministic); sample_rate
-        resamples the output (soxr) from the voice's rate."""
-        options = dict(speaking_rate=speaking_rate, noise_scale=noise_scale,
-                       noise_scale_duration=noise_scale_duration)
+    def synthesize_iter(self, texts: Iterable[Text], options: TTSOptions | None = None,
+                        **overrides) -> Iterator[Speech]:
+        """One Speech per text, in input order, lazily. A text may be given as (line number, text) to name its
+        result "line N". `options` (default: the TTS's own) and `overrides` (its fields: seed=7, split="none",
+        speaking_rate, noise_scale, noise_scale_duration, sample_rate, ...) set the synthesis (mms.options)."""
+        options = replace(options or self.options, **overrides)
+        if options.split not in SPLITS:
+            raise MMSError(f"unknown split {options.split!r}; choose one of {', '.join(SPLITS)}")
         buffer, buffered = [], 0
-        for index, text in enumerate(texts):
-            job = self._prepare(index, text, seed)
+        for index, item in enumerate(texts):
+            line, text = item if isinstance(item, tuple) else (None, item)
+            job = self._prepare(index, line, text, options)
             buffer.append(job)
             buffered += sum(len(s.ids) for s in job.sentences)
-            if buffered >= 8 * self.batch_tokens:
-                yield from self._run(buffer, options, sample_rate)
+            if buffered >= 8 * options.batch_tokens:
+                yield from self._run(buffer, options)
                 buffer, buffered = [], 0
-        yield from self._run(buffer, options, sample_rate)
+        yield from self._run(buffer, options)
 
-    def _prepare(self, index: int, text: str, seed: int | None) -> _Job:
-        job = _Job(index, text)
+    def _prepare(self, index: int, line: int | None, text: str, options: TTSOptions) -> _Job:
+        job = _Job(index, text, line)
         try:
-            job.sentences, job.dropped = self.prepare(text)
+            job.sentences, job.dropped = self.prepare(text, options)
         except TextError as e:
             job.error = str(e)
         except Exception as e:  # noqa: BLE001 - e.g. romanisation failing on one input must not stop the others
             job.error = f"cannot prepare the text ({type(e).__name__}: {e})"
         job.waves = [None] * len(job.sentences)
-        job.seed = int(torch.randint(0, 2 ** 62, ())) if seed is None else seed
+        job.seed = int(torch.randint(0, 2 ** 62, ())) if options.seed is None else options.seed
         if job.dropped and not job.error:
             log.warning("%s: dropped characters not in the vocabulary of the voice: %s",
                         _label(text), _show(job.dropped))
         return job
 
-    def _run(self, jobs: list[_Job], options: dict, sample_rate: int | None) -> Iterator[Speech]:
+    def _run(self, jobs: list[_Job], options: TTSOptions) -> Iterator[Speech]:
         items = [(job, j) for job in jobs if not job.error for j in range(len(job.sentences))]
         lengths = [len(job.sentences[j].ids) for job, j in items]
-        for batch in make_batches(lengths, self.batch_tokens):
-            self._run_batch([items[i] for i in batch], options)
+        for batch in make_batches(lengths, options.batch_tokens):
+            # out of memory, mostly: the batch again in halves, down to one sentence, which then fails its input
+            in_halves([items[i] for i in batch], lambda part: self._run_batch(part, options), _fail)
         for job in jobs:
-            yield self._finish(job, sample_rate)
+            yield self._finish(job, options)
 
-    def _run_batch(self, batch: list[tuple[_Job, int]], options: dict) -> None:
+    def _run_batch(self, batch: list[tuple[_Job, int]], options: TTSOptions) -> None:
         live = [(job, j) for job, j in batch if not job.error]
         if not live:
             return
-        try:
-            waves = self.forward([job.sentences[j].ids for job, j in live], [job.seed + j for job, j in live],
-                                 **options)
-        except (RuntimeError, MemoryError) as e:  # out of memory, mostly: retry in halves, then per sentence
-            if len(live) > 1:
-                half = len(live) // 2
-                self._run_batch(live[:half], options)
-                self._run_batch(live[half:], options)
-            else:
-                live[0][0].error = f"model failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-            return
+        waves = self.forward([job.sentences[j].ids for job, j in live], [job.seed + j for job, j in live],
+                             options.speaking_rate, options.noise_scale, options.noise_scale_duration)
         for (job, j), wave in zip(live, waves):
             job.waves[j] = wave
 
@@ -267,22 +285,20 @@ class TTS:
     def forward(self, id_lists: list[list[int]], seeds: list[int], speaking_rate: float | None = None,
                 noise_scale: float | None = None, noise_scale_duration: float | None = None) -> list[np.ndarray]:
         """A padded batch of id sequences -> one float32 waveform per sequence, cut at its length."""
-        lengths = [len(ids) for ids in id_lists]
-        batch = torch.zeros(len(id_lists), max(lengths), dtype=torch.long)
-        for row, ids in zip(batch, id_lists):
-            row[:len(ids)] = torch.tensor(ids)
-        waves, sample_lengths = self.model(batch.to(self.device), torch.tensor(lengths), seeds=seeds,
-                                           speaking_rate=speaking_rate, noise_scale=noise_scale,
+        ids, lengths = pad(id_lists, dtype=np.int64)
+        waves, sample_lengths = self.model(torch.from_numpy(ids).to(self.device), torch.tensor(lengths),
+                                           seeds=seeds, speaking_rate=speaking_rate, noise_scale=noise_scale,
                                            noise_scale_duration=noise_scale_duration)
         waves = waves.float().cpu().numpy()
         return [waves[i, :n] for i, n in enumerate(sample_lengths.tolist())]
 
-    def _finish(self, job: _Job, sample_rate: int | None) -> Speech:
-        rate = sample_rate or self.sample_rate
-        speech = Speech(job.index, job.text, rate, error=job.error, dropped=job.dropped)
+    def _finish(self, job: _Job, options: TTSOptions) -> Speech:
+        rate = options.sample_rate or self.sample_rate
+        speech = Speech(job.index, job.text, rate, dropped=job.dropped, line=job.line)
         if job.error:
+            speech.error = f"{speech.name}: {job.error}"
             return speech
-        gap = np.zeros(int(round(self.pause * self.sample_rate)), dtype=np.float32)
+        gap = np.zeros(int(round(options.pause * self.sample_rate)), dtype=np.float32)
         parts = []
         for j, wave in enumerate(job.waves):
             parts += [gap, wave] if j else [wave]
@@ -293,6 +309,10 @@ class TTS:
             wave = soxr.resample(wave, self.sample_rate, rate, quality="HQ").astype(np.float32, copy=False)
         speech.wave = wave
         return speech
+
+
+def _fail(item: tuple[_Job, int], error: BaseException) -> None:
+    item[0].error = failure(error)
 
 
 def _label(text: str) -> str:

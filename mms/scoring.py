@@ -25,10 +25,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mms.lm import read_text
+from mms.errors import MMSError
+from mms.files import read_text
 from mms.manifest import Item, ManifestError, read_manifest
 
-class ScoringError(ValueError):
+COUNTS = ("ref", "hyp", "errors", "substitutions", "deletions", "insertions")
+
+
+class ScoringError(MMSError):
     """References or hypotheses that cannot be scored; str() is one line."""
 
 
@@ -106,9 +110,52 @@ def score_utterance(ref: str, hyp: str, ignore_spaces: bool = False) -> dict:
     return {"wer": error_rate(words), "cer": error_rate(chars), "words": words, "chars": chars}
 
 
+class CorpusScorer:
+    """Corpus WER and CER summed one utterance at a time: only the running edit counts are kept, never the texts,
+    so a stream of any length (`mms asr --ref`) is scored in constant memory.
+
+        scorer = CorpusScorer()
+        for ref, hyp in pairs:
+            scorer.add(ref, hyp)
+        scorer.summary()  # as score(refs, hyps, per_utterance=False)
+    """
+
+    def __init__(self, ignore_spaces: bool = False):
+        self.ignore_spaces = ignore_spaces
+        self.utterances = 0
+        self.totals = {"words": dict.fromkeys(COUNTS, 0), "chars": dict.fromkeys(COUNTS, 0)}
+
+    def add(self, ref: str, hyp: str | None) -> dict:
+        """Score one utterance (a hypothesis None, an input that failed, scores as empty) and add its counts;
+        returns its score_utterance dict."""
+        number = self.utterances + 1
+        if not isinstance(ref, str):
+            raise ScoringError(f"reference {number} is {type(ref).__name__}, not text")
+        hyp = "" if hyp is None else hyp
+        if not isinstance(hyp, str):
+            raise ScoringError(f"hypothesis {number} is {type(hyp).__name__}, not text")
+        result = score_utterance(ref, hyp, self.ignore_spaces)
+        for level, totals in self.totals.items():
+            for key in COUNTS:
+                totals[key] += result[level][key]
+        self.utterances = number
+        return result
+
+    def summary(self) -> dict:
+        """{"utterances", "wer", "cer", "cer_spaces", "words", "chars"} of everything added so far."""
+        return {
+            "utterances": self.utterances,
+            "wer": error_rate(self.totals["words"]),
+            "cer": error_rate(self.totals["chars"]),
+            "cer_spaces": "ignored" if self.ignore_spaces else "counted",
+            "words": dict(self.totals["words"]),
+            "chars": dict(self.totals["chars"]),
+        }
+
+
 def score(refs: Sequence[str], hyps: Sequence[str | None], ignore_spaces: bool = False,
           per_utterance: bool = True) -> dict:
-    """Corpus WER and CER (percent) of `hyps` against `refs`, aligned by position.
+    """Corpus WER and CER (percent) of `hyps` against `refs`, aligned by position (a CorpusScorer over the pairs).
 
     A hypothesis None (an input that failed) scores as empty. The result:
       {"utterances": N, "wer": float|None, "cer": float|None, "cer_spaces": "counted"|"ignored",
@@ -118,28 +165,13 @@ def score(refs: Sequence[str], hyps: Sequence[str | None], ignore_spaces: bool =
     """
     if len(refs) != len(hyps):
         raise ScoringError(f"{len(refs)} references but {len(hyps)} hypotheses; they must pair up one to one")
-    keys = ("ref", "hyp", "errors", "substitutions", "deletions", "insertions")
-    totals = {"words": dict.fromkeys(keys, 0), "chars": dict.fromkeys(keys, 0)}
+    scorer = CorpusScorer(ignore_spaces)
     utterances = []
     for index, (ref, hyp) in enumerate(zip(refs, hyps)):
-        if not isinstance(ref, str):
-            raise ScoringError(f"reference {index + 1} is {type(ref).__name__}, not text")
-        hyp = "" if hyp is None else hyp
-        if not isinstance(hyp, str):
-            raise ScoringError(f"hypothesis {index + 1} is {type(hyp).__name__}, not text")
-        result = score_utterance(ref, hyp, ignore_spaces)
-        for level in ("words", "chars"):
-            for key in keys:
-                totals[level][key] += result[level][key]
+        result = scorer.add(ref, hyp)
         if per_utterance:
-            utterances.append({"index": index, "ref": ref, "hyp": hyp, **result})
-    summary = {
-        "utterances": len(refs),
-        "wer": error_rate(totals["words"]),
-        "cer": error_rate(totals["chars"]),
-        "cer_spaces": "ignored" if ignore_spaces else "counted",
-        **totals,
-    }
+            utterances.append({"index": index, "ref": ref, "hyp": "" if hyp is None else hyp, **result})
+    summary = scorer.summary()
     if per_utterance:
         summary["per_utterance"] = utterances
     return summary

@@ -1,0 +1,52 @@
+"""The audio output of text to speech: one file (`--wav PATH`, "-" for standard output), or a folder of numbered
+files (0001.wav, 0002.wav, ... numbered by input position) with DIR/index.jsonl, one record per input.
+
+Each file is written atomically (mms.audio.write_audio) as its result arrives, and its index.jsonl line is
+written and flushed right after, so a killed run keeps every finished line and file. A file that cannot be
+written becomes that result's error (and its record says so); the other inputs carry on. No torch here: a
+result is read through `wave`, `sample_rate`, `index`, `name`, `error`, `path` and `to_dict()`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mms.audio import write_audio
+from mms.writers import JsonlWriter, Writer, WriterError
+
+
+class SpeechWriter(Writer):
+    """`dest` is the one output file, or with `outdir` the output folder; `audio_format` "wav" or "flac" (default: a
+    single file's suffix, else wav); `subtype` "PCM_16" or "FLOAT" (wav only); `count`: the number of inputs
+    (the width of the file numbers, at least 4 digits)."""
+
+    def __init__(self, dest: str, outdir: bool = False, audio_format: str | None = None, subtype: str = "PCM_16",
+                 count: int = 1):
+        self.dest, self.outdir, self.subtype = os.fspath(dest), outdir, subtype
+        self.fmt = audio_format or ("wav" if outdir else None)  # a single file: write_audio reads its suffix
+        self.width = max(4, len(str(count)))
+        self.written = 0
+        self.index = JsonlWriter(os.path.join(self.dest, "index.jsonl")) if outdir else None
+
+    def path_of(self, result) -> str:
+        if not self.outdir:
+            return self.dest
+        return os.path.join(self.dest, f"{result.index + 1:0{self.width}d}.{self.fmt}")
+
+    def write(self, result) -> None:
+        if not self.outdir and self.written:
+            raise WriterError(f"{self.dest}: one output file takes one text; give a folder for several")
+        self.written += 1
+        if result.error is None:
+            path = self.path_of(result)
+            try:
+                write_audio(path, result.wave, result.sample_rate, fmt=self.fmt, subtype=self.subtype)
+                result.path = path
+            except (OSError, RuntimeError, ValueError) as e:  # soundfile's errors are RuntimeErrors
+                result.error = f"{result.name}: {path}: cannot write audio ({getattr(e, 'strerror', None) or e})"
+        if self.index is not None:
+            self.index.write(result)
+
+    def close(self, complete: bool = True) -> None:
+        if self.index is not None:
+            self.index.close(complete)
