@@ -14,13 +14,15 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from mms.errors import MMSError
-from mms.models.wav2vec2 import Wav2Vec2Config
 from mms.text.vocab import Vocabulary
+
+if TYPE_CHECKING:  # the package itself stays torch-free: the hub reads its file-name rules (hf_layout.py)
+    import torch
+
+    from mms.models.wav2vec2 import Wav2Vec2Config
 
 
 class CheckpointError(MMSError):
@@ -102,10 +104,14 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Ch
     return fairseq.load(path, dict_path)
 
 
-def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
     """The canonical model for a checkpoint, on `device` in `dtype`, in eval mode. Built on the meta device and
     given the checkpoint's tensors directly, so memory-mapped weights are not copied when nothing converts them."""
+    import torch
+
     from mms.models.wav2vec2 import build_model
+
+    dtype = torch.float32 if dtype is None else dtype
 
     with torch.device("meta"):
         model = build_model(checkpoint.config)

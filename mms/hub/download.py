@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from mms.checkpoints import hf_layout
+from mms.checkpoints.hf_layout import adapter_filenames, adapter_languages
 from mms.hub.errors import HubError, HTTPStatusError, RepositoryMissingError, UnreachableError
 from mms.hub.registry import ModelInfo, human_size, licence
 
@@ -87,7 +89,6 @@ def hf_files(info: ModelInfo, langs=()) -> list[tuple[list[str], bool, str | Non
     files, then the adapters (a missing language fails before the big download), then the weights."""
     files = [(*_alternatives(spec), None) for spec in info.files]
     if info.adapter and langs:
-        from mms.checkpoints.hf_layout import adapter_filenames  # here: the mms.checkpoints package imports torch
 
         files += [(list(adapter_filenames(lang)), False, lang) for lang in langs]
     if info.weights:
@@ -113,8 +114,6 @@ def cached_file(repo: str, names: list[str], revision: str = "main") -> str | No
 def has_adapters(snapshot: Path) -> bool:
     """A vocab.json nested by language means per-language adapters; a flat one, a single-language model (an
     unreadable one: assume adapters, the download will tell)."""
-    from mms.checkpoints import hf_layout
-
     vocab = hf_layout.read_vocab(snapshot)
     return vocab is None or hf_layout.vocab_languages(vocab) is not None
 
@@ -453,7 +452,6 @@ def cached_languages(info: ModelInfo) -> list[str]:
     if info.adapter:
         snapshot = hf_snapshot(info)
         if snapshot is not None:
-            from mms.checkpoints.hf_layout import adapter_languages  # here: mms.checkpoints imports torch
 
             return sorted(adapter_languages(snapshot))
     return []

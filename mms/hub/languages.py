@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from mms.checkpoints import hf_layout
 from mms.hub.download import cached_paths
 from mms.hub.errors import MissingLanguageError
 from mms.hub.registry import ModelInfo, registry
@@ -134,7 +135,6 @@ def languages_at(path: str | Path) -> list[str] | None:
     path = Path(path)
     try:
         if path.is_dir():
-            from mms.checkpoints import hf_layout  # here: the mms.checkpoints package imports torch
 
             languages = hf_layout.vocab_languages(hf_layout.read_vocab(path)) or sorted(
                 hf_layout.adapter_languages(path))
