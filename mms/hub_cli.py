@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from mms.command import error
 from mms.hub.registry import DEMO_TASKS, TASKS
 
 MODELS_EXAMPLES = """\
@@ -47,7 +48,7 @@ def add_parser(commands) -> None:
     listing = actions.add_parser("list", help="known models, their task, languages, size and whether cached")
     listing.add_argument("--task", choices=TASKS, help="only models of this task")
     listing.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    listing.set_defaults(run=run_list)
+    listing.set_defaults(run=run_list, prog="mms models list")
 
     download = actions.add_parser("download", help="fetch models into the cache (for offline use, or a cluster)",
                                   epilog=MODELS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,12 +56,12 @@ def add_parser(commands) -> None:
     _model_options(download)
     download.add_argument("--refresh", action="store_true",
                           help="ask the Hub for a newer revision even when the files are cached")
-    download.set_defaults(run=run_download)
+    download.set_defaults(run=run_download, prog="mms models download")
 
     path = actions.add_parser("path", help="print where a model is cached (exit 1 when it is not)")
     path.add_argument("name", metavar="NAME")
     _model_options(path)
-    path.set_defaults(run=run_path)
+    path.set_defaults(run=run_path, prog="mms models path")
 
     langs = commands.add_parser(
         "langs", help="language catalogue: codes, names, scripts, which models have them",
@@ -82,11 +83,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="asr",
                         help="task of a Hugging Face repo id that is not a known name (default: %(default)s)")
     parser.add_argument("--offline", action="store_true",
-                        help="use only the cache, download nothing (the same as HF_HUB_OFFLINE=1)")
-
-
-def error(command: str, message: str) -> None:
-    print(f"mms {command}: error: {message}", file=sys.stderr)
+                        help="use only the cache, download nothing (the same as HF_HUB_OFFLINE=1; mms.command "
+                             "applies it)")
 
 
 def _find(name: str, task: str):
@@ -185,8 +183,6 @@ def _format_table(rows: list[tuple]) -> str:
 def run_download(args: argparse.Namespace) -> int:
     from mms import hub
 
-    if args.offline:
-        hub.set_offline()
     langs, failed = _split(args.lang), 0
     for name in args.names:
         try:
@@ -201,7 +197,7 @@ def run_download(args: argparse.Namespace) -> int:
             else:
                 paths = [hub.fetch(info, langs, source=args.source, refresh=args.refresh)]
         except (hub.HubError, OSError) as e:
-            error("models download", str(e))
+            error("mms models download", str(e))
             failed += 1
             continue
         for path in paths:
@@ -212,28 +208,21 @@ def run_download(args: argparse.Namespace) -> int:
 def run_path(args: argparse.Namespace) -> int:
     from mms import hub
 
-    if args.offline:
-        hub.set_offline()  # nothing here downloads; accepted for the same options as download
-    try:
-        if args.name == hub.DEMO:
-            _demo_path(args.task)
-            return 0
-        info = _find(args.name, args.task)
-    except hub.HubError as e:
-        error("models path", str(e))
-        return 2
+    if args.name == hub.DEMO:
+        _demo_path(args.task)
+        return 0
+    info = _find(args.name, args.task)  # a HubError: one line, exit 2 (mms.command.execute)
     langs = _split(args.lang)
     if info.per_language and not info.lang and len(langs) != 1:
-        error("models path", f"{info.name} has one model per language: give one --lang, or a name like "
-                             f"{info.name}-eng")
-        return 2
+        raise hub.HubError(f"{info.name} has one model per language: give one --lang, or a name like "
+                           f"{info.name}-eng")
     sources = [args.source] if args.source else [info.source] + [s for s in hub.SOURCES if s != info.source]
     for source in sources:
         path = hub.hf_snapshot(info, langs) if source == "hf" else hub.url_path(info, langs)
         if path is not None:
             print(path)
             return 0
-    error("models path", f"{args.name}{' (' + ','.join(langs) + ')' if langs else ''} is not in the cache; "
+    error("mms models path", f"{args.name}{' (' + ','.join(langs) + ')' if langs else ''} is not in the cache; "
                          f"fetch it with: {hub.fetch_command(info, langs, args.source)}")
     return 1
 
@@ -245,7 +234,7 @@ def run_langs(args: argparse.Namespace) -> int:
     try:
         found = catalogue.search(query, task=args.task, model=args.model)
     except (ValueError, hub.HubError) as e:
-        error("langs", str(e))
+        error("mms langs", str(e))
         return 1
     if args.format == "json":
         print(json.dumps([lang.to_dict() for lang in found], indent=2, ensure_ascii=False))
