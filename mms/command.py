@@ -128,3 +128,107 @@ def stream_results(prog: str, results: Iterable, writer, total: int | None = Non
                 where = f"[{n}/{total}]" if total else f"[{n}]"
                 say(prog, f"{where} {describe(result) if describe else result.name}")
     return 1 if failed else 0
+
+
+def add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """Corpus runs (mms.engines; docs/corpus.md): resume, shards, output directories, the Ray engine."""
+    group = parser.add_argument_group("corpus runs (see docs/corpus.md)")
+    group.add_argument("--resume", action="store_true",
+                       help="with --output FILE (jsonl): skip inputs that have a finished record in FILE, append the "
+                            "others (the settings must be those of FILE.run.json)")
+    group.add_argument("--shard", metavar="K/N",
+                       help="process only the inputs whose index i has i %% N == K; `auto`: from SLURM_ARRAY_TASK_ID/"
+                            "SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE")
+    group.add_argument("--output-dir", metavar="DIR",
+                       help="instead of --output: DIR/run.json and DIR/part-*.jsonl (one per shard or worker), "
+                            "resumed from whatever parts exist; `mms merge DIR` joins them")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process; ray: a Ray Data pipeline of model actors (needs --output-dir and "
+                            "pip install \"mms[ray]\") (default: %(default)s)")
+    group.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
+    group.add_argument("--workers", metavar="N|MIN:MAX", default="1",
+                       help="Ray model actors: N, or MIN:MAX for an autoscaling pool (default: %(default)s)")
+    group.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per Ray actor (default: 0)")
+    group.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs per Ray actor (default: 1)")
+    group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a progress bar of audio hours done (default: on a terminal only)")
+
+
+def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[dict], fmt: str,
+               writer_options: dict | None = None, observer=None, describe=None) -> int:
+    """Run `task` over `rows` as the options of add_corpus_options say, writing records as they finish; ->
+    exit status 0 or 1. `observer(record)` sees every record (e.g. to score it)."""
+    import os
+
+    from mms import engines
+    from mms.results import Record
+    from mms.writers import get_writer
+
+    prog = f"mms {task}"
+    k, n = engines.parse_shard(getattr(args, "shard", None))
+    description = engines.run_description(task, settings, rows)
+    output_dir, resume = getattr(args, "output_dir", None), getattr(args, "resume", False)
+    engine = getattr(args, "engine", "local")
+    dest, append, done = args.output, False, set()
+    if output_dir:
+        if args.output not in (None, "-"):
+            raise engines.CorpusError("give either --output or --output-dir, not both")
+        os.makedirs(output_dir, exist_ok=True)
+        engines.check_run(os.path.join(output_dir, "run.json"), description)
+        for part in engines.part_files(output_dir):
+            done |= engines.finished(engines.read_records(part, repair=True))
+        dest, fmt, append = os.path.join(output_dir, f"part-{k:05d}-of-{n:05d}.jsonl"), "jsonl", True
+    elif engine == "ray":
+        raise engines.CorpusError("--engine ray writes one part per worker: give --output-dir DIR")
+    elif resume:
+        if args.output in (None, "-") or fmt != "jsonl":
+            raise engines.CorpusError("--resume continues a jsonl file: give --output FILE --format jsonl "
+                                      "(or use --output-dir)")
+        engines.check_run(args.output + ".run.json", description)
+        records = engines.read_records(args.output, repair=True)
+        done = engines.finished(records)
+        if len(done) < len(records):  # failed inputs are redone: their old records go, so each input stays once
+            from mms.files import write_text_atomic
+
+            write_text_atomic(args.output, "".join(json_line(r) for r in records if not r.get("error")))
+        append = True
+    elif args.output not in (None, "-") and fmt == "jsonl":  # so that the file can be resumed
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        from mms.files import write_text_atomic
+        import json
+
+        write_text_atomic(args.output + ".run.json", json.dumps(description, indent=1, ensure_ascii=False) + "\n")
+    todo = [row for row in engines.shard_rows(rows, k, n) if row["index"] not in done]
+    if (resume or output_dir) and len(todo) < len(engines.shard_rows(rows, k, n)):
+        say(prog, f"resuming: {len(engines.shard_rows(rows, k, n)) - len(todo)} inputs done before, {len(todo)} to do")
+    if not todo:
+        return 0
+    verbose = getattr(args, "verbose", False)
+    if engine == "ray":
+        from mms.engines.ray import run_ray
+
+        return run_ray(task, settings, todo, output_dir, args, observer)
+
+    worker = engines.make_worker(task, settings)  # the model loads before the output is opened
+    if verbose:
+        say(prog, worker.describe())
+    writer = get_writer(task, fmt, dest, append=append, **(writer_options or {}))
+    progress = engines.Progress(todo, getattr(args, "progress", None))
+
+    def records():
+        for record in engines.run_local(worker, todo):
+            progress.update(record["index"], seconds=record.get("duration"))
+            if observer is not None:
+                observer(record)
+            yield Record(record)
+
+    try:
+        return stream_results(prog, records(), writer, total=len(todo), verbose=verbose, describe=describe)
+    finally:
+        progress.close()
+
+
+def json_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -91,3 +91,23 @@ def cues(words: list[Word]) -> list[Segment]:
     if current:
         out.append(Segment(" ".join(w.text for w in current), current[0].start, current[-1].end, current))
     return out
+
+
+class Record(dict):
+    """A result as its JSON record (what workers return and corpus runs store): a dict that also follows the
+    Result protocol, so the writers and mms.command.stream_results take it like a task's result object."""
+
+    @property
+    def index(self) -> int | None:
+        return self.get("index")
+
+    @property
+    def name(self) -> str:
+        return str(self.get("audio") or self.get("name") or self.get("text") or f"input {self.index}")
+
+    @property
+    def error(self) -> str | None:
+        return self.get("error")
+
+    def to_dict(self) -> dict:
+        return self

@@ -241,11 +241,11 @@ def test_cli_file_to_outdir_with_index(tmp_path):
     assert stderr.count("error:") == 1 and "line 3: no character" in stderr
     assert "warning:" in stderr and "','" in stderr
     index = [json.loads(line) for line in (outdir / "index.jsonl").read_text().splitlines()]
-    assert [(r["index"], r["line"]) for r in index] == [(1, 1), (2, 3), (3, 4)]
+    assert [(r["index"], r["line"]) for r in index] == [(0, 1), (1, 3), (2, 4)]  # index: 0-based, as every record
     assert [r["text"] for r in index] == ["first line", "?!?", "third, with a comma"]
     assert index[1]["error"] and index[1]["path"] is None and index[1]["duration"] is None
     for record in (index[0], index[2]):
-        assert record["error"] is None and record["path"] == str(outdir / f"{record['index']:04d}.flac")
+        assert record["error"] is None and record["path"] == str(outdir / f"{record['index'] + 1:04d}.flac")
         assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mms.command import add_common_options, add_device_options, add_time_offsets_option
+from mms.command import add_common_options, add_corpus_options, add_device_options, add_time_offsets_option
 from mms.errors import MMSError
 from mms.writers import formats
 
@@ -115,6 +115,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="reference transcripts, one line per input (or use the manifest's text): print WER and CER")
     p.add_argument("--config", metavar="FILE", help="YAML file of option defaults, e.g. `beam: 500` (see configs/asr.yaml)")
     add_common_options(p)
+    add_corpus_options(p)
     p.set_defaults(run=run)
     return p
 
@@ -134,50 +135,42 @@ def _peek_config(argv: list[str]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mms.asr.transcriber import ASR
-    from mms.command import say, stream_results
+    from dataclasses import asdict
+
+    from mms.command import run_corpus, say
     from mms.manifest import collect_inputs
     from mms.options import ASROptions, from_namespace
-    from mms.writers import get_writer
 
     items = collect_inputs(args.audio, [args.manifest] if args.manifest else [])
     if not items:
         raise MMSError("no inputs: give audio files or --manifest")
-    scorer = references = None
+    timestamps = None if args.timestamps == "none" else args.timestamps
+    if args.format in ("srt", "vtt") and timestamps is None:
+        timestamps = "word"  # subtitles are made of word times
+    beam = beam_options(args)
+    settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "adapter_dir": args.adapter,
+                "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
+                "input_langs": sorted({item.lang for item in items if item.lang}),
+                "options": asdict(from_namespace(ASROptions, args)), "beam": asdict(beam) if beam else None}
+    rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text} for i, item in enumerate(items)]
+    scorer = None
     if args.ref or any(item.text is not None for item in items):
         from mms.scoring import CorpusScorer, read_texts, texts_from_items
 
         references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
         scorer = CorpusScorer()
-    timestamps = None if args.timestamps == "none" else args.timestamps
-    if args.format in ("srt", "vtt") and timestamps is None:
-        timestamps = "word"  # subtitles are made of word times
-    asr = ASR.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
-                   input_langs=[item.lang for item in items], options=from_namespace(ASROptions, args),
-                   beam=beam_options(args), adapter_dir=args.adapter, lid_model=args.lid_model)
-    with asr:
-        writer = get_writer("asr", args.format, args.output, single=len(items) == 1)  # after a model that loads
-        if args.verbose:
-            ckpt = asr.checkpoint
-            say("mms asr", f"{ckpt.format} model {ckpt.path}, {len(asr.languages)} languages, lang {asr.lang}, "
-                           f"device {asr.device}, dtype {str(asr.dtype).replace('torch.', '')}")
-        results = asr.transcribe_iter(items, timestamps=timestamps)
-        if scorer is not None:
-            results = scored(results, references, scorer)
-        status = stream_results("mms asr", results, writer, total=len(items), verbose=args.verbose,
-                                describe=lambda r: f"{r.audio} ({r.duration:.1f} s)")
-    if scorer is not None:  # corpus WER and CER as fairseq computes them; a failed input counts as empty output
+
+    def score(record):  # a failed input counts as empty output, as fairseq scores it
+        scorer.add(references[record["index"]], None if record.get("error") else record["text"])
+
+    status = run_corpus(args, "asr", settings, rows, args.format, {"single": len(items) == 1},
+                        score if scorer is not None else None,
+                        describe=lambda r: f"{r.name} ({r.get('duration') or 0:.1f} s)")
+    if scorer is not None and scorer.utterances:  # corpus WER and CER of this run's inputs, as fairseq computes them
         from mms.scoring import format_summary
 
         say("mms asr", format_summary(scorer.summary()))
     return status
-
-
-def scored(results, references: list[str], scorer):
-    """The results, each added to the corpus scores as it passes (a failed input counts as empty output)."""
-    for reference, result in zip(references, results):
-        scorer.add(reference, None if result.error else result.text)
-        yield result
 
 
 def beam_options(args: argparse.Namespace):

@@ -56,7 +56,8 @@ class Transcript:
         return self.audio
 
     def to_dict(self) -> dict:
-        record = {"audio": self.audio, "lang": self.lang, "text": self.text, "duration": self.duration}
+        record = {"index": self.index, "audio": self.audio, "lang": self.lang, "text": self.text,
+                  "duration": self.duration}
         if self.lid:
             record.update(self.lid)
         if self.hypothesis is not None and self.hypothesis.score is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from mms.command import add_common_options, add_device_options, positive, say, stream_results
+from mms.command import add_common_options, add_corpus_options, add_device_options, positive
 from mms.errors import MMSError
 from mms.options import LIDOptions, from_namespace
 from mms.writers import formats
@@ -72,6 +72,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=positive(float), default=LIDOptions.batch_seconds,
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
     add_common_options(p)
+    add_corpus_options(p)
     p.set_defaults(run=run)
     return p
 
@@ -87,30 +88,23 @@ def read_langs(value: str) -> list[str]:
     return [code for code in value.replace(",", " ").split() if code]
 
 
-def describe(result) -> str:
-    return f"{result.name}: {result.lang} {result.probability:.3f}"
+def describe(record) -> str:
+    code, probability = record["predictions"][0]
+    return f"{record.name}: {code} {probability:.3f}"
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mms.command import run_corpus
     from mms.manifest import collect_inputs
 
     items = collect_inputs(args.audio, args.manifest)
     if not items:
         raise MMSError("no inputs: give audio files or a manifest")
-    langs = read_langs(args.langs) if args.langs is not None else None
-
-    from mms.lid.identifier import LID
-    from mms.writers import get_writer
-
-    lid = LID.load(args.model, device=args.device, dtype=args.dtype, dict_path=args.dict_path,
-                   options=from_namespace(LIDOptions, args))
-    if args.verbose:
-        ckpt, runner = lid.checkpoint, lid.runner
-        activation = ckpt.config.classifier_activation
-        say("mms lid", f"{ckpt.format} model {ckpt.path}, {len(lid.labels)} languages, "
-                       f"{'head with ' + activation if activation else 'plain head'}, device {runner.device}, "
-                       f"dtype {str(runner.dtype).replace('torch.', '')}")
-    # identify_iter checks --langs before the writer creates the output
-    return stream_results("mms lid", lid.identify_iter(items, langs=langs, names=args.names),
-                          get_writer("lid", args.format, args.output, single=len(items) == 1, names=args.names),
-                          total=len(items), verbose=args.verbose, describe=describe)
+    settings = {"model": args.model, "dict_path": args.dict_path, "device": args.device, "dtype": args.dtype,
+                "langs": read_langs(args.langs) if args.langs is not None else None, "names": args.names,
+                "options": asdict(from_namespace(LIDOptions, args))}
+    rows = [{"index": i, "audio": item.audio} for i, item in enumerate(items)]
+    return run_corpus(args, "lid", settings, rows, args.format, {"single": len(items) == 1, "names": args.names},
+                      describe=describe)

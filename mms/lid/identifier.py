@@ -67,7 +67,7 @@ class LanguageResult:
         return self.predictions[0][1] if self.predictions else None
 
     def to_dict(self) -> dict:
-        record = {"audio": self.audio, "predictions": [[label, float(f"{p:.6g}")] for label, p in self.predictions],
+        record = {"index": self.index, "audio": self.audio, "predictions": [[label, float(f"{p:.6g}")] for label, p in self.predictions],
                   "duration": None if self.duration is None else round(self.duration, 3)}
         if self.error is not None:
             record["error"] = self.error

@@ -75,8 +75,8 @@ class Speech:
         return None if self.wave is None else round(self.wave.size / self.sample_rate, 3)
 
     def to_dict(self) -> dict:
-        """The record of index.jsonl (`index` counts from 1 there)."""
-        return {"index": self.index + 1, "line": self.line, "text": self.text, "path": self.path,
+        """The record of index.jsonl (`index`: the input's 0-based position, as in every task's records)."""
+        return {"index": self.index, "line": self.line, "text": self.text, "path": self.path,
                 "duration": self.duration, "error": self.error, "dropped": self.dropped}
 
 

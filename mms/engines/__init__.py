@@ -1,0 +1,190 @@
+"""Corpus runs: how a task's inputs are split, resumed, run and written, on one machine or many.
+
+Every task has one worker class (mms/<task>/worker.py: `Worker(settings)`, `worker.run(rows)` yielding one
+JSON record per row, with the row's `index`); the local engine (here) and the Ray engine (mms.engines.ray)
+call the same object, so every engine writes the same records for the same inputs.
+
+    rows      [{"index": i, "audio": ..., "lang": ..., ...}]: every input of the full list, numbered from 0
+    settings  everything a worker needs to load its model (JSON-able); the part that changes results is
+              stored in run.json beside the output, and a resume with other settings is refused
+    --shard K/N           the rows whose index i has i % N == K
+    --output FILE --resume   skip the rows with a finished record (no error) in FILE, append the others
+    --output-dir DIR      DIR/run.json + DIR/part-*.jsonl (one part per shard or Ray worker); resumes by default
+    mms merge DIR         one record per input, in index order, the last good record of an input winning
+
+No torch here: workers import their task when they are built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+from typing import Iterable, Iterator
+
+from mms.errors import MMSError
+from mms.files import write_text_atomic
+
+WORKERS = {"asr": "mms.asr.worker:Worker", "lid": "mms.lid.worker:Worker", "tts": "mms.tts.worker:Worker",
+           "align": "mms.align.worker:Worker"}
+# settings that change no result: they may differ between a run and its resume
+PERFORMANCE_SETTINGS = frozenset({"device", "batch_seconds", "buffer_seconds", "decode_workers", "batch_tokens"})
+
+
+class CorpusError(MMSError):
+    """A corpus run that cannot start: a bad --shard, a resume whose settings differ, no parts to merge."""
+
+
+def make_worker(task: str, settings: dict):
+    module, name = WORKERS[task].split(":")
+    return getattr(importlib.import_module(module), name)(settings)
+
+
+# -- shards ------------------------------------------------------------------------------------------------
+def parse_shard(text: str | None, environ=os.environ) -> tuple[int, int]:
+    """--shard K/N -> (K, N); "auto": SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else RANK/WORLD_SIZE
+    (torchrun), else 0/1; None: 0/1."""
+    if text is None:
+        return 0, 1
+    if text == "auto":
+        for k, n in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"), ("RANK", "WORLD_SIZE")):
+            if environ.get(k) is not None and environ.get(n) is not None:
+                text = f"{environ[k]}/{environ[n]}"
+                break
+        else:
+            return 0, 1
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise CorpusError(f"--shard {text!r}: give K/N with 0 <= K < N (e.g. 3/16), or auto") from None
+    if not 0 <= k < n:
+        raise CorpusError(f"--shard {text!r}: K must be at least 0 and less than N")
+    return k, n
+
+
+def shard_rows(rows: list[dict], k: int, n: int) -> list[dict]:
+    return [row for row in rows if row["index"] % n == k]
+
+
+# -- records on disk ---------------------------------------------------------------------------------------
+def read_records(path: str, repair: bool = False) -> list[dict]:
+    """The whole records of a jsonl file; a partial last line (a killed writer) is ignored, and with `repair`
+    cut off the file so that appending continues on a line of its own."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    if repair and end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    records = []
+    for n, line in enumerate(data[:end].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise CorpusError(f"{path}:{n}: not a JSON record (not an output of mms?)") from None
+        if not isinstance(record, dict) or not isinstance(record.get("index"), int):
+            raise CorpusError(f"{path}:{n}: a record without `index` (written by an older mms?)")
+        records.append(record)
+    return records
+
+
+def finished(records: Iterable[dict]) -> set[int]:
+    """Indices with a good record (no error)."""
+    return {r["index"] for r in records if not r.get("error")}
+
+
+def best_records(records: Iterable[dict]) -> list[dict]:
+    """One record per index, in index order: the last good one, else the last error."""
+    best: dict[int, dict] = {}
+    for record in records:
+        old = best.get(record["index"])
+        if old is None or not record.get("error") or old.get("error"):
+            best[record["index"]] = record
+    return [best[i] for i in sorted(best)]
+
+
+def part_files(directory: str) -> list[str]:
+    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                  if name.startswith("part-") and name.endswith(".jsonl"))
+
+
+# -- run.json ----------------------------------------------------------------------------------------------
+def run_description(task: str, settings: dict, rows: list[dict]) -> dict:
+    """What run.json stores: the task, the settings that change results, and the input list's size and digest
+    (a resume over another input list would number its inputs differently)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row.get("audio"), row.get("text"), row.get("lang")]).encode())
+    return {"task": task, "settings": {k: v for k, v in sorted(settings.items()) if k not in PERFORMANCE_SETTINGS},
+            "inputs": len(rows), "inputs_sha256": digest.hexdigest()}
+
+
+def check_run(path: str, description: dict) -> None:
+    """Write run.json, or check that an existing one describes the same run."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            try:
+                old = json.load(f)
+            except json.JSONDecodeError:
+                raise CorpusError(f"{path}: not a run description (JSON)") from None
+        changed = [key for key in ("task", "inputs", "inputs_sha256") if old.get(key) != description[key]]
+        old_settings, new_settings = old.get("settings", {}), description["settings"]
+        changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
+                    for key in sorted(set(old_settings) | set(new_settings))
+                    if old_settings.get(key) != new_settings.get(key)]
+        if changed:
+            raise CorpusError(f"{path}: this output was started with other settings or inputs: "
+                              f"{', '.join(changed)}; use the same ones to resume, or another output")
+        return
+    write_text_atomic(path, json.dumps(description, indent=1, ensure_ascii=False) + "\n")
+
+
+# -- progress ----------------------------------------------------------------------------------------------
+class Progress:
+    """One bar for the run: audio hours done / total (when every input's length is known), rate and ETA;
+    per-worker rates in its postfix under Ray. Shown on a terminal, or everywhere with --progress."""
+
+    def __init__(self, rows: list[dict], enabled: bool | None = None):
+        from tqdm import tqdm
+
+        disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+        self.seconds = {row["index"]: row.get("seconds") for row in rows}
+        if not disable and any(s is None for s in self.seconds.values()) and "audio" in (rows or [{}])[0]:
+            from mms.audio import audio_info  # the total from the files' headers (None when unknown)
+
+            self.seconds = {row["index"]: row.get("seconds") or audio_info(row["audio"]) for row in rows}
+        known = all(s is not None for s in self.seconds.values()) and rows
+        self.in_hours = bool(known)
+        total = sum(self.seconds.values()) / 3600 if known else len(rows)
+        self.bar = tqdm(total=total, unit="h" if known else "input", disable=disable, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+                        if known else None, file=sys.stderr)
+        self.workers: dict[str, float] = {}
+
+    def update(self, index: int, worker: str | None = None, seconds: float | None = None) -> None:
+        seconds = self.seconds.get(index) if seconds is None else seconds
+        step = (seconds or 0.0) / 3600 if self.in_hours else 1
+        self.bar.update(step)
+        if worker is not None:
+            self.workers[worker] = self.workers.get(worker, 0.0) + (seconds or 0.0)
+            elapsed = max(self.bar.format_dict["elapsed"], 1e-9)
+            self.bar.set_postfix_str(" ".join(f"{w[:6]} {s / elapsed:.1f}x" for w, s in sorted(self.workers.items())),
+                                     refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# -- the local engine --------------------------------------------------------------------------------------
+def run_local(worker, rows: list[dict]) -> Iterator[dict]:
+    """The records of `rows`, in row order, from one worker in this process (closed at the end)."""
+    try:
+        yield from worker.run(rows)
+    finally:
+        worker.close()
