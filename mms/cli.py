@@ -17,6 +17,7 @@ COMMANDS = (
     "mms.hub_cli",  # mms models, mms langs
     "mms.lm.cli",  # mms lexicon, mms lm, mms score, mms tune
     "mms.train.cli",  # mms train-adapter, mms train
+    "mms.engines.cli",  # mms merge
 )
 
 

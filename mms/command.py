@@ -207,7 +207,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     if engine == "ray":
         from mms.engines.ray import run_ray
 
-        return run_ray(task, settings, todo, output_dir, args, observer)
+        return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
     if verbose:

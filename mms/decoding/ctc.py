@@ -2,7 +2,8 @@
 
 Text follows fairseq's viterbi decoder + `letter` post-processing and transformers' Wav2Vec2CTCTokenizer.decode
 (they agree once the vocabulary says which specials are silent, see mms/text/vocab.py): collapse repeated frame
-labels, drop the blank, drop silent specials, turn the word delimiter into a space, strip.
+labels, drop the blank, drop silent specials, turn the word delimiter into a space, strip. SentencePiece
+vocabularies (Omnilingual ASR) decode the same way once pieces that carry the delimiter are split (split_pieces).
 """
 
 from __future__ import annotations
@@ -76,7 +77,27 @@ def greedy_decode(frame_ids: np.ndarray, vocab: Vocabulary, score: float | None 
     units = [Unit(vocab.tokens[label], int(s) + frame_offset, int(e) + frame_offset)
              for label, s, e in zip(labels.tolist(), starts, ends)
              if label != vocab.blank and label not in vocab.silent]
+    units = split_pieces(units, vocab)
     return Hypothesis(units_to_text([u.token for u in units], vocab), units, score)
+
+
+def split_pieces(units: list[Unit], vocab: Vocabulary) -> list[Unit]:
+    """SentencePiece pieces that carry the word delimiter ("▁the", "the▁") as delimiter units and text units,
+    each with the piece's frames, so that text, words and characters come out as for a character vocabulary.
+    Vocabularies without `split_pieces` (MMS) pass unchanged."""
+    if not vocab.split_pieces:
+        return units
+    delimiter, out = vocab.word_delimiter, []
+    for unit in units:
+        if unit.token == delimiter or delimiter not in unit.token:
+            out.append(unit)
+            continue
+        for i, part in enumerate(unit.token.split(delimiter)):
+            if i:
+                out.append(Unit(delimiter, unit.start, unit.end))
+            if part:
+                out.append(Unit(part, unit.start, unit.end))
+    return out
 
 
 def clean_up_tokenization(text: str) -> str:

@@ -5,6 +5,8 @@ special symbols are called and in which of them decode to nothing:
   fairseq:      0 <s> (blank)  1 <pad>  2 </s>  3 <unk>  4.. dictionary lines   (<s> and </s> are dropped,
                 <pad> and <unk> are printed as such, as fairseq's Dictionary.string does)
   transformers: 0 <pad> (blank) 1 <s>   2 </s>  3 <unk>  4.. same symbols         (only <pad> is dropped)
+The Omnilingual ASR models use a SentencePiece tokenizer instead (mms/text/sentencepiece_vocab.py): 0 <s> (blank)
+1 <pad> 2 </s> 3 <unk>, then pieces; the word delimiter is a space piece (" " or "▁").
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Vocabulary:
     delimiter_replacement: str = " "
     lower_case: bool = False
     cleanup_spaces: bool = False  # transformers' clean_up_tokenization (" ." -> ".", " 's" -> "'s", ...)
+    # SentencePiece vocabularies (mms/text/sentencepiece_vocab.py): a piece may carry the word delimiter ("▁the");
+    # decoding splits it into the delimiter and the rest, so words are cut as for a character vocabulary
+    split_pieces: bool = False
 
     def __len__(self) -> int:
         return len(self.tokens)

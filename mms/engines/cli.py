@@ -1,0 +1,60 @@
+"""`mms merge`: join the parts of a corpus run (any engine, any shards) into one output (no torch here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+EXAMPLES = """\
+examples:
+  mms asr --manifest big.tsv --lang fra --output-dir run/ --shard 3/16      # one of 16 shards (or --shard auto)
+  mms merge run/ --output all.jsonl
+  mms merge run/ --output all.tsv --format tsv
+
+One record per input, in index order; an input with several records (a redone batch, a retried shard) keeps its
+last good one (or, if it never succeeded, its last error). Inputs that no part has are listed as missing.
+
+exit status: 0 every input of the run has a good record, 1 some input failed or is missing, 2 usage error.
+"""
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("merge", help="join the parts of a corpus run (--output-dir) into one output",
+                            description="Join DIR/part-*.jsonl of `mms asr|lid|align|tts --output-dir DIR` into one "
+                                        "output, one record per input in index order.",
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("directory", metavar="DIR", help="the --output-dir of the run (run.json, part-*.jsonl)")
+    p.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    p.add_argument("--format", "-f", choices=("jsonl", "txt", "tsv"), default="jsonl",
+                   help="output format (default: %(default)s)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mms import engines
+    from mms.command import error
+    from mms.results import Record
+    from mms.writers import get_writer
+
+    run_file = os.path.join(args.directory, "run.json")
+    if not os.path.isfile(run_file):
+        raise engines.CorpusError(f"{args.directory}: no run.json (not an --output-dir of mms)")
+    with open(run_file, encoding="utf-8") as f:
+        description = json.load(f)
+    task, total = description["task"], description["inputs"]
+    records = [r for part in engines.part_files(args.directory) for r in engines.read_records(part)]
+    best = engines.best_records(records)
+    fmt = args.format
+    if task in ("tts", "align") and fmt != "jsonl":
+        raise engines.CorpusError(f"mms {task} records merge as jsonl only")
+    with get_writer(task if fmt != "jsonl" else "asr", fmt, args.output, single=False) as writer:
+        for record in best:
+            writer.write(Record(record))
+    failed = sum(1 for r in best if r.get("error"))
+    missing = total - len(best)
+    if failed or missing:
+        error("mms merge", f"{len(best)} of {total} inputs have records; {failed} failed, {missing} missing "
+                           f"(run the same command again to redo them)")
+        return 1
+    return 0

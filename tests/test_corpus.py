@@ -1,0 +1,164 @@
+"""Corpus runs (mms.engines): shards, resume after a kill, run.json, merge, the Ray engine; on the demo model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mms.cli import main
+from mms.engines import best_records, parse_shard
+
+EXAMPLES = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "examples").glob("*.wav"))
+
+
+def mms(*args):
+    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True)
+
+
+def records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A manifest of 5 recordings, with one missing file among them (a bad input is a record, not a stop)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    manifest = folder / "list.txt"
+    manifest.write_text("\n".join(EXAMPLES[:3] + [str(folder / "missing.wav")] + EXAMPLES[3:]) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def plain(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain") / "out.jsonl"
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--format", "jsonl", "--output", out)
+    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "missing.wav" in r.stderr
+    return records(out)
+
+
+def test_every_record_has_its_index_and_a_bad_input_is_a_record(plain):
+    assert [r["index"] for r in plain] == list(range(6))
+    assert "missing.wav" in plain[3]["error"] and all(r["text"] for i, r in enumerate(plain) if i != 3)
+
+
+def test_shard_option():
+    assert parse_shard(None) == (0, 1) and parse_shard("3/16") == (3, 16)
+    assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}) == (2, 4)
+    assert parse_shard("auto", {"RANK": "1", "WORLD_SIZE": "8"}) == (1, 8)
+    assert parse_shard("auto", {}) == (0, 1)
+    for bad in ("3", "4/4", "-1/2", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_shards_partition_the_inputs_and_merge_joins_them(corpus, plain, tmp_path):
+    out = tmp_path / "run"
+    for k in range(3):
+        r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out, "--shard", f"{k}/3")
+        assert r.returncode == (1 if k == 0 else 0), r.stderr  # index 3 (the missing file) is in shard 0
+        assert [rec["index"] for rec in records(out / f"part-{k:05d}-of-00003.jsonl")] == list(range(k, 6, 3))
+    merged = tmp_path / "all.jsonl"
+    assert mms("merge", out, "--output", merged).returncode == 1  # one input failed
+    assert [(r["index"], r["text"]) for r in records(merged)] == [(r["index"], r["text"]) for r in plain]
+    tsv = mms("merge", out, "--format", "tsv").stdout.splitlines()
+    assert tsv[0].startswith("audio\tlang") and len(tsv) == 7
+
+
+def test_merge_after_an_interrupted_shard_then_resume(corpus, tmp_path):
+    out = tmp_path / "run"
+    for k in range(2):
+        mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out, "--shard", f"{k}/2")
+    part = out / "part-00001-of-00002.jsonl"
+    lines = part.read_text().splitlines(keepends=True)
+    part.write_text(lines[0] + lines[1][:25])  # killed while writing its second record
+    r = mms("merge", out)
+    assert r.returncode == 1 and "4 of 6 inputs have records" in r.stderr and "2 missing" in r.stderr
+    again = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out, "--shard", "1/2")
+    assert again.returncode == 1 and "1 inputs done before, 2 to do" in again.stderr  # index 3 is the missing file
+    merged = [json.loads(line) for line in mms("merge", out).stdout.splitlines()]
+    assert [r["index"] for r in merged] == list(range(6))
+    assert [r["index"] for r in records(part)] == [1, 3, 5]  # the partial line was cut, the rest appended
+
+
+def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
+    out = tmp_path / "out.jsonl"
+    mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--format", "jsonl", "--output", out)
+    assert json.loads((tmp_path / "out.jsonl.run.json").read_text())["settings"]["lang"] == "eng"
+    r = mms("asr", "--model", "demo", "--lang", "rus", "--manifest", corpus, "--format", "jsonl", "--output", out,
+            "--resume")
+    assert r.returncode == 2 and "lang ('eng' -> 'rus')" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output", out, "--resume")
+    assert r.returncode == 2 and "jsonl" in r.stderr  # --resume continues a jsonl file
+
+
+def test_kill_then_resume_gives_every_input_exactly_once(tmp_path):
+    manifest = tmp_path / "big.txt"
+    inputs = EXAMPLES * 40
+    manifest.write_text("\n".join(inputs) + "\n")
+    preset = tmp_path / "small-buffer.yaml"
+    preset.write_text("buffer_seconds: 6\n")
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "mms", "asr", "--model", "demo", "--lang", "eng", "--manifest", str(manifest),
+               "--format", "jsonl", "--output", str(out), "--config", str(preset)]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and out.read_text().count("\n") >= 20):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = out.read_text().count("\n")
+    r = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{before} inputs done before" in r.stderr
+    done = records(out)
+    assert sorted(rec["index"] for rec in done) == list(range(len(inputs)))  # each exactly once
+    by_file = {}
+    for rec in done:
+        by_file.setdefault(rec["audio"], set()).add(rec["text"])
+    assert all(len(texts) == 1 for texts in by_file.values())  # the same text as an uninterrupted run
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    ray = pytest.importorskip("ray")
+    home = tmp_path_factory.mktemp("ray-home")
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)  # ray writes ~/.ray
+    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    if old_home is not None:
+        os.environ["HOME"] = old_home
+
+
+def test_ray_equals_local_and_resumes_each_input_once(ray_cluster, corpus, plain, tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(["asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus), "--output-dir", str(out),
+                   "--engine", "ray", "--workers", "2"])
+    assert status == 1 and "missing.wav" in capsys.readouterr().err  # the bad input is a record, the run goes on
+    parts = sorted(out.glob("part-ray-*.jsonl"))
+    assert parts
+    merged = best_records(r for part in parts for r in records(part))
+    assert [(r["index"], r["text"]) for r in merged] == [(r["index"], r["text"]) for r in plain]
+    # a crash: one input's good record lost, the last line half written; the rerun redoes exactly what is missing
+    kept = [r for r in merged if r["index"] != 4]
+    for part in parts:
+        part.unlink()
+    (out / "part-ray-crashed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"index": 4, "au')
+    status = main(["asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus), "--output-dir", str(out),
+                   "--engine", "ray"])
+    assert "2 to do" in capsys.readouterr().err  # index 4, and index 3 which failed
+    merged = [json.loads(line) for line in mms("merge", out).stdout.splitlines()]
+    assert [(r["index"], r["text"]) for r in merged] == [(r["index"], r["text"]) for r in plain]
+
+
+def test_ray_needs_an_output_dir(corpus, capsys):
+    assert main(["asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus), "--engine", "ray"]) == 2
+    assert "--output-dir" in capsys.readouterr().err
