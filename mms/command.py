@@ -22,11 +22,15 @@ BUG = 3
 
 
 def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto",
-                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere") -> None:
+                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere", quantize: bool = False) -> None:
     """--device and --dtype, the same for every task (resolved by mms/device.py)."""
     parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),
                         help=f"model precision (default: %(default)s: {auto_dtype})")
+    if quantize:
+        parser.add_argument("--quantize", choices=("int8",), default=None,
+                            help="int8: dynamic int8 linear layers on the CPU (faster, slightly less exact; see "
+                                 "docs/performance.md)")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ class ASROptions:
     buffer_seconds: float | None = None  # audio decoded ahead; None: max(4 batches, 600 s)
     decode_workers: int = 1  # beam-search processes beside the acoustic model (0: in-process)
     time_offsets: tuple[float, float] | None = None  # added to word/char times; None: the model's measured lag
+    quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
 
 
 @dataclass
@@ -24,6 +25,7 @@ class LIDOptions:
     window_seconds: float | None = None  # classify the whole input in windows this long, probabilities averaged
     batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
     buffer_seconds: float | None = None  # audio read ahead; None: max(4 batches, 600 s)
+    quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class AlignOptions:
     romanize: bool | None = None  # spell the text in uroman; None: when the model has no word-boundary token
     normalize_audio: bool | None = None  # standardise the waveform; None: as the model's format says
     time_offsets: tuple[float, float] | None = None  # added to word/char times; None: the model's measured lag
+    quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
 
 
 @dataclass

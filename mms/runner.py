@@ -65,13 +65,19 @@ def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> 
 
 
 class ModelRunner:
-    def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", model: torch.nn.Module | None = None):
-        """`model`: an already built model of this checkpoint (e.g. one being trained) instead of a new one."""
+    def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", model: torch.nn.Module | None = None,
+                 quantize: str | None = None):
+        """`model`: an already built model of this checkpoint (e.g. one being trained) instead of a new one;
+        `quantize`: "int8" for dynamic int8 linear layers (mms.quantize)."""
         self.checkpoint = checkpoint
         self.config = checkpoint.config
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model if model is not None else instantiate(checkpoint, self.device, self.dtype)
+        if quantize:
+            from mms.quantize import quantize_model
+
+            self.model = quantize_model(self.model, quantize, self.device)
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
         self._adapters: OrderedDict[str, tuple[dict, Vocabulary]] = OrderedDict()

@@ -263,7 +263,7 @@ class Aligner:
         if isinstance(model, Checkpoint):
             if model.config.vocab_size is None:
                 raise CheckpointError(f"{model.path}: not a CTC model (no output layer)")
-            model = ModelRunner(model, device, dtype)
+            model = ModelRunner(model, device, dtype, quantize=options.quantize)
         self.runner = model
         if lang is not None:
             model.set_language(lang)  # an unknown language fails here, before any audio

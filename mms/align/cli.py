@@ -62,7 +62,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                         "for the alignment model, torchaudio's MMS_FA bundle does)")
     add_time_offsets_option(p)
     p.add_argument("--overwrite", action="store_true", help="write into an existing --outdir, redo finished pairs")
-    add_device_options(p)
+    add_device_options(p, quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=AlignOptions.batch_seconds,
                    help="audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here

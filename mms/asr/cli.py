@@ -86,7 +86,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
     add_time_offsets_option(p)
-    add_device_options(p, d["device"], d["dtype"])
+    add_device_options(p, d["device"], d["dtype"], quantize=True)
     p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
     p.add_argument("--chunk-seconds", type=float, default=d["chunk_seconds"],

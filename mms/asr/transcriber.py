@@ -100,7 +100,7 @@ class ASR:
         if adapter_dir is not None:
             add_adapter_dir(checkpoint, adapter_dir)
         self.options = replace(options or ASROptions(), **overrides)
-        self.runner = ModelRunner(checkpoint, device, dtype)
+        self.runner = ModelRunner(checkpoint, device, dtype, quantize=self.options.quantize)
         o = self.options
         # seconds added to word/char start and end times (a model's measured emission lag; see shift_times)
         self.time_offsets = checkpoint.word_time_offsets if o.time_offsets is None else tuple(o.time_offsets)

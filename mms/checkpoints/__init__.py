@@ -5,6 +5,8 @@
     fairseq.py      an original fairseq .pt (mms1b_all.pt, mms1b_l126.pt, base_300m.pt, ...), read with a
                     restricted unpickler (safe_pickle.py)
     torchaudio_mms_fa.py  a torchaudio wav2vec2 state dict (the MMS forced-alignment model) + its dictionary
+    omniasr.py      an Omnilingual ASR CTC model as Meta publishes it: a fairseq2 .pt + a SentencePiece tokenizer
+    omniasr_hf.py   the same models as a transformers `omniasr_ctc` directory
 
 A loader never runs a forward pass; a model never reads a file.
 """
@@ -62,6 +64,9 @@ class Checkpoint:
     # seconds to add to word/char start and end times: the model's measured emission lag (config.json
     # "word_time_offsets", which the shipped demo model has; see mms.results.shift_times)
     word_time_offsets: tuple[float, float] = (0.0, 0.0)
+    # one output layer for every language and no language input (the Omnilingual ASR CTC models): a language given
+    # to ASR is only recorded with the transcript, and --lang auto keeps LID's guess as it is
+    language_free: bool = False
 
     @property
     def languages(self) -> list[str]:
@@ -80,13 +85,19 @@ def check_language(lang: str, languages: list[str], source: str = "") -> None:
     raise UnknownLanguageError(f"no adapter for language '{lang}'{where} ({len(languages)} languages){hint}")
 
 
-def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Checkpoint:
-    """Read a model directory or file in any supported format."""
+def load_checkpoint(path: str | Path, dict_path: str | Path | None = None,
+                    tokenizer: str | Path | None = None) -> Checkpoint:
+    """Read a model directory or file in any supported format. `tokenizer`: the SentencePiece model of an Omnilingual
+    ASR checkpoint (a `dict_path` ending in .model is taken as one too)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such model file or directory")
     if path.is_dir():
         if (path / "config.json").exists():
+            from mms.checkpoints import omniasr_hf
+
+            if omniasr_hf.recognizes(path):
+                return omniasr_hf.load(path, tokenizer or dict_path)
             from mms.checkpoints import huggingface
 
             return huggingface.load(path, dict_path)
@@ -99,6 +110,10 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None) -> Ch
 
     if torchaudio_mms_fa.recognizes(path):  # a plain torchaudio state dict (the MMS forced-alignment model)
         return torchaudio_mms_fa.load(path, dict_path)
+    from mms.checkpoints import omniasr
+
+    if omniasr.recognizes(path):  # fairseq2 names (encoder_frontend.*): an Omnilingual ASR checkpoint
+        return omniasr.load(path, tokenizer or dict_path)
     from mms.checkpoints import fairseq
 
     return fairseq.load(path, dict_path)
@@ -146,9 +161,11 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
 
 def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:
     """A language's CTC vocabulary without reading the model weights (for lexicon building and the like)."""
+    path = Path(path)
+    if _is_omniasr_dir(path):  # one SentencePiece vocabulary for every language
+        return load_checkpoint(path, dict_path).vocab
     if dict_path:
         return Vocabulary.from_fairseq_dict_file(dict_path)
-    path = Path(path)
     if path.is_dir() and (path / "config.json").exists():
         from mms.checkpoints import huggingface
 
@@ -164,8 +181,14 @@ def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | 
 def list_languages(path: str | Path) -> list[str]:
     """The adapter languages of an ASR model, without reading its weights."""
     path = Path(path)
-    if path.is_dir() and (path / "config.json").exists():
+    if path.is_dir() and (path / "config.json").exists() and not _is_omniasr_dir(path):
         from mms.checkpoints import huggingface
 
         return huggingface.list_languages(path)
     return load_checkpoint(path).languages  # fairseq: memory-mapped, tensors are not read
+
+
+def _is_omniasr_dir(path: Path) -> bool:
+    from mms.checkpoints import omniasr_hf
+
+    return path.is_dir() and omniasr_hf.recognizes(path)

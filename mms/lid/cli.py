@@ -68,7 +68,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--names", action="store_true", help="add English language names (ISO 639-3) to the output")
     p.add_argument("--format", "-f", choices=formats("lid"), default="txt", help="output format (default: %(default)s)")
     p.add_argument("--output", "-o", default="-", help="output file, or a directory for fairseq (default: stdout)")
-    add_device_options(p)
+    add_device_options(p, quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=LIDOptions.batch_seconds,
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
     add_common_options(p)

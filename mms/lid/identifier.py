@@ -117,7 +117,7 @@ class LID:
         self._top_k(None)  # checks options.top_k before the model is built
         self.checkpoint = checkpoint
         self.labels: list[str] = list(checkpoint.labels)
-        self.runner = ModelRunner(checkpoint, device, dtype)
+        self.runner = ModelRunner(checkpoint, device, dtype, quantize=options.quantize)
         self.windowed = options.window_seconds is not None
         self.piece_samples = int((options.window_seconds or options.max_seconds) * SAMPLE_RATE)
         self.batch_samples = self.runner.batch_samples(options.batch_seconds)
