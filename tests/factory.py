@@ -368,3 +368,103 @@ def write_torchaudio(model: RandomModel, path: Path, tokens: list[str] | None = 
     if tokens is not None:
         (path.parent / "dictionary.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Omnilingual ASR (omniASR) CTC: a fairseq2 .pt + SentencePiece tokenizer, and a transformers omniasr_ctc directory
+
+OMNIASR_TEXT = ["the cat sat on the mat", "a dog ran far away", "quick brown fox jumps over", "zebra yak vow",
+                "hello world this is speech", "lazy ox kept quiet"]
+
+
+def write_sentencepiece(path: Path, space: str = "literal") -> Path:
+    """A tiny character-level SentencePiece (unigram) model, ids as the omniASR tokenizers: 0 <s> (the CTC blank),
+    1 <pad>, 2 </s>, 3 <unk>, then pieces. space="literal": the space piece is " " (as in the published files,
+    which transformers' converter reads so); "escaped": SentencePiece's usual "▁"."""
+    import io
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(OMNIASR_TEXT * 20), model_writer=buffer,
+                                   model_type="unigram", vocab_size=100, hard_vocab_limit=False,
+                                   max_sentencepiece_length=1, bos_id=0, pad_id=1, eos_id=2, unk_id=3,
+                                   character_coverage=1.0, minloglevel=2)
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(buffer.getvalue())
+    if space == "literal":
+        for piece in proto.pieces:
+            if piece.piece == "\u2581":
+                piece.piece = " "
+        proto.normalizer_spec.escape_whitespaces = False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def omniasr_config(**overrides) -> Wav2Vec2Config:
+    """A tiny omniASR CTC model: the real layout (7 convs with LayerNorm, pre-LN, 16 heads), small sizes."""
+    values = dict(hidden_size=64, num_attention_heads=16, intermediate_size=96, adapter_attn_dim=None)
+    values.update(overrides)
+    return tiny_config(**values)
+
+
+def random_omniasr_model(vocab_size: int, seed: int = 0, **overrides) -> RandomModel:
+    """Random weights; the head favours the space piece (id 4 in write_sentencepiece's tokenizers) a little, so
+    that transcripts have several words."""
+    model = random_model(omniasr_config(vocab_size=vocab_size, **overrides), {"all": vocab_size}, seed=seed)
+    model.state["lm_head.bias"][4] += 1.0
+    return model
+
+
+def omniasr_state(model: RandomModel) -> dict[str, torch.Tensor]:
+    """fairseq2 names, positional conv as weight_g / weight_v, as in omniASR-CTC-*.pt."""
+    from mms.checkpoints.omniasr import fairseq2_name
+
+    return {fairseq2_name(k): v for k, v in model.state.items()}
+
+
+def write_omniasr(model: RandomModel, path: Path, tokenizer: Path | None = None, dtype: torch.dtype | None = None,
+                  extra: dict[str, torch.Tensor] | None = None, drop: tuple[str, ...] = ()) -> Path:
+    """An omniASR-CTC-*.pt-like file: {"model": state_dict}; the tokenizer copied beside it when given."""
+    import shutil
+
+    state = {k: (v if dtype is None else v.to(dtype)).contiguous() for k, v in omniasr_state(model).items()
+             if k not in drop}
+    state.update(extra or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state}, path)
+    if tokenizer is not None:
+        shutil.copy(tokenizer, path.parent / tokenizer.name)
+    return path
+
+
+def omniasr_hf_config(cfg: Wav2Vec2Config):
+    import transformers
+
+    audio = dict(model_type="omniasr_audio", hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_hidden_layers,
+                 num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
+                 conv_dim=list(cfg.conv_dim), conv_kernel=list(cfg.conv_kernel), conv_stride=list(cfg.conv_stride),
+                 conv_bias=cfg.conv_bias, num_conv_pos_embeddings=cfg.num_conv_pos_embeddings,
+                 num_conv_pos_embedding_groups=cfg.num_conv_pos_embedding_groups)
+    return transformers.OmniASRCTCConfig(vocab_size=cfg.vocab_size, audio_config=audio)
+
+
+def write_omniasr_hf(model: RandomModel, out: Path, tokenizer: Path) -> Path:
+    """A transformers omniasr_ctc directory written by transformers itself (OmniASRForCTC.save_pretrained, the
+    tokenizer converted from the SentencePiece model by its OmniASRConverter, the processor's config)."""
+    import transformers
+    from transformers.convert_slow_tokenizer import OmniASRConverter
+
+    from mms.checkpoints.omniasr_hf import hf_name
+
+    hf = transformers.OmniASRForCTC(omniasr_hf_config(model.cfg))
+    hf.load_state_dict({hf_name(k): v for k, v in model.canonical_state().items()}, strict=True)
+    hf.save_pretrained(out)
+    tok = transformers.ParakeetTokenizer(tokenizer_object=OmniASRConverter(str(tokenizer)).converted(),
+                                         bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    processor = transformers.OmniASRCTCProcessor(feature_extractor=transformers.OmniASRFeatureExtractor(),
+                                                 tokenizer=tok)
+    processor.save_pretrained(out)
+    return out

@@ -132,7 +132,7 @@ def test_speech_is_a_result_named_by_its_line(tts):
     assert all(isinstance(s, Result) for s in speeches)
     assert [(s.index, s.name) for s in speeches] == [(0, "line 3"), (1, "line 7"), (2, "text")]
     assert speeches[1].error.startswith("line 7: no character")
-    assert speeches[0].to_dict() == {"index": 1, "line": 3, "text": "a line", "path": None,
+    assert speeches[0].to_dict() == {"index": 0, "line": 3, "text": "a line", "path": None,
                                      "duration": speeches[0].duration, "error": None, "dropped": []}
     assert speeches[2].to_dict()["line"] is None
 
@@ -247,7 +247,7 @@ def test_cli_file_to_outdir_with_index(tmp_path):
     for record in (index[0], index[2]):
         assert record["error"] is None and record["path"] == str(outdir / f"{record['index'] + 1:04d}.flac")
         assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
-    assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl"]
+    assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
 
 
 def test_without_model_the_language_picks_the_default_voice(tts, tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ class ModelInfo:
     params: float | None = None
     per_language: bool = False
     lang: str | None = None  # per-language models named with their language: mms-tts-amh -> "amh"
+    licence: str | None = None  # the weights' licence where it is not the registry's (Omnilingual ASR: Apache-2.0)
 
     def repo(self, lang: str | None = None) -> str | None:
         return self.hf.format(lang=lang or self.lang) if self.hf and self.per_language else self.hf

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from mms.command import add_common_options, add_device_options, positive, say, stream_results
+from mms.command import add_common_options, add_corpus_options, add_device_options, positive, say, stream_results
 from mms.errors import MMSError
 from mms.options import TTSOptions, from_namespace
 
@@ -76,6 +77,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="padded input ids per forward pass; lower it if memory is short (default: %(default)s)")
     add_device_options(p, auto_dtype="float32")
     add_common_options(p)
+    add_corpus_options(p)
     p.set_defaults(run=run)
     return p
 
@@ -103,10 +105,15 @@ def read_inputs(args) -> list:
 
 
 def check_usage(args) -> None:
-    if args.wav is None and args.outdir is None:
+    if args.output_dir is not None and args.outdir is not None:
+        raise MMSError("give either --outdir or --output-dir (a corpus run's folder), not both")
+    outdir = args.outdir or args.output_dir
+    if args.wav is None and outdir is None:
         raise MMSError("give --wav FILE (- for standard output) or --outdir DIR")
-    if args.wav is not None and args.outdir is not None:
+    if args.wav is not None and outdir is not None:
         raise MMSError("give either --wav or --outdir, not both")
+    if (args.resume or args.shard or args.engine != "local") and outdir is None:
+        raise MMSError("--resume, --shard and --engine work on a folder of outputs: give --outdir or --output-dir")
     if args.file is not None and args.wav is not None:
         raise MMSError("--file writes one output per line: use --outdir DIR instead of --wav")
     if args.wav not in (None, "-") and args.format is None and not args.wav.lower().endswith((".wav", ".flac")):
@@ -130,19 +137,34 @@ def show_warnings() -> None:
 def run(args: argparse.Namespace) -> int:
     check_usage(args)
     inputs = read_inputs(args)
+    show_warnings()
+    outdir = args.output_dir or args.outdir
+    if outdir is not None:  # a folder of files + index.jsonl: a corpus run (resume, shards, Ray; mms.engines)
+        from dataclasses import asdict
+
+        from mms.command import run_corpus
+
+        settings = {"model": args.model, "lang": args.lang, "device": args.device, "dtype": args.dtype,
+                    "options": asdict(from_namespace(TTSOptions, args)), "outdir": outdir,
+                    "audio_format": args.format, "subtype": "FLOAT" if args.float_wav else "PCM_16",
+                    "count": len(inputs)}
+        rows = [{"index": i, "line": line, "text": text}
+                for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
+        if args.outdir is not None:
+            args.output = os.path.join(args.outdir, "index.jsonl")
+        return run_corpus(args, "tts", settings, rows, "jsonl",
+                          describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)")
 
     from mms.tts.synthesizer import TTS
     from mms.writers import get_writer
 
-    show_warnings()
     tts = TTS.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
                    options=from_namespace(TTSOptions, args))
     if args.verbose:
         ckpt = tts.checkpoint
         say("mms tts", f"{ckpt.format} voice {ckpt.path}, lang {tts.lang}, {tts.sample_rate} Hz, "
                        f"device {tts.device}, dtype {str(tts.dtype).replace('torch.', '')}")
-    writer = get_writer("tts", "audio", args.outdir if args.outdir is not None else args.wav,
-                        outdir=args.outdir is not None, audio_format=args.format,
-                        subtype="FLOAT" if args.float_wav else "PCM_16", count=len(inputs))
+    writer = get_writer("tts", "audio", args.wav, audio_format=args.format,
+                        subtype="FLOAT" if args.float_wav else "PCM_16")
     return stream_results("mms tts", tts.synthesize_iter(inputs), writer, total=len(inputs), verbose=args.verbose,
                           describe=lambda speech: f"{speech.path} ({speech.duration:.2f} s)")

@@ -116,7 +116,7 @@ class JsonWriter(Writer):
 
 # (task, format) -> "module:class"; a module is imported only when its format is used.
 WRITERS = {
-    **{(task, "jsonl"): "mms.writers:JsonlWriter" for task in ("asr", "lid")},
+    **{(task, "jsonl"): "mms.writers:JsonlWriter" for task in ("asr", "lid", "tts", "align")},
     **{(task, "json"): "mms.writers:JsonWriter" for task in ("asr", "lid")},
     ("asr", "txt"): "mms.writers.text:TranscriptTxtWriter",
     ("asr", "tsv"): "mms.writers.text:TranscriptTsvWriter",

@@ -18,15 +18,16 @@ from mms.writers import JsonlWriter, Writer, WriterError
 class SpeechWriter(Writer):
     """`dest` is the one output file, or with `outdir` the output folder; `audio_format` "wav" or "flac" (default: a
     single file's suffix, else wav); `subtype` "PCM_16" or "FLOAT" (wav only); `count`: the number of inputs
-    (the width of the file numbers, at least 4 digits)."""
+    (the width of the file numbers, at least 4 digits); `index_file`: write DIR/index.jsonl."""
 
     def __init__(self, dest: str, outdir: bool = False, audio_format: str | None = None, subtype: str = "PCM_16",
-                 count: int = 1):
+                 count: int = 1, index_file: bool = True):
         self.dest, self.outdir, self.subtype = os.fspath(dest), outdir, subtype
         self.fmt = audio_format or ("wav" if outdir else None)  # a single file: write_audio reads its suffix
         self.width = max(4, len(str(count)))
         self.written = 0
-        self.index = JsonlWriter(os.path.join(self.dest, "index.jsonl")) if outdir else None
+        # index.jsonl here, unless a corpus run (mms.engines) writes the records itself
+        self.index = JsonlWriter(os.path.join(self.dest, "index.jsonl")) if outdir and index_file else None
 
     def path_of(self, result) -> str:
         if not self.outdir:
