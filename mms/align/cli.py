@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mms.command import add_common_options, add_device_options, add_time_offsets_option, positive, say, stream_results
+from mms.command import add_common_options, add_corpus_options, add_device_options, add_time_offsets_option, positive, say, stream_results
 from mms.errors import MMSError
 from mms.options import AlignOptions, from_namespace
 
@@ -67,6 +67,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here
     add_common_options(p)
+    add_corpus_options(p)
     p.set_defaults(run=run)
     return p
 
@@ -76,26 +77,71 @@ def run(args: argparse.Namespace) -> int:
         raise MMSError("give either --audio and --text, or --manifest")
     if bool(args.audio) != bool(args.text):
         raise MMSError("--audio and --text go together")
+    if not args.manifest and (args.shard or args.engine != "local"):
+        raise MMSError("--shard and --engine split a --manifest of pairs")
     from mms.writers import get_writer
 
     # first, so that a non-empty --outdir is refused before the model loads
     writer = get_writer("align", "dir", args.outdir, single=not args.manifest, overwrite=args.overwrite)
     from mms.align.aligner import Aligner, Pair, read_pairs
 
-    pairs = read_pairs(args.manifest) if args.manifest else [Pair(args.audio, args.text)]
-    todo = []  # a manifest run resumes: pairs finished before are skipped (their manifest lines still gathered)
-    for n, pair in enumerate(pairs, 1):
-        if not writer.done(pair.name):
-            todo.append(pair)
-        elif args.verbose:
-            say(PROG, f"[{n}/{len(pairs)}] {pair.audio}: done before, skipped")
+    if not args.manifest:
+        aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
+                               dict_path=args.dict_path, options=from_namespace(AlignOptions, args))
+        if args.verbose:
+            ckpt = aligner.runner.checkpoint
+            say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize "
+                      f"{aligner.romanize}, normalize audio {aligner.normalize_audio}")
+        results = aligner.align_iter([Pair(args.audio, args.text)], star=args.star, lang=args.lang, keep_audio=True)
+        return stream_results(PROG, results, writer, total=1, verbose=args.verbose,
+                              describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")
+    return run_manifest(args, writer, read_pairs(args.manifest))
 
-    aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
-                           dict_path=args.dict_path, options=from_namespace(AlignOptions, args))
-    if args.verbose:
-        ckpt = aligner.runner.checkpoint
-        say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize {aligner.romanize}, "
-                  f"normalize audio {aligner.normalize_audio}")
-    results = aligner.align_iter(todo, star=args.star, lang=args.lang, keep_audio=True)
-    return stream_results(PROG, results, writer, total=len(todo), verbose=args.verbose,
-                          describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")
+
+def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
+    """A manifest of pairs as a corpus run (mms.engines): pairs finished before are skipped (resume is the
+    default), --shard K/N takes every Nth pair, --engine ray spreads them over model actors; the gathered
+    --outdir/manifest.json lists every finished pair, in pair order."""
+    from dataclasses import asdict
+
+    from mms import engines
+    from mms.results import Record
+
+    k, n = engines.parse_shard(args.shard)
+    finished = [writer.done(pair.name) for pair in pairs]  # in order: each pair's place in manifest.json
+    rows = [{"index": i, "audio": pair.audio, "text_path": pair.text_path, "lang": pair.lang, "text": pair.text,
+             "name": pair.name} for i, (pair, done) in enumerate(zip(pairs, finished)) if not done and i % n == k]
+    skipped = sum(1 for i, done in enumerate(finished) if done and i % n == k)
+    if skipped:
+        say(PROG, f"resuming: {skipped} pairs done before, {len(rows)} to do")
+    settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "device": args.device,
+                "dtype": args.dtype, "star": args.star, "outdir": args.outdir,
+                "options": asdict(from_namespace(AlignOptions, args))}
+    status = 0
+    if rows and args.engine == "ray":
+        from mms.engines.ray import run_ray
+
+        status = run_ray("align", settings, rows, args.outdir, args)
+    elif rows:
+        worker = engines.make_worker("align", settings)
+        if args.verbose:
+            say(PROG, worker.describe())
+        records = (Record(r) for r in engines.run_local(worker, rows))
+        status = stream_results(PROG, records, NoWriter(), total=len(rows), verbose=args.verbose,
+                                describe=lambda r: f"{r['audio']}: {r['lines']} lines, {r['duration']:.1f} s")
+    writer.gather([pair.name for pair in pairs])
+    writer.close()
+    return status
+
+
+class NoWriter:
+    """The worker has written each pair's directory already."""
+
+    def write(self, record) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass

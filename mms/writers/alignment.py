@@ -52,6 +52,17 @@ class AlignmentWriter(Writer):
             self.manifests[name] = f.read().splitlines()
         return True
 
+    def gather(self, names: list[str]) -> None:
+        """Gather the manifest lines of every finished pair among `names` (in that order), whichever process
+        finished it: after a sharded or Ray run the top-level manifest.json lists them all."""
+        self.manifests = {}
+        for name in names:
+            path = os.path.join(self.directory(name), "manifest.json")
+            finished = os.path.exists(os.path.join(self.directory(name), "alignment.json"))
+            if finished and os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    self.manifests[name] = f.read().splitlines()
+
     def write(self, result) -> None:
         if result.error is not None:  # nothing to write; the runner reports it
             return

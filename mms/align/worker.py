@@ -1,0 +1,43 @@
+"""The alignment worker of corpus runs (mms.engines): aligns rows (one (audio, transcript) pair each), writes
+each pair's directory (mms.writers.alignment) and yields a short record of it; the same object in every engine."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from mms.align.aligner import Aligner, Pair
+from mms.options import AlignOptions
+from mms.writers import WriterError
+from mms.writers.alignment import AlignmentWriter
+
+
+class Worker:
+    """settings: model, lang, dict_path, device, dtype, star, outdir, options (AlignOptions)."""
+
+    def __init__(self, settings: dict):
+        self.aligner = Aligner.load(settings.get("model"), lang=settings.get("lang"),
+                                    device=settings.get("device", "auto"), dtype=settings.get("dtype", "auto"),
+                                    dict_path=settings.get("dict_path"),
+                                    options=AlignOptions(**settings.get("options", {})))
+        # the caller chose what to (re)do; each pair's directory is rewritten whole
+        self.writer = AlignmentWriter(settings["outdir"], single=False, overwrite=True)
+        self.star, self.lang = settings.get("star", False), settings.get("lang")
+
+    def describe(self) -> str:
+        runner = self.aligner.runner
+        return (f"{runner.checkpoint.format} model {runner.checkpoint.path}, device {runner.device}, romanize "
+                f"{self.aligner.romanize}, normalize audio {self.aligner.normalize_audio}")
+
+    def run(self, rows: list[dict]) -> Iterator[dict]:
+        pairs = [Pair(row["audio"], row.get("text_path"), row.get("lang"), row.get("text"), row.get("name"))
+                 for row in rows]
+        for row, result in zip(rows, self.aligner.align_iter(pairs, star=self.star, lang=self.lang, keep_audio=True)):
+            try:
+                self.writer.write(result)
+            except WriterError as e:
+                result.error = str(e)
+            yield {"index": row["index"], "audio": result.audio, "name": result.name, "lang": result.lang,
+                   "duration": result.duration, "lines": len(result.lines), "error": result.error}
+
+    def close(self) -> None:
+        pass  # the gathered manifest.json of the whole run is written by the command, which knows every pair
