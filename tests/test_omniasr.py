@@ -4,6 +4,7 @@ OmniASRForCTC and the reference decoders; the published sizes on the meta device
 memory-map path; long audio; `mms asr`."""
 
 import json
+import mmap
 import os
 import shutil
 import subprocess
@@ -291,13 +292,14 @@ def test_tokenizer_lookup(files, tmp_path):
 # the 7B memory path
 
 
-def file_mappings(path) -> list[tuple[int, int]]:
+def file_mappings(path, shared: bool = False) -> list[tuple[int, int]]:
+    """Address ranges where this process maps `path` privately (copy-on-write), or shared."""
     path = os.path.realpath(path)
     ranges = []
     with open("/proc/self/maps") as maps:
         for line in maps:
             parts = line.split()
-            if len(parts) >= 6 and parts[5] == path:
+            if len(parts) >= 6 and parts[5] == path and parts[1].endswith("s" if shared else "p"):
                 low, high = (int(x, 16) for x in parts[0].split("-"))
                 ranges.append((low, high))
     return ranges
@@ -307,7 +309,10 @@ def mapped(tensor: torch.Tensor, ranges) -> bool:
     return any(low <= tensor.data_ptr() < high for low, high in ranges)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
+linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map")
+
+
+@linux_only
 def test_bf16_by_memory_map_without_a_float32_copy(files, tmp_path):
     """Weights stay in the file's memory map until the model is built; building in bf16 converts tensor by tensor.
     A bf16 file is not copied at all; a float32 file is never copied as float32 (only the folded positional conv,
@@ -326,6 +331,35 @@ def test_bf16_by_memory_map_without_a_float32_copy(files, tmp_path):
     model = instantiate(checkpoint, "cpu", torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 and not mapped(p, ranges) for p in model.parameters())
     assert all(mapped(v, ranges) for k, v in checkpoint.state_dict.items() if k != POS + "weight")
+
+
+@linux_only
+def test_a_map_too_large_for_copy_on_write_is_mapped_shared(files, waves, tmp_path, monkeypatch):
+    """Linux refuses a copy-on-write map larger than RAM + swap (the 26 GB 7B file on a 24 GB machine: "unable to
+    mmap ...: Cannot allocate memory (12)"); the loader maps the file shared then, and running the model leaves the
+    file as it was."""
+    import hashlib
+
+    from torch.utils.serialization import config
+
+    pt = shutil.copy(files["pt"], tmp_path / "model.pt")
+    shutil.copy(files["literal"], tmp_path)
+    load = torch.load
+
+    def small_machine(path, *args, **kwargs):
+        if kwargs.get("mmap") and config.load.mmap_flags != mmap.MAP_SHARED:
+            raise RuntimeError(f"unable to mmap 26019796387 bytes from file <{path}>: Cannot allocate memory (12)")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", small_machine)
+    before = hashlib.sha256(pt.read_bytes()).hexdigest()
+    checkpoint = load_checkpoint(pt)
+    ranges = file_mappings(pt, shared=True)
+    assert ranges and all(mapped(v, ranges) for k, v in checkpoint.state_dict.items() if k != POS + "weight")
+    assert config.load.mmap_flags == mmap.MAP_PRIVATE  # the default is restored
+    with ASR(checkpoint, device="cpu", dtype="bfloat16") as asr:
+        assert all(r.text for r in asr.transcribe(waves))
+    assert hashlib.sha256(pt.read_bytes()).hexdigest() == before
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,3 +413,45 @@ def test_mms_asr_command_line(files, waves, tmp_path):
     refs.write_text("".join(t + "\n" for t in expected))
     r = mms("--model", files["hf"], *wavs, "--ref", refs)
     assert r.returncode == 0 and "WER 0.00% (0 errors" in r.stderr and "CER 0.00%" in r.stderr, r.stderr
+
+
+def test_registry_names_every_size_and_tokenizer_version():
+    from mms.hub.languages import shipped_languages
+    from mms.hub.registry import registry
+
+    models = registry()
+    for size in ("300m", "1b", "3b", "7b"):
+        for version, tokenizer in (("", "omniASR_tokenizer.model"), ("-v2", "omniASR_tokenizer_written_v2.model")):
+            info = models[f"omniasr-ctc-{size}{version}"]
+            assert info.task == "asr" and info.source == "url" and not info.adapter and info.licence == "Apache-2.0"
+            assert info.url == (f"https://dl.fbaipublicfiles.com/mms/omniASR-CTC-{size.upper()}{version}.pt",
+                                f"https://dl.fbaipublicfiles.com/mms/{tokenizer}")
+    assert models["omniasr-ctc-7b"].params == PUBLISHED["7B"][3]
+    codes = shipped_languages("omniasr")
+    assert len(codes) == models["omniasr-ctc-1b"].languages == 1672 and "eng_Latn" in codes and "cmn_Hans" in codes
+
+
+def test_vocabulary_and_languages_without_a_language(files):
+    from mms.checkpoints import list_languages, load_vocabulary
+
+    for path in (files["pt"], files["hf"]):
+        assert list_languages(path) == []
+        assert load_vocabulary(path) == load_vocabulary(path, lang="fra") == from_sentencepiece(files["literal"])
+    assert load_vocabulary(files["pt"], dict_path=files["escaped"]).word_delimiter == "\u2581"
+
+
+def test_a_published_name_runs_from_its_cached_files(files, tmp_path):
+    """`mms asr --model omniasr-ctc-300m a.wav`: the checkpoint and its tokenizer come from the registry's URLs into
+    one folder (here put into the cache beforehand; offline, so nothing is fetched); no --lang needed."""
+    folder = tmp_path / "home" / "mms" / "omniasr-ctc-300m"
+    folder.mkdir(parents=True)
+    shutil.copy(files["pt"], folder / "omniASR-CTC-300M.pt")
+    shutil.copy(files["literal"], folder / "omniASR_tokenizer.model")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, random_audio(20000, seed=5), 16000)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", "omniasr-ctc-300m", str(wav), "--format",
+                        "jsonl"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    with ASR.load(files["pt"], device="cpu") as asr:
+        assert json.loads(r.stdout)["text"] == asr.transcribe([str(wav)])[0].text

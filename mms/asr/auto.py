@@ -30,7 +30,10 @@ def adapter_for(code: str, languages: list[str] | set[str]) -> str | None:
 
 
 def choose(predictions: list[tuple[str, float]], languages) -> tuple[str, str, float] | None:
-    """(adapter, LID label, probability) of the most probable language the ASR model can transcribe."""
+    """(adapter, LID label, probability) of the most probable language the ASR model can transcribe; `languages`
+    None: a model without per-language adapters (Omnilingual ASR), which transcribes LID's first choice."""
+    if languages is None:
+        return (predictions[0][0], predictions[0][0], predictions[0][1]) if predictions else None
     for code, probability in predictions:
         adapter = adapter_for(code, languages)
         if adapter is not None:
@@ -38,7 +41,7 @@ def choose(predictions: list[tuple[str, float]], languages) -> tuple[str, str, f
     return None
 
 
-def identify_languages(items: list[Item], asr_languages: list[str], lid_model, device="auto", dtype="auto",
+def identify_languages(items: list[Item], asr_languages: list[str] | None, lid_model, device="auto", dtype="auto",
                        dict_path=None) -> list[tuple[str | None, dict]]:
     """Per item (the adapter to transcribe it with, {"lid_lang", "lang_probability"}) or (None, {"error"}).
     Only that much is kept per input (not LID's full posteriors), and the LID model is released before
@@ -46,7 +49,7 @@ def identify_languages(items: list[Item], asr_languages: list[str], lid_model, d
     from mms.lid import LID
 
     lid = LID.load(lid_model, device=device, dtype=dtype, dict_path=dict_path)
-    languages, chosen = set(asr_languages), []
+    languages, chosen = (None if asr_languages is None else set(asr_languages)), []
     try:
         for item, result in zip(items, lid.identify_iter(items, top_k="all")):
             if result.error:

@@ -18,6 +18,8 @@ examples:
   mms asr --model M --lang yor --lm chars.arpa --unit-lm a.wav             # lexicon-free, character LM
   mms asr --model M --lang yor --manifest dev.tsv --ref dev.wrd --format jsonl   # also prints WER and CER
   mms asr --model mms-1b-all --adapter xyz-adapter/ --lang xyz a.wav     # a language added by train-adapter
+  mms asr --model omniasr-ctc-1b talk.mp3                                # Omnilingual ASR: no --lang needed
+  mms asr --model omniASR-CTC-300M.pt --tokenizer omniASR_tokenizer.model lecture.flac --timestamps word
 
 inputs: audio files (wav, flac, ogg, mp3; other containers through ffmpeg), any sample rate and channel
 count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a JSONL manifest
@@ -68,13 +70,17 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="*", help="audio files to transcribe (or manifests: .tsv, .jsonl, .json, .lst)")
     p.add_argument("--model", "-m",
                    help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
-                        "models list`), Hugging Face repo id, Hugging Face MMS directory or fairseq checkpoint (.pt)")
+                        "models list`; omniasr-ctc-* for Omnilingual ASR), Hugging Face repo id, Hugging Face "
+                        "directory, fairseq checkpoint (.pt) or fairseq2 Omnilingual ASR checkpoint (.pt)")
     p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified; "
                                          "`auto`: identify each input's language first (see --lid-model)")
     p.add_argument("--lid-model", metavar="MODEL",
                    help="language identification model for --lang auto (default: the registry's, mms-lid-4017)")
     p.add_argument("--adapter", metavar="DIR",
                    help="directory written by `mms train-adapter`: its languages are added to the model's")
+    p.add_argument("--tokenizer", metavar="FILE",
+                   help="SentencePiece tokenizer (.model) of an Omnilingual ASR checkpoint (default: the .model beside "
+                        "it, else the registry's)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
     p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
@@ -148,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
     beam = beam_options(args)
-    settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "adapter_dir": args.adapter,
+    settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
+                "adapter_dir": args.adapter,
                 "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
                 "input_langs": sorted({item.lang for item in items if item.lang}),
                 "options": asdict(from_namespace(ASROptions, args)), "beam": asdict(beam) if beam else None}

@@ -123,10 +123,12 @@ class ASR:
 
     @classmethod
     def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
-             dict_path: str | Path | None = None, input_langs: Iterable[str | None] = (), **options) -> "ASR":
+             dict_path: str | Path | None = None, input_langs: Iterable[str | None] = (),
+             tokenizer: str | Path | None = None, **options) -> "ASR":
         """`model`: a Hugging Face MMS directory or a fairseq .pt file (see mms.checkpoints), or a published name
         or Hugging Face repo id, fetched once with the adapters of `lang` and `input_langs` only (see mms.hub);
-        None: mms-1b-all. Other options as ASR()."""
+        None: mms-1b-all. `tokenizer`: the SentencePiece model of an Omnilingual ASR checkpoint (default: the .model
+        beside it). Other options as ASR()."""
         from mms.hub import resolve_model
 
         trained = set()
@@ -137,7 +139,7 @@ class ASR:
         path = resolve_model(model, task="asr", lang=wanted)
         if lang == "auto":
             options.setdefault("fetch_adapters", lambda langs: resolve_model(model, task="asr", lang=list(langs)))
-        return cls(load_checkpoint(path, dict_path), device, dtype, lang, **options)
+        return cls(load_checkpoint(path, dict_path, tokenizer=tokenizer), device, dtype, lang, **options)
 
     def close(self) -> None:
         """Stop the beam-search worker processes (if any)."""
@@ -199,7 +201,8 @@ class ASR:
         items = [source if isinstance(source, Item) else
                  Item(source if isinstance(source, str) else input_name(source, i), None) for i, source in
                  enumerate(items)]
-        chosen = identify_languages(items, self.languages, self.lid_model, self.device, self.dtype)
+        languages = None if self.checkpoint.language_free else self.languages
+        chosen = identify_languages(items, languages, self.lid_model, self.device, self.dtype)
         if self.fetch_adapters is not None:
             self.fetch_adapters({lang for lang, _ in chosen if lang})
         inputs = [Item(item.audio, lang or "", item.text) for item, (lang, _) in zip(items, chosen)]

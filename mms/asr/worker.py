@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Iterator
 
 from mms.asr.transcriber import ASR
@@ -10,7 +11,7 @@ from mms.options import ASROptions
 
 
 class Worker:
-    """settings: model, lang, dict_path, adapter_dir, lid_model, device, dtype, input_langs, timestamps,
+    """settings: model, lang, dict_path, tokenizer, adapter_dir, lid_model, device, dtype, input_langs, timestamps,
     options (ASROptions fields), beam (BeamOptions fields or None)."""
 
     def __init__(self, settings: dict):
@@ -21,15 +22,20 @@ class Worker:
             beam = BeamOptions(**settings["beam"])
         self.asr = ASR.load(settings.get("model"), lang=settings.get("lang"), device=settings.get("device", "auto"),
                             dtype=settings.get("dtype", "auto"), dict_path=settings.get("dict_path"),
-                            input_langs=settings.get("input_langs", ()),
+                            input_langs=settings.get("input_langs", ()), tokenizer=settings.get("tokenizer"),
                             options=ASROptions(**settings.get("options", {})), beam=beam,
                             adapter_dir=settings.get("adapter_dir"), lid_model=settings.get("lid_model"))
         self.timestamps = settings.get("timestamps")
+        lang = settings.get("lang")
+        if self.asr.checkpoint.language_free and lang and lang != "auto":
+            print(f"mms asr: note: this model transcribes every language with one output layer: --lang {lang} is "
+                  f"recorded with each result but does not change it", file=sys.stderr)
 
     def describe(self) -> str:
         asr, ckpt = self.asr, self.asr.checkpoint
-        return (f"{ckpt.format} model {ckpt.path}, {len(asr.languages)} languages, lang {asr.lang}, device "
-                f"{asr.device}, dtype {str(asr.dtype).replace('torch.', '')}")
+        languages = "one output layer for every language" if ckpt.language_free else f"{len(asr.languages)} languages"
+        return (f"{ckpt.format} model {ckpt.path}, {languages}, lang {asr.lang}, device {asr.device}, dtype "
+                f"{str(asr.dtype).replace('torch.', '')}")
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
         items = [Item(row["audio"], row.get("lang"), row.get("text")) for row in rows]

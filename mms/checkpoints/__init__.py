@@ -161,11 +161,11 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
 
 def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:
     """A language's CTC vocabulary without reading the model weights (for lexicon building and the like)."""
-    path = Path(path)
-    if _is_omniasr_dir(path):  # one SentencePiece vocabulary for every language
-        return load_checkpoint(path, dict_path).vocab
-    if dict_path:
+    if dict_path and Path(dict_path).suffix != ".model":  # a fairseq dictionary; a .model is a SentencePiece one
         return Vocabulary.from_fairseq_dict_file(dict_path)
+    path = Path(path)
+    if _is_omniasr(path):  # one SentencePiece vocabulary for every language
+        return load_checkpoint(path, dict_path).vocab
     if path.is_dir() and (path / "config.json").exists():
         from mms.checkpoints import huggingface
 
@@ -181,14 +181,19 @@ def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | 
 def list_languages(path: str | Path) -> list[str]:
     """The adapter languages of an ASR model, without reading its weights."""
     path = Path(path)
-    if path.is_dir() and (path / "config.json").exists() and not _is_omniasr_dir(path):
+    if path.is_dir() and (path / "config.json").exists() and not _is_omniasr(path):
         from mms.checkpoints import huggingface
 
         return huggingface.list_languages(path)
     return load_checkpoint(path).languages  # fairseq: memory-mapped, tensors are not read
 
 
-def _is_omniasr_dir(path: Path) -> bool:
-    from mms.checkpoints import omniasr_hf
+def _is_omniasr(path: Path) -> bool:
+    """An Omnilingual ASR model: a transformers omniasr_ctc directory (torch-free check) or a fairseq2 .pt."""
+    if path.is_dir():
+        from mms.checkpoints import omniasr_hf
 
-    return path.is_dir() and omniasr_hf.recognizes(path)
+        return omniasr_hf.recognizes(path)
+    from mms.checkpoints import omniasr
+
+    return path.is_file() and omniasr.recognizes(path)

@@ -19,6 +19,7 @@ The self-supervised (omniASR-W2V-*) and LLM (omniASR-LLM-*) checkpoints share th
 
 from __future__ import annotations
 
+import mmap
 import re
 import zipfile
 from pathlib import Path
@@ -32,7 +33,8 @@ from mms.text.vocab import Vocabulary, VocabularyError
 
 HEADS = 16  # every published size (omnilingual_asr configs); not readable from shapes
 KERNELS, STRIDES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
-MARKER = b"encoder_frontend."  # in the first bytes of a fairseq2 wav2vec2 pickle, in no fairseq or torchaudio file
+# in the first bytes of a fairseq2 wav2vec2 (or wav2vec2-LLaMA) pickle, in no fairseq or torchaudio file
+MARKERS = (b"encoder_frontend.", b"llama_decoder.")
 
 # fairseq2 name -> canonical name. {i}: index, {p}: weight|bias.
 KEY_TABLE = [
@@ -111,9 +113,10 @@ def recognizes(path: str | Path) -> bool:
             if name is None:
                 return False
             with archive.open(name) as f:
-                return MARKER in f.read(1 << 16)
+                head = f.read(1 << 16)
     except (OSError, zipfile.BadZipFile):
         return False
+    return any(marker in head for marker in MARKERS)
 
 
 def refuse_other_kinds(names, path) -> None:
@@ -145,8 +148,8 @@ def build_config(state: dict[str, torch.Tensor], path, heads: int = HEADS,
                  strides: tuple[int, ...] = STRIDES) -> Wav2Vec2Config:
     """The architecture from canonical tensor shapes (missing tensors are named); heads and strides as given."""
     p = "wav2vec2."
-    required = ["lm_head.weight", p + "encoder.layer_norm.weight", POS + "weight", p + "feature_projection.layer_norm.weight",
-                p + "encoder.layers.0.feed_forward.intermediate_dense.weight"]
+    required = ["lm_head.weight", p + "encoder.layer_norm.weight", POS + "weight",
+                p + "feature_projection.layer_norm.weight", p + "encoder.layers.0.feed_forward.intermediate_dense.weight"]
     missing = [name for name in required if name not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete Omnilingual ASR CTC model (no {', '.join(missing)})")
@@ -177,8 +180,18 @@ def build_config(state: dict[str, torch.Tensor], path, heads: int = HEADS,
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict, memory-mapped. Copy-on-write first (MAP_PRIVATE: nothing can reach the file); Linux refuses
+    such a map when it is larger than RAM + swap (its overcommit heuristic counts it: the 26 GB 7B file on a 24 GB
+    machine), and then the file is mapped shared, which is not counted. Nothing in mms writes to weights in place
+    (models are built from these tensors and run; a dtype change makes new ones), so the file stays as it is."""
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "Cannot allocate memory" not in str(e) or not hasattr(mmap, "MAP_SHARED"):
+                raise
+            with torch.serialization.set_default_mmap_options(mmap.MAP_SHARED):
+                raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # noqa: BLE001 - any failure here means an unusable file
         raise CheckpointError(f"{path}: cannot read fairseq2 weights ({type(e).__name__}: "
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None

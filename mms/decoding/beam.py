@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mms.decoding.ctc import Hypothesis, Unit, collapse, units_to_text
+from mms.decoding.ctc import Hypothesis, Unit, collapse, split_pieces, units_to_text
 from mms.errors import MMSError
 from mms.text.vocab import Vocabulary
 
@@ -160,6 +160,7 @@ class BeamSearchDecoder:
         labels, starts, ends = collapse(frame_tokens)
         units = [Unit(self.vocab.tokens[label], int(s), int(e)) for label, s, e in zip(labels.tolist(), starts, ends)
                  if label != self.vocab.blank and label not in self.vocab.silent]
+        units = split_pieces(units, self.vocab)  # SentencePiece pieces ("▁the"): words and times as for letters
         if self.options.lexicon:
             text = " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 EXAMPLES = """\
 examples:
@@ -33,7 +34,6 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mms import engines
-    from mms.command import error
     from mms.results import Record
     from mms.writers import get_writer
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(1 for r in best if r.get("error"))
     missing = total - len(best)
     if failed or missing:
-        error("mms merge", f"{len(best)} of {total} inputs have records; {failed} failed, {missing} missing "
-                           f"(run the same command again to redo them)")
+        print(f"mms merge: error: {len(best)} of {total} inputs have records; {failed} failed, {missing} missing "
+              f"(run the same command again to redo them)", file=sys.stderr)
         return 1
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 
 from mms.engines import CorpusError, Progress, make_worker
@@ -58,8 +59,6 @@ def run_ray(task: str, settings: dict, rows: list[dict], output_dir: str, args) 
         import ray.data
     except ImportError:
         raise CorpusError('--engine ray needs Ray: pip install "mms[ray]"') from None
-    from mms.command import error, say
-
     low, high = workers(args.workers)
     if not args.verbose:  # Ray Data's own progress lines and logs; our bar and errors say what matters
         import logging
@@ -84,13 +83,13 @@ def run_ray(task: str, settings: dict, rows: list[dict], output_dir: str, args) 
             compute=ray.data.ActorPoolStrategy(min_size=low, max_size=high), num_cpus=args.cpus_per_worker,
             num_gpus=args.gpus_per_worker or None, batch_format="numpy")
         if args.verbose:
-            say(prog, f"Ray: {low}{'' if low == high else f'-{high}'} actors of {args.cpus_per_worker} CPU "
-                      f"and {args.gpus_per_worker} GPU, {len(rows)} inputs")
+            print(f"{prog}: Ray: {low}{'' if low == high else f'-{high}'} actors of {args.cpus_per_worker} CPU "
+                      f"and {args.gpus_per_worker} GPU, {len(rows)} inputs", file=sys.stderr)
         for row in dataset.iter_rows():
             progress.update(int(row["index"]), worker=str(row["worker"]), seconds=float(row["seconds"]))
             if row["error"]:
                 failed += 1
-                error(prog, str(row["error"]))
+                print(f"{prog}: error: {row['error']}", file=sys.stderr)
     finally:
         progress.close()
         if started_here:

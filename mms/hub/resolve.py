@@ -126,7 +126,8 @@ def _fetch_url_model(info: ModelInfo, langs: list[str], offline: bool) -> Path:
             if offline:
                 raise NotCachedError(f"{info.name}: {path.name} not in the cache ({path.parent}) and offline mode is "
                                      f"on; fetch with: {fetch_command(info, langs, 'url')}")
-            show_licence_notice()
+            if not info.licence:  # the CC-BY-NC notice is for the MMS weights, not Omnilingual ASR's (Apache-2.0)
+                show_licence_notice()
             try:
                 download_url(original_url(url), path)
                 licence_notice_seen()
