@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import numpy as np
 
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.batching import input_name, prefetch
+from mms.batching import input_name, prefetch, release_memory
 from mms.checkpoints import Checkpoint, CheckpointError, add_adapter_dir, load_checkpoint
 from mms.decoding.ctc import Hypothesis, greedy_decode
 from mms.manifest import Item
@@ -192,6 +192,7 @@ class ASR:
             for job, decoding in pending:
                 yield self._finish(job, decoding, timestamps)
             pending = submitted
+            release_memory()
         for job, decoding in pending:
             yield self._finish(job, decoding, timestamps)
 

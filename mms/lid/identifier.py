@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from mms.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
-from mms.batching import input_name, run_ahead
+from mms.batching import release_memory, input_name, run_ahead
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, load_checkpoint
 from mms.errors import MMSError
 from mms.langs import close_codes, language_name, matches
@@ -195,6 +195,7 @@ class LID:
             if buffered >= self.buffer_samples:
                 self._score(buffer, columns)
                 buffer, buffered = [], 0
+                release_memory()
             while next_out in tallies and tallies[next_out].ended and not tallies[next_out].queued:
                 yield self._result(tallies.pop(next_out), top_k, columns, names)
                 next_out += 1
