@@ -279,7 +279,7 @@ def test_results_carry_their_index_name_and_language_names(lid, tmp_path):
     assert [r.index for r in results] == [0, 1]
     assert [r.name for r in results] == ["<array 0>", str(tmp_path / "missing.wav")]
     record = results[0].to_dict()
-    assert list(record) == ["audio", "predictions", "duration", "names"] and len(record["names"]) == 2
+    assert list(record) == ["index", "audio", "predictions", "duration", "names"] and len(record["names"]) == 2
     assert record["names"] == [language_name(code) for code, _ in results[0].predictions]
     assert results[1].to_dict()["names"] == [] and "names" not in lid.identify([random_audio(16000)])[0].to_dict()
 

@@ -58,7 +58,7 @@ def test_manifest_jsonl_and_fairseq_predictions(corpus, tmp_path):
     assert r.returncode == 1
     lines = (tmp_path / "predictions.txt").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [rec["predictions"] for rec in records]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lid.jsonl", "predictions.txt"]  # no temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lid.jsonl", "lid.jsonl.run.json", "predictions.txt"]  # no temporary files
 
 
 def test_candidates_from_a_file_tsv_and_windows(corpus, tmp_path):
