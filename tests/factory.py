@@ -468,3 +468,53 @@ def write_omniasr_hf(model: RandomModel, out: Path, tokenizer: Path) -> Path:
                                                  tokenizer=tok)
     processor.save_pretrained(out)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MMS zero-shot (mms-zeroshot-300m): one uroman CTC head, no adapters; fairseq model.pt + tokens.txt, or a
+# Hugging Face directory with tokens.txt (and a vocab.json in another order)
+
+def zeroshot_tokens(seed: int = 0) -> list[str]:
+    """A flashlight token file's 32 tokens: the fairseq specials, `|`, then the 27 uroman letters in a shuffled
+    order (the real file's order is unknown: loaders must read it)."""
+    import random
+
+    letters = list(CHARS)
+    random.Random(seed).shuffle(letters)
+    return ["<s>", "<pad>", "</s>", "<unk>", "|", *letters]
+
+
+def random_zeroshot_model(seed: int = 0) -> RandomModel:
+    model = random_model(tiny_config(adapter_attn_dim=None, vocab_size=32), {"mms_eng": 32}, seed=seed)
+    model.vocabs["mms_eng"] = zeroshot_tokens(seed)
+    model.adapters = {}  # the head lives in the base state: no per-language files
+    return model
+
+
+def write_zeroshot_fairseq(model: RandomModel, folder: Path) -> Path:
+    """model.pt (no dictionary in the task state, multi_corpus_keys [mms_eng]) and tokens.txt beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt = {"args": None, "cfg": fairseq_cfg(model.cfg, True, ["mms_eng"]), "model": fairseq_state(model.state, model.cfg),
+            "optimizer_history": [{"num_updates": 1}], "task_state": {}}
+    torch.save(ckpt, folder / "model.pt")
+    (folder / "tokens.txt").write_text("".join(t + "\n" for t in model.vocabs["mms_eng"]))
+    return folder / "model.pt"
+
+
+def write_zeroshot_hf(model: RandomModel, out: Path) -> Path:
+    """A transformers directory like mms-meta/mms-zeroshot-300m: weights, tokens.txt, and a vocab.json that puts
+    <pad> first (as other HF conversions do), so a loader that trusted it would take the wrong blank."""
+    import transformers
+
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = model.vocabs["mms_eng"]
+    hf = transformers.Wav2Vec2ForCTC(hf_config(model.cfg, vocab_size=len(tokens)))
+    missing, unexpected = hf.load_state_dict(hf_state(model.state, "parametrizations"), strict=False)
+    assert not unexpected and set(missing) <= {"wav2vec2.masked_spec_embed"}, (missing, unexpected)
+    hf.save_pretrained(out)
+    rewrite_weights(out, legacy_weight_norm=True, weights="safetensors")
+    swapped = ["<pad>", "<s>", *tokens[2:]]
+    (out / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(swapped)}))
+    (out / "tokens.txt").write_text("".join(t + "\n" for t in tokens))
+    write_preprocessor_config(out)
+    return out

@@ -66,3 +66,32 @@ def identify_languages(items: list[Item], asr_languages: list[str] | None, lid_m
         del lid
         gc.collect()
     return chosen
+
+
+def identify_candidates(items: list[Item], asr_languages: list[str] | None, lid_model, n: int, device="auto",
+                        dtype="auto", dict_path=None) -> list:
+    """Per item the N most probable languages that have an adapter, as [(adapter, LID label, probability)], or a
+    one-line error. A label whose adapter an earlier label already took is skipped. The LID model is released
+    before returning."""
+    from mms.lid import LID
+
+    lid = LID.load(lid_model, device=device, dtype=dtype, dict_path=dict_path)
+    languages, found = (None if asr_languages is None else set(asr_languages)), []
+    try:
+        for item, result in zip(items, lid.identify_iter(items, top_k="all")):
+            if result.error:
+                found.append(result.error)
+                continue
+            picks, taken = [], set()
+            for code, probability in result.predictions:
+                adapter = code if languages is None else adapter_for(code, languages)
+                if adapter is not None and adapter not in taken:
+                    picks.append((adapter, code, probability))
+                    taken.add(adapter)
+                if len(picks) == n:
+                    break
+            found.append(picks or f"{item.audio}: none of the identified languages has an adapter in the ASR model")
+    finally:
+        del lid
+        gc.collect()
+    return found

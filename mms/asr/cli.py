@@ -20,6 +20,8 @@ examples:
   mms asr --model mms-1b-all --adapter xyz-adapter/ --lang xyz a.wav     # a language added by train-adapter
   mms asr --model omniasr-ctc-1b talk.mp3                                # Omnilingual ASR: no --lang needed
   mms asr --model omniASR-CTC-300M.pt --tokenizer omniASR_tokenizer.model lecture.flac --timestamps word
+  mms asr --model mms-zeroshot-300m --words words.txt a.wav       # zero-shot: any language from a word list
+  mms asr --model mms-zeroshot-300m --words sentences.txt --lm lm.arpa a.wav
 
 inputs: audio files (wav, flac, ogg, mp3; other containers through ffmpeg), any sample rate and channel
 count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a JSONL manifest
@@ -99,20 +101,37 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="window length for long inputs (default: %(default)s)")
     p.add_argument("--context-seconds", type=float, default=d["context_seconds"],
                    help="extra audio each window sees on both sides (default: %(default)s)")
+    rr = p.add_argument_group("N-best re-ranking (--lang auto; see docs/zeroshot.md)")
+    rr.add_argument("--rerank", type=int, metavar="N",
+                    help="transcribe LID's N most probable languages and keep the best by weighted features")
+    rr.add_argument("--rerank-weights", metavar="FILE",
+                    help="feature weights: YAML from `mms tune-rerank`, or fairseq's best_coefficients (default: LID "
+                         "probability only, i.e. the same choice as without --rerank)")
+    rr.add_argument("--zeroshot-model", metavar="MODEL",
+                    help="zero-shot model for the uasr feature (default: mms-zeroshot-300m; loaded only when its "
+                         "weight is not 0)")
+    zs = p.add_argument_group("zero-shot (mms-zeroshot-300m: uroman characters; see docs/zeroshot.md)")
+    zs.add_argument("--words", metavar="FILE",
+                    help="word list or text of the language: spelled in uroman into a lexicon, transcripts are its "
+                         "words (presets: word score -3.5 without LM, -0.18 and LM weight 1.48 with one; beam 500, "
+                         "token beam 50)")
+    zs.add_argument("--auto-lm", action=argparse.BooleanOptionalAction, default=None,
+                    help="build a unigram LM of the --words text (default: when a word repeats, i.e. sentences)")
+    zs.add_argument("--uroman-lang", metavar="CODE", help="ISO 639-3 code for uroman's language-specific rules")
     lm = p.add_argument_group("language model (KenLM beam search through flashlight-text; see docs/lm.md)")
     lm.add_argument("--lm", metavar="FILE", help="KenLM language model (ARPA or binary); enables beam search")
     lm.add_argument("--lexicon", metavar="FILE", help="lexicon: `word u n i t s |` per line (see `mms lexicon`)")
     lm.add_argument("--unit-lm", action="store_true", help="the LM is over the model's units: decode without lexicon")
-    lm.add_argument("--beam", type=int, default=d["beam"], help="beam size (default: %(default)s; fairseq's README: 500)")
-    lm.add_argument("--beam-size-token", type=int, default=d["beam_size_token"],
+    lm.add_argument("--beam", type=int, default=argparse.SUPPRESS, help=f"beam size (default: {d['beam']}; fairseq's README: 500)")
+    lm.add_argument("--beam-size-token", type=int, default=argparse.SUPPRESS,
                     help="tokens considered per frame (default: the whole vocabulary; fairseq's README: 50)")
-    lm.add_argument("--beam-threshold", type=float, default=d["beam_threshold"],
-                    help="prune hypotheses this far below the best (default: %(default)s)")
-    lm.add_argument("--lm-weight", type=float, default=d["lm_weight"], help="LM weight (default: %(default)s)")
-    lm.add_argument("--word-score", type=float, default=d["word_score"],
-                    help="score added per word (default: %(default)s)")
-    lm.add_argument("--sil-weight", type=float, default=d["sil_weight"],
-                    help="score added per silence (default: %(default)s)")
+    lm.add_argument("--beam-threshold", type=float, default=argparse.SUPPRESS,
+                    help=f"prune hypotheses this far below the best (default: {d['beam_threshold']})")
+    lm.add_argument("--lm-weight", type=float, default=argparse.SUPPRESS, help=f"LM weight (default: {d['lm_weight']})")
+    lm.add_argument("--word-score", type=float, default=argparse.SUPPRESS,
+                    help=f"score added per word (default: {d['word_score']})")
+    lm.add_argument("--sil-weight", type=float, default=argparse.SUPPRESS,
+                    help=f"score added per silence (default: {d['sil_weight']})")
     lm.add_argument("--unk-weight", type=float, default=d["unk_weight"],
                     help="score of out-of-lexicon words (default: %(default)s)")
     lm.add_argument("--decode-workers", type=int, default=d["decode_workers"],
@@ -154,11 +173,31 @@ def run(args: argparse.Namespace) -> int:
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
     beam = beam_options(args)
-    settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
+    zeroshot = None
+    if args.words:
+        from pathlib import Path
+
+        if not Path(args.words).is_file():
+            raise MMSError(f"--words {args.words}: no such file")
+        zeroshot = {"words": str(Path(args.words).resolve()), "auto_lm": args.auto_lm, "uroman_lang": args.uroman_lang}
+    rerank = None
+    if args.rerank is not None:
+        from mms.asr.rerank import RerankWeights, load_weights
+
+        if args.lang != "auto":
+            raise MMSError("--rerank re-ranks the languages of --lang auto: add --lang auto")
+        if args.rerank < 1:
+            raise MMSError("--rerank N needs N >= 1")
+        weights = load_weights(args.rerank_weights) if args.rerank_weights else RerankWeights()
+        rerank = {"n": args.rerank, "weights": weights.weights,
+                  "zeroshot_model": args.zeroshot_model or "mms-zeroshot-300m"}
+    elif args.rerank_weights or args.zeroshot_model:
+        raise MMSError("--rerank-weights and --zeroshot-model need --rerank N")
+    settings = {"rerank": rerank, "model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
                 "adapter_dir": args.adapter,
                 "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
                 "input_langs": sorted({item.lang for item in items if item.lang}),
-                "options": asdict(from_namespace(ASROptions, args)), "beam": asdict(beam) if beam else None}
+                "options": asdict(from_namespace(ASROptions, args)), "beam": beam, "zeroshot": zeroshot}
     rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text} for i, item in enumerate(items)]
     scorer = None
     if args.ref or any(item.text is not None for item in items):
@@ -180,14 +219,30 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def beam_options(args: argparse.Namespace):
-    if not args.lm:
+# beam-search settings a preset (--words) may set when neither the command line nor --config does
+PRESET_KNOBS = ("beam", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "sil_weight")
+
+
+def beam_options(args: argparse.Namespace) -> dict | None:
+    """BeamOptions fields (JSON-able, for the corpus workers) or None for greedy decoding. With --words the
+    lexicon and LM are made by the worker, and the knobs given neither here nor in --config are left None for
+    the zero-shot preset (mms.asr.zeroshot.preset) to fill."""
+    words = getattr(args, "words", None)
+    if words and (args.lexicon or args.unit_lm):
+        raise MMSError("--words makes the lexicon: do not give --lexicon or --unit-lm with it")
+    if getattr(args, "auto_lm", None) is not None and not words:
+        raise MMSError("--auto-lm / --no-auto-lm need --words")
+    if not args.lm and not words:
         if args.lexicon or args.unit_lm:
             raise MMSError("--lexicon and --unit-lm need --lm")
         return None
-    from mms.decoding.beam import BeamOptions
-
-    return BeamOptions(lm=args.lm, lexicon=args.lexicon, unit_lm=args.unit_lm, beam=args.beam,
-                       beam_size_token=args.beam_size_token, beam_threshold=args.beam_threshold,
-                       lm_weight=args.lm_weight, word_score=args.word_score, unk_weight=args.unk_weight,
-                       sil_weight=args.sil_weight)
+    defaults, config = load_defaults(None), load_defaults(getattr(args, "config", None))
+    options = {"lm": args.lm, "lexicon": args.lexicon, "unit_lm": args.unit_lm, "unk_weight": args.unk_weight}
+    for knob in PRESET_KNOBS:
+        if hasattr(args, knob):  # given on the command line
+            options[knob] = getattr(args, knob)
+        elif config[knob] != defaults[knob] or not words:
+            options[knob] = config[knob]
+        else:
+            options[knob] = None
+    return options

@@ -50,6 +50,8 @@ class Transcript:
     emissions: np.ndarray | None = field(default=None, repr=False)  # [T, V] raw logits, when asked for
     index: int = 0
     lid: dict | None = None  # lang="auto": {"lid_lang", "lang_probability"} of the language identified
+    romanized: bool = False  # the text is uroman characters (the zero-shot model decoded without --words)
+    candidates: list[dict] | None = None  # --rerank: the N-best languages with their features and scores
 
     @property
     def name(self) -> str:
@@ -60,6 +62,10 @@ class Transcript:
                   "duration": self.duration}
         if self.lid:
             record.update(self.lid)
+        if self.romanized:
+            record["romanized"] = True
+        if self.candidates is not None:
+            record["candidates"] = self.candidates
         if self.hypothesis is not None and self.hypothesis.score is not None:
             record["score"] = round(self.hypothesis.score, 4)
         if self.words is not None:
@@ -90,7 +96,8 @@ class _Job:
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  options: ASROptions | None = None, beam: "BeamOptions | None" = None,
-                 adapter_dir: str | Path | None = None, lid_model=None, fetch_adapters=None, **overrides):
+                 adapter_dir: str | Path | None = None, lid_model=None, fetch_adapters=None, rerank=None,
+                 **overrides):
         """`options` (mms.options.ASROptions) and keyword `overrides` of its fields (batch_seconds=...);
         `beam`: KenLM beam search instead of greedy decoding; `adapter_dir`: languages added by
         `mms train-adapter`; `lang="auto"`: identify each input's language with `lid_model` first;
@@ -111,6 +118,8 @@ class ASR:
                                   * SAMPLE_RATE)
         self.auto = lang == "auto"
         self.lid_model, self.fetch_adapters = lid_model, fetch_adapters
+        # lang="auto" with N-best re-ranking: (N, mms.asr.rerank.RerankWeights, zero-shot ASR or None)
+        self.rerank = rerank
         self.beam = None
         if lang is not None and not self.auto:
             self.set_language(lang)
@@ -145,6 +154,8 @@ class ASR:
         """Stop the beam-search worker processes (if any)."""
         if self.beam is not None:
             self.beam.close()
+        if self.rerank is not None and self.rerank[2] is not None:
+            self.rerank[2].close()
 
     def __enter__(self) -> "ASR":
         return self
@@ -202,6 +213,13 @@ class ASR:
         items = [source if isinstance(source, Item) else
                  Item(source if isinstance(source, str) else input_name(source, i), None) for i, source in
                  enumerate(items)]
+        if self.rerank is not None:
+            from mms.asr.rerank import transcribe_reranked
+
+            n, weights, zeroshot = self.rerank
+            yield from transcribe_reranked(self, items, n, weights, zeroshot, timestamps,
+                                           lambda audio, error, index: Transcript(audio, None, error=error, index=index))
+            return
         languages = None if self.checkpoint.language_free else self.languages
         chosen = identify_languages(items, languages, self.lid_model, self.device, self.dtype)
         if self.fetch_adapters is not None:
@@ -319,4 +337,4 @@ class ASR:
         emissions = job.emissions
         job.wave = job.frame_ids = job.frame_scores = job.emissions = None  # free the buffer early
         return Transcript(job.name, job.lang or self.runner.lang, hyp.text, duration, None, hyp, words, chars,
-                          emissions, job.index)
+                          emissions, job.index, romanized=vocab.romanized and self.beam is None)

@@ -15,8 +15,10 @@ class Worker:
     options (ASROptions fields), beam (BeamOptions fields or None)."""
 
     def __init__(self, settings: dict):
-        beam = None
-        if settings.get("beam"):
+        beam, self._folder = None, None
+        if settings.get("zeroshot"):
+            beam = self._zeroshot(settings)
+        elif settings.get("beam"):
             from mms.decoding.beam import BeamOptions
 
             beam = BeamOptions(**settings["beam"])
@@ -24,12 +26,51 @@ class Worker:
                             dtype=settings.get("dtype", "auto"), dict_path=settings.get("dict_path"),
                             input_langs=settings.get("input_langs", ()), tokenizer=settings.get("tokenizer"),
                             options=ASROptions(**settings.get("options", {})), beam=beam,
-                            adapter_dir=settings.get("adapter_dir"), lid_model=settings.get("lid_model"))
+                            adapter_dir=settings.get("adapter_dir"), lid_model=settings.get("lid_model"),
+                            rerank=self._rerank(settings))
+        if self.asr.vocab is not None and self.asr.vocab.romanized and beam is None:
+            print("mms asr: note: this zero-shot model writes romanised (uroman) characters, not the language's own "
+                  "spelling: give --words WORDS.txt for words of a word list", file=sys.stderr)
         self.timestamps = settings.get("timestamps")
         lang = settings.get("lang")
         if self.asr.checkpoint.language_free and lang and lang != "auto":
             print(f"mms asr: note: this model transcribes every language with one output layer: --lang {lang} is "
                   f"recorded with each result but does not change it", file=sys.stderr)
+
+    @staticmethod
+    def _rerank(settings: dict):
+        """--rerank: (N, weights, the zero-shot ASR when the uasr feature counts)."""
+        r = settings.get("rerank")
+        if not r:
+            return None
+        from mms.asr.rerank import RerankWeights
+
+        weights = RerankWeights(dict(r["weights"]))
+        zeroshot = None
+        if weights.weights.get("uasr"):
+            zeroshot = ASR.load(r["zeroshot_model"], device=settings.get("device", "auto"),
+                                dtype=settings.get("dtype", "auto"))
+        return r["n"], weights, zeroshot
+
+    def _zeroshot(self, settings: dict):
+        """--words: the uroman lexicon (and unigram LM) in a folder of this worker, and the reference presets for
+        the knobs the user left unset."""
+        import tempfile
+
+        from mms.asr import zeroshot
+        from mms.decoding.beam import BeamOptions
+
+        z = settings["zeroshot"]
+        beam = dict(settings.get("beam") or {})
+        self._folder = tempfile.TemporaryDirectory(prefix="mms-zeroshot-")
+        prepared = zeroshot.prepare(z["words"], self._folder.name, settings.get("lang"), z.get("uroman_lang"),
+                                    beam.get("lm"), z.get("auto_lm"))
+        print(f"mms asr: {prepared.summary}", file=sys.stderr)
+        beam.update(lm=prepared.lm, lexicon=prepared.lexicon, unit_lm=False)
+        for knob, value in zeroshot.preset(prepared.lm is not None).items():
+            if beam.get(knob) is None:
+                beam[knob] = value
+        return BeamOptions(**beam)
 
     def describe(self) -> str:
         asr, ckpt = self.asr, self.asr.checkpoint
@@ -44,3 +85,5 @@ class Worker:
 
     def close(self) -> None:
         self.asr.close()
+        if self._folder is not None:
+            self._folder.cleanup()

@@ -15,7 +15,7 @@ import torch
 
 from mms.checkpoints import Adapters, Checkpoint, CheckpointError, safe_pickle
 from mms.models.wav2vec2 import ACTIVATIONS, Wav2Vec2Config, fold_weight_norm
-from mms.text.vocab import Vocabulary
+from mms.text.vocab import Vocabulary, read_vocabulary_file
 
 ENCODER_PREFIX = "w2v_encoder.w2v_model."
 
@@ -282,18 +282,27 @@ def load(path: Path, dict_path=None) -> Checkpoint:
         config.vocab_size = state["lm_head.weight"].shape[0]
         symbols = dictionary_symbols(ckpt.get("task_state"))
         if dict_path:
-            vocab = Vocabulary.from_fairseq_dict_file(dict_path)
+            vocab = read_vocabulary_file(dict_path)
         elif symbols:
             vocab = Vocabulary.from_fairseq_symbols(symbols)
         elif (path.parent / "dict.ltr.txt").exists():
             vocab = Vocabulary.from_fairseq_dict_file(path.parent / "dict.ltr.txt")
+        elif (path.parent / "tokens.txt").exists():  # the MMS zero-shot model.pt ships its vocabulary so
+            vocab = Vocabulary.from_tokens_file(path.parent / "tokens.txt")
+            if len(vocab) != config.vocab_size:
+                raise CheckpointError(f"{path.parent / 'tokens.txt'}: {len(vocab)} tokens, the model's output layer "
+                                      f"has {config.vocab_size} rows")
 
     adapters = None
     if config.adapter_attn_dim and config.vocab_size:
         adapters = fairseq_adapters(path, base, adapter_dicts, corpus_keys, dict_path,
                                     dictionary_symbols(ckpt.get("task_state")))
+    # the zero-shot model: one uroman output layer for every language (its multi_corpus_keys `mms_eng` is a corpus
+    # name, not a language)
+    language_free = vocab is not None and vocab.romanized and adapters is None
     return Checkpoint(format="fairseq", path=str(path), config=config, state_dict=state, vocab=vocab, lang=None,
-                      labels=labels, normalize=normalize, normalize_eps=1e-5, adapters=adapters)
+                      labels=labels, normalize=normalize, normalize_eps=1e-5, adapters=adapters,
+                      language_free=language_free)
 
 
 def lid_labels(path: Path, ckpt: dict, dict_path, n: int) -> list[str]:
@@ -332,7 +341,7 @@ def fairseq_adapters(path: Path, base: dict, adapter_dicts: dict, corpus_keys: l
                                 slot=corpus_keys.index(lang))
             symbols = base_symbols
         if dict_path:
-            vocab = Vocabulary.from_fairseq_dict_file(dict_path)
+            vocab = read_vocabulary_file(dict_path)
         elif symbols:
             vocab = Vocabulary.from_fairseq_symbols(symbols)
         else:

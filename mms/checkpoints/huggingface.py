@@ -17,7 +17,7 @@ import torch
 from mms.checkpoints import Adapters, Checkpoint, CheckpointError
 from mms.checkpoints.hf_layout import adapter_filenames, adapter_languages, vocab_languages
 from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
-from mms.text.vocab import Vocabulary, is_nested_vocab
+from mms.text.vocab import Vocabulary, is_nested_vocab, read_vocabulary_file
 
 POS_CONV = "wav2vec2.encoder.pos_conv_embed.conv."
 WEIGHT_NORM_NAMES = {  # (g, v) spellings
@@ -115,9 +115,13 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
         tok_cfg_path = model_dir / "tokenizer_config.json"
         tokenizer_config = read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
         vocab_path = Path(dict_path) if dict_path else model_dir / "vocab.json"
+        if not dict_path and not cfg.adapter_attn_dim and (model_dir / "tokens.txt").exists():
+            # the MMS zero-shot model (mms-meta/mms-zeroshot-300m): its decoder reads tokens.txt (blank <s> = 0),
+            # which vocab.json may order differently
+            vocab_path = model_dir / "tokens.txt"
         if vocab_path.suffix != ".json":
             vocab_json = None
-            vocab = Vocabulary.from_fairseq_dict_file(vocab_path)
+            vocab = read_vocabulary_file(vocab_path)
         elif vocab_path.exists():
             vocab_json = read_json(vocab_path)
         else:
@@ -132,9 +136,12 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
         if cfg.adapter_attn_dim:
             adapters = hf_adapters(model_dir, vocab_json, tokenizer_config, lang)
 
+    if vocab is not None and len(vocab) != cfg.vocab_size and vocab_path.name == "tokens.txt":
+        raise CheckpointError(f"{vocab_path}: {len(vocab)} tokens, the model's output layer has {cfg.vocab_size} rows")
     return Checkpoint(format="huggingface", path=str(model_dir), config=cfg, state_dict=state_dict, vocab=vocab,
                       lang=lang, labels=labels, normalize=normalize, normalize_eps=1e-7, adapters=adapters,
-                      word_time_offsets=word_time_offsets(config_json, model_dir))
+                      word_time_offsets=word_time_offsets(config_json, model_dir),
+                      language_free=vocab is not None and vocab.romanized and adapters is None)
 
 
 def word_time_offsets(config_json: dict, model_dir: Path) -> tuple[float, float]:
@@ -176,6 +183,8 @@ def hf_adapters(model_dir: Path, vocab_json: dict | None, tokenizer_config: dict
 def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
     tok_cfg_path = model_dir / "tokenizer_config.json"
     tokenizer_config = read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
+    if (model_dir / "tokens.txt").exists() and not adapter_languages(model_dir):  # the zero-shot model (see load)
+        return Vocabulary.from_tokens_file(model_dir / "tokens.txt")
     if not (model_dir / "vocab.json").exists():
         raise CheckpointError(f"{model_dir}: no vocab.json")
     vocab_json = read_json(model_dir / "vocab.json")

@@ -33,7 +33,7 @@ class BeamSearchError(MMSError):
 
 @dataclass
 class BeamOptions:
-    lm: str  # ARPA or KenLM binary
+    lm: str | None  # ARPA or KenLM binary; None: lexicon-only search (flashlight's ZeroLM; needs a lexicon)
     lexicon: str | None = None  # `word u n i t s |` lines; None = lexicon-free (needs unit_lm)
     unit_lm: bool = False  # the LM is over the model's units (characters), not words
     beam: int = 100  # fairseq's MMS README uses 500 (slow: see docs/lm.md)
@@ -77,6 +77,27 @@ def _quiet_stderr():
             os.close(saved)
 
 
+def pseudo_bigram(arpa: str) -> str:
+    """An order-1 ARPA text made loadable: KenLM refuses unigram models ("This ngram implementation assumes at least
+    a bigram model"), so add one bigram, `<s> </s>`, with the probability of `</s>` (every unigram backoff is 0, so
+    every score stays the unigram one), as the MMS zero-shot Space does. Other orders are returned unchanged."""
+    lines = arpa.splitlines()
+    counts = [line for line in lines if line.startswith("ngram ")]
+    if len(counts) != 1:
+        return arpa
+    eos = next((line.split()[0] for line in lines if len(line.split()) >= 2 and line.split()[1] == "</s>"), None)
+    if eos is None:
+        raise BeamSearchError("the unigram ARPA has no </s>")
+    out = []
+    for line in lines:
+        if line.strip() == "\\end\\":
+            out += ["\\2-grams:", f"{eos}\t<s> </s>", ""]
+        out.append(line)
+        if line.startswith("ngram 1="):
+            out.append("ngram 2=1")
+    return "\n".join(out) + "\n"
+
+
 def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str]]]:
     """word -> spellings; every spelling unit must be in the vocabulary (fairseq asserts the same)."""
     lexicon: dict[str, list[list[str]]] = {}
@@ -115,12 +136,17 @@ class BeamSearchDecoder:
             raise BeamSearchError(f"the vocabulary has no word delimiter {vocab.word_delimiter!r}")
         size = len(vocab)
         token_beam = options.beam_size_token or size
+        if options.lm is None and not options.lexicon:
+            raise BeamSearchError("beam search needs a language model, a lexicon or both")
         if options.lexicon:
             lexicon = read_lexicon(options.lexicon, vocab)
             # flashlight's load_words adds "<unk>" with no spelling; the LM maps unknown words to it
             self.word_dict = dictionary.create_word_dict({"<unk>": [], **lexicon})
-            with _quiet_stderr():
-                self.lm = KenLM(options.lm, self.word_dict)
+            if options.lm is None:  # every word scores 0: only the lexicon and word_score constrain the search
+                self.lm = decoder.ZeroLM()
+            else:
+                with _quiet_stderr():
+                    self.lm = KenLM(options.lm, self.word_dict)
             trie = decoder.Trie(size, silence)
             start = self.lm.start(False)
             for word, spellings in lexicon.items():

@@ -17,9 +17,17 @@ def add_parser(commands) -> None:
         description="Write a lexicon (`word<TAB>u n i t s |`) of the words of a text corpus, spelled in the units "
                     "of a model's language. The corpus gets MMS text normalisation first; words with characters "
                     "outside the vocabulary are dropped and counted.", formatter_class=raw,
-        epilog="example:\n  mms lexicon --model mms1b_all.pt --lang yor corpus.txt -o lexicon.txt")
+        epilog="examples:\n  mms lexicon --model mms1b_all.pt --lang yor corpus.txt -o lexicon.txt\n"
+               "  mms lexicon --uroman words.txt -o lexicon.txt      # for the zero-shot model (mms-zeroshot-300m)")
     p.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
-    p.add_argument("--model", "-m", required=True, help="the ASR model (only its vocabulary is read)")
+    p.add_argument("--model", "-m", help="the ASR model (only its vocabulary is read); not with --uroman")
+    p.add_argument("--uroman", action="store_true",
+                   help="spell each word in uroman letters (a-z ') for the MMS zero-shot model, as its reference does; "
+                        "words without a romanisation are dropped and reported")
+    p.add_argument("--uroman-lang", metavar="CODE", help="with --uroman: ISO 639-3 code for uroman's language rules")
+    p.add_argument("--dedupe", action="store_true",
+                   help="with --uroman: one word per spelling (the most frequent, then the shortest), for decoding "
+                        "without an LM")
     p.add_argument("--lang", "-l", help="language of the adapter (and of the text normalisation)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file instead of the model's")
     p.add_argument("--min-count", type=int, default=1, help="drop words seen fewer times (default: %(default)s)")
@@ -93,6 +101,12 @@ def add_parser(commands) -> None:
 
 
 def run_lexicon(args) -> int:
+    if args.uroman:
+        return run_uroman_lexicon(args)
+    if not args.model:
+        from mms.errors import MMSError
+
+        raise MMSError("give --model (the vocabulary to spell in) or --uroman")
     from mms.checkpoints import load_vocabulary
     from mms.files import write_text_atomic
     from mms.lm.lexicon import build_lexicon, lexicon_text, read_corpus
@@ -103,6 +117,28 @@ def run_lexicon(args) -> int:
     write_text_atomic(args.output, lexicon_text(entries))
     note = f"; characters missing from the vocabulary: {' '.join(stats.unknown_characters)}" if stats.dropped else ""
     say("mms lexicon", f"{stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}")
+    return 0
+
+
+def run_uroman_lexicon(args) -> int:
+    from collections import Counter
+
+    from mms.asr.zeroshot import WordList, build_uroman_lexicon, lexicon_text
+    from mms.errors import MMSError
+    from mms.files import write_text_atomic
+    from mms.lm.lexicon import read_corpus
+
+    if args.model or args.dict_path:
+        raise MMSError("--uroman spells in the zero-shot model's uroman letters: do not give --model or --dict")
+    words = WordList.read((line for path in args.corpus for line in read_corpus(path)), args.lang,
+                          not args.no_normalize)
+    words.counts = Counter({w: c for w, c in words.counts.items() if c >= args.min_count})
+    lexicon = build_uroman_lexicon(words, args.uroman_lang, args.dedupe)
+    write_text_atomic(args.output, lexicon_text(lexicon.entries))
+    note = (f"; without a romanisation: {' '.join(lexicon.unspelled[:10])}" if lexicon.unspelled else "")
+    merged = f", {lexicon.merged} sharing a spelling dropped" if lexicon.merged else ""
+    say("mms lexicon", f"{len(lexicon.entries)} words spelled in uroman{merged}, {len(lexicon.unspelled)} of "
+                       f"{len(words.counts)} dropped{note}")
     return 0
 
 

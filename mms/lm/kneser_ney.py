@@ -104,6 +104,13 @@ def build_arpa(
         stats = _build_with_lmplz(lmplz, sentences, out_path, order)
     else:
         stats = _build_in_python(sentences, out_path, order)
+    if order == 1:  # KenLM (and so `mms asr --lm`) refuses a unigram ARPA: add the dummy bigram it needs
+        from mms.decoding.beam import pseudo_bigram
+
+        with open(out_path, encoding="utf-8") as f:
+            text = pseudo_bigram(f.read())
+        with atomic_path(out_path) as temp_path, open(temp_path, "w", encoding="utf-8") as f:
+            f.write(text)
     stats.seconds = time.perf_counter() - started
     return stats
 

@@ -5,6 +5,8 @@ special symbols are called and in which of them decode to nothing:
   fairseq:      0 <s> (blank)  1 <pad>  2 </s>  3 <unk>  4.. dictionary lines   (<s> and </s> are dropped,
                 <pad> and <unk> are printed as such, as fairseq's Dictionary.string does)
   transformers: 0 <pad> (blank) 1 <s>   2 </s>  3 <unk>  4.. same symbols         (only <pad> is dropped)
+flashlight token files (tokens.txt of the MMS zero-shot model): one token per line, line i = output row i, the
+specials included; index 0 is the blank, `|` the word delimiter, <s>/</s> decode to nothing.
 The Omnilingual ASR models use a SentencePiece tokenizer instead (mms/text/sentencepiece_vocab.py): 0 <s> (blank)
 1 <pad> 2 </s> 3 <unk>, then pieces; the word delimiter is a space piece (" " or "▁").
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from mms.errors import MMSError
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+UROMAN_LETTERS = "abcdefghijklmnopqrstuvwxyz'"  # what the MMS zero-shot model writes (after norm_uroman)
 
 
 class VocabularyError(MMSError):
@@ -36,6 +39,8 @@ class Vocabulary:
     # SentencePiece vocabularies (mms/text/sentencepiece_vocab.py): a piece may carry the word delimiter ("▁the");
     # decoding splits it into the delimiter and the rest, so words are cut as for a character vocabulary
     split_pieces: bool = False
+    # the symbols are uroman characters (the MMS zero-shot model): greedy output is romanised text, not the language's
+    romanized: bool = False
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -77,6 +82,22 @@ class Vocabulary:
             symbols.append(symbol)
         return cls.from_fairseq_symbols(symbols)
 
+    # -- flashlight token files -------------------------------------------------------------------------
+    @classmethod
+    def from_tokens_file(cls, path: str | Path) -> "Vocabulary":
+        """A flashlight token file: the first field of each non-empty line is the token of that output row (further
+        fields are flashlight's aliases, ignored). Blank = row 0; a vocabulary of uroman letters is `romanized`."""
+        tokens = [line.split()[0] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not tokens:
+            raise VocabularyError(f"{path}: empty token file")
+        duplicates = sorted({t for t in tokens if tokens.count(t) > 1})
+        if duplicates:
+            raise VocabularyError(f"{path}: duplicate tokens {' '.join(duplicates)}")
+        silent = {i for i, t in enumerate(tokens) if t in ("<s>", "</s>") and i != 0}
+        letters = {t for t in tokens if t not in FAIRSEQ_SPECIALS and t != "|"}
+        return cls(tokens=tokens, blank=0, word_delimiter="|", silent=frozenset(silent),
+                   romanized=bool(letters) and letters <= set(UROMAN_LETTERS))
+
     # -- transformers --------------------------------------------------------------------------------------
     @classmethod
     def from_hf(cls, token_to_id: dict[str, int], tokenizer_config: dict | None = None) -> "Vocabulary":
@@ -106,3 +127,14 @@ def read_hf_vocab(path: str | Path) -> dict[str, dict[str, int]] | dict[str, int
 def is_nested_vocab(vocab: dict) -> bool:
     """MMS multilingual repos nest vocab.json by language: {"eng": {"<pad>": 0, ...}, ...}."""
     return bool(vocab) and all(isinstance(v, dict) for v in vocab.values())
+
+
+def read_vocabulary_file(path: str | Path) -> Vocabulary:
+    """A vocabulary file given by the user (--dict): a fairseq dictionary (`<symbol> <count>` lines, specials
+    implied) or a flashlight token file (one token per line, specials listed: its first line has no count)."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            if len(line.split()) == 1:
+                return Vocabulary.from_tokens_file(path)
+            break
+    return Vocabulary.from_fairseq_dict_file(path)
