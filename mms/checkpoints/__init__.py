@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from mms.errors import MMSError
-from mms.text.vocab import Vocabulary
+from mms.text.vocab import Vocabulary, read_vocabulary_file
 
 if TYPE_CHECKING:  # the package itself stays torch-free: the hub reads its file-name rules (hf_layout.py)
     import torch
@@ -162,7 +162,7 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
 def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:
     """A language's CTC vocabulary without reading the model weights (for lexicon building and the like)."""
     if dict_path and Path(dict_path).suffix != ".model":  # a fairseq dictionary; a .model is a SentencePiece one
-        return Vocabulary.from_fairseq_dict_file(dict_path)
+        return read_vocabulary_file(dict_path)
     path = Path(path)
     if _is_omniasr(path):  # one SentencePiece vocabulary for every language
         return load_checkpoint(path, dict_path).vocab
