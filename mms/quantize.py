@@ -1,9 +1,100 @@
-"""Reduced-precision model variants for the CPU (placeholder: implemented by the fast-inference work)."""
+"""`--quantize int8`: the transformer's linear layers in int8 on the CPU (ASR, LID, alignment).
+
+Weights are quantised once, at load, per output channel (symmetric, int8); activations at run time, per row
+(per frame: uint8 around a zero point of 128, so one loud frame does not coarsen the others). The product runs in
+oneDNN's int8 GEMM (VNNI or AMX instructions where the CPU has them), the kernel torch's own x86 int8 path
+(torchao's PT2E X86InductorQuantizer, lowered by inductor) ends in, called here without a compile step.
+
+Why not torchao's `quantize_(model, Int8DynamicActivationInt8WeightConfig())`: in eager mode on the CPU its int8
+product falls back to an int32 matmul, no faster than float32 (torchao 0.18 with torch 2.13, measured in
+docs/performance.md), and it needs torch.compile for its speed, which costs every process a compile. Why not
+torch.ao.quantization.quantize_dynamic: deprecated (warns on every use) and half as fast as this kernel here.
+
+Quantised: q/k/v (fused into one layer, so each input is quantised once), the attention output and both
+feed-forward layers of every encoder layer, and the feature projection. Kept in the model's dtype: the
+convolutions, the per-language adapters and output layer (swapped per language), the LID classifier head.
+"""
 
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 from mms.errors import MMSError
 
+METHODS = ("int8",)
 
-def quantize_model(model, method: str, device):
-    raise MMSError(f"--quantize {method}: not available yet")
+
+def available() -> bool:
+    """Whether this torch build has oneDNN's int8 linear kernels (x86 builds with mkldnn do; others untested)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
+
+
+class Int8Linear(nn.Module):
+    """A frozen nn.Linear in int8: y = (q(x) - 128) s_x @ (q(W) s_W)^T + b, accumulated in int32, output in the
+    input's dtype. Inference only (no gradients)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        w = weight.detach().float()
+        self.out_features, self.in_features = w.shape
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+        # oneDNN's blocked layout, an opaque tensor: kept as a plain attribute (not a buffer: it has no storage
+        # that state_dict or .to() could handle)
+        self.packed = torch.ops.onednn.qlinear_prepack(q, None)
+        self.register_buffer("scale", scale)
+        self.register_buffer("zero_point", torch.zeros(self.out_features, dtype=torch.long))
+        self.register_buffer("bias", None if bias is None else bias.detach().float())
+
+    @classmethod
+    def of(cls, *layers: nn.Linear) -> "Int8Linear":
+        """One int8 layer computing the given layers' outputs side by side (same input)."""
+        biases = [layer.bias for layer in layers]
+        bias = None if any(b is None for b in biases) else torch.cat([b.detach().float() for b in biases])
+        return cls(torch.cat([layer.weight.detach().float() for layer in layers]), bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        # per-row scale (abs().amax is exact in any float dtype, and several times faster than vector_norm);
+        # rows of zeros (masked padding) give q = 128, i.e. exactly 0
+        scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(127.0)
+        q = torch.round(rows / scale).add_(128).to(torch.uint8)
+        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, 128, self.packed, self.scale, self.zero_point, None, 1.0, 0,
+                                               torch.float32, "none", [], "none")
+        # in place: a fresh output of this size costs page faults that took as long as the product's overhead
+        y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale, out=y)
+        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def quantize_model(model: nn.Module, method: str, device) -> nn.Module:
+    """The model with its transformer linear layers in int8 (in place; returned for convenience)."""
+    if method not in METHODS:
+        raise MMSError(f"--quantize {method}: unknown method (use {', '.join(METHODS)})")
+    if torch.device(device).type != "cpu":
+        raise MMSError(f"--quantize {method} runs on the CPU (oneDNN int8 kernels); on {device} use --dtype "
+                       "bfloat16 or float16 instead")
+    if not available():
+        raise MMSError(f"--quantize {method}: this torch build ({torch.__version__}) has no oneDNN int8 kernels")
+    encoder = getattr(model, "wav2vec2", model)
+    if not hasattr(encoder, "encoder"):
+        raise MMSError(f"--quantize {method}: not a wav2vec2 model ({type(model).__name__})")
+    with torch.no_grad():
+        projection = encoder.feature_projection
+        projection.projection = _int8(projection.projection)
+        for layer in encoder.encoder.layers:
+            attention, ffn = layer.attention, layer.feed_forward
+            if attention.qkv is None:
+                attention.qkv = Int8Linear.of(attention.q_proj, attention.k_proj, attention.v_proj)
+                del attention.q_proj, attention.k_proj, attention.v_proj
+            attention.out_proj = _int8(attention.out_proj)
+            ffn.intermediate_dense = _int8(ffn.intermediate_dense)
+            ffn.output_dense = _int8(ffn.output_dense)
+    return model
+
+
+def _int8(layer: nn.Module) -> nn.Module:
+    return layer if isinstance(layer, Int8Linear) else Int8Linear.of(layer)

@@ -1,3 +1,9 @@
+import os
+
+# `--dtype auto` is bfloat16 on CPUs with native bf16 (mms.device): parity tests compare float32 numbers, so the
+# suite runs "auto" as float32 everywhere (subprocesses inherit it); tests/test_performance.py measures bf16.
+os.environ.setdefault("MMS_CPU_BF16", "0")
+
 import numpy as np
 import pytest
 

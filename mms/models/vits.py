@@ -445,7 +445,7 @@ class ResidualBlock(nn.Module):
             y = conv2(y)
             if mask is not None:
                 y = y * mask
-            x = y + x
+            x = y.add_(x)  # into the fresh conv output (the block's input is shared with its siblings)
         return x
 
 

@@ -12,6 +12,11 @@ Covers what the MMS models and their relatives use:
   * a CTC head (`lm_head`) and an utterance classification head (LID).
 
 The model never reads a file. Padding is described by per-utterance sample counts (`lengths`), right padded.
+
+Precision: the model computes in its weights' dtype (the waveform is cast to it). In bfloat16 or float16 the
+matrix products and convolutions run in that dtype, while every LayerNorm and GroupNorm computes in float32 and
+the transformer's residual stream stays float32 (rounding it to 8 bits of mantissa at each of 48 layers is where
+reduced precision loses accuracy); SDPA's softmax accumulates in float32 on its own. docs/performance.md.
 """
 
 from __future__ import annotations
@@ -76,6 +81,20 @@ def conv_output_lengths(lengths, kernels, strides):
     return lengths.clamp(min=0) if isinstance(lengths, torch.Tensor) else max(lengths, 0)
 
 
+def norm(module: nn.LayerNorm, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """LayerNorm computed in float32: a bfloat16/float16 input goes through the kernel that accumulates in float32
+    (and takes float32 weights as they are); the output in `dtype` (default: the input's). Any other module
+    (a test's nn.Identity in its place) is simply applied."""
+    if not isinstance(module, nn.LayerNorm):
+        x = module(x)
+        return x if dtype is None else x.to(dtype)
+    weight, bias = module.weight, module.bias
+    if x.dtype == torch.float32 and weight.dtype != torch.float32:
+        weight, bias = weight.float(), bias.float()
+    x = F.layer_norm(x, module.normalized_shape, weight, bias, module.eps)
+    return x if dtype is None else x.to(dtype)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Feature encoder: raw waveform -> 50 frames per second
 
@@ -95,26 +114,61 @@ class ConvLayer(nn.Module):
             self.layer_norm = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """"group" mode, [B, C, T]: GroupNorm (first layer only) in float32 whatever the model dtype."""
         x = self.conv(x)
-        if self.mode == "layer":
-            # fairseq's Fp32LayerNorm: normalise over channels in float32 whatever the model dtype
-            x = F.layer_norm(x.transpose(1, 2).float(), x.shape[1:2], self.layer_norm.weight.float(),
-                             self.layer_norm.bias.float(), self.layer_norm.eps).to(x.dtype).transpose(1, 2)
-        elif self.layer_norm is not None:
+        if self.layer_norm is not None:
             x = F.group_norm(x.float(), x.shape[1], self.layer_norm.weight.float(), self.layer_norm.bias.float(),
                              self.layer_norm.eps).to(x.dtype)
         return F.gelu(x)
 
+    def forward_time_major(self, x: torch.Tensor) -> torch.Tensor:
+        """"layer" mode on time-major input: [B, L] samples (first layer) or [B, T, C] -> [B, T', C'].
+
+        The conv reads and writes [B, T, C] (as torch's channels_last [B, C, 1, T]), so the LayerNorm over
+        channels (fairseq's Fp32LayerNorm) needs no transposed copies: with [B, C, T] those copies took as
+        long as the LayerNorms themselves."""
+        k, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        if x.dim() == 2:  # one input channel: a product with the overlapping windows (conv2d would answer
+            # channels-first for a one-channel input)
+            x = F.linear(x.unfold(1, k, stride), self.conv.weight.view(-1, k), self.conv.bias)
+        else:
+            x = F.conv2d(x[:, None].permute(0, 3, 1, 2), self.conv.weight[:, :, None, :], self.conv.bias,
+                         stride=(1, stride)).permute(0, 2, 3, 1)[:, 0]
+        return F.gelu(norm(self.layer_norm, x))
+
 
 class FeatureEncoder(nn.Module):
+    # CPU: frames are computed in windows of about this many per batch (divided among its rows), so the first
+    # conv layers' outputs (6.5 MB per second of audio in float32) stay in cache: 100 (2 s) ran 1.2-1.5x faster
+    # than 1000 on one core, 25 and 50 slower again (docs/performance.md). Elsewhere: the whole input at once.
+    CHUNK_FRAMES = 100
+
     def __init__(self, cfg: Wav2Vec2Config):
         super().__init__()
         self.conv_layers = nn.ModuleList(ConvLayer(cfg, i) for i in range(len(cfg.conv_dim)))
+        self.field = receptive_field(cfg.conv_kernel, cfg.conv_stride)
+        self.stride = total_stride(cfg.conv_stride)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, C, T]
-        x = waveform[:, None]
+        if self.conv_layers[0].mode != "layer":  # GroupNorm normalises over time: one pass over the whole input
+            x = waveform[:, None]
+            for layer in self.conv_layers:
+                x = layer(x)
+            return x
+        # "layer" mode is frame-local: frame f depends on samples [f * stride, f * stride + field) only, so
+        # windows of frames give exactly the frames of the whole input.
+        n_frames = (waveform.shape[1] - self.field) // self.stride + 1
+        step = max(self.CHUNK_FRAMES // waveform.shape[0], 20) if waveform.device.type == "cpu" else n_frames
+        if n_frames <= step:  # one window (or too short for a frame: the convs say so)
+            return self._time_major(waveform).transpose(1, 2)
+        chunks = [self._time_major(waveform[:, first * self.stride:(min(first + step, n_frames) - 1) * self.stride
+                                             + self.field]) for first in range(0, n_frames, step)]
+        return torch.cat(chunks, dim=1).transpose(1, 2)
+
+    def _time_major(self, waveform: torch.Tensor) -> torch.Tensor:  # [B, L] -> [B, T, C], contiguous
+        x = waveform
         for layer in self.conv_layers:
-            x = layer(x)
+            x = layer.forward_time_major(x)
         return x
 
 
@@ -125,7 +179,7 @@ class FeatureProjection(nn.Module):
         self.projection = nn.Linear(cfg.conv_dim[-1], cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.layer_norm(x))
+        return self.projection(norm(self.layer_norm, x))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -159,11 +213,15 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, d)
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
+        self.qkv = None  # q, k and v fused into one layer (mms.quantize: one input quantisation, one GEMM)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        if self.qkv is not None:
+            q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+                       for proj in (self.q_proj, self.k_proj, self.v_proj))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=self.head_dim ** -0.5)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
 
@@ -187,8 +245,8 @@ class AttnAdapter(nn.Module):
         self.linear_1 = nn.Linear(cfg.hidden_size, cfg.adapter_attn_dim)
         self.linear_2 = nn.Linear(cfg.adapter_attn_dim, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.relu(self.linear_1(self.norm(x))))
+    def forward(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return self.linear_2(F.relu(self.linear_1(norm(self.norm, x, dtype))))
 
 
 class EncoderLayer(nn.Module):
@@ -201,15 +259,16 @@ class EncoderLayer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.adapter_layer = AttnAdapter(cfg) if cfg.adapter_attn_dim else None
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """x: the float32 residual stream; the sublayers compute in `dtype`."""
         if self.pre_ln:
-            x = x + self.attention(self.layer_norm(x), key_mask)
-            x = x + self.feed_forward(self.final_layer_norm(x))
+            x = x + self.attention(norm(self.layer_norm, x, dtype), key_mask)
+            x = x + self.feed_forward(norm(self.final_layer_norm, x, dtype))
         else:
-            x = self.layer_norm(x + self.attention(x, key_mask))
-            x = self.final_layer_norm(x + self.feed_forward(x))
+            x = norm(self.layer_norm, x + self.attention(x.to(dtype), key_mask))
+            x = norm(self.final_layer_norm, x + self.feed_forward(x.to(dtype)))
         if self.adapter_layer is not None:
-            x = x + self.adapter_layer(x)
+            x = x + self.adapter_layer(x, dtype)
         return x
 
 
@@ -222,18 +281,18 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
     def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """x [B, T, D] in the compute dtype -> hidden states in the compute dtype."""
+        dtype = x.dtype
         key_mask = None
         if frame_mask is not None:
             x = x.masked_fill(~frame_mask[..., None], 0.0)  # padded frames must not leak through the pos conv
             key_mask = frame_mask[:, None, None, :]  # [B, 1, 1, T], True = attend
-        x = x + self.pos_conv_embed(x)
+        x = x.float() + self.pos_conv_embed(x)  # the residual stream: float32 (a no-op for a float32 model)
         if not self.pre_ln:
-            x = self.layer_norm(x)
+            x = norm(self.layer_norm, x)
         for layer in self.layers:
-            x = layer(x, key_mask)
-        if self.pre_ln:
-            x = self.layer_norm(x)
-        return x
+            x = layer(x, key_mask, dtype)
+        return norm(self.layer_norm, x, dtype) if self.pre_ln else x.to(dtype)
 
 
 class Wav2Vec2Model(nn.Module):
@@ -248,7 +307,9 @@ class Wav2Vec2Model(nn.Module):
         return conv_output_lengths(lengths, self.cfg.conv_kernel, self.cfg.conv_stride)
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None):
-        """waveform [B, L] (right padded), lengths [B] valid samples -> (hidden [B, T, D], frame_mask [B, T] or None)."""
+        """waveform [B, L] (right padded), lengths [B] valid samples -> (hidden [B, T, D], frame_mask [B, T] or None).
+        Computed in the dtype of the model's weights (the waveform is cast to it)."""
+        waveform = waveform.to(self.feature_extractor.conv_layers[0].conv.weight.dtype)
         features = self.feature_extractor(waveform).transpose(1, 2)
         frame_mask = None
         if lengths is not None and bool((lengths < waveform.shape[1]).any()):

@@ -1,0 +1,310 @@
+"""Fast inference (docs/performance.md): the bfloat16 and int8 paths run and stay close to float32, `--dtype auto`
+reads the CPU's flags, the time-chunked feature encoder equals the whole-input one, and benchmarks/gpu.py's CPU
+dry run works. No wall-clock limits here: speed is measured by benchmarks/, not asserted.
+
+Tolerances (random tiny models, logits of unit scale):
+  * bfloat16: max |logit difference| <= 3% of the largest float32 logit (measured: 1.0%);
+  * int8: <= 5% (measured: 1.0-1.2%; weights per channel, activations per row), and >= 90% equal frame argmax;
+  * the demo model's held-out evaluation (tests/test_demo.py's set): CER within 0.2 points of float32 in bfloat16
+    (the rule behind `--dtype auto`), within 0.5 points with int8, LID top-1 unchanged on every input.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mms.checkpoints import instantiate, load_checkpoint
+from mms.device import CPU_AUTO_BF16, auto_dtype, cpu_flags, native_bf16, resolve_dtype
+from mms.errors import MMSError
+from mms.models.wav2vec2 import FeatureEncoder
+from mms.quantize import Int8Linear, available, quantize_model
+from mms.runner import ModelRunner
+from tests.conftest import random_audio
+from tests.factory import mms1b_config, random_model, tiny_config, write_hf, write_hf_lid
+
+ROOT = Path(__file__).resolve().parent.parent
+LENGTHS = [16000, 11111, 6999]
+needs_int8 = pytest.mark.skipif(not available(), reason="no oneDNN int8 kernels in this torch build")
+
+
+@pytest.fixture(scope="module")
+def wide_dir(tmp_path_factory):
+    """A tiny model wide enough (64) for int8 rounding to average out as in real models."""
+    cfg = tiny_config(hidden_size=64, num_attention_heads=4, intermediate_size=128, conv_dim=(32,) * 7,
+                      num_hidden_layers=3)
+    return write_hf(random_model(cfg, {"eng": 12}, seed=3), tmp_path_factory.mktemp("wide"))
+
+
+def batch_of(lengths=LENGTHS):
+    waves = [random_audio(n, seed=i) for i, n in enumerate(lengths)]
+    return [(w - w.mean()) / (w.std() + 1e-5) for w in waves]
+
+
+def logits_of(path, dtype="float32", quantize=None, lengths=LENGTHS):
+    runner = ModelRunner(load_checkpoint(path), "cpu", dtype, quantize=quantize)
+    logits, frames = runner.forward(batch_of(lengths))
+    return logits, frames
+
+
+def relative_gap(a, b, frames):
+    gap = max((a[i, :n] - b[i, :n]).abs().max().item() for i, n in enumerate(frames))
+    return gap / max(b[i, :n].abs().max().item() for i, n in enumerate(frames))
+
+
+# -- CPU features and --dtype auto --------------------------------------------------------------------------------
+
+ZEN4 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 avx_vnni\n"
+SAPPHIRE_RAPIDS = "flags\t\t: fpu avx2 avx512f avx512_vnni amx_tile amx_int8 amx_bf16\n"
+SKYLAKE = "flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+GRAVITON = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    assert {"avx512_bf16", "avx512_vnni"} <= cpu_flags(ZEN4)
+    assert "bf16" in cpu_flags(GRAVITON)
+    assert cpu_flags("") == set()
+
+
+@pytest.mark.parametrize("cpuinfo, native", [(ZEN4, True), (SAPPHIRE_RAPIDS, True), (SKYLAKE, False),
+                                             (GRAVITON, False), ("", False)])
+def test_native_bf16_needs_avx512_bf16_or_amx(cpuinfo, native):
+    assert native_bf16(cpu_flags(cpuinfo)) is native
+
+
+def test_auto_dtype_on_the_cpu(monkeypatch):
+    cpu = torch.device("cpu")
+    assert auto_dtype(cpu, cpu_bf16=False) == torch.float32
+    assert auto_dtype(cpu, cpu_bf16=True) == (torch.bfloat16 if CPU_AUTO_BF16 else torch.float32)
+    assert auto_dtype(torch.device("mps"), cpu_bf16=True) == torch.float32
+    monkeypatch.setenv("MMS_CPU_BF16", "0")
+    assert auto_dtype(cpu) == torch.float32 and resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("bfloat16", cpu) == torch.bfloat16  # explicit dtypes are never second-guessed
+    assert resolve_dtype("auto") == torch.float32  # no device: float32
+
+
+# -- the feature encoder in time windows ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_time_windows_give_the_whole_input_frames(norm, monkeypatch):
+    torch.manual_seed(0)
+    model = random_model(tiny_config(feat_extract_norm=norm, do_stable_layer_norm=norm == "layer"), seed=1)
+    encoder = instantiate_from(model).wav2vec2.feature_extractor
+    wave = torch.from_numpy(np.concatenate(batch_of([40000])))[None]
+    with torch.no_grad():
+        monkeypatch.setattr(FeatureEncoder, "CHUNK_FRAMES", 10**9)
+        whole = encoder(wave)
+        monkeypatch.setattr(FeatureEncoder, "CHUNK_FRAMES", 7)  # windows of 20 frames (the floor), uneven tail
+        windowed = encoder(wave)
+    assert whole.shape == windowed.shape == (1, 16, 124)
+    assert (whole - windowed).abs().max().item() <= 1e-5
+
+
+def instantiate_from(model):
+    from mms.models.wav2vec2 import build_model
+
+    built = build_model(model.cfg)
+    built.load_state_dict(model.canonical_state(model.default_lang), strict=True)
+    return built.eval()
+
+
+# -- bfloat16 ---------------------------------------------------------------------------------------------------
+
+def test_bfloat16_stays_close_to_float32(wide_dir):
+    reference, frames = logits_of(wide_dir)
+    logits, frames_bf16 = logits_of(wide_dir, "bfloat16")
+    assert frames_bf16 == frames and logits.dtype == torch.float32
+    assert relative_gap(logits, reference, frames) <= 0.03
+
+
+def test_bfloat16_keeps_norms_and_residual_stream_in_float32(wide_dir):
+    """The residual stream between layers is float32 in a bfloat16 model (LayerNorm inputs at full precision)."""
+    model = instantiate(load_checkpoint(wide_dir), "cpu", torch.bfloat16)
+    seen = []
+    hook = model.wav2vec2.encoder.layers[1].register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(batch_of([16000])[0])[None])  # a float32 waveform is cast
+    hook.remove()
+    assert seen == [torch.float32] and logits.dtype == torch.bfloat16
+
+
+# -- int8 -------------------------------------------------------------------------------------------------------
+
+@needs_int8
+def test_int8_linear_matches_the_float_layer():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(96, 80)
+    x = torch.randn(2, 37, 96)
+    x[0, 3] *= 50  # one loud frame must not coarsen the others (per-row scales)
+    q = Int8Linear.of(layer)
+    with torch.no_grad():
+        expected, got = layer(x), q(x)
+        assert got.shape == expected.shape and got.dtype == torch.float32
+        assert ((got - expected).norm() / expected.norm()).item() <= 0.02
+        assert q(x.bfloat16()).dtype == torch.bfloat16
+        assert torch.equal(q(torch.zeros(1, 96)), layer.bias[None].float())  # zero rows: exactly the bias
+
+
+@needs_int8
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_int8_model_stays_close_to_float32(wide_dir, dtype):
+    reference, frames = logits_of(wide_dir)
+    logits, frames_int8 = logits_of(wide_dir, dtype, quantize="int8")
+    assert frames_int8 == frames
+    assert relative_gap(logits, reference, frames) <= 0.05
+    agree = np.mean([(logits[i, :n].argmax(-1) == reference[i, :n].argmax(-1)).float().mean().item()
+                     for i, n in enumerate(frames)])
+    assert agree >= 0.9
+
+
+@needs_int8
+def test_quantize_replaces_the_transformer_linears(wide_dir):
+    model = quantize_model(instantiate(load_checkpoint(wide_dir)), "int8", "cpu")
+    layer = model.wav2vec2.encoder.layers[0]
+    assert isinstance(layer.attention.qkv, Int8Linear) and not hasattr(layer.attention, "q_proj")
+    assert isinstance(layer.feed_forward.output_dense, Int8Linear)
+    assert isinstance(model.wav2vec2.feature_projection.projection, Int8Linear)
+    assert type(model.lm_head) is torch.nn.Linear and type(layer.adapter_layer.linear_1) is torch.nn.Linear
+    assert quantize_model(model, "int8", "cpu") is model  # twice is once
+
+
+@needs_int8
+def test_int8_lid_head_and_language_switch(tmp_path):
+    cfg = tiny_config(num_labels=3, classifier_proj_size=16, vocab_size=None, adapter_attn_dim=None)
+    model = random_model(cfg, seed=2)
+    model.labels = ["eng", "fra", "deu"]
+    path = write_hf_lid(model, tmp_path / "lid")
+    reference, _ = logits_of(path)
+    logits, frames = logits_of(path, quantize="int8")
+    assert frames is None and logits.shape == reference.shape == (3, 3)
+    assert (logits - reference).abs().max().item() <= 0.1 * reference.abs().max().item()
+
+
+@needs_int8
+def test_int8_adapters_still_swap(hf_dir):
+    runner = ModelRunner(load_checkpoint(hf_dir), "cpu", "float32", quantize="int8")
+    runner.set_language("fra")
+    logits, _ = runner.forward(batch_of([16000]))
+    assert logits.shape[-1] == len(runner.vocab)
+
+
+def test_quantize_errors_are_one_line_mms_errors(wide_dir):
+    model = instantiate(load_checkpoint(wide_dir))
+    with pytest.raises(MMSError, match="unknown method"):
+        quantize_model(model, "int4", "cpu")
+    with pytest.raises(MMSError, match="runs on the CPU"):
+        quantize_model(model, "int8", "cuda")
+
+
+# -- the demo model's held-out evaluation ----------------------------------------------------------------------
+
+DEMO = ROOT / "mms" / "configs" / "demo"
+demo_available = pytest.mark.skipif(not (DEMO / "config.json").exists() or shutil.which("espeak-ng") is None,
+                                    reason="needs the demo model and espeak-ng")
+
+
+@pytest.fixture(scope="module")
+def demo_held_out(tmp_path_factory):
+    """tests/test_demo.py's held-out set: PER_LANGUAGE fresh espeak-ng utterances per demo language."""
+    import json
+
+    from mms.train.data import normalize_text
+    from tests.test_demo import PER_LANGUAGE, make_demo_module
+
+    demo = make_demo_module()
+    folder = tmp_path_factory.mktemp("perf-held-out")
+    items = []
+    for k, lang in enumerate(sorted(json.loads((DEMO / "vocab.json").read_text()))):
+        voice, words = demo.LANGUAGES[lang]
+        rng = np.random.default_rng([2024, k])
+        for i, text in enumerate(demo.sentences(words.split(), PER_LANGUAGE, rng)):
+            path = folder / f"{lang}_{i}.wav"
+            demo.speak(text, *demo.voice_settings(rng, voice), path)
+            items.append((path, lang, normalize_text(text, lang)))
+    return items
+
+
+def demo_cer(items, dtype, quantize=None) -> float:
+    from mms.asr import ASR
+    from mms.scoring import score
+
+    asr = ASR.load("demo", device="cpu", dtype=dtype, quantize=quantize)
+    refs, hyps = [], []
+    for lang in sorted({lang for _, lang, _ in items}):
+        chosen = [(p, t) for p, l, t in items if l == lang]
+        hyps += [r.text for r in asr.transcribe([str(p) for p, _ in chosen], lang=lang)]
+        refs += [t for _, t in chosen]
+    return score(refs, hyps, per_utterance=False)["cer"]
+
+
+@pytest.fixture(scope="module")
+def demo_cers(demo_held_out):
+    cers = {"float32": demo_cer(demo_held_out, "float32"), "bfloat16": demo_cer(demo_held_out, "bfloat16")}
+    if available():
+        cers["int8"] = demo_cer(demo_held_out, "float32", "int8")
+        cers["bfloat16+int8"] = demo_cer(demo_held_out, "bfloat16", "int8")
+    print("demo held-out CER:", {k: round(v, 3) for k, v in cers.items()})
+    return cers
+
+
+@demo_available
+def test_demo_bfloat16_cer_within_the_auto_rule(demo_cers):
+    """`--dtype auto` picks bfloat16 on native-bf16 CPUs (mms.device.CPU_AUTO_BF16) because of this."""
+    assert abs(demo_cers["bfloat16"] - demo_cers["float32"]) <= 0.2 or not CPU_AUTO_BF16
+
+
+@demo_available
+@needs_int8
+def test_demo_int8_cer_within_half_a_point(demo_cers):
+    assert demo_cers["int8"] - demo_cers["float32"] <= 0.5
+    assert demo_cers["bfloat16+int8"] - demo_cers["float32"] <= 0.5
+
+
+@demo_available
+@pytest.mark.parametrize("dtype, quantize", [("bfloat16", None), ("float32", "int8"), ("bfloat16", "int8")])
+def test_demo_lid_top1_unchanged(demo_held_out, dtype, quantize):
+    from mms.lid.identifier import LID
+    from mms.options import LIDOptions
+
+    if quantize and not available():
+        pytest.skip("no oneDNN int8 kernels")
+    paths = [str(p) for p, _, _ in demo_held_out]
+    reference = [r.lang for r in LID.load("demo", device="cpu", dtype="float32").identify(paths)]
+    got = [r.lang for r in LID.load("demo", device="cpu", dtype=dtype,
+                                   options=LIDOptions(quantize=quantize)).identify(paths)]
+    assert got == reference
+
+
+@demo_available
+@needs_int8
+def test_demo_alignment_with_int8(demo_held_out):
+    from mms.align.aligner import Aligner
+    from mms.options import AlignOptions
+
+    path, lang, text = next(item for item in demo_held_out if item[1] == "eng")
+    words = {}
+    for name, options in (("float32", AlignOptions()), ("int8", AlignOptions(quantize="int8"))):
+        result = Aligner.load("demo", lang="eng", device="cpu", dtype="float32", options=options).align(str(path), [text])
+        assert result.error is None, result.error
+        words[name] = [(w.start, w.end) for w in result.lines[0].words]
+    assert len(words["int8"]) == len(words["float32"])
+    assert max(abs(a - b) for x, y in zip(words["int8"], words["float32"]) for a, b in zip(x, y)) <= 0.1
+
+
+# -- benchmarks/gpu.py --------------------------------------------------------------------------------------------
+
+def test_gpu_benchmark_dry_run_on_cpu():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--layers", "2",
+                          "--seconds", "2", "--utterances", "2", "--repeats", "1", "--cpu-reference-seconds", "1",
+                          "--batch-seconds", "20"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout
+    for fragment in ("random MMS-1B shape, 2 layers", "mms            float32", "mms            bfloat16",
+                     "transformers   float32", "mms / transformers, float32"):
+        assert fragment in lines, lines
