@@ -22,7 +22,7 @@ BUG = 3
 
 
 def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dtype: str = "auto",
-                       auto_dtype: str = "bfloat16/float16 on CUDA, float32 elsewhere", quantize: bool = False) -> None:
+                       auto_dtype: str = "bfloat16/float16 on CUDA, bfloat16 on CPUs with native bf16 (avx512_bf16/AMX), float32 elsewhere", quantize: bool = False) -> None:
     """--device and --dtype, the same for every task (resolved by mms/device.py)."""
     parser.add_argument("--device", default=device, help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     parser.add_argument("--dtype", default=dtype, choices=("auto", "float32", "float16", "bfloat16"),

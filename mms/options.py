@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 
 @dataclass
 class ASROptions:
-    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
+    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 10 on CPU
     chunk_seconds: float = 30.0  # inputs longer than this are transcribed in windows of this length ...
     context_seconds: float = 5.0  # ... each seeing this much more audio on both sides (its frames are dropped)
     buffer_seconds: float | None = None  # audio decoded ahead; None: max(4 batches, 600 s)
@@ -23,7 +23,7 @@ class LIDOptions:
     top_k: int | str = 5  # languages reported per input; "all": every candidate
     max_seconds: float = 30.0  # without a window, classify the first this many seconds of each input
     window_seconds: float | None = None  # classify the whole input in windows this long, probabilities averaged
-    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 30 on CPU
+    batch_seconds: float | None = None  # padded audio per forward pass; None: 200 on CUDA, 10 on CPU
     buffer_seconds: float | None = None  # audio read ahead; None: max(4 batches, 600 s)
     quantize: str | None = None  # "int8": dynamic int8 linear layers (CPU)
 

@@ -96,7 +96,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_time_offsets_option(p)
     add_device_options(p, d["device"], d["dtype"], quantize=True)
     p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
-                   help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
+                   help="padded audio seconds per forward pass (default: 200 on CUDA, 10 on CPU)")
     p.add_argument("--chunk-seconds", type=float, default=d["chunk_seconds"],
                    help="window length for long inputs (default: %(default)s)")
     p.add_argument("--context-seconds", type=float, default=d["context_seconds"],

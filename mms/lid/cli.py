@@ -70,7 +70,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="-", help="output file, or a directory for fairseq (default: stdout)")
     add_device_options(p, quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=LIDOptions.batch_seconds,
-                   help="padded audio seconds per forward pass (default: 200 on CUDA, 30 on CPU)")
+                   help="padded audio seconds per forward pass (default: 200 on CUDA, 10 on CPU)")
     add_common_options(p)
     add_corpus_options(p)
     p.set_defaults(run=run)
