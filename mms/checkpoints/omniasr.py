@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import mmap
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 
 from mms.checkpoints import Checkpoint, CheckpointError
+from mms.checkpoints.safe_pickle import pickle_head
 from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
 from mms.text.sentencepiece_vocab import load_tokenizer
 from mms.text.vocab import Vocabulary, VocabularyError
@@ -107,15 +107,7 @@ def fairseq2_name(canonical: str) -> str:
 
 def recognizes(path: str | Path) -> bool:
     """Whether `path` is a fairseq2 wav2vec2 checkpoint, judged from the start of its pickle (tensors not read)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-            if name is None:
-                return False
-            with archive.open(name) as f:
-                head = f.read(1 << 16)
-    except (OSError, zipfile.BadZipFile):
-        return False
+    head = pickle_head(path)
     return any(marker in head for marker in MARKERS)
 
 

@@ -158,3 +158,19 @@ def to_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     return obj
+
+
+def pickle_head(path, size: int = 1 << 16) -> bytes:
+    """The first `size` bytes of the pickle inside a torch zip checkpoint (b"" for anything else): enough to
+    recognise a format by its key names without reading a tensor."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            if name is None:
+                return b""
+            with archive.open(name) as f:
+                return f.read(size)
+    except (OSError, zipfile.BadZipFile):
+        return b""

@@ -18,12 +18,12 @@ fairseq's data_prep does not normalise the waveform for this model (torchaudio's
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import torch
 
 from mms.checkpoints import Checkpoint, CheckpointError
+from mms.checkpoints.safe_pickle import pickle_head
 from mms.checkpoints.huggingface import to_canonical
 from mms.models.wav2vec2 import Wav2Vec2Config
 from mms.text.vocab import Vocabulary
@@ -43,15 +43,7 @@ MARKER = b"encoder.transformer.layers."  # in the first bytes of such a file's p
 def recognizes(path: str | Path) -> bool:
     """Whether `path` is a torchaudio wav2vec2 state dict, judged from the start of its pickle (cheap: the
     tensors are not read)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-            if name is None:
-                return False
-            with archive.open(name) as f:
-                head = f.read(1 << 16)
-    except (OSError, zipfile.BadZipFile):
-        return False
+    head = pickle_head(path)
     return MARKER in head and b"w2v_encoder" not in head
 
 
