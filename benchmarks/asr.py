@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -82,16 +81,6 @@ def write_model(layers: int, out: Path) -> Path:
     from tests.factory import mms1b_config, random_model, write_hf
 
     return write_hf(random_model(mms1b_config(layers=layers), {"eng": 40}, seed=0), out)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed_process(cmd: list[str]) -> tuple[float, float, str]:
@@ -282,11 +271,11 @@ def main():
     import torch
     import transformers
 
-    from mms.device import auto_dtype, cpu_native_bf16
+    from mms.device import auto_dtype, cpu_name, cpu_native_bf16
 
     with tempfile.TemporaryDirectory(prefix="mms-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, native bf16: {cpu_native_bf16()} "
+        print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, native bf16: {cpu_native_bf16()} "
               f"(--dtype auto = {str(auto_dtype(torch.device('cpu'))).replace('torch.', '')}); torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads; transformers {transformers.__version__}")
         print(f"model: random MMS-1B shapes, {args.layers} layers (MMS-1B: 48)", flush=True)

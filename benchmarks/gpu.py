@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import time
 from pathlib import Path
@@ -94,16 +93,6 @@ def build_transformers(cfg, state, device, dtype):
     hf_state["wav2vec2.masked_spec_embed"] = torch.zeros(cfg.hidden_size)
     model.load_state_dict(hf_state, strict=True, assign=True)
     return model.to(device, dtype).eval()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def synth(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -186,7 +175,7 @@ def main():
     args = p.parse_args()
     started = time.perf_counter()
 
-    from mms.device import resolve_device
+    from mms.device import cpu_name, resolve_device
     from tests.factory import mms1b_config
 
     device = resolve_device(args.device)
@@ -194,7 +183,7 @@ def main():
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU {cpu_model()}, {torch.get_num_threads()} threads"
+        name = f"CPU {cpu_name()}, {torch.get_num_threads()} threads"
     try:
         import transformers
 

@@ -101,7 +101,7 @@ def main():
     import torch
     import transformers
 
-    from benchmarks.asr import cpu_model
+    from mms.device import cpu_name
 
     env = dict(os.environ, TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
     if args.threads:
@@ -109,7 +109,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="mms-tts-bench-") as tmp:
         tmp = Path(tmp)
         voice = make_voice(tmp)
-        print(f"CPU: {cpu_model()}; torch {torch.__version__}, transformers {transformers.__version__}")
+        print(f"CPU: {cpu_name()}; torch {torch.__version__}, transformers {transformers.__version__}")
         print(f"voice: random weights, mms-tts-* shapes; text: {len(TEXT)} characters, 3 sentences; {args.rounds} "
               f"rounds, each side a fresh process, best of {args.repeats} syntheses", flush=True)
         results = {"mms": [], "transformers": []}

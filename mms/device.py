@@ -98,6 +98,19 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
+def cpu_name() -> str:
+    """The CPU's model name (for benchmark reports): /proc/cpuinfo's, else what the platform says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def native_bf16(flags: set[str]) -> bool:
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 

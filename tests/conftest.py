@@ -44,3 +44,11 @@ def wavs(tmp_path_factory):
         paths.append(d / f"a{i}.wav")
         sf.write(paths[-1], random_audio(n, seed=i), 16000)
     return paths
+
+
+@pytest.fixture(scope="session")
+def demo_held_out_set(tmp_path_factory):
+    """tests/test_demo.py's held-out set, synthesised once per session (test_demo and test_performance read it)."""
+    from tests.test_demo import make_held_out
+
+    return make_held_out(tmp_path_factory.mktemp("demo-held-out"))

@@ -42,16 +42,14 @@ def metrics():
     return json.loads((DEMO / "metrics.json").read_text())["best_epoch"]
 
 
-@pytest.fixture(scope="module")
-def held_out(tmp_path_factory):
-    """PER_LANGUAGE utterances per demo language: (path, language, normalised text)."""
+def make_held_out(folder: Path) -> list[tuple]:
+    """PER_LANGUAGE fresh espeak-ng utterances per demo language (seeds the corpus never used): (path, language,
+    normalised text)."""
     from mms.train.data import normalize_text
 
     demo = make_demo_module()
-    folder = tmp_path_factory.mktemp("demo-held-out")
-    languages = json.loads((DEMO / "vocab.json").read_text())
     items = []
-    for k, lang in enumerate(sorted(languages)):
+    for k, lang in enumerate(sorted(json.loads((DEMO / "vocab.json").read_text()))):
         voice, words = demo.LANGUAGES[lang]
         rng = np.random.default_rng([2024, k])
         for i, text in enumerate(demo.sentences(words.split(), PER_LANGUAGE, rng)):
@@ -59,6 +57,11 @@ def held_out(tmp_path_factory):
             demo.speak(text, *demo.voice_settings(rng, voice), path)
             items.append((path, lang, normalize_text(text, lang)))
     return items
+
+
+@pytest.fixture(scope="module")
+def held_out(demo_held_out_set):
+    return demo_held_out_set
 
 
 @pytest.fixture(scope="module")

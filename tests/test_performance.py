@@ -27,7 +27,7 @@ from mms.models.wav2vec2 import FeatureEncoder
 from mms.quantize import Int8Linear, available, quantize_model
 from mms.runner import ModelRunner
 from tests.conftest import random_audio
-from tests.factory import mms1b_config, random_model, tiny_config, write_hf, write_hf_lid
+from tests.factory import random_model, tiny_config, write_hf, write_hf_lid
 
 ROOT = Path(__file__).resolve().parent.parent
 LENGTHS = [16000, 11111, 6999]
@@ -210,24 +210,9 @@ demo_available = pytest.mark.skipif(not (DEMO / "config.json").exists() or shuti
 
 
 @pytest.fixture(scope="module")
-def demo_held_out(tmp_path_factory):
+def demo_held_out(demo_held_out_set):
     """tests/test_demo.py's held-out set: PER_LANGUAGE fresh espeak-ng utterances per demo language."""
-    import json
-
-    from mms.train.data import normalize_text
-    from tests.test_demo import PER_LANGUAGE, make_demo_module
-
-    demo = make_demo_module()
-    folder = tmp_path_factory.mktemp("perf-held-out")
-    items = []
-    for k, lang in enumerate(sorted(json.loads((DEMO / "vocab.json").read_text()))):
-        voice, words = demo.LANGUAGES[lang]
-        rng = np.random.default_rng([2024, k])
-        for i, text in enumerate(demo.sentences(words.split(), PER_LANGUAGE, rng)):
-            path = folder / f"{lang}_{i}.wav"
-            demo.speak(text, *demo.voice_settings(rng, voice), path)
-            items.append((path, lang, normalize_text(text, lang)))
-    return items
+    return demo_held_out_set
 
 
 def demo_cer(items, dtype, quantize=None) -> float:

@@ -16,7 +16,6 @@ from mms.decoding.beam import BeamOptions, BeamSearchDecoder, pseudo_bigram
 from mms.text.vocab import Vocabulary, VocabularyError, read_vocabulary_file
 from tests.conftest import random_audio
 from tests.factory import random_zeroshot_model, write_zeroshot_fairseq, write_zeroshot_hf
-from tests.test_beam import ctc_best_path
 from tests.test_cli import mms
 
 
@@ -156,7 +155,6 @@ def test_lm_build_order_1_loads_in_kenlm(tmp_path):
 # -- lexicon-only beam search --------------------------------------------------------------------------------
 
 SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "|", "a", "c", "d", "t", "o"]
-VOCAB = Vocabulary.from_tokens_file  # (set up below from a file)
 
 
 def lexicon_path_score(em, spellings, blank=0, silence=4):

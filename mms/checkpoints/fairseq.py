@@ -51,20 +51,21 @@ DROPPED = ("mask_emb", "quantizer.", "project_q.", "final_proj.", "target_glu.")
 PLACEHOLDERS = {"i": r"(?P<i>\d+)", "p": r"(?P<p>weight|bias|weight_g|weight_v)", "proj": r"(?P<proj>[qkv]_proj|out_proj)"}
 
 
-def _compile(table):
+def compile_rules(table, placeholders=PLACEHOLDERS):
+    """(source pattern, target) pairs with {placeholders} -> (compiled full-match regex, target) pairs."""
     compiled = []
-    for fairseq_t, canonical_t in table:
-        pattern = re.escape(fairseq_t)
-        for name, regex in PLACEHOLDERS.items():
+    for source, target in table:
+        pattern = re.escape(source)
+        for name, regex in placeholders.items():
             pattern = pattern.replace(re.escape("{" + name + "}"), regex)
-        compiled.append((re.compile(pattern + "$"), canonical_t))
+        compiled.append((re.compile(pattern + "$"), target))
     return compiled
 
 
-ENCODER_RULES = _compile(KEY_TABLE)
-HEAD_RULES = _compile(HEAD_TABLE)
-INVERSE_HEAD_RULES = _compile([(c, f) for f, c in HEAD_TABLE])
-INVERSE_ENCODER_RULES = _compile([(c, f) for f, c in KEY_TABLE])
+ENCODER_RULES = compile_rules(KEY_TABLE)
+HEAD_RULES = compile_rules(HEAD_TABLE)
+INVERSE_HEAD_RULES = compile_rules([(c, f) for f, c in HEAD_TABLE])
+INVERSE_ENCODER_RULES = compile_rules([(c, f) for f, c in KEY_TABLE])
 
 
 def canonical_name(fairseq_name: str) -> str | None:

@@ -20,12 +20,12 @@ The self-supervised (omniASR-W2V-*) and LLM (omniASR-LLM-*) checkpoints share th
 from __future__ import annotations
 
 import mmap
-import re
 from pathlib import Path
 
 import torch
 
 from mms.checkpoints import Checkpoint, CheckpointError
+from mms.checkpoints.fairseq import compile_rules
 from mms.checkpoints.safe_pickle import pickle_head
 from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
 from mms.text.sentencepiece_vocab import load_tokenizer
@@ -70,18 +70,8 @@ TOKENIZERS = {9812: "https://dl.fbaipublicfiles.com/mms/omniASR_tokenizer.model"
               10288: "https://dl.fbaipublicfiles.com/mms/omniASR_tokenizer_written_v2.model"}
 
 
-def _compile(table):
-    compiled = []
-    for source, target in table:
-        pattern = re.escape(source)
-        for name, regex in PLACEHOLDERS.items():
-            pattern = pattern.replace(re.escape("{" + name + "}"), regex)
-        compiled.append((re.compile(pattern + "$"), target))
-    return compiled
-
-
-RULES = _compile(KEY_TABLE)
-INVERSE_RULES = _compile([(target, source) for source, target in KEY_TABLE])
+RULES = compile_rules(KEY_TABLE, PLACEHOLDERS)
+INVERSE_RULES = compile_rules([(target, source) for source, target in KEY_TABLE], PLACEHOLDERS)
 
 
 def _rename(name: str, rules) -> str | None:
