@@ -1,10 +1,11 @@
 """Every task's options and their defaults, defined once (whisper's DecodingOptions shape): the Python APIs take
 these dataclasses and the command-line parsers read their defaults from them. No torch here, so `mms --help`
-stays light. Beam-search options are mms.decoding.beam.BeamOptions."""
+stays light."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass
@@ -50,6 +51,23 @@ class TTSOptions:
     noise_scale_duration: float | None = None  # rhythm variation; None: the voice's (0.8)
     seed: int | None = None  # the same text and seed give the same speech
     sample_rate: int | None = None  # resample the output; None: the voice's
+
+
+@dataclass
+class BeamOptions:
+    lm: str | None  # ARPA or KenLM binary; None: lexicon-only search (flashlight's ZeroLM; needs a lexicon)
+    lexicon: str | None = None  # `word u n i t s |` lines; None = lexicon-free (needs unit_lm)
+    unit_lm: bool = False  # the LM is over the model's units (characters), not words
+    beam: int = 100  # fairseq's MMS README uses 500 (slow: see docs/lm.md)
+    beam_size_token: int | None = None  # None = whole vocabulary (fairseq); the MMS README uses 50
+    beam_threshold: float = 50.0
+    lm_weight: float = 2.0
+    word_score: float = -1.0
+    unk_weight: float = -math.inf
+    sil_weight: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def from_namespace(cls, namespace, **overrides):

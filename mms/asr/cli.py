@@ -33,12 +33,11 @@ exit status: 0 every input transcribed, 1 some input failed (the others are stil
 
 
 def load_defaults(config_path: str | None = None) -> dict:
-    """Option defaults: mms.options.ASROptions and mms.decoding.beam.BeamOptions (the one place they are typed),
+    """Option defaults: mms.options.ASROptions and BeamOptions (the one place they are typed),
     then the YAML file of --config."""
     from dataclasses import fields
 
-    from mms.decoding.beam import BeamOptions
-    from mms.options import ASROptions
+    from mms.options import ASROptions, BeamOptions
 
     defaults = {"device": "auto", "dtype": "auto", "format": "txt", "timestamps": "none"}
     for cls in (ASROptions, BeamOptions):

@@ -13,15 +13,14 @@ Per-frame tokens give the same units and frame times as greedy decoding.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mms.decoding.ctc import Hypothesis, Unit, collapse, split_pieces, units_to_text
 from mms.errors import MMSError
+from mms.options import BeamOptions  # defined with the other options (torch- and numpy-free)
 from mms.text.vocab import Vocabulary
 
 INSTALL_HINT = "KenLM beam search needs flashlight-text: pip install 'mms[lm]' (or pip install flashlight-text)"
@@ -29,23 +28,6 @@ INSTALL_HINT = "KenLM beam search needs flashlight-text: pip install 'mms[lm]' (
 
 class BeamSearchError(MMSError):
     """An LM, lexicon or decoder setting that cannot be used (or flashlight-text missing); one line."""
-
-
-@dataclass
-class BeamOptions:
-    lm: str | None  # ARPA or KenLM binary; None: lexicon-only search (flashlight's ZeroLM; needs a lexicon)
-    lexicon: str | None = None  # `word u n i t s |` lines; None = lexicon-free (needs unit_lm)
-    unit_lm: bool = False  # the LM is over the model's units (characters), not words
-    beam: int = 100  # fairseq's MMS README uses 500 (slow: see docs/lm.md)
-    beam_size_token: int | None = None  # None = whole vocabulary (fairseq); the MMS README uses 50
-    beam_threshold: float = 50.0
-    lm_weight: float = 2.0
-    word_score: float = -1.0
-    unk_weight: float = -math.inf
-    sil_weight: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _flashlight():
