@@ -191,20 +191,17 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         engines.check_run(args.output + ".run.json", description)
         records = engines.read_records(args.output, repair=True)
         done = engines.finished(records)
-        if len(done) < len(records):  # failed inputs are redone: their old records go, so each input stays once
+        if any(r.get("error") for r in records):  # failed inputs are redone: their old records go, so each stays once
             from mms.files import write_text_atomic
 
             write_text_atomic(args.output, "".join(json_line(r) for r in records if not r.get("error")))
         append = True
     elif args.output not in (None, "-") and fmt == "jsonl":  # so that the file can be resumed
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        from mms.files import write_text_atomic
-        import json
-
-        write_text_atomic(args.output + ".run.json", json.dumps(description, indent=1, ensure_ascii=False) + "\n")
-    todo = [row for row in engines.shard_rows(rows, k, n) if row["index"] not in done]
-    if (resume or output_dir) and len(todo) < len(engines.shard_rows(rows, k, n)):
-        say(prog, f"resuming: {len(engines.shard_rows(rows, k, n)) - len(todo)} inputs done before, {len(todo)} to do")
+        engines.write_run(args.output + ".run.json", description)
+    mine = engines.shard_rows(rows, k, n)
+    todo = [row for row in mine if row["index"] not in done]
+    if (resume or output_dir) and len(todo) < len(mine):
+        say(prog, f"resuming: {len(mine) - len(todo)} inputs done before, {len(todo)} to do")
     if not todo:
         return 0
     verbose = getattr(args, "verbose", False)

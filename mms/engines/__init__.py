@@ -142,6 +142,11 @@ def check_run(path: str, description: dict) -> None:
             raise CorpusError(f"{path}: this output was started with other settings or inputs: "
                               f"{', '.join(changed)}; use the same ones to resume, or another output")
         return
+    write_run(path, description)
+
+
+def write_run(path: str, description: dict) -> None:
+    """run.json for a new run (replacing one of an earlier run)."""
     write_text_atomic(path, json.dumps(description, indent=1, ensure_ascii=False) + "\n")
 
 
