@@ -10,7 +10,7 @@ from mms import __version__
 
 # One light module per command, each with `add_parser(commands)`; a command's heavy code is imported by its `run`.
 COMMANDS = (
-    "mms.asr.cli",  # mms asr
+    "mms.asr.cli",  # mms asr, mms tune-rerank
     "mms.lid.cli",  # mms lid
     "mms.tts.cli",  # mms tts
     "mms.align.cli",  # mms align

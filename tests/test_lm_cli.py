@@ -114,3 +114,49 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
             "--manifest", manifest, "--decode-workers", "0")
     assert r.returncode == 0, r.stderr
     assert "WER" in r.stderr  # the manifest's text is used as reference
+
+
+def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_path):
+    """`mms tune` without --lm: the zero-shot model's uroman lexicon alone (flashlight's ZeroLM), LM weight fixed at 0;
+    each setting's WER is that of the lexicon-only beam search at its word score."""
+    from mms.lm.tune import dev_emissions
+    from mms.scoring import score
+    from tests.factory import random_zeroshot_model, write_zeroshot_hf
+
+    zs = write_zeroshot_hf(random_zeroshot_model(seed=4), tmp_path / "zs")
+    wavs = []
+    for i, n in enumerate([24000, 32000]):
+        wavs.append(tmp_path / f"dev{i}.wav")
+        sf.write(wavs[-1], random_audio(n, seed=60 + i), 16000)
+    manifest, refs = tmp_path / "dev.jsonl", ["cat dog", "maison"]
+    manifest.write_text("".join(json.dumps({"audio": w.name, "text": t}) + "\n" for w, t in zip(wavs, refs)))
+    (tmp_path / "words.txt").write_text("cat\ndog\nmaison\nкот\n")
+    lexicon, preset = tmp_path / "lex.txt", tmp_path / "zs.yaml"
+    assert mms("lexicon", "--uroman", "--dedupe", tmp_path / "words.txt", "-o", lexicon).returncode == 0
+    r = mms("tune", "--model", zs, "--lexicon", lexicon, "--manifest", manifest, "--grid", "3", "--word-score=-30:30",
+            "--decode-workers", "0", "--cache", tmp_path / "cache", "-o", preset)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("WER") == 4  # a 3-point word-score line, not 3 x 3: the LM weight does nothing
+    values = yaml.safe_load(preset.read_text())
+    assert values["lm_weight"] == 0 and values["word_score"] in (-30, 0, 30) and "no LM" in preset.read_text()
+
+    result = tune(str(zs), str(manifest), None, lexicon=str(lexicon),
+                  settings=TuneSettings(grid=3, word_score=(-30, 30), decode_workers=0), cache=tmp_path / "cache")
+    assert sorted(t["word_score"] for t in result["trials"]) == [-30, 0, 30]
+    assert all(t["lm_weight"] == 0 for t in result["trials"]) and preset_yaml(result) == preset.read_text()
+    vocab = load_vocabulary(zs, None)
+    emissions = dev_emissions(str(zs), None, None, [str(w) for w in wavs], tmp_path / "cache")
+    words = {}
+    for trial in result["trials"]:
+        decoder = BeamSearchDecoder(vocab, BeamOptions(lm=None, lexicon=str(lexicon), beam=100, lm_weight=0.0,
+                                                       word_score=trial["word_score"]))
+        hyps = [decoder.decode(e).text for e in emissions]
+        assert score(refs, hyps, per_utterance=False)["wer"] == trial["wer"]
+        words[trial["word_score"]] = sum(len(h.split()) for h in hyps)
+    assert words[-30] <= words[0] <= words[30] and words[-30] < words[30]  # a word bonus inserts words
+
+    asr = mms("asr", "--model", zs, "--words", tmp_path / "words.txt", "--config", preset, *wavs,
+              "--decode-workers", "0")
+    assert asr.returncode == 0, asr.stderr
+    r = mms("tune", "--model", zs, "--manifest", manifest, "-o", preset)
+    assert r.returncode == 2 and "without --lm, give --lexicon" in r.stderr

@@ -22,6 +22,7 @@ examples:
   mms asr --model omniASR-CTC-300M.pt --tokenizer omniASR_tokenizer.model lecture.flac --timestamps word
   mms asr --model mms-zeroshot-300m --words words.txt a.wav       # zero-shot: any language from a word list
   mms asr --model mms-zeroshot-300m --words sentences.txt --lm lm.arpa a.wav
+  mms asr --lang auto --rerank 10 --rerank-weights rerank.yaml a.wav --format jsonl   # see mms tune-rerank
 
 inputs: audio files (wav, flac, ogg, mp3; other containers through ffmpeg), any sample rate and channel
 count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a JSONL manifest
@@ -109,6 +110,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
     rr.add_argument("--zeroshot-model", metavar="MODEL",
                     help="zero-shot model for the uasr feature (default: mms-zeroshot-300m; loaded only when its "
                          "weight is not 0)")
+    rr.add_argument("--rerank-lm", action="append", metavar="LANG=FILE|DIR",
+                    help="ARPA n-gram LM of a language for the lm feature (repeatable), or a directory of LANG.arpa "
+                         "files; a stand-in for the reference's 7B LLM (default: those recorded in the weights file)")
+    rr.add_argument("--rerank-wlid", metavar="MODEL.bin",
+                    help="fastText text LID model (e.g. NLLB's lid218e.bin) for the wlid feature; needs the fasttext "
+                         "package (default: the one recorded in the weights file)")
     zs = p.add_argument_group("zero-shot (mms-zeroshot-300m: uroman characters; see docs/zeroshot.md)")
     zs.add_argument("--words", metavar="FILE",
                     help="word list or text of the language: spelled in uroman into a lexicon, transcripts are its "
@@ -141,7 +148,95 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_common_options(p)
     add_corpus_options(p)
     p.set_defaults(run=run)
+    add_tune_rerank_parser(commands)
     return p
+
+
+TUNE_RERANK_EXAMPLES = """\
+examples:
+  mms tune-rerank --manifest dev.tsv --ref dev.wrd --ref-lang dev.lang -o rerank.yaml
+  mms tune-rerank --model mms-1b-all --lid-model mms-lid-4017 --manifest dev.jsonl --rerank 10 \\
+                  --features slid,asr,len --trials 10000 --seed 0 -o rerank.yaml   # no zero-shot model
+  mms tune-rerank --manifest dev.jsonl --rerank-lm eng=eng.arpa --rerank-lm fra=fra.arpa -o rerank.yaml
+  mms asr --lang auto --rerank 10 --rerank-weights rerank.yaml test/*.wav
+
+dev set: --manifest (fairseq .tsv, JSONL, or a list of paths), references from --ref (one line per dev file; .wrd,
+.ltr, .tsv, JSONL) or the manifest's text, reference languages from --ref-lang (one ISO 639-3 code per line) or the
+JSONL manifest's `lang`.
+
+The models run once per dev file; their candidates and features are cached (--cache), so a rerun with other
+--trials, --seed, --features (except a newly added uasr) or a smaller --rerank runs no model. Reported (stderr and
+the YAML's `dev:`): LID accuracy against the reference languages and the corpus error rate (WER; CER for adx bod cmn
+dzo jpn khg khm lao mya tha yue), before (LID alone) and after re-ranking, and the oracle error rate.
+"""
+
+
+def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
+    p = commands.add_parser(
+        "tune-rerank", help="search the N-best LID + ASR re-ranking weights on a dev set",
+        description="Run LID's N best languages and a greedy transcript in each on every dev file once (cached),\n"
+                    "then search the feature weights of `mms asr --rerank` (fairseq lid_rerank's random search:\n"
+                    "slid, wlid in [0, 100), asr, lm, uasr in [0, 10), len in [-0.5, 0.5)) for the lowest corpus\n"
+                    "error rate, and write them as YAML for --rerank-weights (see docs/zeroshot.md).",
+        epilog=TUNE_RERANK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", required=True,
+                   help="dev set: fairseq .tsv, JSONL (audio, text, lang) or list of paths")
+    p.add_argument("--ref", metavar="FILE",
+                   help="reference transcripts, one per dev file (default: the manifest's text)")
+    p.add_argument("--ref-lang", metavar="FILE",
+                   help="reference languages, one ISO 639-3 code per dev file (default: the manifest's lang)")
+    p.add_argument("--output", "-o", required=True, help="weights YAML to write ('-': stdout)")
+    p.add_argument("--model", "-m", help="ASR model with adapters (default: mms-1b-all)")
+    p.add_argument("--lid-model", metavar="MODEL", help="LID model (default: the registry's, mms-lid-4017)")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file of the ASR model")
+    p.add_argument("--rerank", type=int, default=10, metavar="N",
+                   help="candidate languages per file (default: %(default)s)")
+    p.add_argument("--features", metavar="A,B,...",
+                   help="features searched, of slid, wlid, asr, lm, uasr, len; the others weigh 0 (default: "
+                        "slid,asr,uasr,len, plus lm with --rerank-lm and wlid with --rerank-wlid)")
+    p.add_argument("--zeroshot-model", metavar="MODEL", help="zero-shot model of the uasr feature (default: "
+                                                             "mms-zeroshot-300m)")
+    p.add_argument("--rerank-lm", action="append", metavar="LANG=FILE|DIR",
+                   help="ARPA n-gram LM of a language for the lm feature (repeatable), or a directory of LANG.arpa "
+                        "files: a stand-in, not the reference's 7B LLM (see docs/zeroshot.md)")
+    p.add_argument("--rerank-wlid", metavar="MODEL.bin",
+                   help="fastText text LID model for the wlid feature (needs the fasttext package)")
+    p.add_argument("--trials", type=int, default=10000, help="random draws (default: %(default)s, as the reference)")
+    p.add_argument("--seed", type=int, default=0, help="of the draws (default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/mms/rerank)")
+    add_device_options(p)
+    add_common_options(p)
+    p.set_defaults(run=run_tune_rerank)
+    return p
+
+
+def run_tune_rerank(args: argparse.Namespace) -> int:
+    from mms.asr.rerank_features import parse_lm_specs
+    from mms.asr.tune_rerank import tune_rerank, weights_yaml
+    from mms.command import say
+    from mms.files import write_text_atomic
+
+    plugins = {}
+    if args.rerank_lm:
+        plugins["lm"] = parse_lm_specs(args.rerank_lm)
+    if args.rerank_wlid:
+        plugins["wlid"] = args.rerank_wlid
+    result = tune_rerank(args.manifest, refs=args.ref, ref_langs=args.ref_lang, model=args.model,
+                         lid_model=args.lid_model, zeroshot_model=args.zeroshot_model, n=args.rerank,
+                         features=args.features, plugins=plugins, trials=args.trials, seed=args.seed,
+                         dict_path=args.dict_path, device=args.device, dtype=args.dtype, cache=args.cache,
+                         log=lambda line: say("mms tune-rerank", line))
+    write_text_atomic(args.output, weights_yaml(result))
+    dev, w = result["dev"], result["weights"]
+    say("mms tune-rerank", f"{dev['files']} dev files ({dev['failed']} failed), {dev['candidates']} candidates, "
+                           f"{dev['trials']} draws in {result['seconds']:.2f} s")
+    for when in ("before", "after"):
+        label = "before (LID alone)" if when == "before" else "after re-ranking"
+        say("mms tune-rerank", f"{label}: LID accuracy {100 * dev[when]['lid_acc']:.2f}%, error rate "
+                               f"{dev[when]['wer']:.2f}%")
+    say("mms tune-rerank", f"oracle error rate {dev['oracle_wer']:.2f}%; weights "
+                           + " ".join(f"{name} {value:g}" for name, value in w.items()))
+    return 0
 
 
 def _peek_config(argv: list[str]) -> str | None:
@@ -188,10 +283,11 @@ def run(args: argparse.Namespace) -> int:
         if args.rerank < 1:
             raise MMSError("--rerank N needs N >= 1")
         weights = load_weights(args.rerank_weights) if args.rerank_weights else RerankWeights()
-        rerank = {"n": args.rerank, "weights": weights.weights,
+        weights.plugins = rerank_plugins(args, weights)
+        rerank = {"n": args.rerank, "weights": weights.weights, "plugins": weights.plugins,
                   "zeroshot_model": args.zeroshot_model or "mms-zeroshot-300m"}
-    elif args.rerank_weights or args.zeroshot_model:
-        raise MMSError("--rerank-weights and --zeroshot-model need --rerank N")
+    elif args.rerank_weights or args.zeroshot_model or args.rerank_lm or args.rerank_wlid:
+        raise MMSError("--rerank-weights, --zeroshot-model, --rerank-lm and --rerank-wlid need --rerank N")
     settings = {"rerank": rerank, "model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
                 "adapter_dir": args.adapter,
                 "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
@@ -216,6 +312,27 @@ def run(args: argparse.Namespace) -> int:
 
         say("mms asr", format_summary(scorer.summary()))
     return status
+
+
+def rerank_plugins(args: argparse.Namespace, weights) -> dict:
+    """The text-feature plug-ins of --rerank: --rerank-lm / --rerank-wlid, else those of the weights file; only the
+    features with a weight are kept, and each of those must have one."""
+    from mms.asr.rerank_features import build_features, check_specs, parse_lm_specs
+
+    plugins = dict(weights.plugins)
+    if args.rerank_lm:
+        plugins["lm"] = parse_lm_specs(args.rerank_lm)
+    if args.rerank_wlid:
+        plugins["wlid"] = args.rerank_wlid
+    plugins = check_specs(plugins)
+    used = [name for name in ("lm", "wlid") if weights.used(name)]
+    build_features(plugins, used)  # a missing file or package fails here, before any audio (models load later)
+    unused = [name for name in ("lm", "wlid") if getattr(args, f"rerank_{name}") and name not in used]
+    if unused:
+        from mms.command import say
+
+        say("mms asr", f"note: the weight of {' and '.join(unused)} is 0: --rerank-{unused[0]} is not used")
+    return {name: spec for name, spec in plugins.items() if name in used}
 
 
 # beam-search settings a preset (--words) may set when neither the command line nor --config does

@@ -5,14 +5,17 @@ candidate the features below; the candidate with the largest weighted sum wins (
 LID language, on ties). Features, as the reference defines them (docs/zeroshot.md):
 
   slid  ln P_LID(language | audio), LID's softmax over all its classes (not renormalised over the N)
-  wlid  ln P(language | text) of a text LID model (fastText NLLB-LID): not computed here, always 0
+  wlid  ln P(language | text) of a text LID model (fastText, e.g. NLLB-LID; mms.asr.rerank_features): optional,
+        0 unless configured
   asr   sum over frames of max log_softmax: the log-probability of the greedy frame path
-  lm    a 7B LLM's log-probability of the text (MaLA-500): not computed here, always 0
+  lm    ln P(text) of a language model; the reference's is the 7B LLM MaLA-500, here an optional per-language KenLM
+        n-gram stand-in (mms.asr.rerank_features), 0 unless configured
   uasr  Viterbi best-path log-probability of the romanised transcript under the zero-shot model; ln(1e-9) when
         it cannot be aligned
   len   number of characters of the transcript
 
-Candidates whose transcription fails are dropped (the reference writes empty scores, which then abort).
+A feature is computed only when its weight is not 0 (slid, asr and len always: they cost nothing). Candidates whose
+transcription fails are dropped (the reference writes empty scores, which then abort).
 """
 
 from __future__ import annotations
@@ -39,20 +42,30 @@ class RerankError(MMSError):
 
 @dataclass
 class RerankWeights:
+    """Feature weights (absent = 0), the N they were tuned for, what else the file recorded (`extra`), and the
+    text-feature plug-ins (`plugins`: {"lm": {lang: ARPA path}, "wlid": fastText model path}, see
+    mms.asr.rerank_features)."""
+
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     n: int | None = None  # the N they were tuned for (informative)
     extra: dict = field(default_factory=dict)  # dev results, models: written back as they were read
+    plugins: dict = field(default_factory=dict)
 
     def score(self, features: dict[str, float]) -> float:
         return sum(w * features.get(name, 0.0) for name, w in self.weights.items() if w)
 
+    def used(self, name: str) -> bool:
+        return bool(self.weights.get(name))
+
     def to_dict(self) -> dict:
         return {"features": {name: float(self.weights.get(name, 0.0)) for name in FEATURES},
-                **({"n": self.n} if self.n else {}), **self.extra}
+                **({"n": self.n} if self.n else {}), **({"plugins": self.plugins} if self.plugins else {}),
+                **self.extra}
 
 
 def load_weights(path: str | Path) -> RerankWeights:
-    """A weights file: YAML/JSON `{features: {slid: w, ...}, n: N, ...}` (what `mms tune-rerank` writes), or fairseq's
+    """A weights file: YAML/JSON `{features: {slid: w, ...}, n: N, plugins: {lm: {LANG: FILE}, wlid: FILE}, ...}`
+    (what `mms tune-rerank` writes; `plugins` optional), or fairseq's
     best_coefficients (a Python dict literal with "weights": [slid, wlid, asr, lm, uasr, len]), read with
     ast.literal_eval, never eval."""
     try:
@@ -86,8 +99,11 @@ def load_weights(path: str | Path) -> RerankWeights:
         weights = {name: float(w) for name, w in data["features"].items()}
     except (TypeError, ValueError):
         raise RerankError(f"{path}: feature weights must be numbers") from None
-    n = data.get("n")
-    return RerankWeights(weights, int(n) if n else None, {k: v for k, v in data.items() if k not in ("features", "n")})
+    n, plugins = data.get("n"), data.get("plugins") or {}
+    if not isinstance(plugins, dict):
+        raise RerankError(f"{path}: `plugins` must be a mapping {{lm: {{LANG: FILE}}, wlid: FILE}}")
+    return RerankWeights(weights, int(n) if n else None,
+                         {k: v for k, v in data.items() if k not in ("features", "n", "plugins")}, dict(plugins))
 
 
 def dump_weights(weights: RerankWeights) -> str:
@@ -159,55 +175,107 @@ def viterbi_score(log_probs: np.ndarray, targets: list[int], blank: int = 0) -> 
 
 # -- the re-ranked transcription ----------------------------------------------------------------------------------
 
+@dataclass
+class Candidate:
+    """One of an input's N-best languages: its transcript (an mms.asr.Transcript), the adapter and LID label, LID's
+    probability, and the features computed so far."""
+
+    transcript: object
+    adapter: str
+    code: str
+    probability: float
+    features: dict[str, float]
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text.strip()
+
+
+def nbest_languages(asr, items: list, n: int) -> list:
+    """Per item its N most probable languages that `asr` has an adapter for, [(adapter, LID label, probability)], or
+    a one-line error (mms.asr.auto.identify_candidates; the LID model is released before returning). The adapters
+    found are fetched (a published model downloads only those)."""
+    from mms.asr.auto import identify_candidates
+
+    languages = None if asr.checkpoint.language_free else asr.languages
+    found = identify_candidates(items, languages, asr.lid_model, n, asr.device, asr.dtype)
+    if asr.fetch_adapters is not None:
+        asr.fetch_adapters({adapter for picks in found if isinstance(picks, list) for adapter, _, _ in picks})
+    return found
+
+
+def nbest_candidates(asr, items: list, found: list, timestamps=None):
+    """Per item, in order, lazily: its candidates (a list of Candidate with slid, asr and len; wlid, lm and uasr
+    0.0), or a one-line error when it has none. `found`: nbest_languages(asr, items, n). One greedy transcription per
+    (item, candidate language), grouped by language by the transcriber."""
+    from mms.manifest import Item
+
+    expanded = [Item(item.audio, adapter, item.text) for item, picks in zip(items, found)
+                if isinstance(picks, list) for adapter, _, _ in picks]
+    results = asr._transcribe(expanded, None, timestamps, False)
+    for item, picks in zip(items, found):
+        if not isinstance(picks, list):
+            yield picks
+            continue
+        hyps = [next(results) for _ in picks]
+        rows = []
+        for (adapter, code, probability), hyp in zip(picks, hyps):
+            if hyp.error:
+                continue
+            text = hyp.text.strip()
+            rows.append(Candidate(hyp, adapter, code, probability, {
+                "slid": math.log(max(probability, 1e-300)), "wlid": 0.0, "asr": float(hyp.hypothesis.score),
+                "lm": 0.0, "uasr": 0.0, "len": float(len(text))}))
+        yield rows or (hyps[0].error if hyps else f"{item.audio}: no candidate")
+
+
+def uasr_feature(log_probs: np.ndarray | None, text: str, code: str, tokens: list[str], blank: int = 0) -> float:
+    """f5 of one candidate: the romanised transcript's best path under the zero-shot model's log-probabilities
+    (None: the zero-shot model failed on the input), UASR_FAILED when it cannot be aligned."""
+    targets = uroman_targets(text, code, tokens) if log_probs is not None else None
+    return viterbi_score(log_probs, targets, blank) if targets else UASR_FAILED
+
+
+def add_text_features(candidates: list[Candidate], features: dict) -> None:
+    """Fill the text features (`features`: name -> callable(text, lang, adapter), mms.asr.rerank_features)."""
+    for candidate in candidates:
+        for name, feature in features.items():
+            candidate.features[name] = float(feature(candidate.text, candidate.code, candidate.adapter))
+
+
 def transcribe_reranked(asr, items: list, n: int, weights: RerankWeights, zeroshot_model=None, timestamps=None,
                         failed=None):
     """Yield one Transcript per item: the best of its N candidate languages (see the module docstring).
     `asr`: an mms.asr.ASR with adapters; `zeroshot_model`: an ASR of the zero-shot model, needed for `uasr`;
     `failed(audio, error, index)`: the Transcript of an input that failed (passed in: the transcriber imports this
-    module)."""
-    from mms.asr.auto import identify_candidates
-    from mms.manifest import Item
+    module). The text features with a weight are built from `weights.plugins` before any audio is read."""
+    from mms.asr.rerank_features import build_features
 
-    languages = None if asr.checkpoint.language_free else asr.languages
-    candidates = identify_candidates(items, languages, asr.lid_model, n, asr.device, asr.dtype)
-    if asr.fetch_adapters is not None:
-        asr.fetch_adapters({adapter for found in candidates if isinstance(found, list) for adapter, _, _ in found})
-    expanded = [Item(item.audio, adapter, item.text) for item, found in zip(items, candidates)
-                if isinstance(found, list) for adapter, _, _ in found]
-    results = asr._transcribe(expanded, None, timestamps, False)
-    uses_uasr = bool(weights.weights.get("uasr"))
+    uses_uasr = weights.used("uasr")
     if uses_uasr and zeroshot_model is None:
         raise RerankError("the uasr feature needs the zero-shot model (--zeroshot-model)")
-    zs_results = (zeroshot_model.transcribe_iter([item for item, found in zip(items, candidates)
-                                                  if isinstance(found, list)], keep_emissions=True)
+    text_features = build_features(weights.plugins, [name for name in ("lm", "wlid") if weights.used(name)])
+    found = nbest_languages(asr, items, n)
+    zs_results = (zeroshot_model.transcribe_iter([item for item, picks in zip(items, found)
+                                                  if isinstance(picks, list)], keep_emissions=True)
                   if uses_uasr else None)
-    for index, (item, found) in enumerate(zip(items, candidates)):
-        if not isinstance(found, list):
-            yield failed(item.audio, found, index)
+    for index, (item, picks, rows) in enumerate(zip(items, found, nbest_candidates(asr, items, found, timestamps))):
+        zs = next(zs_results) if zs_results is not None and isinstance(picks, list) else None
+        if not isinstance(rows, list):
+            yield failed(item.audio, rows, index)
             continue
-        hyps = [next(results) for _ in found]
-        zs = next(zs_results) if zs_results is not None else None
-        zs_log_probs = log_softmax(zs.emissions) if zs is not None and zs.emissions is not None else None
-        rows = []
-        for (adapter, code, probability), hyp in zip(found, hyps):
-            if hyp.error:
-                continue
-            text = hyp.text.strip()
-            features = {"slid": math.log(max(probability, 1e-300)), "wlid": 0.0, "asr": float(hyp.hypothesis.score),
-                        "lm": 0.0, "len": float(len(text))}
-            if uses_uasr:
-                targets = uroman_targets(text, code, zeroshot_model.vocab.tokens) if zs_log_probs is not None else None
-                features["uasr"] = (viterbi_score(zs_log_probs, targets, zeroshot_model.vocab.blank) if targets
-                                    else UASR_FAILED)
-            rows.append((hyp, code, probability, features, weights.score(features)))
-        if not rows:
-            yield failed(item.audio, hyps[0].error if hyps else f"{item.audio}: no candidate", index)
-            continue
-        best = rows[select([row[4] for row in rows])]
-        result, code, probability, _, _ = best
+        if zs is not None:
+            log_probs = log_softmax(zs.emissions) if zs.emissions is not None else None
+            for row in rows:
+                row.features["uasr"] = uasr_feature(log_probs, row.text, row.code, zeroshot_model.vocab.tokens,
+                                                    zeroshot_model.vocab.blank)
+        add_text_features(rows, text_features)
+        scores = [weights.score(row.features) for row in rows]
+        best = rows[select(scores)]
+        result = best.transcript
         result.index = index
-        result.lid = {"lid_lang": code, "lang_probability": round(probability, 4)}
-        result.candidates = [{"lang": r.lang, "lid_lang": c, "text": r.text,
-                              "features": {k: round(v, 4) for k, v in f.items()}, "score": round(s, 4)}
-                             for r, c, _, f, s in rows]
+        result.lid = {"lid_lang": best.code, "lang_probability": round(best.probability, 4)}
+        result.candidates = [{"lang": r.transcript.lang, "lid_lang": r.code, "text": r.transcript.text,
+                              "features": {k: round(v, 4) for k, v in r.features.items()}, "score": round(s, 4)}
+                             for r, s in zip(rows, scores)]
         yield result

@@ -45,7 +45,7 @@ class Worker:
             return None
         from mms.asr.rerank import RerankWeights
 
-        weights = RerankWeights(dict(r["weights"]))
+        weights = RerankWeights(dict(r["weights"]), plugins=dict(r.get("plugins") or {}))
         zeroshot = None
         if weights.weights.get("uasr"):
             zeroshot = ASR.load(r["zeroshot_model"], device=settings.get("device", "auto"),

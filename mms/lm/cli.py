@@ -68,16 +68,20 @@ def add_parser(commands) -> None:
         "tune", help="search --lm-weight / --word-score on a dev set",
         description="Compute the model's emissions of a dev set once (cached on disk), then search LM weight and "
                     "word score for the lowest WER with KenLM beam search, and write the best as a preset for "
-                    "`mms asr --config`.", formatter_class=raw,
+                    "`mms asr --config`. With --lexicon and no --lm (e.g. the zero-shot model's uroman lexicon) "
+                    "only the word score is searched.", formatter_class=raw,
         epilog="example:\n  mms tune --model M --lang yor --manifest dev.tsv --ref dev.wrd --lm lm.bin "
                "--lexicon lex.txt -o yor-lm.yaml\n  mms asr --model M --lang yor --lm lm.bin --lexicon lex.txt "
-               "--config yor-lm.yaml test/*.wav")
+               "--config yor-lm.yaml test/*.wav\n"
+               "  mms lexicon --uroman --dedupe words.txt -o lex.txt      # zero-shot, lexicon only:\n"
+               "  mms tune --model mms-zeroshot-300m --lexicon lex.txt --manifest dev.jsonl --word-score=-7:1 "
+               "-o zs.yaml\n  mms asr --model mms-zeroshot-300m --words words.txt --config zs.yaml test/*.wav")
     p.add_argument("--model", "-m", required=True)
     p.add_argument("--lang", "-l")
     p.add_argument("--dict", dest="dict_path", metavar="FILE")
     p.add_argument("--manifest", required=True, help="dev set: fairseq .tsv, JSONL or list of paths")
     p.add_argument("--ref", help="references (default: the manifest's text)")
-    p.add_argument("--lm", required=True)
+    p.add_argument("--lm", help="KenLM language model (ARPA or binary); without it, --lexicon alone (LM weight 0)")
     p.add_argument("--lexicon")
     p.add_argument("--unit-lm", action="store_true")
     d = TuneSettings  # the defaults are typed once, there

@@ -2,10 +2,13 @@
 
     result = tune("mms-1b-all", "dev.jsonl", "lm.bin", lexicon="lexicon.txt", lang="yor")
     write_text_atomic("yor-lm.yaml", preset_yaml(result))
+    tune("mms-zeroshot-300m", "dev.jsonl", None, lexicon="lexicon.txt")   # lexicon only: the word score alone
 
 The acoustic model runs once per dev file (mms.runner; emissions cached as .npy under
 ~/.cache/mms/emissions, keyed by model, language and audio file), then every setting is a beam search over the
 cached emissions in worker processes; the best WER wins, and preset_yaml() writes it for `mms asr --config`.
+Without an LM (a lexicon alone, e.g. the zero-shot model's uroman lexicon) the decoder scores every word 0
+(flashlight's ZeroLM): the LM weight does nothing, is fixed at 0, and only the word score is searched.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def trial_settings(settings: TuneSettings) -> list[tuple[float, float]]:
     (w0, w1), (s0, s1) = settings.lm_weight, settings.word_score
     if settings.grid:
         n = max(settings.grid, 1)
-        return [(float(w), float(s)) for w in np.linspace(w0, w1, n) for s in np.linspace(s0, s1, n)]
+        lm_weights = [w0] if w0 == w1 else np.linspace(w0, w1, n)  # a fixed LM weight (no LM): one row
+        return [(float(w), float(s)) for w in lm_weights for s in np.linspace(s0, s1, n)]
     rng = np.random.default_rng(settings.seed)
     return [(round(float(rng.uniform(w0, w1)), 3), round(float(rng.uniform(s0, s1)), 3))
             for _ in range(max(settings.trials, 1))]
@@ -125,11 +129,12 @@ def file_emissions(runner, audio: str):
     return runner.emissions(wave, options.chunk_seconds, options.context_seconds, options.batch_seconds)
 
 
-def tune(model: str, manifest: str, lm: str, *, lexicon: str | None = None, lang: str | None = None,
+def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = None, lang: str | None = None,
          refs: str | os.PathLike | Sequence[str] | None = None, dict_path: str | None = None, unit_lm: bool = False,
          settings: TuneSettings | None = None, device="auto", dtype="auto", cache: str | os.PathLike | None = None,
          log: Callable[[str], None] = lambda line: None) -> dict:
-    """Search LM weight and word score for the lowest WER of `lm` (and `lexicon`) on the dev set `manifest`.
+    """Search LM weight and word score for the lowest WER of `lm` (and `lexicon`) on the dev set `manifest`; `lm`
+    None: a lexicon alone, only the word score is searched (LM weight 0).
 
     model: a path, published name or repo id (mms.hub.resolve_model). refs: a file of references (any format of
     mms.scoring.read_texts) or a list of them; None: the manifest's text. cache: the emission cache directory
@@ -145,6 +150,10 @@ def tune(model: str, manifest: str, lm: str, *, lexicon: str | None = None, lang
     from mms.manifest import read_manifest
 
     settings = settings or TuneSettings()
+    if lm is None:
+        if not lexicon or unit_lm:
+            raise TuneError("without --lm, give --lexicon (lexicon-only beam search searches the word score alone)")
+        settings = replace(settings, lm_weight=(0.0, 0.0))
     items = read_manifest(manifest)
     if refs is None:
         refs = texts_from_items(items, manifest)
@@ -158,8 +167,8 @@ def tune(model: str, manifest: str, lm: str, *, lexicon: str | None = None, lang
     lang = next(iter(langs), None)
     model = str(resolve_model(model, task="asr", lang=lang))
     vocab = load_vocabulary(model, lang, dict_path)
-    base = BeamOptions(lm=str(lm), lexicon=None if lexicon is None else str(lexicon), unit_lm=unit_lm,
-                       beam=settings.beam, beam_size_token=settings.beam_size_token,
+    base = BeamOptions(lm=None if lm is None else str(lm), lexicon=None if lexicon is None else str(lexicon),
+                       unit_lm=unit_lm, beam=settings.beam, beam_size_token=settings.beam_size_token,
                        beam_threshold=settings.beam_threshold)
     pool = DecoderPool(base, settings.decode_workers)
     try:
@@ -179,16 +188,17 @@ def tune(model: str, manifest: str, lm: str, *, lexicon: str | None = None, lang
         pool.close()
     trials.sort(key=lambda t: (t["wer"], t["lm_weight"], t["word_score"]))
     best = trials[0]
-    return {**best, "beam": settings.beam, "beam_size_token": settings.beam_size_token,
-            "beam_threshold": settings.beam_threshold, "manifest": str(manifest), "utterances": len(items),
-            "trials": trials}
+    return {**best, "lm": None if lm is None else str(lm), "beam": settings.beam,
+            "beam_size_token": settings.beam_size_token, "beam_threshold": settings.beam_threshold,
+            "manifest": str(manifest), "utterances": len(items), "trials": trials}
 
 
 def preset_yaml(result: dict) -> str:
     """The winner of tune() as a preset for `mms asr --config`."""
     size = result["beam_size_token"]
+    no_lm = "; no LM (lexicon only): LM weight fixed at 0" if "lm" in result and result["lm"] is None else ""
     return (f"# mms tune: WER {result['wer']:.2f} on {result['manifest']} ({result['utterances']} utterances), "
-            f"{len(result['trials'])} settings\n"
+            f"{len(result['trials'])} settings{no_lm}\n"
             f"lm_weight: {result['lm_weight']}\nword_score: {result['word_score']}\nbeam: {result['beam']}\n"
             f"beam_size_token: {'null' if size is None else size}\n"
             f"beam_threshold: {result['beam_threshold']}\n")
