@@ -8,7 +8,9 @@
 Parameter names are those of transformers' `VitsModel` (`text_encoder.encoder.layers.0.attention.q_proj.weight`,
 `flow.flows.0.wavenet.in_layers.0.weight`, `decoder.upsampler.0.weight`, ...), with every weight norm folded
 into a plain `weight`: the loaders in mms/checkpoints translate both on-disk formats into this form. Training-
-only parts (posterior encoder, the duration predictor's posterior flows) are left out.
+only parts (posterior encoder, the duration predictor's posterior flows) are left out here: mms/models/vits_train.py
+adds them, and the modules below carry a `dropout` rate (0, unused, unless training sets it; eval mode never
+applies it), so that training runs this very code.
 
 The arithmetic follows transformers 5.23 operation by operation, so a single input gives the same waveform to
 within float rounding (noise included, given the same seed; see `VitsModel.forward`). Two deliberate
@@ -65,6 +67,10 @@ class VitsConfig:
     speaking_rate: float = 1.0
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
+    # training only (the posterior encoder of mms/models/vits_train.py): linear-spectrogram bins (n_fft // 2 + 1)
+    # and WaveNet depth
+    spectrogram_bins: int = 513
+    posterior_encoder_num_wavenet_layers: int = 16
 
     @classmethod
     def from_dict(cls, values: dict) -> "VitsConfig":
@@ -83,6 +89,11 @@ class VitsConfig:
 
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Dropout for training only (rate 0 or eval mode: x itself, no random number drawn)."""
+    return F.dropout(x, rate, True) if rate and training else x
 
 
 def sequence_mask(lengths: torch.Tensor, max_length: int, dtype: torch.dtype) -> torch.Tensor:
@@ -110,6 +121,7 @@ class RelativeAttention(nn.Module):
         self.out_proj = nn.Linear(d, d, bias=cfg.use_bias)
         self.emb_rel_k = nn.Parameter(torch.zeros(1, 2 * self.window + 1, self.head_dim))
         self.emb_rel_v = nn.Parameter(torch.zeros(1, 2 * self.window + 1, self.head_dim))
+        self.dropout = 0.0  # on the attention probabilities, training only
 
     def relative_embeddings(self, table: torch.Tensor, length: int) -> torch.Tensor:
         """[1, 2w+1, d] -> [1, 2L-1, d]: row r+L-1 holds offset r (zero beyond the window)."""
@@ -151,7 +163,7 @@ class RelativeAttention(nn.Module):
         if key_bias is not None:  # [B, 1, 1, L]: 0 for real keys, the dtype's minimum for padding
             scores = (scores.view(b, self.num_heads, length, length) + key_bias).view(b * self.num_heads, length,
                                                                                        length)
-        probs = F.softmax(scores, dim=-1)
+        probs = dropout(F.softmax(scores, dim=-1), self.dropout, self.training)
         out = torch.bmm(probs, v)
         rel_v = self.relative_embeddings(self.emb_rel_v, length)
         out += torch.matmul(self.absolute_to_relative(probs), rel_v)
@@ -169,10 +181,11 @@ class ConvFeedForward(nn.Module):
         self.conv_2 = nn.Conv1d(cfg.ffn_dim, cfg.hidden_size, k)
         self.padding = [(k - 1) // 2, k // 2]
         self.act = ACTIVATIONS[cfg.hidden_act]
+        self.dropout = 0.0  # after the activation, training only
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # h [B, L, D], mask [B, 1, L]
         x = F.pad(h.permute(0, 2, 1) * mask, self.padding)
-        x = self.act(self.conv_1(x))
+        x = dropout(self.act(self.conv_1(x)), self.dropout, self.training)
         x = F.pad(x * mask, self.padding)
         return (self.conv_2(x) * mask).permute(0, 2, 1)
 
@@ -184,10 +197,11 @@ class EncoderLayer(nn.Module):
         self.layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.feed_forward = ConvFeedForward(cfg)
         self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = 0.0  # on each sub-layer's output, training only
 
     def forward(self, h, mask, key_bias):
-        h = self.layer_norm(h + self.attention(h, key_bias))
-        return self.final_layer_norm(h + self.feed_forward(h, mask))
+        h = self.layer_norm(h + dropout(self.attention(h, key_bias), self.dropout, self.training))
+        return self.final_layer_norm(h + dropout(self.feed_forward(h, mask), self.dropout, self.training))
 
 
 class Encoder(nn.Module):
@@ -239,6 +253,7 @@ class DilatedDepthSeparableConv(nn.Module):
         self.convs_pointwise = nn.ModuleList(nn.Conv1d(c, c, 1) for _ in range(n))
         self.norms_1 = nn.ModuleList(nn.LayerNorm(c) for _ in range(n))
         self.norms_2 = nn.ModuleList(nn.LayerNorm(c) for _ in range(n))
+        self.dropout = 0.0  # on each residual branch, training only
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         if condition is not None:
@@ -247,7 +262,7 @@ class DilatedDepthSeparableConv(nn.Module):
                                                       self.norms_2):
             y = F.gelu(norm_1(dilated(x * mask).transpose(1, -1)).transpose(1, -1))
             y = F.gelu(norm_2(pointwise(y).transpose(1, -1)).transpose(1, -1))
-            x = x + y
+            x = x + dropout(y, self.dropout, self.training)
         return x * mask
 
 

@@ -1,4 +1,5 @@
-"""Options of `mms train-adapter` and `mms train` (no torch here; mms.train.engine is imported only to run)."""
+"""Options of `mms train-adapter`, `mms train` and `mms train-tts` (no torch here; mms.train.engine and
+mms.train.tts are imported only to run)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,29 @@ languages (a "lang" column); each language gets its own output layer and vocabul
 language-identification head on the same encoder (written to <out>/lid/). Output: a Hugging Face model
 directory (config.json, model.safetensors, adapter.<lang>.safetensors, vocab.json) that `mms asr --model <out>`
 reads.
+
+exit status: 0 trained, 1 training failed (out of memory, disk full), 2 usage or data error, 3 a bug.
+"""
+
+
+TTS_EXAMPLES = """\
+examples:
+  mms train-tts --model mms-tts-eng --train train.jsonl --dev dev.jsonl --out my-voice/   # fine-tune a voice
+  mms train-tts --config tiny --train train.jsonl --out voice/                             # a new voice
+  mms tts --model my-voice/ --txt "..." --wav out.wav
+
+data: JSON lines manifests, one utterance per line: {"audio_filepath": "a.wav", "text": "..."} (or "audio";
+relative paths are relative to the manifest). Audio is resampled to the voice's rate; text becomes ids exactly as
+`mms tts` prepares it for that voice (uroman voices romanised, characters not in the voice's vocabulary dropped
+with a warning). A new voice's vocabulary is every character of its lower-cased training transcripts.
+
+fine-tuning: an original MMS-TTS directory with D_*.pth (the full_model downloads) starts the discriminators from
+it; Hugging Face voices (mms-tts-*) carry none, the discriminators then start from random weights.
+
+output (in --out): the voice in the Hugging Face layout (read by `mms tts --model OUT` and transformers'
+VitsModel) and in the original layout in OUT/original/ (G_<step>.pth, D_<step>.pth, config.json, vocab.txt);
+train_state.pt (rerun the same command after an interruption: it resumes exactly), train_log.jsonl (losses and
+dev mel L1 per epoch) and samples/ (wavs every --sample-every steps).
 
 exit status: 0 trained, 1 training failed (out of memory, disk full), 2 usage or data error, 3 a bug.
 """
@@ -100,6 +124,96 @@ def add_parser(commands) -> None:
     p.add_argument("--freeze-feature-encoder", action="store_true", help="do not train the conv feature encoder")
     p.add_argument("--lid", action="store_true", help="also train a language-identification head")
     p.set_defaults(run=run, mode="full")
+
+    p = commands.add_parser(
+        "train-tts", help="train an MMS-TTS (VITS) voice: fine-tune a published one, or a new one from scratch",
+        description="VITS training as the paper and the original code define it (posterior encoder, flows, "
+                    "monotonic alignment search, stochastic duration predictor, HiFi-GAN with multi-period and "
+                    "scale discriminators); writes a voice that `mms tts` and transformers read.",
+        epilog=TTS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tts_options(p)
+    p.set_defaults(run=run_tts)
+
+
+def tts_options(p: argparse.ArgumentParser) -> None:
+    base = p.add_mutually_exclusive_group(required=True)
+    base.add_argument("--model", "-m", help="voice to fine-tune: published name (mms-tts-<lang>), Hugging Face "
+                                            "directory, original directory (G_*.pth, config.json, vocab.txt)")
+    base.add_argument("--config", metavar="NAME_OR_JSON",
+                      help="instead of --model: a new voice of this architecture: tiny (a very small VITS for tests "
+                           "and CPU demos), mms (every MMS-TTS voice's), or a VITS config.json (Hugging Face "
+                           "VitsConfig or original hyper-parameters)")
+    p.add_argument("--lang", "-l", help="ISO 639-3 code of the voice (picks one in a folder of voices; written in "
+                                        "the tokenizer config)")
+    p.add_argument("--uroman", action="store_true",
+                   help="new voice: romanise the transcripts with uroman (as MMS's uroman voices; inputs too)")
+    p.add_argument("--train", action="append", required=True, metavar="JSONL", help="training manifest (repeatable)")
+    p.add_argument("--dev", action="append", default=[], metavar="JSONL",
+                   help="dev manifest (repeatable): mel L1 after every epoch")
+    p.add_argument("--out", "-o", required=True, help="output directory (also holds the resumable state)")
+    p.add_argument("--epochs", type=int, default=100, help="passes over the training data (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in all (resumable)")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (default: %(default)s, VITS's)")
+    p.add_argument("--lr-decay", type=float, default=0.999875,
+                   help="learning-rate factor after every epoch (default: %(default)s)")
+    p.add_argument("--segment-frames", type=int, default=32,
+                   help="latent frames decoded per utterance and step (default: %(default)s = 8192 samples at "
+                        "MMS's hop 256)")
+    p.add_argument("--max-grad-norm", type=float,
+                   help="clip the gradient norm of the generator and of the discriminators (default: no clipping, "
+                        "as VITS)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16: autocast to bfloat16 (auto: on GPUs that compute it; default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of initialisation, batches and noise (default: "
+                                                          "%(default)s)")
+    p.add_argument("--max-seconds", type=float, default=20.0,
+                   help="skip training utterances longer than this (default: %(default)s)")
+    p.add_argument("--save-every", type=int, default=1000,
+                   help="steps between resumable states and voice exports (default: %(default)s; also at the end)")
+    p.add_argument("--sample-every", type=int, default=1000,
+                   help="steps between sample wavs in OUT/samples/ (default: %(default)s; 0: none)")
+    p.add_argument("--sample-text", action="append", default=[], metavar="TEXT",
+                   help="text of the sample wavs (repeatable; default: the first two dev transcripts)")
+    p.add_argument("--discriminator", metavar="D_PTH",
+                   help="start the discriminators from this VITS D_*.pth (default: the voice's own when it has one)")
+    p.add_argument("--discriminator-width", type=float,
+                   help="new discriminators: factor on VITS's channel counts (default: 1; 1/16 with --config tiny)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common_options(p)
+
+
+def run_tts(args: argparse.Namespace) -> int:
+    """Usage and data errors are raised (exit 2); a run that fails while training (out of memory, a full disk) is
+    exit 1."""
+    import logging
+
+    from mms.train.tts import TTSTrainOptions, train_tts
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="mms train-tts: %(message)s")
+    options = TTSTrainOptions(
+        model=args.model, config=args.config, lang=args.lang, uroman=args.uroman, train=args.train, dev=args.dev,
+        out=args.out, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+        lr_decay=args.lr_decay, segment_frames=args.segment_frames, max_grad_norm=args.max_grad_norm,
+        precision=args.precision, device=args.device, threads=args.threads, seed=args.seed,
+        max_seconds=args.max_seconds, save_every=args.save_every, sample_every=args.sample_every,
+        sample_texts=args.sample_text, discriminator=args.discriminator,
+        discriminator_width=args.discriminator_width, progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        summary = train_tts(options)
+    except (OSError, RuntimeError) as e:
+        error("mms train-tts", f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+        return 1
+    last = summary["last"] or {}
+    mel = f", mel L1 {last['mel']:.3f}" if last.get("mel") is not None else ""
+    dev = f", dev mel L1 {last['dev_mel']:.3f}" if last.get("dev_mel") is not None else ""
+    stop = " (stopped at --max-steps; rerun to continue)" if summary["stopped_early"] else ""
+    say("mms train-tts", f"{summary['epochs_done']} epochs, {summary['step']} steps{mel}{dev}; "
+                         f"{summary['steps_per_second']} steps/s; voice in {summary['out']} (original layout in "
+                         f"{summary['out']}/original){stop}")
+    return 0
 
 
 def read_architecture(path: str):

@@ -35,6 +35,7 @@ from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import Example, TrainError, build_vocabulary, collate, encode, epoch_batches, read_examples
+from mms.train.export import read_state, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -324,18 +325,12 @@ class Trainer:
             "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
         }
-        tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, self.state_path)
+        write_state(self.state_path, state)
 
     def load_state(self) -> bool:
         if not self.state_path.exists():
             return False
-        try:
-            state = torch.load(self.state_path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - a damaged state file: say so, do not guess
-            raise TrainError(f"{self.state_path}: cannot read the saved training state ({e}); "
-                             f"delete it to start over") from None
+        state = read_state(self.state_path)
         saved = {lang: tokens for lang, tokens in state["vocabs"].items()}
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "

@@ -37,7 +37,26 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtyp
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     save_file({k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+    umask = os.umask(0)  # safetensors creates the file 0600: give it the mode any new file gets
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+def write_state(path: Path, state: dict) -> None:
+    """A training state (torch.save), atomically: an interrupted save leaves the previous state readable."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_state(path: Path) -> dict:
+    """A training state this package wrote (it holds numpy's RNG state, hence not weights_only); a damaged file is
+    a TrainError, never a guess."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
+        raise TrainError(f"{path}: cannot read the saved training state ({e}); delete it to start over") from None
 
 
 def write_json(path: Path, value: dict) -> None:

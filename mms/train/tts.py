@@ -1,0 +1,903 @@
+"""The training engine behind `mms train-tts`: VITS training of an MMS-TTS voice, fine-tuned from a published one
+or from scratch, as Kim et al. 2021 and jaywalnut310/vits (the code MMS-TTS was trained with) define it.
+
+    from mms.train.tts import TTSTrainOptions, train_tts
+    summary = train_tts(TTSTrainOptions(model="mms-tts-eng", train=["train.jsonl"], dev=["dev.jsonl"], out="voice"))
+    summary = train_tts(TTSTrainOptions(config="tiny", train=["train.jsonl"], out="voice"))    # from scratch
+
+Each step, as VITS's train.py: the generator (mms/models/vits_train.py: text encoder, posterior encoder, prior
+flows, monotonic alignment search, stochastic duration predictor, HiFi-GAN on a random segment of
+`segment_frames` latent frames) runs once; the discriminators (multi-period + one scale discriminator) take a
+least-squares step on the real and generated segments, then the generator takes one on mel L1 (x45) + KL (x1) +
+duration NLL + adversarial + feature matching (x2). AdamW (betas 0.8, 0.99, eps 1e-9, weight decay 0.01) for both,
+the learning rate multiplied by 0.999875 after every epoch; optional gradient-norm clipping and bf16 autocast.
+
+Data: JSON-lines manifests {"audio_filepath": ..., "text": ...} (paths relative to the manifest), audio resampled
+to the voice's rate, text turned into ids exactly as `mms tts` does for that voice (mms/text/tts_text.py: uroman,
+case folding, unknown characters dropped, blanks interspersed). A new voice's symbols are the blank "<pad>" and
+every character of its (lower-cased, optionally romanised) training transcripts.
+
+Output directory (--out): the voice in the Hugging Face layout (config.json, model.safetensors with the posterior
+encoder, vocab.json, tokenizer_config.json: `mms tts --model OUT` and transformers' VitsModel read it), the same
+voice in the original layout in OUT/original/ (G_<step>.pth, D_<step>.pth, config.json, vocab.txt: VITS's own
+files, a starting point for more fine-tuning with the discriminators), train_state.pt (the resumable state:
+weights, optimizers, schedulers, RNG, position; rerun the command to continue, bit-identically), train_log.jsonl
+(losses and dev mel L1 per epoch) and samples/ (wavs written every --sample-every steps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mms.audio import AudioError, load_audio, write_audio
+from mms.errors import MMSError
+from mms.manifest import read_manifest
+from mms.models.vits import VitsConfig
+from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscriminator, VitsGenerator, convert_weight_norms,
+                                   discriminator_loss, discriminator_width, feature_loss, fold_weight_norm,
+                                   generator_loss, init_weights, kl_loss, linear_spectrogram, mel_filterbank, mel_l1,
+                                   mel_spectrogram, slice_segments, spec_to_mel)
+from mms.text.romanize import romanize
+from mms.text.tts_text import TtsText
+from mms.train.data import DataError, TrainError
+from mms.train.export import read_state, save_tensors, write_json, write_state
+
+log = logging.getLogger("mms.train")
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+ORIGINAL_DIR = "original"
+SAMPLES_DIR = "samples"
+BLANK = "<pad>"  # symbol 0 of a new voice: the blank interspersed between letters (never a letter of the text)
+
+# Architectures for --config. "mms": every MMS-TTS voice (VitsConfig's defaults). "tiny": a very small VITS for
+# tests and CPU demos, with the structure VITS hard-codes (flows, windows, WaveNet depths, 3 dilations per
+# residual block, hop 256) kept so that its original-layout files are ordinary VITS files.
+PRESETS: dict[str, tuple[dict, float]] = {  # name -> (VitsConfig values, discriminator width)
+    "mms": ({}, 1.0),
+    "tiny": (dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=2, flow_size=32,
+                  upsample_initial_channel=64, upsample_rates=(8, 8, 4), upsample_kernel_sizes=(16, 16, 8),
+                  resblock_kernel_sizes=(3, 7), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5))), 1 / 16),
+}
+
+
+@dataclass
+class TTSTrainOptions:
+    model: str | None = None  # voice to fine-tune: published name (mms-tts-eng), HF directory, original directory
+    config: str | None = None  # instead of model: "tiny", "mms" or a config.json (HF VitsConfig or VITS hparams)
+    init_config: VitsConfig | None = None  # API: a new voice of this architecture (overrides `config`)
+    spectrogram: SpectrogramConfig | None = None  # API, with init_config: its STFT/mel settings
+    lang: str | None = None  # ISO 639-3 code of the voice (picks a voice in a folder; "ron" text fix)
+    uroman: bool = False  # new voice: romanise the transcripts (and later inputs) with uroman
+    train: list[str] = field(default_factory=list)
+    dev: list[str] = field(default_factory=list)
+    out: str = "voice"
+    epochs: int = 100
+    max_steps: int | None = None  # stop (resumably) after this many steps in all
+    batch_size: int = 16
+    lr: float = 2e-4
+    lr_decay: float = 0.999875  # per epoch (ExponentialLR)
+    betas: tuple[float, float] = (0.8, 0.99)
+    eps: float = 1e-9
+    weight_decay: float = 0.01  # torch AdamW's default, which VITS keeps
+    segment_frames: int = 32  # latent frames decoded per utterance and step (VITS: segment_size 8192 / hop 256)
+    mel_weight: float = 45.0
+    kl_weight: float = 1.0
+    max_grad_norm: float | None = None  # None: no clipping (VITS only measures the norm)
+    precision: str = "auto"  # "auto" (bf16 on GPUs that have it), "fp32" or "bf16"
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 1234
+    max_seconds: float | None = 20.0  # longer training utterances are skipped
+    save_every: int = 1000  # steps between resumable states and exports (and at the end)
+    sample_every: int = 1000  # steps between sample wavs (0: none)
+    sample_texts: list[str] = field(default_factory=list)  # default: the first two dev (or train) transcripts
+    discriminator: str | None = None  # D_*.pth to start the discriminators from (default: the voice's own)
+    discriminator_width: float | None = None  # new discriminators: channel scale (default: the preset's or 1)
+    progress: bool = True
+
+    def check(self) -> None:
+        if (self.model is None) == (self.config is None and self.init_config is None):
+            raise TrainError("give either --model (a voice to fine-tune) or --config (a new voice)")
+        if not self.train:
+            raise TrainError("no training manifest (give --train)")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise TrainError(f"--precision {self.precision}: use auto, fp32 or bf16")
+        if self.epochs < 1 or self.batch_size < 1 or self.segment_frames < 1:
+            raise TrainError("--epochs, --batch-size and --segment-frames must be positive")
+        if not self.lr > 0 or not 0 < self.lr_decay <= 1:
+            raise TrainError("--lr must be positive and --lr-decay in (0, 1]")
+        if self.save_every < 1 or self.sample_every < 0:
+            raise TrainError("--save-every must be positive and --sample-every 0 or more")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise TrainError("--max-grad-norm must be positive")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Voices: loading one to fine-tune, or describing a new one
+
+
+@dataclass
+class Voice:
+    config: VitsConfig
+    spectrogram: SpectrogramConfig
+    text: TtsText
+    lang: str | None
+    weights: dict[str, torch.Tensor] | None = None  # canonical names; None: a new voice
+    discriminator: dict[str, torch.Tensor] | None = None  # VITS names (D_*.pth "model")
+    discriminator_width: float = 1.0
+    source: str = "new"
+
+
+def _voice_format(directory: Path) -> str | None:
+    if any(directory.glob("G_*.pth")):
+        return "original"
+    if (directory / "config.json").exists() and any((directory / n).exists()
+                                                    for n in ("model.safetensors", "pytorch_model.bin")):
+        return "huggingface"
+    return None
+
+
+def voice_directory(path: Path, lang: str | None) -> tuple[str, Path]:
+    """(format, directory) of a voice: a directory, its G_*.pth, or a folder holding <lang>/, mms-tts-<lang>/ or
+    models/<lang>/ (the same places `mms tts` looks)."""
+    if path.is_file():
+        if path.name.startswith("G_") and path.suffix == ".pth":
+            return "original", path.parent
+        raise TrainError(f"{path}: not a text-to-speech voice (give a voice directory or its G_*.pth)")
+    fmt = _voice_format(path)
+    if fmt:
+        return fmt, path
+    for candidate in ([path / lang, path / f"mms-tts-{lang}", path / "models" / lang] if lang else []):
+        fmt = candidate.is_dir() and _voice_format(candidate)
+        if fmt:
+            return fmt, candidate
+    raise TrainError(f"{path}: not an MMS-TTS voice (expected G_*.pth, config.json and vocab.txt, or config.json, "
+                     f"model.safetensors and vocab.json{'' if lang else '; or give --lang for a folder of voices'})")
+
+
+_POSTERIOR_RULES = [(re.compile(r"enc_q\.pre\.(.+)$"), "posterior_encoder.conv_pre.{0}"),
+                    (re.compile(r"enc_q\.enc\.(in_layers|res_skip_layers)\.(\d+)\.(.+)$"),
+                     "posterior_encoder.wavenet.{0}.{1}.{2}"),
+                    (re.compile(r"enc_q\.proj\.(.+)$"), "posterior_encoder.conv_proj.{0}")]
+_POSTERIOR_INVERSE = [(re.compile(r"posterior_encoder\.conv_pre\.(.+)$"), "enc_q.pre.{0}"),
+                      (re.compile(r"posterior_encoder\.wavenet\.(in_layers|res_skip_layers)\.(\d+)\.(.+)$"),
+                       "enc_q.enc.{0}.{1}.{2}"),
+                      (re.compile(r"posterior_encoder\.conv_proj\.(.+)$"), "enc_q.proj.{0}")]
+
+
+def _rewrite(key: str, rules) -> str | None:
+    for pattern, template in rules:
+        match = pattern.match(key)
+        if match:
+            return template.format(*match.groups())
+    return None
+
+
+def original_to_canonical(original: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """A whole VITS generator state dict (G_*.pth "model", training-only parts included) -> canonical names, weight
+    norms kept as weight_g/weight_v. The inference part is mms.checkpoints.vits_original's key map; the posterior
+    flows `dp.post_*` follow the same rules as `dp.*`, the posterior encoder `enc_q.*` the table above."""
+    from mms.checkpoints import CheckpointError
+    from mms.checkpoints.vits_original import SQUEEZE, canonical_name
+
+    out, unknown = {}, []
+    for key, value in original.items():
+        key = key.removeprefix("module.")
+        transform = None
+        if key.startswith("enc_q."):
+            name = _rewrite(key, _POSTERIOR_RULES)
+        elif key.startswith("dp.post_"):
+            translated = canonical_name("dp." + key[len("dp.post_"):])
+            name = translated and translated[0].replace("duration_predictor.", "duration_predictor.post_", 1)
+        else:
+            translated = canonical_name(key)
+            name, transform = translated if translated else (None, None)
+        if name is None:
+            unknown.append(key)
+            continue
+        out[name] = value.squeeze(-1) if transform == SQUEEZE else value
+    if unknown:
+        raise CheckpointError(f"{where}: {len(unknown)} unexpected tensors for a VITS generator, e.g. "
+                              f"{', '.join(unknown[:3])}")
+    return out
+
+
+def canonical_to_original(canonical: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse: a training generator's state dict -> VITS names (weight norms as weight_g/weight_v)."""
+    from mms.checkpoints.vits_original import SQUEEZE, original_name
+
+    out = {}
+    for key, value in canonical.items():
+        key = key.replace(WN_G, "weight_g").replace(WN_V, "weight_v")
+        transform = None
+        if key.startswith("posterior_encoder."):
+            name = _rewrite(key, _POSTERIOR_INVERSE)
+        elif key.startswith("duration_predictor.post_"):
+            name, transform = original_name("duration_predictor." + key[len("duration_predictor.post_"):])
+            name = "dp.post_" + name[len("dp."):]
+        else:
+            name, transform = original_name(key)
+        out[name] = value.unsqueeze(-1) if transform == SQUEEZE else value
+    return out
+
+
+def _latest(directory: Path, prefix: str) -> Path | None:
+    found = sorted(directory.glob(f"{prefix}_*.pth"), key=lambda p: int(p.stem[2:]) if p.stem[2:].isdigit() else -1)
+    return found[-1] if found else None
+
+
+def read_discriminator(path: Path) -> dict[str, torch.Tensor]:
+    """A VITS D_*.pth ({"model": MultiPeriodDiscriminator state dict, ...}), with the restricted unpickler."""
+    from mms.checkpoints import safe_pickle
+
+    try:
+        ckpt = safe_pickle.load(path)
+    except Exception as e:  # noqa: BLE001 - refused globals, truncated or non-torch files
+        raise TrainError(f"{path}: cannot read discriminator checkpoint ({type(e).__name__}: {e})") from None
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(str(k).startswith("discriminators.1.convs.0.") for k in state):
+        raise TrainError(f"{path}: not a VITS discriminator checkpoint (no discriminators.1.convs.0)")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.endswith("weight_orig") for k in state):
+        raise TrainError(f"{path}: a spectral-norm discriminator (use_spectral_norm); VITS's weight-norm one is "
+                         "supported")
+    return state
+
+
+def load_voice(model: str, lang: str | None, discriminator: str | None = None) -> Voice:
+    """A published or local voice with every generator weight (training-only parts too, when the files have them)
+    and, when found, its discriminators: `discriminator`, else a D_*.pth next to an original G_*.pth or in the
+    original/ folder of a directory written by `mms train-tts`."""
+    from mms.checkpoints import CheckpointError, vits_hf, vits_original
+    from mms.checkpoints.huggingface import read_json, read_model_weights
+    from mms.hub import resolve_model
+
+    try:
+        fmt, directory = voice_directory(resolve_model(model, task="tts", lang=lang), lang)
+        if fmt == "huggingface":
+            checkpoint = vits_hf.load(directory, lang)
+            weights = {k: v.float() for k, v in read_model_weights(directory).items()}
+            foreign = [k for k in weights if k.startswith("discriminator.")]  # finetune-hf-vits "-train" repos
+            if foreign:
+                log.warning(f"{directory}: its discriminator weights ({len(foreign)} tensors) are not in VITS's "
+                            f"layout and are not used; the discriminators start from random weights")
+                weights = {k: v for k, v in weights.items() if k not in foreign}
+            spectrogram = SpectrogramConfig.for_model(checkpoint.config)
+        else:
+            if lang is None and re.fullmatch(r"[a-z]{3}", directory.name):
+                lang = directory.name
+            checkpoint = vits_original.load(directory, lang)
+            data = read_json(directory / "config.json")["data"]
+            generator = vits_original.find_generator(directory)
+            weights = original_to_canonical(vits_original.read_generator(generator), str(generator))
+            spectrogram = SpectrogramConfig(
+                filter_length=int(data.get("filter_length", 1024)), hop_length=int(data.get("hop_length", 256)),
+                win_length=int(data.get("win_length", 1024)), n_mel_channels=int(data.get("n_mel_channels", 80)),
+                mel_fmin=float(data.get("mel_fmin") or 0.0),
+                mel_fmax=None if data.get("mel_fmax") is None else float(data["mel_fmax"]))
+            checkpoint.config.spectrogram_bins = spectrogram.filter_length // 2 + 1
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:
+        raise TrainError(str(e) if isinstance(e, MMSError) else f"{model}: unusable voice ({type(e).__name__}: {e})") \
+            from None
+    cfg = checkpoint.config
+    layers = {int(m.group(1)) for k in weights if (m := re.match(r"posterior_encoder\.wavenet\.in_layers\.(\d+)\.", k))}
+    if layers:
+        cfg.posterior_encoder_num_wavenet_layers = max(layers) + 1
+        bins = weights["posterior_encoder.conv_pre.weight"].shape[1]
+        if bins != cfg.spectrogram_bins:
+            raise TrainError(f"{directory}: the posterior encoder takes {bins} spectrogram bins, the configuration "
+                             f"says {cfg.spectrogram_bins}")
+    try:
+        spectrogram.check(cfg)
+    except ValueError as e:
+        raise TrainError(f"{directory}: {e}") from None
+    d_path = Path(discriminator) if discriminator else (_latest(directory, "D")
+                                                         or _latest(directory / ORIGINAL_DIR, "D"))
+    d_state = read_discriminator(d_path) if d_path else None
+    width = discriminator_width(d_state) if d_state else 1.0
+    text = checkpoint.text
+    return Voice(cfg, spectrogram, text, checkpoint.lang or lang, weights, d_state, width,
+                 f"{fmt} voice {directory}" + (f" + discriminators {d_path}" if d_path else ""))
+
+
+def read_config(reference: str) -> tuple[VitsConfig, SpectrogramConfig, float]:
+    """--config: a preset name, a Hugging Face VITS config.json or a VITS hyper-parameter file (model + data)."""
+    if reference in PRESETS:
+        values, width = PRESETS[reference]
+        cfg = VitsConfig.from_dict(values)
+        return cfg, SpectrogramConfig.for_model(cfg), width
+    from mms.checkpoints import CheckpointError
+    from mms.checkpoints.vits_original import config_from_hparams
+
+    try:
+        with open(reference, encoding="utf-8") as f:
+            values = json.load(f)
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+        if "model" in values and "data" in values:  # VITS hparams
+            cfg, data = config_from_hparams(values, 1, reference)
+            spectrogram = SpectrogramConfig(
+                filter_length=int(data.get("filter_length", 1024)), hop_length=int(data.get("hop_length", 256)),
+                win_length=int(data.get("win_length", 1024)), n_mel_channels=int(data.get("n_mel_channels", 80)),
+                mel_fmin=float(data.get("mel_fmin") or 0.0),
+                mel_fmax=None if data.get("mel_fmax") is None else float(data["mel_fmax"]))
+            cfg.spectrogram_bins = spectrogram.filter_length // 2 + 1
+        else:
+            if values.get("model_type", "vits") != "vits":
+                raise ValueError(f"model_type {values['model_type']!r} is not vits")
+            cfg = VitsConfig.from_dict(values)
+            spectrogram = SpectrogramConfig.for_model(cfg)
+        spectrogram.check(cfg)
+    except (OSError, ValueError, TypeError, KeyError, CheckpointError) as e:
+        raise TrainError(f"--config {reference}: {e} (give tiny, mms or a VITS config.json)") from None
+    return cfg, spectrogram, 1.0
+
+
+def _vocabulary_form(text: str, lang: str | None, uroman: bool) -> str:
+    """What a new voice's text preparation leaves of a transcript before filtering (the transformers style of
+    mms/text/tts_text.py with nothing in the vocabulary yet): lower case, Romanian fix, uroman."""
+    text = text.lower()
+    if lang == "ron":
+        text = text.replace("ț", "ţ")
+    if uroman and any(ord(ch) > 127 for ch in text):
+        text = romanize(text)
+    return " ".join(text.split())
+
+
+def new_voice_text(transcripts: list[str], lang: str | None, uroman: bool) -> TtsText:
+    """Symbols of a new voice: the blank, then every character of the prepared transcripts, sorted."""
+    chars = sorted({ch for t in transcripts for ch in _vocabulary_form(t, lang, uroman)})
+    if not chars:
+        raise DataError("the training transcripts have no characters")
+    return TtsText(symbols=[BLANK] + chars, style="transformers", lang=lang, uroman=uroman, add_blank=True,
+                   normalize=True, special_tokens=(BLANK, "<unk>"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class Utterance:
+    audio: str
+    text: str
+    ids: np.ndarray  # int64 token ids, blanks interspersed
+    wave: np.ndarray  # float32 at the voice's sampling rate
+
+
+def read_transcribed(manifests: list[str]) -> list:
+    items = []
+    for manifest in manifests:
+        try:
+            items += read_manifest(manifest)
+        except MMSError as e:
+            raise DataError(str(e)) from None
+    return items
+
+
+def prepare_utterances(items, text: TtsText, spectrogram: SpectrogramConfig, sample_rate: int,
+                       max_seconds: float | None) -> tuple[list[Utterance], list[str], dict[str, int]]:
+    """Usable utterances, one-line problems for the skipped ones, and characters dropped (not in the vocabulary)
+    with their counts."""
+    utterances, problems, dropped = [], [], {}
+    for item in items:
+        if not item.text or not item.text.strip():
+            problems.append(f"{item.audio}: no transcript, skipped")
+            continue
+        prepared = text.prepare(item.text)
+        for ch in prepared.dropped:
+            dropped[ch] = dropped.get(ch, 0) + 1
+        if not prepared.text:
+            problems.append(f"{item.audio}: no character of the transcript is in the voice's vocabulary, skipped")
+            continue
+        try:
+            wave = load_audio(item.audio, sample_rate)
+        except AudioError as e:
+            problems.append(f"{e}, skipped")
+            continue
+        if max_seconds and wave.size > max_seconds * sample_rate:
+            problems.append(f"{item.audio}: longer than {max_seconds} s, skipped")
+            continue
+        frames = wave.size // spectrogram.hop_length
+        if wave.size < spectrogram.filter_length or frames < len(prepared.ids):
+            problems.append(f"{item.audio}: too short for its transcript ({frames} frames for {len(prepared.ids)} "
+                            f"ids), skipped")
+            continue
+        utterances.append(Utterance(item.audio, item.text, np.asarray(prepared.ids, dtype=np.int64), wave))
+    return utterances, problems, dropped
+
+
+def epoch_batches(frames: list[int], batch_size: int, seed: int, epoch: int, bucket: int) -> list[list[int]]:
+    """Batches of utterances of similar length (buckets of `bucket` frames, shuffled inside), in a shuffled order
+    that depends only on (seed, epoch), so an interrupted epoch is re-planned identically on resume."""
+    rng = np.random.default_rng([seed, epoch])
+    order = sorted(rng.permutation(len(frames)).tolist(), key=lambda i: frames[i] // bucket)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _pad(arrays: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = [a.shape[-1] for a in arrays]
+    out = np.zeros((len(arrays), *arrays[0].shape[:-1], max(lengths)), dtype=dtype)
+    for i, a in enumerate(arrays):
+        out[i, ..., :a.shape[-1]] = a
+    return torch.from_numpy(out), torch.tensor(lengths)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+
+
+class TTSTrainer:
+    def __init__(self, options: TTSTrainOptions):
+        options.check()
+        self.options = options
+        self.out = Path(options.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        from mms.device import resolve_device
+
+        self.device = resolve_device(options.device)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.precision = self._precision()
+        torch.manual_seed(options.seed)
+
+        train_items = read_transcribed(options.train)
+        dev_items = read_transcribed(options.dev)
+        if options.model is not None:
+            voice = load_voice(options.model, options.lang, options.discriminator)
+        else:
+            if options.init_config is not None:
+                cfg = VitsConfig.from_dict(asdict(options.init_config))
+                spectrogram = options.spectrogram or SpectrogramConfig.for_model(cfg)
+                width = 1.0
+            else:
+                cfg, spectrogram, width = read_config(options.config)
+            text = new_voice_text([i.text for i in train_items if i.text], options.lang, options.uroman)
+            cfg.vocab_size = len(text.symbols)
+            voice = Voice(cfg, spectrogram, text, options.lang, discriminator_width=width,
+                          source=f"new voice ({options.config or 'given architecture'})")
+            if options.discriminator:
+                voice.discriminator = read_discriminator(Path(options.discriminator))
+                voice.discriminator_width = discriminator_width(voice.discriminator)
+        if options.discriminator_width and voice.discriminator is None:
+            voice.discriminator_width = options.discriminator_width
+        self.voice, self.cfg, self.text, self.spectrogram = voice, voice.config, voice.text, voice.spectrogram
+        try:
+            self.spectrogram.check(self.cfg)
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        log.info(f"{voice.source}; {self.device}, {self.precision}")
+
+        rate = self.cfg.sampling_rate
+        self.train_set, problems, dropped = prepare_utterances(train_items, self.text, self.spectrogram, rate,
+                                                               options.max_seconds)
+        self.dev_set, dev_problems, dev_dropped = prepare_utterances(dev_items, self.text, self.spectrogram, rate, None)
+        for problem in problems + dev_problems:
+            log.warning(problem)
+        for ch, n in {**dev_dropped, **dropped}.items():
+            log.warning(f"character {ch!r} is not in the voice's vocabulary: dropped from {n} transcripts")
+        if not self.train_set:
+            raise TrainError(f"{', '.join(options.train)}: no usable training utterances")
+        self.frames = [u.wave.size // self.spectrogram.hop_length for u in self.train_set]
+
+        self.generator = VitsGenerator(self.cfg)
+        if voice.weights is None:
+            init_weights(self.generator)
+        else:
+            self._load_generator(voice.weights)
+        self.generator.set_dropout()
+        self.discriminator = VitsDiscriminator(voice.discriminator_width)
+        if voice.discriminator is not None:
+            state, missing, unused = convert_weight_norms(self.discriminator, voice.discriminator)
+            if missing or unused:
+                raise TrainError(f"discriminator weights do not fit VITS's discriminators: missing {missing[:3]}, "
+                                 f"unexpected {unused[:3]}")
+            self._load(self.discriminator, state, "discriminator")
+        self.generator.to(self.device).train()
+        self.discriminator.to(self.device).train()
+        self.optim_g = torch.optim.AdamW(self.generator.parameters(), options.lr, betas=tuple(options.betas),
+                                         eps=options.eps, weight_decay=options.weight_decay)
+        self.optim_d = torch.optim.AdamW(self.discriminator.parameters(), options.lr, betas=tuple(options.betas),
+                                         eps=options.eps, weight_decay=options.weight_decay)
+        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.optim_g, gamma=options.lr_decay)
+        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.optim_d, gamma=options.lr_decay)
+        s = self.spectrogram
+        self.mel_basis = torch.from_numpy(mel_filterbank(rate, s.filter_length, s.n_mel_channels, s.mel_fmin,
+                                                         s.mel_fmax)).to(self.device)
+        self.samples = self._sample_ids()
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.history: list[dict] = []
+        self.train_seconds = 0.0
+        self.losses: list[dict] = []  # this epoch's, for its log record
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def _precision(self) -> str:
+        precision = self.options.precision
+        bf16_ok = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
+        if precision == "auto":
+            return "bf16" if self.device.type == "cuda" and bf16_ok else "fp32"
+        if precision == "bf16" and not bf16_ok:
+            raise TrainError(f"--precision bf16: {self.device} does not compute bfloat16; use fp32")
+        return precision
+
+    @staticmethod
+    def _load(module: torch.nn.Module, state: dict, what: str) -> None:
+        own = module.state_dict()
+        for name, value in state.items():
+            if value.shape != own[name].shape:
+                raise TrainError(f"{what}: {name} has shape {tuple(value.shape)}, the configuration implies "
+                                 f"{tuple(own[name].shape)}")
+        module.load_state_dict(state, strict=False)
+
+    def _load_generator(self, weights: dict[str, torch.Tensor]) -> None:
+        state, missing, unused = convert_weight_norms(self.generator, weights)
+        fresh = [k for k in missing if k.startswith(("posterior_encoder.", "duration_predictor.post_"))]
+        missing = [k for k in missing if k not in fresh]
+        if missing or unused:
+            raise TrainError(f"{self.voice.source}: weights do not fit a VITS generator: missing {missing[:3]}, "
+                             f"unexpected {unused[:3]}")
+        if fresh:
+            log.warning(f"{self.voice.source} has no posterior encoder or posterior duration flows "
+                        f"(an inference-only export): they start from random weights")
+        self._load(self.generator, state, self.voice.source)
+
+    def _sample_ids(self) -> list[tuple[str, np.ndarray]]:
+        texts = self.options.sample_texts or [u.text for u in (self.dev_set or self.train_set)[:2]]
+        out = []
+        for text in texts:
+            prepared = self.text.prepare(text)
+            if prepared.ids:
+                out.append((text, np.asarray(prepared.ids, dtype=np.int64)))
+        return out
+
+    # -- resumable state -----------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / STATE_FILE
+
+    def save_state(self) -> None:
+        cuda = self.device.type == "cuda"
+        state = {
+            "format": "mms train-tts 1",
+            "config": asdict(self.cfg), "spectrogram": asdict(self.spectrogram), "symbols": self.text.symbols,
+            "discriminator_width": self.discriminator.width,
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "optim_g": self.optim_g.state_dict(), "optim_d": self.optim_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "history": self.history, "losses": self.losses, "train_seconds": self.train_seconds,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if cuda else None},
+        }
+        write_state(self.state_path, state)
+
+    def load_state(self) -> bool:
+        if not self.state_path.exists():
+            return False
+        state = read_state(self.state_path)
+        if state.get("format") != "mms train-tts 1":
+            raise TrainError(f"{self.state_path}: not a train-tts state; use another --out")
+        if state["symbols"] != self.text.symbols or state["config"] != asdict(self.cfg):
+            raise TrainError(f"{self.state_path}: saved for another voice (architecture or symbols differ); use "
+                             f"another --out or delete it to start over")
+        if state["discriminator_width"] != self.discriminator.width:
+            self.discriminator = VitsDiscriminator(state["discriminator_width"]).to(self.device).train()
+            self.optim_d = torch.optim.AdamW(self.discriminator.parameters(), self.options.lr,
+                                             betas=tuple(self.options.betas), eps=self.options.eps,
+                                             weight_decay=self.options.weight_decay)
+            self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.optim_d, gamma=self.options.lr_decay)
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optim_g.load_state_dict(state["optim_g"])
+        self.optim_d.load_state_dict(state["optim_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.history, self.losses, self.train_seconds = state["history"], state["losses"], state["train_seconds"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        if state["rng"]["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        return True
+
+    # -- one step ------------------------------------------------------------------------------------------
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def collate(self, batch: list[Utterance]):
+        ids, id_lengths = _pad([u.ids for u in batch], np.int64)
+        waves, _ = _pad([u.wave for u in batch], np.float32)
+        specs = [linear_spectrogram(torch.from_numpy(u.wave).to(self.device)[None], self.spectrogram)[0]
+                 for u in batch]
+        spec = torch.zeros(len(batch), specs[0].shape[0], max(s.shape[1] for s in specs), device=self.device)
+        for i, s in enumerate(specs):
+            spec[i, :, :s.shape[1]] = s
+        spec_lengths = torch.tensor([s.shape[1] for s in specs], device=self.device)
+        return (ids.to(self.device), id_lengths.to(self.device), waves.to(self.device), spec, spec_lengths)
+
+    def _clip(self, module: torch.nn.Module) -> None:
+        if self.options.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.options.max_grad_norm)
+
+    def train_step(self, batch: list[Utterance]) -> dict[str, float]:
+        """One discriminator step and one generator step on a batch (VITS train_and_evaluate)."""
+        options, hop, seg = self.options, self.spectrogram.hop_length, self.options.segment_frames
+        ids, id_lengths, waves, spec, spec_lengths = self.collate(batch)
+        with self.autocast():
+            out = self.generator.forward_train(ids, id_lengths, spec, spec_lengths, seg)
+        y_mel = slice_segments(spec_to_mel(spec, self.mel_basis), out.starts, seg)
+        frame_mask = slice_segments(out.frame_mask.float(), out.starts, seg)
+        y_hat = out.wave.float().unsqueeze(1)
+        y_hat_mel = mel_spectrogram(y_hat.squeeze(1), self.spectrogram, self.mel_basis)
+        y = slice_segments(waves.unsqueeze(1), out.starts * hop, seg * hop)
+
+        # discriminators: real and generated segments in one batch
+        with self.autocast():
+            scores, _ = self.discriminator(torch.cat([y, y_hat.detach()]))
+        n = y.shape[0]
+        loss_d = discriminator_loss([s[:n] for s in scores], [s[n:] for s in scores])
+        self.optim_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self._clip(self.discriminator)
+        self.optim_d.step()
+
+        # generator (the discriminators' weights take no gradient here)
+        self.discriminator.requires_grad_(False)
+        try:
+            with self.autocast():
+                with torch.no_grad():
+                    _, real_fmaps = self.discriminator(y)
+                fake_scores, fake_fmaps = self.discriminator(y_hat)
+            loss_mel = mel_l1(y_mel, y_hat_mel, frame_mask)
+            loss_kl = kl_loss(out.z_p, out.logs_q, out.m_p, out.logs_p, out.frame_mask)
+            loss_fm = feature_loss(real_fmaps, fake_fmaps)
+            loss_gen = generator_loss(fake_scores)
+            loss_g = (loss_gen + loss_fm + options.mel_weight * loss_mel + out.loss_duration
+                      + options.kl_weight * loss_kl)
+            self.optim_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            self.discriminator.requires_grad_(True)
+        self._clip(self.generator)
+        self.optim_g.step()
+        return {"g": loss_g.item(), "d": loss_d.item(), "mel": loss_mel.item(), "kl": loss_kl.item(),
+                "dur": out.loss_duration.item(), "fm": loss_fm.item(), "gen": loss_gen.item()}
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        options = self.options
+        if self.load_state():
+            log.info(f"resuming from {self.state_path}: epoch {self.epoch + 1}, step {self.step}")
+        stopped = options.max_steps is not None and self.step >= options.max_steps
+        bucket = max(1, self.cfg.sampling_rate // self.spectrogram.hop_length)
+        while self.epoch < options.epochs and not stopped:
+            batches = epoch_batches(self.frames, options.batch_size, options.seed, self.epoch, bucket)
+            bar = self._progress(len(batches))
+            for index in range(self.batch_in_epoch, len(batches)):
+                started = time.perf_counter()
+                losses = self.train_step([self.train_set[i] for i in batches[index]])
+                self.train_seconds += time.perf_counter() - started
+                self.losses.append(losses)
+                self.step += 1
+                self.batch_in_epoch = index + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+                if options.sample_every and self.step % options.sample_every == 0:
+                    self.write_samples()
+                if options.max_steps is not None and self.step >= options.max_steps:
+                    stopped = True
+                    break
+                if self.step % options.save_every == 0:
+                    self.save_state()
+                    self.export()
+            if bar is not None:
+                bar.close()
+            if stopped:
+                break
+            self.end_epoch()
+        self.save_state()
+        self.export()
+        return self.summary(stopped)
+
+    def _progress(self, total: int):
+        if not self.options.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{self.options.epochs}",
+                    unit="step", dynamic_ncols=True, leave=False)
+
+    def end_epoch(self) -> None:
+        record = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optim_g.param_groups[0]["lr"]}
+        for key in ("g", "d", "mel", "kl", "dur", "fm", "gen"):
+            values = [loss[key] for loss in self.losses]
+            record[key] = round(float(np.mean(values)), 5) if values else None
+        if self.dev_set:
+            record["dev_mel"] = round(self.evaluate(self.dev_set), 5)
+        record["train_seconds"] = round(self.train_seconds, 1)
+        record["steps_per_second"] = round(self.step / max(self.train_seconds, 1e-9), 3)
+        self.sched_g.step()
+        self.sched_d.step()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.losses = []
+        self.history.append(record)
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        dev = f", dev mel {record['dev_mel']:.3f}" if "dev_mel" in record else ""
+        log.info(f"epoch {record['epoch']}: step {self.step}, mel {record['mel']}{dev}")
+
+    @torch.no_grad()
+    def evaluate(self, utterances: list[Utterance]) -> float:
+        """Dev mel L1: each utterance spoken from its text with the durations of its alignment to the recording
+        and the prior means (no noise), against the recording's mel spectrogram; mean over all frames."""
+        self.generator.eval()
+        total, count = 0.0, 0
+        try:
+            for u in utterances:
+                wave = torch.from_numpy(u.wave).to(self.device)[None]
+                spec = linear_spectrogram(wave, self.spectrogram)
+                ids = torch.from_numpy(u.ids).to(self.device)[None]
+                generated = self.generator.synthesize_aligned(ids, spec).float()
+                target = spec_to_mel(spec, self.mel_basis)
+                mel = mel_spectrogram(generated, self.spectrogram, self.mel_basis)[..., :target.shape[-1]]
+                total += float((mel - target).abs().sum())
+                count += target.numel()
+        finally:
+            self.generator.train()
+        return total / max(count, 1)
+
+    def write_samples(self) -> None:
+        """samples/step<N>-<i>.wav: the sample texts spoken by the model as `mms tts` would (seed i)."""
+        folder = self.out / SAMPLES_DIR
+        folder.mkdir(exist_ok=True)
+        self.generator.eval()
+        try:
+            with torch.no_grad():
+                for i, (text, ids) in enumerate(self.samples):
+                    if self._frames(ids, seed=i) > 30 * self.cfg.sampling_rate / self.cfg.hop_length:
+                        log.warning(f"sample {i} would last more than 30 s at step {self.step}: not written")
+                        continue
+                    wave, _ = self.generator(torch.from_numpy(ids).to(self.device)[None], seeds=[i])
+                    write_audio(folder / f"step{self.step:07d}-{i}.wav", wave[0].float().cpu().numpy(),
+                                self.cfg.sampling_rate)
+        finally:
+            self.generator.train()
+
+    def _frames(self, ids: np.ndarray, seed: int) -> float:
+        """How many frames the model's forward would give `ids` with `seed` (its duration noise comes first)."""
+        from mms.models.vits import noise_generators
+
+        g = self.generator
+        x = torch.from_numpy(ids).to(self.device)[None]
+        mask = torch.ones(1, 1, x.shape[1], device=self.device)
+        hidden, _, _ = g.text_encoder(x, mask, False)
+        noise = torch.randn(1, 2, x.shape[1], generator=noise_generators(seed, self.device)[0]).to(self.device)
+        log_durations = g.duration_predictor(hidden.transpose(1, 2).float(), mask, noise * g.cfg.noise_scale_duration)
+        return float(torch.ceil(torch.exp(log_durations.float())).sum())
+
+    # -- export --------------------------------------------------------------------------------------------
+    def export(self) -> None:
+        export_voice(self)
+
+    def summary(self, stopped: bool) -> dict:
+        last = self.history[-1] if self.history else None
+        return {"out": str(self.out), "epochs_done": self.epoch, "step": self.step, "stopped_early": stopped,
+                "train_seconds": round(self.train_seconds, 1),
+                "steps_per_second": round(self.step / max(self.train_seconds, 1e-9), 3), "last": last}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Export: the Hugging Face layout in OUT/, the original one in OUT/original/
+
+
+def hf_config(cfg: VitsConfig) -> dict:
+    values = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists
+    values.update(model_type="vits", architectures=["VitsModel"], use_stochastic_duration_prediction=True,
+                  num_speakers=1, speaker_embedding_size=0, dtype="float32")
+    return values
+
+
+def hf_state(generator: VitsGenerator) -> dict[str, torch.Tensor]:
+    """transformers' VitsModel names: WaveNet weight norms as parametrizations (as VitsModel builds them), the
+    HiFi-GAN weights folded (VitsModel has no weight norm there)."""
+    state = generator.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key.startswith("decoder.") and key.endswith(WN_V):
+            continue
+        if key.startswith("decoder.") and key.endswith(WN_G):
+            base = key[: -len(WN_G)]
+            out[base + "weight"] = fold_weight_norm(value, state[base + WN_V], dim=0)
+        else:
+            out[key] = value
+    return out
+
+
+def tokenizer_config(text: TtsText, lang: str | None) -> dict:
+    pad = text.special_tokens[0] if text.special_tokens else text.symbols[0]
+    return {"tokenizer_class": "VitsTokenizer", "pad_token": pad, "unk_token": "<unk>", "language": lang,
+            "add_blank": text.add_blank, "normalize": text.normalize, "phonemize": False, "is_uroman": text.uroman}
+
+
+def original_hparams(trainer: TTSTrainer) -> dict:
+    cfg, s, o = trainer.cfg, trainer.spectrogram, trainer.options
+    return {
+        "train": {"seed": o.seed, "epochs": o.epochs, "learning_rate": o.lr, "betas": list(o.betas), "eps": o.eps,
+                  "batch_size": o.batch_size, "fp16_run": False, "lr_decay": o.lr_decay,
+                  "segment_size": o.segment_frames * s.hop_length, "init_lr_ratio": 1, "warmup_epochs": 0,
+                  "c_mel": o.mel_weight, "c_kl": o.kl_weight},
+        "data": {"training_files": "train.txt" + (".uroman" if trainer.text.uroman else ""),
+                 "text_cleaners": ["transliteration_cleaners"], "max_wav_value": 32768.0,
+                 "sampling_rate": cfg.sampling_rate, "filter_length": s.filter_length, "hop_length": s.hop_length,
+                 "win_length": s.win_length, "n_mel_channels": s.n_mel_channels, "mel_fmin": s.mel_fmin,
+                 "mel_fmax": s.mel_fmax, "add_blank": trainer.text.add_blank, "n_speakers": 0, "cleaned_text": True},
+        "model": {"inter_channels": cfg.flow_size, "hidden_channels": cfg.hidden_size, "filter_channels": cfg.ffn_dim,
+                  "n_heads": cfg.num_attention_heads, "n_layers": cfg.num_hidden_layers,
+                  "kernel_size": cfg.ffn_kernel_size, "p_dropout": 0.1, "resblock": "1",
+                  "resblock_kernel_sizes": list(cfg.resblock_kernel_sizes),
+                  "resblock_dilation_sizes": [list(d) for d in cfg.resblock_dilation_sizes],
+                  "upsample_rates": list(cfg.upsample_rates), "upsample_initial_channel": cfg.upsample_initial_channel,
+                  "upsample_kernel_sizes": list(cfg.upsample_kernel_sizes), "n_layers_q": 3,
+                  "use_spectral_norm": False, "use_sdp": True},
+    }
+
+
+def _torch_save(value, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(value, tmp)
+    os.replace(tmp, path)
+
+
+def export_voice(trainer: TTSTrainer) -> None:
+    """Write the voice in both layouts (every file under a temporary name, then renamed)."""
+    from mms.files import write_text_atomic
+
+    out, text, lang = trainer.out, trainer.text, trainer.voice.lang
+    save_tensors(hf_state(trainer.generator), out / "model.safetensors")
+    write_json(out / "config.json", hf_config(trainer.cfg))
+    write_text_atomic(out / "vocab.json", json.dumps(text.token_to_id, ensure_ascii=False, sort_keys=True, indent=1) + "\n")
+    write_json(out / "tokenizer_config.json", tokenizer_config(text, lang))
+
+    original = out / ORIGINAL_DIR
+    original.mkdir(exist_ok=True)
+    step, lr = trainer.step, trainer.optim_g.param_groups[0]["lr"]
+    generator = {k: v.detach().cpu() for k, v in canonical_to_original(trainer.generator.state_dict()).items()}
+    discriminator = {k.replace(WN_G, "weight_g").replace(WN_V, "weight_v"): v.detach().cpu()
+                     for k, v in trainer.discriminator.state_dict().items()}
+    _torch_save({"model": generator, "iteration": step, "optimizer": None, "learning_rate": lr},
+                original / f"G_{step}.pth")
+    _torch_save({"model": discriminator, "iteration": step, "optimizer": None, "learning_rate": lr},
+                original / f"D_{step}.pth")
+    write_json(original / "config.json", original_hparams(trainer))
+    write_text_atomic(original / "vocab.txt", "".join(s + "\n" for s in text.symbols))
+    for old in [*original.glob("G_*.pth"), *original.glob("D_*.pth")]:
+        if old.stem[2:] != str(step):
+            old.unlink(missing_ok=True)
+
+
+def train_tts(options: TTSTrainOptions) -> dict:
+    """Train (resuming from `options.out` when a state is there); see TTSTrainOptions. torch's CPU thread count
+    (options.threads) is restored afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return TTSTrainer(options).run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["PRESETS", "TTSTrainOptions", "TTSTrainer", "TrainError", "DataError", "train_tts", "load_voice"]
