@@ -125,6 +125,10 @@ def run_list(args: argparse.Namespace) -> int:
         table.append((r["name"] + (" *" if r["default"] else ""), ",".join(r.get("tasks", [r["task"]])), str(r["languages"] or ""), r["size"],
                       r["source"], r["cached"] or "-"))
     print(_format_table(table))
+    held_out = next((r["held_out"] for r in rows if r.get("held_out")), None)
+    if held_out:
+        print("\ndemo on sentences of words it never heard (CER / WER / LID accuracy, %): " + ", ".join(
+            f"{lang} {m['cer']:.1f} / {m['wer']:.1f} / {m['lid_accuracy']:.0f}" for lang, m in sorted(held_out.items())))
     print(f"\n* default for its task. Sizes: fp32 weights (an ASR adapter adds about 10 MB). Cache: {hub.hub_cache()}"
           f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (fp16), trained on "
           f"synthetic speech only.")
@@ -135,15 +139,17 @@ def _demo_row() -> dict:
     """The `demo` model shipped inside the package (no download; not an MMS release, not CC-BY-NC)."""
     from mms import hub
 
+    metrics = {}
     try:
         path = hub.demo_model("asr")
         languages = len(json.loads((path / "vocab.json").read_text()))
         size = sum(p.stat().st_size for p in path.rglob("*.safetensors"))
         size_text, cached = f"{size / 1e6:.1f} MB", "shipped"
+        metrics = json.loads((path / "metrics.json").read_text()).get("held_out", {}).get("per_language", {})
     except (hub.HubError, OSError, ValueError):
         languages, size_text, cached = None, "-", ""
     return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": list(DEMO_TASKS), "languages": languages, "size": size_text, "hf": None,
-            "url": [], "source": "package", "cached": cached, "default": False,
+            "url": [], "source": "package", "cached": cached, "default": False, "held_out": metrics,
             "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
                            "commands offline; not for real recordings"}
 

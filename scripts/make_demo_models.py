@@ -8,15 +8,19 @@
     python scripts/make_demo_models.py all --work demo-work            # the four in a row
     python scripts/make_demo_models.py examples                         # examples/*.wav + .txt (README)
 
-The corpus: pseudo-sentences (2 to 5 words drawn from a word list per language, written below) spoken by
-espeak-ng with several voice variants, speeds and pitches, in four languages with four scripts (English/Latin,
-Russian/Cyrillic, Greek, Hindi/Devanagari); train/dev/test manifests (JSON lines) per language and for all.
+The corpus: open-vocabulary pseudo-sentences (3 to 8 words, or 2-3 such sentences) drawn from the 20,000 most
+frequent words of wordfreq's list per language, spoken by espeak-ng with six voice variants, speeds 120-200 and
+pitches 25-75, half of them with random pauses and a light noise floor, in four languages with four scripts
+(English/Latin, Russian/Cyrillic, Greek, Hindi/Devanagari). One word in ten (by a hash of its spelling) is held
+out: it never occurs in the training text, and the dev set and the tests speak only held-out words, so the
+numbers measure spelling from sound, not memory (word_lists). Manifests (JSON lines) per split and language.
 The model: raw-waveform conv encoder (7 layers, 20 ms frames), pre-LN transformer with per-language MMS
-adapters and output layers, and a language-identification head on the same encoder, trained from scratch with
-the engine of `mms train` (mms.train). Training saves a resumable state in <work>/model: rerun `train` after an
-interruption and it continues. `ship` writes the best epoch as float16 safetensors into mms/configs/demo/
-(ASR) and mms/configs/demo/lid/ (LID), with the measured dev numbers in mms/configs/demo/metrics.json;
-`calibrate` measures its word-time lag into mms/configs/demo/config.json ("word_time_offsets").
+adapters and output layers, and a language-identification head on the same encoder, trained with the engine of
+`mms train` (mms.train), from random weights or from an earlier demo model's encoder (--base). Training saves a
+resumable state in <work>/model: rerun `train` after an interruption and it continues. `ship` writes the best
+epoch as float16 safetensors into mms/configs/demo/ (ASR) and mms/configs/demo/lid/ (LID), with its dev numbers
+and a fresh held-out evaluation (CER, WER, LID per language) in mms/configs/demo/metrics.json; `calibrate`
+measures its word-time lag into mms/configs/demo/config.json ("word_time_offsets").
 
 Needs espeak-ng on PATH (Debian/Ubuntu: apt-get install -y espeak-ng; the script installs it when it runs as
 root with apt-get available).
@@ -40,39 +44,23 @@ sys.path.insert(0, str(ROOT))
 
 SHIP_DIR = ROOT / "mms" / "configs" / "demo"
 
-# language code (MMS/ISO 639-3) -> (espeak-ng voice, words). Everyday words, written as a reader would.
+# language code (MMS/ISO 639-3) -> (espeak-ng voice, wordfreq language, letters a word may hold)
 LANGUAGES = {
-    "eng": ("en", """
-        the a one two three four five six seven eight nine ten red green blue black white house water tree
-        small big good new old day night sun moon river city road book hand open close come go see read
-        write speak we you they this that here there time people child friend music story morning evening
-        bread apple fish bird cat dog happy slowly quickly today tomorrow"""),
-    "rus": ("ru", """
-        один два три четыре пять шесть семь восемь девять десять дом вода дерево река город дорога книга
-        рука окно дверь солнце луна день ночь утро вечер мама папа друг брат сестра кошка собака птица рыба
-        хлеб молоко красный синий белый чёрный большой маленький хороший новый старый читать писать говорить
-        идти видеть сегодня завтра здесь там"""),
-    "ell": ("el", """
-        ένα δύο τρία τέσσερα πέντε έξι επτά οκτώ εννέα δέκα σπίτι νερό δέντρο ποτάμι πόλη δρόμος βιβλίο
-        χέρι παράθυρο πόρτα ήλιος φεγγάρι μέρα νύχτα πρωί βράδυ μητέρα πατέρας φίλος αδελφός γάτα σκύλος
-        πουλί ψάρι ψωμί γάλα κόκκινο μπλε άσπρο μαύρο μεγάλο μικρό καλό καινούργιο παλιό διαβάζω γράφω μιλάω
-        βλέπω σήμερα αύριο εδώ εκεί"""),
-    "hin": ("hi", """
-        एक दो तीन चार पाँच छह सात आठ नौ दस घर पानी पेड़ नदी शहर सड़क किताब हाथ खिड़की दरवाज़ा सूरज चाँद
-        दिन रात सुबह शाम माँ पिता दोस्त भाई बहन बिल्ली कुत्ता चिड़िया मछली रोटी दूध लाल नीला सफ़ेद काला बड़ा
-        छोटा अच्छा नया पुराना पढ़ना लिखना बोलना जाना देखना आज कल यहाँ वहाँ"""),
+    "eng": ("en", "en", "a-z"),
+    "rus": ("ru", "ru", "а-яё"),
+    "ell": ("el", "el", "α-ωάέήίόύώϊϋΐΰ"),
+    "hin": ("hi", "hi", "\u0900-\u0963\u0971-\u097f"),  # Devanagari without the danda and the digits
 }
 # held out of the demo model: `adapter` trains it with `mms train-adapter` from the demo base (issue item 3)
-HELD_OUT = {
-    "deu": ("de", """
-        eins zwei drei vier fünf sechs sieben acht neun zehn haus wasser baum fluss stadt straße buch hand
-        fenster tür sonne mond tag nacht morgen abend mutter vater freund bruder schwester katze hund vogel
-        fisch brot milch rot blau weiß schwarz groß klein gut neu alt lesen schreiben sprechen gehen sehen
-        heute hier dort"""),
-}
+HELD_OUT = {"deu": ("de", "de", "a-zäöüß")}
+TOP_WORDS = 20000  # the most frequent words of each wordfreq list
+HELD_OUT_EVERY = 10  # one word in ten (by a hash of its spelling) never occurs in the training text
+HELD_OUT_PER_LANGUAGE, HELD_OUT_SEED = 50, 31337  # ship's evaluation (the tests use other seeds)
+VOWELS = {"eng": "aeiouy", "rus": "аеёиоуыэюя", "ell": "αεηιουωάέήίόύώϊϋΐΰ", "deu": "aeiouyäöü"}
+ONE_LETTER_WORDS = {"eng": "ai", "rus": "аиоуявкс", "ell": "ηο"}  # others are abbreviations or letter names
 VARIANTS = ("", "+m1", "+m3", "+f2", "+f4", "+m7")
 
-# examples/ (the README's first commands): file stem -> (language, lines); words from the lists above
+# examples/ (the README's first commands): file stem -> (language, lines)
 EXAMPLES = {
     "eng_hello": ("eng", ["good morning friend"]),
     "rus_day": ("rus", ["сегодня хороший день"]),
@@ -119,7 +107,39 @@ def speak(text: str, voice: str, speed: int, pitch: int, out: Path, gap: int = 0
     write_audio(out, wave, 16000)
 
 
-def sentences(words: list[str], n: int, rng, min_words: int = 2, max_words: int = 5) -> list[str]:
+def word_lists(lang: str) -> tuple[list[str], list[str]]:
+    """(training words, held-out words) of a language: the TOP_WORDS most frequent words of wordfreq's list that
+    are written in the language's letters and unchanged by MMS normalisation (Greek final sigma restored:
+    wordfreq case-folds it to σ), split by a hash of the spelling (one in HELD_OUT_EVERY held out), so the split
+    does not depend on the list's order and no held-out word occurs in a training sentence. Held-out words of two
+    or more letters without a vowel letter (abbreviations) are left out of the evaluation."""
+    import re
+    import unicodedata
+    import zlib
+
+    from wordfreq import top_n_list
+
+    from mms.train.data import normalize_text
+
+    _, code, letters = {**LANGUAGES, **HELD_OUT}[lang]
+    written, vowels = re.compile(f"[{letters}]+"), VOWELS.get(lang)
+    seen, train, held = set(), [], []
+    for word in top_n_list(code, TOP_WORDS):
+        if lang == "ell" and len(word) > 1:
+            word = re.sub("σ$", "ς", word)
+        if (word in seen or not written.fullmatch(word) or not unicodedata.category(word[0]).startswith("L")
+                or (len(word) == 1 and word not in ONE_LETTER_WORDS.get(lang, ""))
+                or normalize_text(word, lang) != word):
+            continue
+        seen.add(word)
+        if zlib.crc32(word.encode()) % HELD_OUT_EVERY:
+            train.append(word)
+        elif len(word) == 1 or not vowels or re.search(f"[{vowels}]", word):
+            held.append(word)  # not abbreviations ("wr", "нквд"): espeak-ng spells them out by letter names
+    return train, held
+
+
+def sentences(words: list[str], n: int, rng, min_words: int = 3, max_words: int = 8) -> list[str]:
     return [" ".join(rng.choice(words, size=int(rng.integers(min_words, max_words + 1)))) for _ in range(n)]
 
 
@@ -130,26 +150,30 @@ def passages(words: list[str], n: int, rng) -> list[str]:
 
 
 def voice_settings(rng, espeak_voice: str) -> tuple[str, int, int]:
-    return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(130, 191)), int(rng.integers(30, 71))
+    return espeak_voice + str(rng.choice(VARIANTS)), int(rng.integers(120, 201)), int(rng.integers(25, 76))
 
 
 def pause_settings(rng, max_gap: int = 30) -> dict:
-    """Random silences for a corpus with pauses: word gaps up to max_gap x 10 ms (espeak-ng -g), up to 0.8 s
-    before and after, and a
-    noise floor in half of the utterances (a model that only heard espeak's tight timing hallucinates
-    letters in silence and places word boundaries late)."""
-    return {"gap": int(rng.integers(0, max_gap + 1)), "lead": round(float(rng.uniform(0, 0.8)), 2),
-            "trail": round(float(rng.uniform(0, 0.8)), 2),
+    """Random silences for a corpus with pauses: word gaps up to max_gap x 10 ms (espeak-ng -g), up to 0.6 s
+    before and after, and a noise floor in half of the utterances (a model that only heard espeak's tight
+    timing hallucinates letters in silence and places word boundaries late)."""
+    return {"gap": int(rng.integers(0, max_gap + 1)), "lead": round(float(rng.uniform(0, 0.6)), 2),
+            "trail": round(float(rng.uniform(0, 0.6)), 2),
             "noise": round(float(rng.uniform(0, 0.004)), 4) if rng.random() < 0.5 else 0.0,
             "seed": int(rng.integers(1 << 31))}
 
 
-def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: bool = False,
-                multi_sentence: bool = False, max_gap: int = 30) -> dict:
-    """Synthesise train/dev/test utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl.
-    `pauses`: random silences around and between the words (pause_settings); `multi_sentence`: utterances of
-    2 or 3 sentences (passages) instead of one."""
+def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: float = 0.5,
+                multi_sentence: float = 0.0, max_gap: int = 30, workers: int = 4) -> dict:
+    """Synthesise utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl. The split "train"
+    speaks sentences of training words, every other split ("dev") sentences of held-out words (word_lists).
+    `pauses`: the share of utterances with random silences around and between the words (pause_settings);
+    `multi_sentence`: the share of utterances of 2 or 3 sentences (passages) instead of one."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
+
+    from mms.audio import audio_info
 
     ensure_espeak()
     corpus = work / "corpus"
@@ -159,33 +183,100 @@ def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languag
     started = time.time()
     for split, count in per_language.items():
         lines_all = []
-        for k, (lang, (espeak_voice, words)) in enumerate(sorted(languages.items())):
+        for k, (lang, (espeak_voice, _, _)) in enumerate(sorted(languages.items())):
             rng = np.random.default_rng([seed, k, ["train", "dev", "test"].index(split)])
-            words = words.split()
-            lines, seconds = [], 0.0
+            train_words, held_words = word_lists(lang)
+            words = train_words if split == "train" else held_words
             out_dir = corpus / split / lang
             out_dir.mkdir(parents=True, exist_ok=True)
-            texts = passages(words, count, rng) if multi_sentence else sentences(words, count, rng)
-            for i, text in enumerate(texts):
+            plan = []
+            for i in range(count):
+                several = rng.random() < multi_sentence
+                text = (passages if several else sentences)(words, 1, rng)[0]
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
-                silences = pause_settings(rng, max_gap) if pauses else {}
-                path = out_dir / f"{lang}_{split}_{i:05d}.wav"
-                if not path.exists():
-                    speak(text, voice, speed, pitch, path, **silences)
-                from mms.audio import audio_info
-
+                silences = pause_settings(rng, max_gap) if rng.random() < pauses else {}
+                plan.append((out_dir / f"{lang}_{split}_{i:05d}.wav", text, voice, speed, pitch, silences))
+            with ThreadPoolExecutor(workers) as pool:  # espeak-ng runs as a process: threads overlap them
+                list(pool.map(lambda item: item[0].exists() or speak(item[1], *item[2:5], item[0], **item[5]), plan))
+            lines, seconds = [], 0.0
+            for path, text, voice, speed, pitch, silences in plan:
                 seconds += audio_info(str(path)) or 0.0
                 lines.append(json.dumps({"audio_filepath": str(path.relative_to(corpus)), "text": text, "lang": lang,
                                          "voice": voice, "speed": speed, "pitch": pitch, **silences},
                                         ensure_ascii=False))
             (corpus / f"{split}.{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             lines_all += lines
-            stats[f"{split}.{lang}"] = {"utterances": count, "seconds": round(seconds, 1)}
-            print(f"{split} {lang}: {count} utterances, {seconds / 60:.1f} min", file=sys.stderr)
+            stats[f"{split}.{lang}"] = {"utterances": count, "seconds": round(seconds, 1),
+                                        "words": len(words)}
+            print(f"{split} {lang}: {count} utterances, {seconds / 60:.1f} min, from {len(words)} words",
+                  file=sys.stderr)
         (corpus / f"{split}.jsonl").write_text("\n".join(lines_all) + "\n", encoding="utf-8")
     stats["synthesis_seconds"] = round(time.time() - started, 1)
     (corpus / "stats.json").write_text(json.dumps(stats, indent=1))
     return stats
+
+
+def held_out_set(folder: Path, per_language: int = 25, seed: int = 2024, languages=None) -> list[tuple]:
+    """Fresh utterances of held-out words only (word_lists: no word occurs in any training sentence), with seeds
+    the corpus never uses, spoken by random voices: [(path, language, normalised text)]. The tests build theirs
+    with this at run time; `ship` measures the metrics.json numbers on one."""
+    import numpy as np
+
+    from mms.train.data import normalize_text
+
+    ensure_espeak()
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, lang in enumerate(sorted(languages or LANGUAGES)):
+        voice = {**LANGUAGES, **HELD_OUT}[lang][0]
+        rng = np.random.default_rng([seed, k])
+        for i, text in enumerate(sentences(word_lists(lang)[1], per_language, rng)):
+            path = folder / f"{lang}_{i}.wav"
+            speak(text, *voice_settings(rng, voice), path)
+            items.append((path, lang, normalize_text(text, lang)))
+    return items
+
+
+def evaluate(model: str, items: list[tuple]) -> dict:
+    """CER and WER per language (greedy, the language given) and LID accuracy per language of a model directory
+    (or "demo") on held_out_set() items, through the public API as a user runs it."""
+    from mms.asr import ASR
+    from mms.lid.identifier import LID
+    from mms.scoring import score
+
+    asr = ASR.load(model, device="cpu")
+    lid = LID.load(model if model == "demo" else str(Path(model) / "lid"), device="cpu")
+    found = [r.lang for r in lid.identify([str(path) for path, _, _ in items])]
+    results = {}
+    for lang in sorted({lang for _, lang, _ in items}):
+        chosen = [(path, text, got) for (path, code, text), got in zip(items, found) if code == lang]
+        hyps = [r.text for r in asr.transcribe([str(path) for path, _, _ in chosen], lang=lang)]
+        scores = score([text for _, text, _ in chosen], hyps, per_utterance=False)
+        results[lang] = {"cer": round(scores["cer"], 2), "wer": round(scores["wer"], 2),
+                         "lid_accuracy": round(100.0 * sum(got == lang for _, _, got in chosen) / len(chosen), 1),
+                         "utterances": len(chosen)}
+    return results
+
+
+def make_voice_corpus(work: Path, train: int = 2000, dev: int = 20, seed: int = 77) -> Path:
+    """One espeak-ng English voice (en, speed 160, pitch 50) reading sentences of training words, for a demo TTS
+    voice (`mms train-tts --config tiny`); dev: held-out words. -> the corpus folder (train.jsonl, dev.jsonl)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    ensure_espeak()
+    out = work / "voice-corpus"
+    train_words, held_words = word_lists("eng")
+    for split, count, words in (("train", train, train_words), ("dev", dev, held_words)):
+        rng = np.random.default_rng([seed, ["train", "dev"].index(split)])
+        items = [(out / split / f"{i:05d}.wav", text) for i, text in enumerate(sentences(words, count, rng))]
+        (out / split).mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda item: item[0].exists() or speak(item[1], "en", 160, 50, item[0]), items))
+        (out / f"{split}.jsonl").write_text("".join(json.dumps({"audio_filepath": f"{split}/{path.name}", "text": text})
+                                                    + "\n" for path, text in items), encoding="utf-8")
+    return out
 
 
 def make_examples(folder: Path = ROOT / "examples") -> None:
@@ -222,11 +313,15 @@ def demo_config():
 
 def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int,
                train_manifests: list[str] | None = None, dev_manifests: list[str] | None = None,
-               delay_penalty: float = 0.0, max_steps: int | None = None) -> dict:
+               delay_penalty: float = 0.0, max_steps: int | None = None, base: str | None = None,
+               precision: str = "fp32") -> dict:
+    """Full training of the demo model (CTC heads and LID head): from random weights of demo_config(), or from
+    the encoder of `base` (a model directory: the heads start afresh, so the alphabets may grow)."""
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
-    options = TrainOptions(mode="full", init_config=demo_config(), train=train_manifests or [str(corpus / "train.jsonl")],
+    options = TrainOptions(mode="full", model=base, init_config=None if base else demo_config(),
+                           precision=precision, train=train_manifests or [str(corpus / "train.jsonl")],
                            dev=dev_manifests or [str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
                            warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
                            threads=threads, progress=sys.stderr.isatty(), seed=0, delay_penalty=delay_penalty,
@@ -273,11 +368,12 @@ def calibrate(dest: Path = SHIP_DIR, sentences_per_language: int = 6, seed: int 
 
     starts, ends = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (lang, (espeak_voice, words)) in enumerate(sorted(LANGUAGES.items())):
+        for k, (lang, (espeak_voice, _, _)) in enumerate(sorted(LANGUAGES.items())):
             aligner = Aligner.load(str(dest), lang=lang, device="cpu", options=AlignOptions(time_offsets=(0.0, 0.0)))
             rng = np.random.default_rng([seed, k])
+            words = word_lists(lang)[0]  # training words: the held-out ones stay unseen for the tests
             for _ in range(sentences_per_language):
-                chosen = list(rng.choice(words.split(), size=5, replace=False))
+                chosen = list(rng.choice(words, size=5, replace=False))
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
                 wave, truth = words_apart(chosen, voice, speed, pitch, rng.uniform(0.15, 0.5, 6), Path(tmp))
                 result = aligner.align(wave, [" ".join(chosen)], lang=lang)
@@ -333,36 +429,48 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
                 shutil.copy(path, out / path.name)
     history = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
     best = [h for h in history if h.get("best")][-1]
-    (tmp / "metrics.json").write_text(json.dumps({"best_epoch": best, "epochs_run": len(history)}, indent=1,
-                                                  ensure_ascii=False))
+    with tempfile.TemporaryDirectory() as folder:  # the shipped float16 files, as users get them
+        held_out = evaluate(str(tmp), held_out_set(Path(folder), HELD_OUT_PER_LANGUAGE, seed=HELD_OUT_SEED))
+    words = {lang: dict(zip(("train", "held_out"), map(len, word_lists(lang)))) for lang in LANGUAGES}
+    (tmp / "metrics.json").write_text(json.dumps({
+        "held_out": {"per_language": held_out, "seed": HELD_OUT_SEED, "words": words,
+                     "about": "fresh espeak-ng sentences of words that never occur in the training text"},
+        "best_epoch": best, "epochs_run": len(history),
+        "train_seconds": history[-1].get("train_seconds")},  # the engine's clock runs on over resumes
+        indent=1, ensure_ascii=False))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"shipped {dest} ({size / 1e6:.1f} MB): epoch {best['epoch']}, dev CER {best.get('dev_cer')}, "
-          f"LID {best.get('dev_lid_accuracy')}", file=sys.stderr)
+          f"LID {best.get('dev_lid_accuracy')}; held out: {json.dumps(held_out)}", file=sys.stderr)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("step", choices=("corpus", "train", "ship", "calibrate", "all", "adapter", "examples"),
+    parser.add_argument("step", choices=("corpus", "train", "ship", "calibrate", "all", "adapter", "examples",
+                                         "voice-corpus"),
                         help="adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
-                             "examples: the recordings in examples/")
+                             "examples: the recordings in examples/; voice-corpus: one English voice for "
+                             "`mms train-tts` (docs/train-tts.md)")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
-    parser.add_argument("--train-per-language", type=int, default=600)
-    parser.add_argument("--dev-per-language", type=int, default=40)
-    parser.add_argument("--test-per-language", type=int, default=60)
+    parser.add_argument("--train-per-language", type=int, default=2500)
+    parser.add_argument("--dev-per-language", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
-    parser.add_argument("--pauses", action="store_true",
-                        help="corpus: random silences before, between and after the words, and a noise floor")
+    parser.add_argument("--pauses", type=float, default=0.5,
+                        help="corpus: share of utterances with random silences before, between and after the words, "
+                             "and a noise floor (default: %(default)s)")
     parser.add_argument("--max-gap", type=int, default=30,
-                        help="corpus with --pauses: longest pause between words, in 10 ms (default: %(default)s)")
-    parser.add_argument("--multi-sentence", action="store_true",
-                        help="corpus: utterances of 2 or 3 sentences (pauses between sentences)")
+                        help="corpus with pauses: longest pause between words, in 10 ms (default: %(default)s)")
+    parser.add_argument("--multi-sentence", type=float, default=0.1,
+                        help="corpus: share of utterances of 2 or 3 sentences (default: %(default)s)")
+    parser.add_argument("--base", help="train: start from this model directory's encoder (a copy of an earlier "
+                                       "demo model) instead of random weights")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train: autocast precision")
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
                              "more data (same languages and characters)")
@@ -375,12 +483,11 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work)
     if args.step in ("corpus", "all"):
-        make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language,
-                           "test": args.test_per_language}, seed=args.seed, pauses=args.pauses,
+        make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language}, seed=args.seed, pauses=args.pauses,
                     multi_sentence=args.multi_sentence, max_gap=args.max_gap)
     if args.step in ("train", "all"):
         summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev,
-                             args.delay_penalty, args.max_steps)
+                             args.delay_penalty, args.max_steps, args.base, args.precision)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)
@@ -388,6 +495,8 @@ def main() -> int:
         calibrate()
     if args.step == "examples":
         make_examples()
+    if args.step == "voice-corpus":
+        print(make_voice_corpus(work), file=sys.stderr)
     if args.step == "adapter":
         summary = train_held_out_adapter(work, str(SHIP_DIR), args.epochs, args.lr, args.threads)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)

@@ -167,6 +167,11 @@ def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
     listing = json.loads(mms("models", "list", "--format", "json", env=env).stdout)["models"]
     demo = [m for m in listing if m["name"] == "demo"]
     assert len(demo) == 1 and demo[0]["cached"] == "shipped" and demo[0]["languages"] == 4
+    # its held-out quality (metrics.json), in the JSON and under the table
+    assert sorted(demo[0]["held_out"]) == ["ell", "eng", "hin", "rus"]
+    assert all(0 <= m["cer"] <= 100 and 0 <= m["lid_accuracy"] <= 100 for m in demo[0]["held_out"].values())
+    table = mms("models", "list", env=env).stdout
+    assert "demo on sentences of words it never heard" in table and f"eng {demo[0]['held_out']['eng']['cer']:.1f}" in table
     tts = json.loads(mms("models", "list", "--task", "tts", "--format", "json", env=env).stdout)["models"]
     assert "demo" not in [m["name"] for m in tts]
     asr = mms("models", "path", "demo", env=env)

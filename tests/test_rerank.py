@@ -466,7 +466,18 @@ def test_tune_rerank_cli_end_to_end_on_the_demo_model(setup, dev_set, fake_fastt
 
     assert rates([rec["candidates"][0] for rec in records]) == (dev["before"]["lid_acc"], dev["before"]["wer"])
     assert rates(records) == (dev["after"]["lid_acc"], dev["after"]["wer"])
-    eng = [c for rec in records for c in rec["candidates"] if c["lid_lang"] == "eng" and c["text"]]
+    for name in ("lm", "wlid"):  # a feature is computed only when its weight is not 0 (the search may give 0)
+        assert all((c["features"][name] < 0) == bool(weights.weights[name]) for rec in records
+                   for c in rec["candidates"] if c["lid_lang"] == "eng" and c["text"])
+
+    # the text plug-ins, named in a weights file, run inside `mms asr`
+    (tmp_path / "plugins.yaml").write_text(dump_weights(RerankWeights({"slid": 1.0, "lm": 1.0, "wlid": 1.0}, n=3,
+                                                                      plugins=weights.plugins)))
+    p = run("asr", "--model", "demo", "--lang", "auto", "--lid-model", "demo", "--rerank", "3", "--rerank-weights",
+            tmp_path / "plugins.yaml", "--manifest", manifest, "--format", "jsonl")
+    assert p.returncode == 0, p.stderr
+    eng = [c for line in p.stdout.splitlines() for c in json.loads(line)["candidates"]
+           if c["lid_lang"] == "eng" and c["text"]]
     assert eng and all(c["features"]["lm"] < 0 and c["features"]["wlid"] < 0 for c in eng)
 
     # another search over the cached features runs no model
