@@ -303,18 +303,20 @@ class ConvFlow(nn.Module):
         return torch.cat([z0, z1], dim=1) * mask
 
 
-def spline_inverse(x, unnormalized_widths, unnormalized_heights, unnormalized_derivatives, tail_bound,
-                   min_width=1e-3, min_height=1e-3, min_derivative=1e-3):
-    """Inverse of a monotonic rational-quadratic spline on [-B, B], identity outside (linear tails).
-    Bins from softmax(widths/heights) with a minimum size; boundary derivatives fixed to 1."""
+def spline_bins(x, unnormalized_widths, unnormalized_heights, unnormalized_derivatives, tail_bound, min_width,
+                min_height, min_derivative, search: str):
+    """The monotonic rational-quadratic spline on [-B, B] (bins from softmax(widths/heights) with a minimum size,
+    boundary derivatives fixed to 1), at the points of x inside [-B, B]: (inside mask, None) when there are none,
+    else (inside, (x inside, cumwidth, width, cumheight, height, slope, derivative at the bin's left and right
+    knots)) of the bin each point falls in, searched on the "width" (input) axis or the "height" (output) axis.
+    Shared by spline_inverse (here) and the training flows' forward (vits_train.spline_forward)."""
     inside = (x >= -tail_bound) & (x <= tail_bound)
-    out = x.clone()
     boundary = np.log(np.exp(1 - min_derivative) - 1)  # softplus(boundary) + min_derivative == 1
     unnormalized_derivatives = F.pad(unnormalized_derivatives, [1, 1])
     unnormalized_derivatives[..., 0] = boundary
     unnormalized_derivatives[..., -1] = boundary
     if not bool(inside.any()):
-        return out
+        return inside, None
 
     x = x[inside]
     num_bins = unnormalized_widths.shape[-1]
@@ -331,17 +333,28 @@ def spline_inverse(x, unnormalized_widths, unnormalized_heights, unnormalized_de
     cumheights, heights = knots(unnormalized_heights, min_height)
     derivatives = min_derivative + F.softplus(unnormalized_derivatives[inside, :])
 
-    # the bin is searched on the output (height) axis; the last edge is nudged so x == B falls in the last bin
-    edges = cumheights.clone()
+    # the last edge is nudged so x == B falls in the last bin
+    edges = (cumwidths if search == "width" else cumheights).detach().clone()
     edges[..., -1] += 1e-6
     bin_idx = (torch.sum(x[..., None] >= edges, dim=-1) - 1)[..., None]
 
     def pick(t):
         return t.gather(-1, bin_idx)[..., 0]
 
-    cw, w, ch, hgt = pick(cumwidths), pick(widths), pick(cumheights), pick(heights)
-    delta = pick(heights / widths)
-    d_k, d_k1 = pick(derivatives), derivatives[..., 1:].gather(-1, bin_idx)[..., 0]
+    return inside, (x, pick(cumwidths), pick(widths), pick(cumheights), pick(heights), pick(heights / widths),
+                    pick(derivatives), derivatives[..., 1:].gather(-1, bin_idx)[..., 0])
+
+
+def spline_inverse(x, unnormalized_widths, unnormalized_heights, unnormalized_derivatives, tail_bound,
+                   min_width=1e-3, min_height=1e-3, min_derivative=1e-3):
+    """Inverse of the monotonic rational-quadratic spline (spline_bins) on [-B, B], identity outside (linear
+    tails)."""
+    out = x.clone()
+    inside, found = spline_bins(x, unnormalized_widths, unnormalized_heights, unnormalized_derivatives, tail_bound,
+                                min_width, min_height, min_derivative, search="height")
+    if found is None:
+        return out
+    x, cw, w, ch, hgt, delta, d_k, d_k1 = found
 
     # solve the bin's rational quadratic for theta in [0, 1]
     i1 = d_k + d_k1 - 2 * delta

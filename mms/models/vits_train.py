@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from mms.models.vits import (ConvFlow, DilatedDepthSeparableConv, ElementwiseAffine, EncoderLayer, RelativeAttention,
                              ConvFeedForward, ResidualCouplingBlock, ResidualCouplingLayer, StochasticDurationPredictor,
-                             VitsConfig, VitsModel, WaveNet, fold_weight_norm, sequence_mask)
+                             VitsConfig, VitsModel, WaveNet, fold_weight_norm, sequence_mask, spline_bins)
 
 try:  # optional: compiles the alignment search (pip install numba)
     import numba
@@ -235,41 +235,14 @@ def spline_forward(x, unnormalized_widths, unnormalized_heights, unnormalized_de
                    min_width=1e-3, min_height=1e-3, min_derivative=1e-3):
     """Monotonic rational-quadratic spline on [-B, B], identity outside (linear tails) -> (y, log |dy/dx|): the
     forward of vits.spline_inverse (VITS transforms.py, inverse=False)."""
-    inside = (x >= -tail_bound) & (x <= tail_bound)
     outputs = torch.zeros_like(x)
     logabsdet = torch.zeros_like(x)
+    inside, found = spline_bins(x, unnormalized_widths, unnormalized_heights, unnormalized_derivatives, tail_bound,
+                                min_width, min_height, min_derivative, search="width")
     outputs[~inside] = x[~inside]
-    boundary = np.log(np.exp(1 - min_derivative) - 1)
-    unnormalized_derivatives = F.pad(unnormalized_derivatives, [1, 1])
-    unnormalized_derivatives[..., 0] = boundary
-    unnormalized_derivatives[..., -1] = boundary
-    if not bool(inside.any()):
+    if found is None:
         return outputs, logabsdet
-    xin = x[inside]
-    num_bins = unnormalized_widths.shape[-1]
-
-    def knots(unnormalized, minimum):
-        sizes = minimum + (1 - minimum * num_bins) * F.softmax(unnormalized[inside, :], dim=-1)
-        cum = F.pad(torch.cumsum(sizes, dim=-1), [1, 0], value=0.0)
-        cum = 2 * tail_bound * cum - tail_bound
-        cum[..., 0] = -tail_bound
-        cum[..., -1] = tail_bound
-        return cum, cum[..., 1:] - cum[..., :-1]
-
-    cumwidths, widths = knots(unnormalized_widths, min_width)
-    cumheights, heights = knots(unnormalized_heights, min_height)
-    derivatives = min_derivative + F.softplus(unnormalized_derivatives[inside, :])
-
-    edges = cumwidths.detach().clone()  # the bin is searched on the input (width) axis
-    edges[..., -1] += 1e-6
-    bin_idx = (torch.sum(xin[..., None] >= edges, dim=-1) - 1)[..., None]
-
-    def pick(t):
-        return t.gather(-1, bin_idx)[..., 0]
-
-    cw, w, ch, h = pick(cumwidths), pick(widths), pick(cumheights), pick(heights)
-    delta = pick(heights / widths)
-    d_k, d_k1 = pick(derivatives), derivatives[..., 1:].gather(-1, bin_idx)[..., 0]
+    xin, cw, w, ch, h, delta, d_k, d_k1 = found
 
     theta = (xin - cw) / w
     theta_one_minus_theta = theta * (1 - theta)
