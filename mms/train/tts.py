@@ -138,33 +138,6 @@ class Voice:
     source: str = "new"
 
 
-def _voice_format(directory: Path) -> str | None:
-    if any(directory.glob("G_*.pth")):
-        return "original"
-    if (directory / "config.json").exists() and any((directory / n).exists()
-                                                    for n in ("model.safetensors", "pytorch_model.bin")):
-        return "huggingface"
-    return None
-
-
-def voice_directory(path: Path, lang: str | None) -> tuple[str, Path]:
-    """(format, directory) of a voice: a directory, its G_*.pth, or a folder holding <lang>/, mms-tts-<lang>/ or
-    models/<lang>/ (the same places `mms tts` looks)."""
-    if path.is_file():
-        if path.name.startswith("G_") and path.suffix == ".pth":
-            return "original", path.parent
-        raise TrainError(f"{path}: not a text-to-speech voice (give a voice directory or its G_*.pth)")
-    fmt = _voice_format(path)
-    if fmt:
-        return fmt, path
-    for candidate in ([path / lang, path / f"mms-tts-{lang}", path / "models" / lang] if lang else []):
-        fmt = candidate.is_dir() and _voice_format(candidate)
-        if fmt:
-            return fmt, candidate
-    raise TrainError(f"{path}: not an MMS-TTS voice (expected G_*.pth, config.json and vocab.txt, or config.json, "
-                     f"model.safetensors and vocab.json{'' if lang else '; or give --lang for a folder of voices'})")
-
-
 _POSTERIOR_RULES = [(re.compile(r"enc_q\.pre\.(.+)$"), "posterior_encoder.conv_pre.{0}"),
                     (re.compile(r"enc_q\.enc\.(in_layers|res_skip_layers)\.(\d+)\.(.+)$"),
                      "posterior_encoder.wavenet.{0}.{1}.{2}"),
@@ -260,10 +233,11 @@ def load_voice(model: str, lang: str | None, discriminator: str | None = None) -
     original/ folder of a directory written by `mms train-tts`."""
     from mms.checkpoints import CheckpointError, vits_hf, vits_original
     from mms.checkpoints.huggingface import read_json, read_model_weights
+    from mms.checkpoints.vits_voice import find_voice
     from mms.hub import resolve_model
 
     try:
-        fmt, directory = voice_directory(resolve_model(model, task="tts", lang=lang), lang)
+        fmt, directory = find_voice(resolve_model(model, task="tts", lang=lang), lang)
         if fmt == "huggingface":
             checkpoint = vits_hf.load(directory, lang)
             weights = {k: v.float() for k, v in read_model_weights(directory).items()}

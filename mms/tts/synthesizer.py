@@ -23,7 +23,6 @@ what transformers' VitsModel gives after `torch.manual_seed(s)`.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ import torch
 from mms.batching import failure, in_halves, make_batches, pad
 from mms.checkpoints import CheckpointError
 from mms.checkpoints.vits_hf import VitsCheckpoint
+from mms.checkpoints.vits_voice import find_voice
 from mms.device import resolve_device, resolve_dtype
 from mms.errors import MMSError
 from mms.models.vits import VitsModel
@@ -46,7 +46,6 @@ __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
 
 log = logging.getLogger("mms.tts")
 
-HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 SPLITS = ("sentences", "none")
 
 # An input of synthesize_iter: a text, or (its line number, the text) to have results named "line N".
@@ -82,45 +81,6 @@ class Speech:
 
 # ---------------------------------------------------------------------------------------------------------
 # Finding and loading a voice
-
-
-def voice_format(directory: Path) -> str | None:
-    if any(directory.glob("G_*.pth")):
-        return "original"
-    if (directory / "config.json").exists() and any((directory / name).exists() for name in HF_WEIGHTS):
-        return "huggingface"
-    return None
-
-
-def find_voice(model: Path, lang: str | None) -> tuple[str, Path]:
-    """(format, directory) of the voice `model` names: a voice directory, an original G_*.pth file, or a folder
-    of voices (`<lang>/`, `mms-tts-<lang>/` or the repo's `models/<lang>/`) from which `lang` picks one."""
-    if model.is_file():
-        if model.name.startswith("G_") and model.suffix == ".pth":
-            return "original", model.parent
-        raise CheckpointError(f"{model}: not a text-to-speech model (give a voice directory or its G_*.pth)")
-    fmt = voice_format(model)
-    if fmt:
-        return fmt, model
-    voices = {}
-    for parent in (model, model / "models"):
-        if parent.is_dir():
-            for child in sorted(parent.iterdir()):
-                if child.is_dir() and voice_format(child):
-                    voices.setdefault(child.name.removeprefix("mms-tts-"), child)
-    if not voices:
-        raise CheckpointError(f"{model}: not an MMS-TTS voice (expected G_*.pth, config.json and vocab.txt, or "
-                              "config.json, model.safetensors and vocab.json)")
-    count = f"{len(voices)} voice{'s' if len(voices) != 1 else ''}"
-    if lang is None and len(voices) == 1:
-        lang = next(iter(voices))
-    if lang is None:
-        raise CheckpointError(f"{model} holds {count}: choose one with --lang (e.g. {', '.join(list(voices)[:6])})")
-    if lang not in voices:
-        close = difflib.get_close_matches(lang, list(voices), n=5, cutoff=0.5)
-        hint = f"; close matches: {', '.join(close)}" if close else ""
-        raise CheckpointError(f"unknown language '{lang}': no voice for it in {model} ({count}{hint})")
-    return voice_format(voices[lang]), voices[lang]
 
 
 def load_voice(model: str | Path | None = None, lang: str | None = None) -> VitsCheckpoint:
