@@ -104,7 +104,9 @@ def speak(text: str, voice: str, speed: int, pitch: int, out: Path, gap: int = 0
         wave = np.concatenate([np.zeros(int(lead * 16000), np.float32), wave, np.zeros(int(trail * 16000), np.float32)])
     if noise:
         wave = wave + np.random.default_rng(seed).normal(0.0, noise, wave.size).astype(np.float32)
-    write_audio(out, wave, 16000)
+    partial = out.with_name(out.name + ".partial.wav")  # a stopped synthesis leaves no truncated file
+    write_audio(partial, wave, 16000)
+    os.replace(partial, out)
 
 
 def word_lists(lang: str) -> tuple[list[str], list[str]]:
@@ -164,53 +166,68 @@ def pause_settings(rng, max_gap: int = 30) -> dict:
 
 
 def make_corpus(work: Path, per_language: dict[str, int], seed: int = 0, languages=None, pauses: float = 0.5,
-                multi_sentence: float = 0.0, max_gap: int = 30, workers: int = 4) -> dict:
-    """Synthesise utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl. The split "train"
-    speaks sentences of training words, every other split ("dev") sentences of held-out words (word_lists).
-    `pauses`: the share of utterances with random silences around and between the words (pause_settings);
-    `multi_sentence`: the share of utterances of 2 or 3 sentences (passages) instead of one."""
-    from concurrent.futures import ThreadPoolExecutor
-
+                multi_sentence: float = 0.0, max_gap: int = 30, workers: int = 4, plan_only: bool = False) -> dict:
+    """Plan and synthesise utterances per language; manifests <work>/corpus/<split>[.<lang>].jsonl. The split
+    "train" speaks sentences of training words, every other split ("dev") sentences of held-out words
+    (word_lists). `pauses`: the share of utterances with random silences around and between the words
+    (pause_settings); `multi_sentence`: the share of utterances of 2 or 3 sentences (passages) instead of one.
+    Each manifest line holds everything its audio is made from, so `plan_only` writes the manifests alone and
+    `synthesize` makes the audio later, elsewhere (a machine without wordfreq: the GPU recipe in docs/train.md)."""
     import numpy as np
 
-    from mms.audio import audio_info
-
-    ensure_espeak()
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    stats = {}
     languages = languages or LANGUAGES
-    started = time.time()
     for split, count in per_language.items():
         lines_all = []
         for k, (lang, (espeak_voice, _, _)) in enumerate(sorted(languages.items())):
             rng = np.random.default_rng([seed, k, ["train", "dev", "test"].index(split)])
             train_words, held_words = word_lists(lang)
             words = train_words if split == "train" else held_words
-            out_dir = corpus / split / lang
-            out_dir.mkdir(parents=True, exist_ok=True)
-            plan = []
+            lines = []
             for i in range(count):
                 several = rng.random() < multi_sentence
                 text = (passages if several else sentences)(words, 1, rng)[0]
                 voice, speed, pitch = voice_settings(rng, espeak_voice)
                 silences = pause_settings(rng, max_gap) if rng.random() < pauses else {}
-                plan.append((out_dir / f"{lang}_{split}_{i:05d}.wav", text, voice, speed, pitch, silences))
-            with ThreadPoolExecutor(workers) as pool:  # espeak-ng runs as a process: threads overlap them
-                list(pool.map(lambda item: item[0].exists() or speak(item[1], *item[2:5], item[0], **item[5]), plan))
-            lines, seconds = [], 0.0
-            for path, text, voice, speed, pitch, silences in plan:
-                seconds += audio_info(str(path)) or 0.0
-                lines.append(json.dumps({"audio_filepath": str(path.relative_to(corpus)), "text": text, "lang": lang,
-                                         "voice": voice, "speed": speed, "pitch": pitch, **silences},
+                lines.append(json.dumps({"audio_filepath": f"{split}/{lang}/{lang}_{split}_{i:05d}.wav", "text": text,
+                                         "lang": lang, "voice": voice, "speed": speed, "pitch": pitch, **silences},
                                         ensure_ascii=False))
             (corpus / f"{split}.{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             lines_all += lines
-            stats[f"{split}.{lang}"] = {"utterances": count, "seconds": round(seconds, 1),
-                                        "words": len(words)}
-            print(f"{split} {lang}: {count} utterances, {seconds / 60:.1f} min, from {len(words)} words",
-                  file=sys.stderr)
+            print(f"{split} {lang}: {count} utterances from {len(words)} words", file=sys.stderr)
         (corpus / f"{split}.jsonl").write_text("\n".join(lines_all) + "\n", encoding="utf-8")
+    return {} if plan_only else synthesize(corpus, workers)
+
+
+def synthesize(corpus: Path, workers: int = 4) -> dict:
+    """The audio of every line of <corpus>/<split>.<lang>.jsonl that has none yet (espeak-ng, `workers` at a time);
+    durations per manifest into <corpus>/stats.json."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mms.audio import audio_info
+
+    ensure_espeak()
+    started, stats = time.time(), {}
+    manifests = {path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+                 for path in sorted(corpus.glob("*.*.jsonl"))}
+
+    def make(row: dict) -> None:
+        out = corpus / row["audio_filepath"]
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            silences = {k: row[k] for k in ("gap", "lead", "trail", "noise", "seed") if k in row}
+            speak(row["text"], row["voice"], row["speed"], row["pitch"], out, **silences)
+
+    # interleaved (the i-th line of every manifest, then the next): stopped early, every language has its share
+    longest = max(map(len, manifests.values()), default=0)
+    order = [rows[i] for i in range(longest) for rows in manifests.values() if i < len(rows)]
+    with ThreadPoolExecutor(workers) as pool:  # espeak-ng runs as a process: threads overlap them
+        list(pool.map(make, order))
+    for name, rows in manifests.items():
+        seconds = sum(audio_info(str(corpus / row["audio_filepath"])) or 0.0 for row in rows)
+        stats[name] = {"utterances": len(rows), "seconds": round(seconds, 1)}
+        print(f"{name}: {len(rows)} utterances, {seconds / 60:.1f} min", file=sys.stderr)
     stats["synthesis_seconds"] = round(time.time() - started, 1)
     (corpus / "stats.json").write_text(json.dumps(stats, indent=1))
     return stats
@@ -301,12 +318,18 @@ def make_examples(folder: Path = ROOT / "examples") -> None:
         print(f"{folder / stem}.wav: {sum(p.size for p in pieces) / 16000:.1f} s", file=sys.stderr)
 
 
-def demo_config():
+DEMO_SIZES = {  # MMS architecture (layer-norm conv encoder, pre-LN transformer, adapters), scaled down
+    "small": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512, conv_dim=(64,) * 7),
+    "medium": dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=4, intermediate_size=768,
+                   conv_dim=(128,) * 7),
+}
+
+
+def demo_config(size: str = "small"):
+    """~1M weights (small) or ~3M (medium)."""
     from mms.models.wav2vec2 import Wav2Vec2Config
 
-    # MMS architecture (layer-norm conv encoder, pre-LN transformer, adapters), scaled down to ~1M weights
-    return Wav2Vec2Config(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
-                          conv_dim=(64,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    return Wav2Vec2Config(**DEMO_SIZES[size], conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
                           conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
                           num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8, adapter_attn_dim=16)
 
@@ -314,18 +337,19 @@ def demo_config():
 def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads: int,
                train_manifests: list[str] | None = None, dev_manifests: list[str] | None = None,
                delay_penalty: float = 0.0, max_steps: int | None = None, base: str | None = None,
-               precision: str = "fp32") -> dict:
-    """Full training of the demo model (CTC heads and LID head): from random weights of demo_config(), or from
+               precision: str = "fp32", size: str = "small", device: str = "cpu", time_limit: float | None = None,
+               warmup_steps: int = 300) -> dict:
+    """Full training of the demo model (CTC heads and LID head): from random weights of demo_config(size), or from
     the encoder of `base` (a model directory: the heads start afresh, so the alphabets may grow)."""
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
-    options = TrainOptions(mode="full", model=base, init_config=None if base else demo_config(),
+    options = TrainOptions(mode="full", model=base, init_config=None if base else demo_config(size),
                            precision=precision, train=train_manifests or [str(corpus / "train.jsonl")],
                            dev=dev_manifests or [str(corpus / "dev.jsonl")], out=str(work / "model"), epochs=epochs, lr=lr,
-                           warmup_steps=300, batch_seconds=batch_seconds, lid=True, save_every=50,
+                           warmup_steps=warmup_steps, batch_seconds=batch_seconds, lid=True, save_every=50,
                            threads=threads, progress=sys.stderr.isatty(), seed=0, delay_penalty=delay_penalty,
-                           max_steps=max_steps)
+                           max_steps=max_steps, device=device, time_limit=time_limit)
     return train(options)
 
 
@@ -448,9 +472,10 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
-    parser.add_argument("step", choices=("corpus", "train", "ship", "calibrate", "all", "adapter", "examples",
+    parser.add_argument("step", choices=("corpus", "synth", "train", "ship", "calibrate", "all", "adapter", "examples",
                                          "voice-corpus"),
-                        help="adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
+                        help="synth: the audio of a corpus planned with `corpus --plan-only`; "
+                             "adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
                              "examples: the recordings in examples/; voice-corpus: one English voice for "
                              "`mms train-tts` (docs/train-tts.md)")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
@@ -470,6 +495,15 @@ def main() -> int:
                         help="corpus: share of utterances of 2 or 3 sentences (default: %(default)s)")
     parser.add_argument("--base", help="train: start from this model directory's encoder (a copy of an earlier "
                                        "demo model) instead of random weights")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="corpus: write the manifests (texts, voices, pauses) without audio; `synth` makes it")
+    parser.add_argument("--workers", type=int, default=4, help="corpus/synth: espeak-ng processes at a time")
+    parser.add_argument("--size", default="small", choices=sorted(DEMO_SIZES),
+                        help="train from random weights: the model's size (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="train: cpu, cuda, ... (default: %(default)s)")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="train: minutes of training in all; the learning rate decays to zero by then")
+    parser.add_argument("--warmup-steps", type=int, default=300, help="train: warm-up steps (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train: autocast precision")
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
@@ -484,10 +518,14 @@ def main() -> int:
     work = Path(args.work)
     if args.step in ("corpus", "all"):
         make_corpus(work, {"train": args.train_per_language, "dev": args.dev_per_language}, seed=args.seed, pauses=args.pauses,
-                    multi_sentence=args.multi_sentence, max_gap=args.max_gap)
+                    multi_sentence=args.multi_sentence, max_gap=args.max_gap, workers=args.workers,
+                    plan_only=args.plan_only)
+    if args.step == "synth":
+        synthesize(work / "corpus", args.workers)
     if args.step in ("train", "all"):
         summary = train_demo(work, args.epochs, args.lr, args.batch_seconds, args.threads, args.train, args.dev,
-                             args.delay_penalty, args.max_steps, args.base, args.precision)
+                             args.delay_penalty, args.max_steps, args.base, args.precision, args.size, args.device,
+                             args.time_limit * 60 if args.time_limit else None, args.warmup_steps)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
         ship(work)

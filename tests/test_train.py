@@ -142,6 +142,26 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     assert again.best == min(h["dev_cer"] for h in whole.history)
 
 
+def test_time_limit_decays_the_rate_and_ends_the_epoch_with_a_dev_pass(data, tmp_path):
+    from mms.train.engine import lr_factor
+
+    # after warm-up the rate falls linearly to zero at the step total or at the time limit, whichever is first
+    assert lr_factor(10, 10, 110) == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110, elapsed=30.0, time_limit=100.0) == pytest.approx(0.5)  # steps: 50% left
+    assert lr_factor(60, 10, 110, elapsed=80.0, time_limit=100.0) == pytest.approx(0.2)  # time: 20% left
+    assert lr_factor(60, 10, 110, elapsed=120.0, time_limit=100.0) == 0.0
+    assert lr_factor(3, 10, 110, elapsed=120.0, time_limit=100.0) == pytest.approx(0.4)  # warm-up is by steps
+
+    trainer = Trainer(options(data, tmp_path / "timed", epochs=50, time_limit=1e-6))
+    summary = trainer.run()
+    # one step, then the limit: that epoch ends there (dev pass, export) instead of being thrown away
+    assert summary["stopped_early"] and trainer.step == 1 and trainer.epoch == 1
+    assert len(trainer.history) == 1 and trainer.history[0]["dev_cer"] is not None
+    assert (tmp_path / "timed" / "model.safetensors").exists()
+    again = Trainer(options(data, tmp_path / "timed", epochs=50, time_limit=1e-6)).run()  # resumed: nothing to do
+    assert again["step"] == 1 and again["epochs_done"] == 1
+
+
 def test_train_adapter_learns_a_new_language_and_freezes_the_rest(trained, data, tmp_path):
     from mms.checkpoints import load_checkpoint
 

@@ -100,6 +100,9 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
     p.add_argument("--save-every", type=int, default=50,
                    help="optimizer steps between resumable states (default: %(default)s; also every epoch)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all (resumable)")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="train for this many minutes in all (resumes included): the learning rate decays to zero by "
+                        "then, and the epoch in progress ends there with a dev pass")
     p.add_argument("--delay-penalty", type=float, default=0.0,
                    help="delay-penalised CTC: favour alignments that emit letters early, for accurate word times "
                         "(e.g. 0.02 per 20 ms frame; default: 0, plain CTC)")
@@ -269,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
         seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,
-        delay_penalty=args.delay_penalty,
+        time_limit=args.time_limit * 60 if args.time_limit else None, delay_penalty=args.delay_penalty,
         progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads,
         freeze_feature_encoder=getattr(args, "freeze_feature_encoder", False), lid=getattr(args, "lid", False))
     try:
@@ -279,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     last = summary["last"] or {}
     cer = f", dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
-    stop = " (stopped at --max-steps; rerun to continue)" if summary["stopped_early"] else ""
+    stop = " (stopped at --max-steps or --time-limit; rerun to continue)" if summary["stopped_early"] else ""
     say(f"mms {command}", f"{summary['epochs_done']} epochs, {summary['step']} steps{cer}; "
                           f"{summary['throughput']} audio s/s; output in {summary['out']}{stop}")
     return 0

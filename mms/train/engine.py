@@ -68,6 +68,9 @@ class TrainOptions:
     delay_penalty: float = 0.0  # > 0: delay-penalised CTC (earlier emissions, better word times); see ctc_loss
     save_every: int = 50  # optimizer steps between resumable states (and at every epoch end)
     max_steps: int | None = None  # stop (resumably) after this many optimizer steps in total
+    # stop after this many seconds of training in total (resumes included); the learning rate then decays to zero
+    # by that time, and the epoch in progress ends there (dev pass, export if best), so the time is not wasted
+    time_limit: float | None = None
     progress: bool = True
     threads: int | None = None  # torch CPU threads (None: torch's default); 1 is fastest on a busy machine
 
@@ -84,6 +87,8 @@ class TrainOptions:
             raise TrainError("train-adapter needs --lang, the code of the new language")
         if self.epochs < 1 or self.accumulate < 1 or self.batch_seconds <= 0:
             raise TrainError("--epochs, --accumulate and --batch-seconds must be positive")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise TrainError(f"--time-limit {self.time_limit}: must be positive")
         if not self.delay_penalty >= 0:
             raise TrainError(f"--delay-penalty {self.delay_penalty}: must be 0 (plain CTC) or positive")
 
@@ -196,11 +201,15 @@ def alignable(targets: torch.Tensor, target_lengths: torch.Tensor, frame_lengths
     return frame_lengths.cpu() >= torch.tensor(needed)
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up to the peak, then linear decay to zero at the last step (transformers' linear schedule)."""
+def lr_factor(step: int, warmup: int, total: int, elapsed: float = 0.0, time_limit: float | None = None) -> float:
+    """Linear warm-up to the peak, then linear decay to zero at the last step (transformers' linear schedule), or
+    at `time_limit` seconds of training if that comes first."""
     if step < warmup:
         return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
+    factor = (total - step) / max(1, total - warmup)
+    if time_limit:
+        factor = min(factor, 1.0 - elapsed / time_limit)
+    return max(0.0, factor)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -381,7 +390,8 @@ class Trainer:
 
     def optimizer_step(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.options.lr * lr_factor(self.step, self.options.warmup_steps, self.total_steps)
+            group["lr"] = self.options.lr * lr_factor(self.step, self.options.warmup_steps, self.total_steps,
+                                                      self.train_seconds, self.options.time_limit)
         # clipped apart: the CTC gradients of the first steps are large and would leave the LID head none
         lid_head = [p for n, p in self.model.named_parameters() if n.startswith(("projector.", "classifier."))]
         params = [p for n, p in self.model.named_parameters()
@@ -394,13 +404,16 @@ class Trainer:
         self.step += 1
 
     def run(self) -> dict:
-        """Train (or resume) until the last epoch or max_steps; returns the summary written to train_log."""
+        """Train (or resume) until the last epoch, max_steps or time_limit; returns the summary written to
+        train_log."""
         options = self.options
         resumed = self.load_state()
         if resumed:
             log.info(f"resuming from {self.state_path}: epoch {self.epoch + 1}, step {self.step}")
         self.model.train()
-        stopped = False
+        stopped = out_of_time = False
+        if options.time_limit is not None and self.train_seconds >= options.time_limit:
+            stopped = True  # resumed after the time limit: nothing left to do
         while self.epoch < options.epochs and not stopped:
             batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch, self.mixed)
             bar = self._progress(len(batches))
@@ -426,14 +439,17 @@ class Trainer:
                     if options.max_steps is not None and self.step >= options.max_steps:
                         stopped = True
                         break
+                    if options.time_limit is not None and self.train_seconds >= options.time_limit:
+                        stopped = out_of_time = True
+                        break
                     if self.step % options.save_every == 0:
                         self.save_state()
             if bar is not None:
                 bar.close()
-            if stopped:
+            if stopped and not out_of_time:
                 self.save_state()
                 break
-            self.end_epoch(losses)
+            self.end_epoch(losses)  # also at the time limit: the last steps are the best trained, keep them
         summary = self.summary(stopped)
         return summary
 
