@@ -7,6 +7,8 @@
     python scripts/make_demo_models.py calibrate                       # its word-time lag -> config.json
     python scripts/make_demo_models.py all --work demo-work            # the four in a row
     python scripts/make_demo_models.py examples                         # examples/*.wav + .txt (README)
+    python scripts/make_demo_models.py corpus --plan-only --work W     # the manifests alone (texts, voices, pauses)
+    python scripts/make_demo_models.py synth --work W                  # ... their audio, elsewhere (GPU recipe)
 
 The corpus: open-vocabulary pseudo-sentences (3 to 8 words, or 2-3 such sentences) drawn from the 20,000 most
 frequent words of wordfreq's list per language, spoken by espeak-ng with six voice variants, speeds 120-200 and
@@ -432,7 +434,7 @@ def train_held_out_adapter(work: Path, base: str, epochs: int, lr: float, thread
     return summary
 
 
-def ship(work: Path, dest: Path = SHIP_DIR) -> None:
+def ship(work: Path, dest: Path = SHIP_DIR, note: str | None = None) -> None:
     """The best export, as float16, into the package (ASR directory + lid/), with its measured numbers."""
     import torch
     from safetensors.torch import load_file, save_file
@@ -460,7 +462,8 @@ def ship(work: Path, dest: Path = SHIP_DIR) -> None:
         "held_out": {"per_language": held_out, "seed": HELD_OUT_SEED, "words": words,
                      "about": "fresh espeak-ng sentences of words that never occur in the training text"},
         "best_epoch": best, "epochs_run": len(history),
-        "train_seconds": history[-1].get("train_seconds")},  # the engine's clock runs on over resumes
+        "train_seconds": history[-1].get("train_seconds"),  # the engine's clock runs on over resumes
+        **({"note": note} if note else {})},
         indent=1, ensure_ascii=False))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
@@ -504,6 +507,7 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, metavar="MINUTES",
                         help="train: minutes of training in all; the learning rate decays to zero by then")
     parser.add_argument("--warmup-steps", type=int, default=300, help="train: warm-up steps (default: %(default)s)")
+    parser.add_argument("--note", help="ship: a line on how the model was trained, kept in metrics.json")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train: autocast precision")
     parser.add_argument("--train", action="append", metavar="JSONL",
                         help="train: training manifests (default: <work>/corpus/train.jsonl); a resumed run may add "
@@ -528,7 +532,7 @@ def main() -> int:
                              args.time_limit * 60 if args.time_limit else None, args.warmup_steps)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)
     if args.step in ("ship", "all"):
-        ship(work)
+        ship(work, note=args.note)
     if args.step in ("calibrate", "all"):
         calibrate()
     if args.step == "examples":
