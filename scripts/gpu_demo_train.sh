@@ -7,13 +7,15 @@
 # The GPU machine needs no wordfreq and no espeak-ng package: the corpus plan (manifests with every utterance's
 # text, voice and pauses) comes from .gpu/plan, espeak-ng from .espeak/ (the binary, its libraries and data, copied
 # from a Debian/Ubuntu machine), missing Python packages as wheels from .whl/. Two runs train side by side on the
-# one GPU: "small" continues the shipped demo model's encoder, "medium" (~3M weights) starts from random weights.
+# one GPU (RUNS="small medium"; one of them alone gets the whole GPU): "small" continues the shipped demo model's
+# encoder, "medium" (~3M weights) starts from random weights.
 # Their exported model directories come back as $OUT/<run>.tgz.* (split into 16 MB pieces).
 set -u
 OUT=${OUT:-gpu-out}
 MINUTES=${MINUTES:-3.5}      # training time of each run (the learning rate decays to zero by then)
 DEVICE=${DEVICE:-cuda}
 SYNTH_SECONDS=${SYNTH_SECONDS:-90}
+RUNS=${RUNS:-small medium}   # which candidates to train (side by side)
 WORK=${WORK:-/tmp/demo-gpu}
 mkdir -p "$OUT" "$WORK/corpus"
 PLAN=${PLAN:-.gpu/plan}
@@ -43,10 +45,15 @@ train() {  # run-name, then make_demo_models.py train options
         > "$OUT/$name.log" 2>&1
     log "$name finished (rc $?): $(tail -n 1 "$OUT/$name.log" | cut -c1-300)"
 }
-train small --base mms/configs/demo --lr 1e-3 --batch-seconds 300 --warmup-steps 300 &
-train medium --size medium --lr 2e-3 --batch-seconds 300 --warmup-steps 500 --precision bf16 &
+for name in $RUNS; do
+    case $name in
+        small) train small --base mms/configs/demo --lr 1e-3 --batch-seconds 300 --warmup-steps 300 & ;;
+        medium) train medium --size medium --lr 2e-3 --batch-seconds 300 --warmup-steps 500 --precision bf16 & ;;
+        *) log "unknown run $name (small, medium)" ;;
+    esac
+done
 wait
-for name in small medium; do
+for name in $RUNS; do
     # the exported best epoch and its log; not the resumable state (its optimizer moments would not fit the way back)
     tar czf "$WORK/$name.tgz" --exclude=train_state.pt -C "$WORK/$name" model \
         && split -b 16000000 "$WORK/$name.tgz" "$OUT/$name.tgz."
