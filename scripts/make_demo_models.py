@@ -18,7 +18,7 @@ out: it never occurs in the training text, and the dev set and the tests speak o
 numbers measure spelling from sound, not memory (word_lists). Manifests (JSON lines) per split and language.
 The model: raw-waveform conv encoder (7 layers, 20 ms frames), pre-LN transformer with per-language MMS
 adapters and output layers, and a language-identification head on the same encoder, trained with the engine of
-`mms train` (mms.train), from random weights or from an earlier demo model's encoder (--base). Training saves a
+`mms train` (mms.train), from random weights or from an earlier demo model (--base). Training saves a
 resumable state in <work>/model: rerun `train` after an interruption and it continues. `ship` writes the best
 epoch as float16 safetensors into mms/configs/demo/ (ASR) and mms/configs/demo/lid/ (LID), with its dev numbers
 and a fresh held-out evaluation (CER, WER, LID per language) in mms/configs/demo/metrics.json; `calibrate`
@@ -342,7 +342,8 @@ def train_demo(work: Path, epochs: int, lr: float, batch_seconds: float, threads
                precision: str = "fp32", size: str = "small", device: str = "cpu", time_limit: float | None = None,
                warmup_steps: int = 300) -> dict:
     """Full training of the demo model (CTC heads and LID head): from random weights of demo_config(size), or from
-    the encoder of `base` (a model directory: the heads start afresh, so the alphabets may grow)."""
+    `base` (a model directory: its encoder, and its output layers and LID head for the symbols and languages the
+    new corpus shares with it; the alphabets may grow)."""
     from mms.train import TrainOptions, train
 
     corpus = work / "corpus"
@@ -496,8 +497,8 @@ def main() -> int:
                         help="corpus with pauses: longest pause between words, in 10 ms (default: %(default)s)")
     parser.add_argument("--multi-sentence", type=float, default=0.1,
                         help="corpus: share of utterances of 2 or 3 sentences (default: %(default)s)")
-    parser.add_argument("--base", help="train: start from this model directory's encoder (a copy of an earlier "
-                                       "demo model) instead of random weights")
+    parser.add_argument("--base", help="train: start from this model directory (a copy of an earlier demo model: "
+                                       "its encoder, output layers and LID head) instead of random weights")
     parser.add_argument("--plan-only", action="store_true",
                         help="corpus: write the manifests (texts, voices, pauses) without audio; `synth` makes it")
     parser.add_argument("--workers", type=int, default=4, help="corpus/synth: espeak-ng processes at a time")

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from mms.train.engine import STATE_FILE, Trainer, TrainOptions
+from mms.train.engine import Trainer, TrainOptions
 from tests.factory import random_model, tiny_config, write_hf
 
 TONES = {"a": 500.0, "b": 1100.0, "c": 2000.0}
@@ -257,6 +257,37 @@ def test_multilingual_training_with_a_lid_head(data, tmp_path):
     asr = ASR.load(out, device="cpu")
     assert sorted(asr.languages) == ["oth", "xyz"]
     assert all(r.error is None for r in asr.transcribe([i.audio for i in items[-2:]], lang="oth"))
+
+    # full training from this model continues from its LID head: before any step, the dev pass identifies the
+    # languages as the exported (best) epoch did, not as an untrained head does
+    again = Trainer(options(data, tmp_path / "again", model=str(out), train=[str(data["train"]), str(data["other_train"])],
+                            dev=[str(data["dev"]), str(data["other_dev"])], epochs=1, lid=True))
+    best = [h for h in trainer.history if h["best"]][-1]
+    assert again.evaluate(again.dev_set)["dev_lid_accuracy"] == best["dev_lid_accuracy"] == 100.0
+
+
+def test_full_training_from_a_model_keeps_its_output_layer(trained, data, tmp_path):
+    from mms.checkpoints import load_checkpoint
+
+    first, summary = trained
+    base = summary["out"]
+    again = Trainer(options(data, tmp_path / "again", model=base, epochs=1))
+    before, best = again.evaluate(again.dev_set)["dev_cer"], min(h["dev_cer"] for h in first.history)
+    print(f"continued from the export: dev CER {before:.2f}% before any step (its best epoch: {best:.2f}%)")
+    assert before == pytest.approx(best, abs=1e-6)
+
+    # transcripts with letters the base's "xyz" alphabet (a, b, c) lacks: those get fresh rows, a, b, c keep theirs
+    more = tone_corpus(tmp_path, "more", ["ap", "qb", "rc"], 12, 9, lang="xyz")
+    trainer = Trainer(options(data, tmp_path / "more-out", model=base, train=[str(data["train"]), str(more)],
+                              epochs=1))
+    state, vocab = load_checkpoint(base).adapters.load("xyz")
+    head, tokens = trainer.model.heads["xyz"], trainer.vocabs["xyz"].tokens
+    assert {"a", "b", "c"} < set(tokens) and set(tokens) - set(vocab.tokens)
+    for i, token in enumerate(tokens):
+        if token in vocab.tokens:
+            assert torch.equal(head.weight[i], state["lm_head.weight"][vocab.tokens.index(token)].float()), token
+        else:
+            assert head.bias[i] == 0 and float(head.weight[i].detach().std()) < 0.05  # a fresh N(0, 0.02) row
 
 
 def test_cli_train_from_random_weights_of_a_config(data, tmp_path):

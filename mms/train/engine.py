@@ -147,6 +147,63 @@ def new_head(hidden_size: int, vocab_size: int, generator: torch.Generator) -> n
     return head
 
 
+def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary]) -> None:
+    """Full training from a base model continues what it learnt: a language's output layer starts from the base's
+    rows for every symbol both alphabets share (new symbols keep their fresh rows), and the LID head, where the base
+    directory has one (<base>/lid), from its rows for the languages both know."""
+    kept = []
+    for lang, vocab in vocabs.items():
+        found = base_head(base, lang)
+        if found is None:
+            continue
+        weight, bias, base_vocab = found
+        head = model.heads[lang]
+        if weight.shape[1] != head.in_features:
+            continue
+        index = {token: i for i, token in enumerate(base_vocab.tokens)}
+        rows = [(i, index[token]) for i, token in enumerate(vocab.tokens) if token in index]
+        copy_rows(head, weight, bias, rows)
+        kept.append(f"{lang} ({len(rows)} of {len(vocab.tokens)} symbols)")
+    lid_dir = Path(base.path) / "lid"
+    if model.lid_labels and (lid_dir / "config.json").exists():
+        from mms.checkpoints import load_checkpoint
+
+        lid = load_checkpoint(lid_dir)
+        state = lid.state_dict
+        if lid.labels and state["projector.weight"].shape == model.projector.weight.shape:
+            with torch.no_grad():
+                model.projector.weight.copy_(state["projector.weight"].float())
+                model.projector.bias.copy_(state["projector.bias"].float())
+            index = {label: i for i, label in enumerate(lid.labels)}
+            rows = [(i, index[label]) for i, label in enumerate(model.lid_labels) if label in index]
+            copy_rows(model.classifier, state["classifier.weight"].float(), state["classifier.bias"].float(), rows)
+            kept.append(f"LID ({len(rows)} of {len(model.lid_labels)} languages)")
+    if kept:
+        log.info(f"from {base.path}: output layers of {', '.join(kept)}")
+
+
+def base_head(base, lang: str):
+    """(weight, bias, vocabulary) of the base model's output layer for `lang`, or None."""
+    if base.adapters is not None and lang in base.adapters.languages:
+        state, vocab = base.adapters.load(lang)
+    elif base.lang == lang and base.vocab is not None:
+        state, vocab = base.state_dict, base.vocab
+    else:
+        return None
+    if "lm_head.weight" not in state:
+        return None
+    return state["lm_head.weight"].float(), state["lm_head.bias"].float(), vocab
+
+
+def copy_rows(layer: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, rows: list[tuple[int, int]]) -> None:
+    if not rows:
+        return
+    new, old = map(list, zip(*rows))
+    with torch.no_grad():
+        layer.weight[new] = weight[old]
+        layer.bias[new] = bias[old]
+
+
 def trainable_names(model: TrainModel, options: TrainOptions) -> list[str]:
     names = []
     for name, _ in model.named_parameters():
@@ -257,7 +314,10 @@ class Trainer:
         encoder = self._encoder()
         heads = {lang: new_head(cfg.hidden_size, len(v), generator) for lang, v in self.vocabs.items()}
         lid = self.languages if options.lid and options.mode == "full" else None
-        self.model = TrainModel(encoder, heads, lid, options.lid_proj_size).to(self.device)
+        model = TrainModel(encoder, heads, lid, options.lid_proj_size)
+        if self.base is not None and options.mode == "full":
+            keep_base_heads(model, self.base, self.vocabs)
+        self.model = model.to(self.device)
         # the dev pass runs the model being trained as inference runs a model (float32 inputs; bf16 by autocast)
         described = Checkpoint("train", str(self.out), cfg, {}, normalize=normalize, normalize_eps=eps)
         self.dev_view = LanguageView(self.model)
