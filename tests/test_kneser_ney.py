@@ -133,6 +133,23 @@ def test_probabilities_sum_to_one_in_every_context(tmp_path, order):
     assert_sums_to_one(lm, sorted(contexts))
 
 
+def test_corpus_too_short_for_the_order_is_built_at_the_longest_order_it_fills(tmp_path):
+    # A word list (one word per line, some two-word lines: <s> w1 w2 </s> at most) has no 5-grams: the model
+    # is the 4-gram model of the same text (identical file), not a crash, and KenLM reads it.
+    sentences = [f"w{i % 17}" for i in range(60)] + ["w1 w2", "w3 w1", "w2 w2"]
+    lm, stats, path = build(tmp_path, sentences, order=5)
+    assert stats.order == 4 and len(stats.ngrams) == 4
+    _, _, path4 = build(tmp_path, sentences, order=4, name="lm4.arpa")
+    assert path.read_text() == path4.read_text()
+    contexts = {gram for gram in lm.log10_probs if len(gram) < 4 and gram[-1] != "</s>"} | {()}
+    assert_sums_to_one(lm, sorted(contexts))
+    kenlm_module = pytest.importorskip("flashlight.lib.text.decoder.kenlm")
+    dictionary = pytest.importorskip("flashlight.lib.text.dictionary")
+    kenlm_module.KenLM(str(path), dictionary.Dictionary([w for w in lm.vocabulary if w not in ("<s>", "</s>")]))
+    # One word per line, every line: the longest order is 3 (<s> w </s>) as well
+    assert build(tmp_path, ["a", "b", "a"], order=5, name="lm5.arpa")[1].order == 3
+
+
 def test_continuation_counts_and_sentence_starts(tmp_path):
     # "x" follows many different words but is rare after <s>; "y" always follows "q". A lower-order
     # estimate by raw counts would favour y; Kneser-Ney's continuation counts favour x.

@@ -162,6 +162,8 @@ def run_lm_build(args) -> int:
                     yield text
 
     stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
+    if stats.order < args.order:
+        say("mms lm build", f"order {stats.order}, not {args.order}: no sentence has {args.order - 2} words or more")
     say("mms lm build", json.dumps(stats.to_dict()))
     return 0
 

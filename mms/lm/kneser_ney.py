@@ -155,6 +155,21 @@ def _count(sentences: Iterable[str], order: int, stats: LMStats) -> tuple[list[s
     # n-grams shorter than `order` that start a sentence (<s> w1 .. w_{n-1}): nothing precedes them, so
     # they are counted raw. (lmplz gets the same by padding with order-1 <s> and collapsing.)
     sentence_starts = Counter()
+    # While no sentence is `order` tokens long, the (few, short) sentences are kept: if none ever is, the
+    # model is rebuilt from them at the longest order they fill (an order with no n-grams has no estimate).
+    short = Counter()
+
+    def add(tokens: list[int], times: int = 1) -> None:
+        if order == 1:
+            for token in tokens[1:]:
+                highest[(token,)] += times
+            return
+        if len(tokens) >= order:
+            for gram in zip(*[tokens[k:] for k in range(order)]):
+                highest[gram] += times
+        for end in range(2, min(order, len(tokens) + 1)):
+            sentence_starts[tuple(tokens[:end])] += times
+
     for line in sentences:
         if not isinstance(line, str):
             raise LMError(f"sentences must be strings, got {type(line).__name__}")
@@ -166,18 +181,21 @@ def _count(sentences: Iterable[str], order: int, stats: LMStats) -> tuple[list[s
         stats.sentences += 1
         stats.words += len(ids)
         tokens = [BOS_ID, *ids, EOS_ID]
-        if order == 1:
-            highest.update(zip(tokens[1:]))
-            continue
-        if len(tokens) >= order:
-            highest.update(zip(*[tokens[k:] for k in range(order)]))
-        for end in range(2, min(order, len(tokens) + 1)):
-            sentence_starts[tuple(tokens[:end])] += 1
+        if not highest:
+            short[tuple(tokens)] += 1
+        add(tokens)
+        if short and highest:
+            short.clear()
     if stats.words == 0:
         raise LMError(
             f"the corpus has no words ({stats.sentences} lines, all empty or markers); an n-gram model "
             "needs text"
         )
+    if not highest:
+        order = stats.order = max(map(len, short))
+        sentence_starts.clear()
+        for tokens, times in short.items():
+            add(list(tokens), times)
 
     tables = [None] * (order + 1)
     tables[order] = highest
