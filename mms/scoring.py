@@ -214,9 +214,13 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
 
     * .jsonl: JSON lines with a "text" field (an mms manifest, or the jsonl results of `mms asr`);
     * .json: a JSON array of records with "text" (the json results of `mms asr`), or JSON lines;
-    * .tsv: a fairseq manifest, whose transcripts are the .wrd file beside it;
+    * .tsv: the tsv results of `mms asr` (their text column), or a fairseq manifest, whose transcripts are the
+      .wrd file beside it;
     * .ltr: fairseq letter transcripts ("h e l l o | w o r l d |"), turned into words;
-    * anything else (.wrd, .txt, ...): one text per line; an empty line is an empty text.
+    * anything else (.wrd, .txt, ...): one text per line; an empty line is an empty text. Where every line
+      holds a tab (`mms asr -f txt` of several inputs: `audio<TAB>text`), the text is what follows the first.
+    JSON records that all carry an integer "index" (the results of `mms asr`, resumed ones too) are put in
+    index order.
     count: how many inputs there are; a different number of texts is an error.
     Raises ScoringError (one line, naming the file) for anything unreadable.
     """
@@ -224,7 +228,12 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
     suffix = os.path.splitext(path)[1].lower()
     content = read_text(path, ScoringError)
 
-    if suffix == ".tsv":
+    if suffix == ".tsv" and content.startswith("audio\tlang\tduration\ttext\t"):  # `mms asr -f tsv` results
+        rows = [line.rstrip("\r").split("\t") for line in content.split("\n")[1:] if line.strip()]
+        if any(len(row) < 4 for row in rows):
+            raise ScoringError(f"{path}: a row without the text column; expected `mms asr -f tsv` results")
+        texts = [row[3] for row in rows]
+    elif suffix == ".tsv":
         try:
             items = read_manifest(path)
         except ManifestError as error:
@@ -240,6 +249,9 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
         if texts[-1] == "":
             texts.pop()  # the final newline ends the last line; it does not start another
         texts = [line[:-1] if line.endswith("\r") else line for line in texts]
+        if texts and all("\t" in line for line in texts):
+            # `mms asr -f txt` of several inputs: `audio<TAB>text` per line (its texts hold no tabs)
+            texts = [line.split("\t", 1)[1] for line in texts]
         if suffix == ".ltr":
             texts = [letters_to_words(line) for line in texts]
     if count is not None and len(texts) != count:
@@ -274,4 +286,15 @@ def _json_texts(path: str, content: str) -> list[str]:
         if not isinstance(text, str):
             raise ScoringError(f"{path}: {where} {number} has no 'text' string")
         texts.append(text)
+    indices = [record.get("index") for _, record in records]
+    if texts and all(type(i) is int for i in indices):
+        # results of `mms asr` carry the input's index: a resumed or merged run lists them in the order they
+        # finished, not in input order
+        placed = [None] * len(texts)
+        for (number, _), index, text in zip(records, indices, texts):
+            if not 0 <= index < len(texts) or placed[index] is not None:
+                raise ScoringError(f"{path}: {where} {number} has index {index}, "
+                                   + ("again" if 0 <= index < len(texts) else f"for {len(texts)} results"))
+            placed[index] = text
+        texts = placed
     return texts

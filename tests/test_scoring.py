@@ -202,6 +202,34 @@ def test_read_json_lines_and_json_arrays(tmp_path):
         read_texts(lines)
 
 
+def test_read_the_results_of_mms_asr_in_every_line_format(tmp_path):
+    # What `mms asr` writes is scored as it was written: txt of several inputs is `audio<TAB>text`, tsv has a
+    # header and a text column, and jsonl lists the inputs in the order they finished (a resumed run).
+    from mms.writers import JsonlWriter
+    from mms.writers.text import TranscriptTsvWriter, TranscriptTxtWriter
+
+    records = [{"index": 2, "audio": "c d.wav", "lang": "eng", "text": "third one", "duration": 1.0},
+               {"index": 0, "audio": "a.wav", "lang": "eng", "text": "first", "duration": 2.0},
+               {"index": 1, "audio": "b.wav", "lang": "eng", "text": "", "duration": None, "error": "b.wav: bad"}]
+    for name, writer in (("h.txt", TranscriptTxtWriter), ("h.tsv", TranscriptTsvWriter), ("h.jsonl", JsonlWriter)):
+        with writer(str(tmp_path / name)) as out:
+            for record in records:
+                out._put(out.format(record))
+    assert read_texts(tmp_path / "h.txt") == ["third one", "first", ""]  # txt keeps no index: file order
+    assert read_texts(tmp_path / "h.tsv", count=3) == ["third one", "first", ""]
+    assert read_texts(tmp_path / "h.jsonl", count=3) == ["first", "", "third one"]
+    lines = (tmp_path / "h.jsonl").read_text().splitlines()
+    (tmp_path / "twice.jsonl").write_text("\n".join([lines[0], lines[1], lines[1]]) + "\n")
+    with pytest.raises(ScoringError, match=r"twice.jsonl: line 3 has index 0, again"):
+        read_texts(tmp_path / "twice.jsonl")
+    (tmp_path / "gap.jsonl").write_text("\n".join([lines[0], lines[1]]) + "\n")
+    with pytest.raises(ScoringError, match=r"gap.jsonl: line 1 has index 2, for 2 results"):
+        read_texts(tmp_path / "gap.jsonl")
+    # a reference with a tab on one line only is plain text
+    (tmp_path / "ref.txt").write_text("a\tb\nc\n")
+    assert read_texts(tmp_path / "ref.txt") == ["a\tb", "c"]
+
+
 def test_read_fairseq_manifest_transcripts(tmp_path):
     manifest = tmp_path / "dev.tsv"
     manifest.write_text("/data\na.wav\t16000\nb.wav\t32000\n")
