@@ -98,7 +98,11 @@ def execute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         say(prog, "interrupted")
         return 130
-    except BrokenPipeError:  # e.g. `mms asr ... | head -1`
+    except BrokenPipeError:  # e.g. `mms asr ... | head -1`: the reader has what it wanted
+        import os
+
+        # stdout still holds unwritten bytes; point it at /dev/null so that the flush at exit does not fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MMSError as e:
         error(prog, str(e))
@@ -169,6 +173,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     from mms.writers import get_writer
 
     prog = f"mms {task}"
+    refuse_to_overwrite_inputs(args.output, rows, args)
     k, n = engines.parse_shard(getattr(args, "shard", None))
     description = engines.run_description(task, settings, rows)
     output_dir, resume = getattr(args, "output_dir", None), getattr(args, "resume", False)
@@ -227,6 +232,25 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         return stream_results(prog, records(), writer, total=len(todo), verbose=verbose, describe=describe)
     finally:
         progress.close()
+
+
+def refuse_to_overwrite_inputs(dest: str | None, rows: list[dict], args: argparse.Namespace) -> None:
+    """An MMSError when the output file is one of the inputs (`-o a.wav`, `-o dev.jsonl` of `--manifest
+    dev.jsonl`): writing it would destroy the input before it is read."""
+    import os
+
+    if dest in (None, "-") or not os.path.isfile(dest):
+        return
+    target = os.stat(dest)
+    named = [getattr(args, name, None) for name in ("audio", "manifest", "ref")]
+    paths = [p for value in named for p in (value if isinstance(value, list) else [value]) if isinstance(p, str)]
+    for path in paths + [row["audio"] for row in rows if isinstance(row.get("audio"), str)]:
+        try:
+            same = os.path.samestat(os.stat(path), target)
+        except OSError:
+            continue
+        if same:
+            raise MMSError(f"{dest}: the output is an input of this run; give another --output")
 
 
 def json_line(record: dict) -> str:

@@ -87,6 +87,36 @@ def test_usage_errors_exit_2_with_one_line(hf_dir, wavs, args, message):
     assert "Traceback" not in r.stderr
 
 
+def test_an_output_that_is_an_input_is_refused_before_it_is_touched(hf_dir, wavs, tmp_path):
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text(json.dumps({"audio": str(wavs[0])}) + "\n")
+    before = manifest.read_bytes(), wavs[1].read_bytes()
+    for argv in (["--manifest", manifest, "-f", "jsonl", "-o", manifest],   # the manifest
+                 [wavs[1], "-o", wavs[1]],                                 # an audio file
+                 ["--manifest", manifest, "-o", tmp_path / "." / "dev.jsonl"]):  # the manifest by another name
+        r = mms("asr", "--model", hf_dir, "--lang", "eng", *argv)
+        assert r.returncode == 2 and "the output is an input of this run" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert (manifest.read_bytes(), wavs[1].read_bytes()) == before
+
+
+def test_manifests_add_up_and_a_closed_pipe_is_not_an_error(hf_dir, wavs, tmp_path):
+    first, second = tmp_path / "one.jsonl", tmp_path / "two.lst"
+    first.write_text(json.dumps({"audio": str(wavs[0])}) + "\n")
+    second.write_text(f"{wavs[1]}\n{wavs[0]}\n")
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", "--manifest", first, "--manifest", second, "-f", "jsonl")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["audio"] for line in r.stdout.splitlines()] == [str(wavs[0]), str(wavs[1]), str(wavs[0])]
+    # `| head -1`: the reader goes away after one line; the run stops quietly with status 0
+    many = tmp_path / "many.lst"
+    many.write_text(f"{wavs[0]}\n" * 3000)
+    shell = (f"{sys.executable} -m mms asr --model {hf_dir} --lang eng --manifest {many} -f jsonl | head -1; "
+             "echo status=${PIPESTATUS[0]}")
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert run.stdout.count("\n") == 2 and run.stdout.rstrip().endswith("status=0"), run.stdout
+    assert run.stderr == ""
+
+
 def test_no_inputs_is_a_usage_error(hf_dir):
     r = mms("asr", "--model", hf_dir)
     assert r.returncode == 2 and "no inputs" in r.stderr

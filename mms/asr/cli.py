@@ -85,7 +85,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                         "it, else the registry's)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="fairseq dictionary file of the language (instead of the one stored in the model)")
-    p.add_argument("--manifest", metavar="FILE", help="fairseq .tsv, JSONL or list of audio paths")
+    p.add_argument("--manifest", metavar="FILE", action="append", default=[],
+                   help="fairseq .tsv, JSONL or list of audio paths (repeatable)")
     p.add_argument("--format", "-f", choices=formats("asr"), default=d["format"],
                    help="output format; srt/vtt are subtitles from word times (default: %(default)s)")
     p.add_argument("--output", "-o", default="-",
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     from mms.manifest import collect_inputs
     from mms.options import ASROptions, from_namespace
 
-    items = collect_inputs(args.audio, [args.manifest] if args.manifest else [])
+    items = collect_inputs(args.audio, args.manifest)
     if not items:
         raise MMSError("no inputs: give audio files or --manifest")
     timestamps = None if args.timestamps == "none" else args.timestamps

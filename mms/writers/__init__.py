@@ -72,6 +72,8 @@ class LineWriter(Writer):
         try:
             self.file.write(text)
             self.file.flush()
+        except BrokenPipeError:  # `mms asr ... | head -1`: the reader has gone, which is not a failure
+            raise
         except OSError as e:
             raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 
