@@ -236,10 +236,15 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
 
 def refuse_to_overwrite_inputs(dest: str | None, rows: list[dict], args: argparse.Namespace) -> None:
     """An MMSError when the output file is one of the inputs (`-o a.wav`, `-o dev.jsonl` of `--manifest
-    dev.jsonl`): writing it would destroy the input before it is read."""
+    dev.jsonl`): writing it would destroy the input before it is read. Or when it is a folder: nothing is written
+    (not even FILE.run.json) before that is said."""
     import os
 
-    if dest in (None, "-") or not os.path.isfile(dest):
+    if dest in (None, "-"):
+        return
+    if os.path.isdir(dest) and getattr(args, "format", None) != "fairseq":  # (fairseq's LID output is a folder)
+        raise MMSError(f"{dest}: is a folder; --output names a file (--output-dir DIR writes a folder)")
+    if not os.path.isfile(dest):
         return
     target = os.stat(dest)
     named = [getattr(args, name, None) for name in ("audio", "manifest", "ref")]

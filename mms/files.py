@@ -4,6 +4,7 @@ and reading text files with one-line errors. The lowest layer of the package (no
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sys
@@ -15,19 +16,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to `path`; move it onto `path` on success.
 
     The temporary file is not created here, so the writer creates it with normal permissions (mkstemp would
-    make it 0600). Parent directories are created.
+    make it 0600). Parent directories are created. An OSError names `path`, never the temporary file.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temp_path = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
         yield temp_path
         os.replace(temp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temp_path)
+        if isinstance(e, OSError) and e.filename == temp_path:  # the user knows the output, not the temporary file
+            raise OSError(e.errno, e.strerror, path) from None
         raise
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise the OSError (naming `path`) that writing `path` atomically would meet: a folder in its place, or a
+    parent folder that cannot be made or written. For outputs written only at the end of a long run."""
+    path = os.fspath(path)
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+    directory = os.path.dirname(os.path.abspath(path))
+    probe = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -80,6 +80,8 @@ class ModelRunner:
             self.model = quantize_model(self.model, quantize, self.device)
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
+        if checkpoint.adapters is None:  # one output layer for good (with adapters: checked as a language is set)
+            self._check_head()
         self._adapters: OrderedDict[str, tuple[dict, Vocabulary]] = OrderedDict()
 
     # -- languages -------------------------------------------------------------------------------------------
@@ -87,9 +89,18 @@ class ModelRunner:
     def languages(self) -> list[str]:
         return self.checkpoint.languages
 
+    def _check_head(self) -> None:
+        """The vocabulary must fit the output layer in the model (one --dict file of another model or language would
+        otherwise decode frames into symbols that do not exist)."""
+        head = getattr(self.model, "lm_head", None)
+        if self.vocab is not None and head is not None and len(self.vocab) != head.out_features:
+            raise CheckpointError(f"{self.checkpoint.path}: the vocabulary has {len(self.vocab)} symbols, the output "
+                                  f"layer {head.out_features} (a --dict file of another model or language?)")
+
     def set_language(self, lang: str) -> None:
         """Swap in a language's adapter and output layer; the base model stays loaded."""
-        if lang == self.lang and self.vocab is not None:
+        if lang == self.lang and self.vocab is not None:  # the language of the layer in the model
+            self._check_head()
             return
         adapters = self.checkpoint.adapters
         if adapters is None:

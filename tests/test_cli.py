@@ -117,6 +117,24 @@ def test_manifests_add_up_and_a_closed_pipe_is_not_an_error(hf_dir, wavs, tmp_pa
     assert run.stderr == ""
 
 
+def test_bad_side_files_are_one_line_errors_before_any_audio(hf_dir, wavs, tmp_path):
+    small_dict, arpa, config = tmp_path / "small.txt", tmp_path / "bad.arpa", tmp_path / "bad.yaml"
+    small_dict.write_text("a 1\nb 1\n")
+    arpa.write_text("garbage\n")
+    config.write_text("beam: [1\n")
+    (tmp_path / "adir").mkdir()
+    cases = [(["--dict", small_dict], "the vocabulary has 6 symbols, the output layer"),
+             (["--lm", arpa, "--unit-lm"], "bad.arpa: KenLM cannot load it: not an ARPA file or KenLM binary"),
+             (["--config", config], "bad.yaml: not valid YAML: expected ',' or ']'"),
+             (["-f", "jsonl", "-o", tmp_path / "adir"], "adir: is a folder"),
+             (["-f", "json", "-o", tmp_path / "adir"], "adir: is a folder")]
+    for argv, message in cases:
+        r = mms("asr", "--model", hf_dir, "--lang", "eng", *argv, wavs[0])
+        assert r.returncode == 2 and message in r.stderr, (argv, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert list((tmp_path / "adir").iterdir()) == [] and not (tmp_path / "adir.run.json").exists()
+
+
 def test_no_inputs_is_a_usage_error(hf_dir):
     r = mms("asr", "--model", hf_dir)
     assert r.returncode == 2 and "no inputs" in r.stderr

@@ -59,6 +59,10 @@ def test_manifest_jsonl_and_fairseq_predictions(corpus, tmp_path):
     lines = (tmp_path / "predictions.txt").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [rec["predictions"] for rec in records]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lid.jsonl", "lid.jsonl.run.json", "predictions.txt"]  # no temporary files
+    # a folder that does not exist yet, named with a trailing slash, is made
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt", "--manifest", corpus / "dev.tsv", "--format", "fairseq",
+            "--output", f"{tmp_path / 'new'}/", "--top-k", "2")
+    assert r.returncode == 1 and (tmp_path / "new" / "predictions.txt").read_text().splitlines() == lines
 
 
 def test_candidates_from_a_file_tsv_and_windows(corpus, tmp_path):

@@ -1,6 +1,7 @@
 """The writer layer (mms.writers) and atomic files (mms.files)."""
 
 import json
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -191,3 +192,36 @@ def test_atomic_path_exception_before_temp_exists(tmp_path):
         with atomic_path(target):
             raise KeyError("nothing written")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_name_the_output_never_a_temporary_file(tmp_path, monkeypatch):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        write_text_atomic(folder, "x")
+    assert caught.value.filename == str(folder)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as caught:  # a parent that is a file
+        write_text_atomic(tmp_path / "file" / "out.txt", "x")
+    assert caught.value.filename == str(tmp_path / "file")
+
+    def failing_replace(source, target):  # e.g. a full disk or a lost mount as the file moves into place
+        raise OSError(28, "No space left on device", source)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError) as caught:
+        write_text_atomic(folder / "out.txt", "x")
+    assert caught.value.filename == str(folder / "out.txt") and caught.value.strerror == "No space left on device"
+    assert list(folder.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "file"]
+
+
+def test_json_output_that_cannot_be_written_fails_before_the_run(tmp_path):
+    # the document is written at the end of a run; that it cannot be is said when the writer is made
+    (tmp_path / "file").write_text("")
+    for dest, reason in ((tmp_path, "is a directory"), (tmp_path / "file" / "out.json", "cannot write output")):
+        with pytest.raises(MMSError, match=reason):
+            get_writer("asr", "json", str(dest))
+    get_writer("asr", "json", str(tmp_path / "new" / "out.json"))  # a folder to be made is fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "new"]
+    assert list((tmp_path / "new").iterdir()) == []

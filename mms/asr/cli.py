@@ -49,8 +49,12 @@ def load_defaults(config_path: str | None = None) -> dict:
         try:
             with open(config_path, encoding="utf-8") as f:
                 preset = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise MMSError(f"--config {config_path}: {e}") from None
+        except OSError as e:
+            raise MMSError(f"--config {config_path}: {e.strerror or e}") from None
+        except yaml.YAMLError as e:  # its message spans lines (context, problem, marks): one line of it
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise MMSError(f"--config {config_path}: not valid YAML: {getattr(e, 'problem', None) or e}{where}") from None
         unknown = sorted(set(preset) - set(defaults)) if isinstance(preset, dict) else ["(not a mapping)"]
         if unknown:
             raise MMSError(f"--config {config_path}: unknown option {', '.join(map(str, unknown))}; known: "

@@ -84,18 +84,14 @@ class _KenLM:
     """One ARPA model with a dictionary of its own vocabulary."""
 
     def __init__(self, path: str):
-        from mms.decoding.beam import _flashlight, _quiet_stderr
+        from mms.decoding.beam import _flashlight, load_kenlm
 
-        _, dictionary, KenLM = _flashlight()
+        _, dictionary, _ = _flashlight()
         self.words = dictionary.Dictionary()
         for word in dict.fromkeys(["<unk>", *arpa_words(path)]):
             self.words.add_entry(word)
         self.unk = self.words.get_index("<unk>")
-        try:
-            with _quiet_stderr():
-                self.lm = KenLM(path, self.words)
-        except Exception as e:  # noqa: BLE001 - KenLM's own message, in one line
-            raise FeatureError(f"{path}: KenLM cannot load it ({(str(e).splitlines() or [''])[0]})") from None
+        self.lm = load_kenlm(path, self.words, FeatureError)
 
     def log10_prob(self, words: list[str]) -> float:
         state, total = self.lm.start(False), 0.0

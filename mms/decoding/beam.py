@@ -59,6 +59,22 @@ def _quiet_stderr():
             os.close(saved)
 
 
+def load_kenlm(path: str, word_dict, error=None):
+    """KenLM's model of `path` (ARPA or binary) over `word_dict`; what KenLM throws becomes one line naming the file
+    (`error`: the MMSError class raised, BeamSearchError by default)."""
+    import re
+
+    _, _, KenLM = _flashlight()
+    try:
+        with _quiet_stderr():
+            return KenLM(path, word_dict)
+    except Exception as e:  # noqa: BLE001 - KenLM throws C++ exceptions as RuntimeError: `... threw FormatLoadException.`
+        message = (str(e).splitlines() or [""])[0]
+        thrown = re.search(r"threw (\w+)", message)
+        reason = f"not an ARPA file or KenLM binary ({thrown.group(1)})" if thrown else message
+        raise (error or BeamSearchError)(f"{path}: KenLM cannot load it: {reason}") from None
+
+
 def pseudo_bigram(arpa: str) -> str:
     """An order-1 ARPA text made loadable: KenLM refuses unigram models ("This ngram implementation assumes at least
     a bigram model"), so add one bigram, `<s> </s>`, with the probability of `</s>` (every unigram backoff is 0, so
@@ -127,8 +143,7 @@ class BeamSearchDecoder:
             if options.lm is None:  # every word scores 0: only the lexicon and word_score constrain the search
                 self.lm = decoder.ZeroLM()
             else:
-                with _quiet_stderr():
-                    self.lm = KenLM(options.lm, self.word_dict)
+                self.lm = load_kenlm(options.lm, self.word_dict)
             trie = decoder.Trie(size, silence)
             start = self.lm.start(False)
             for word, spellings in lexicon.items():
@@ -147,8 +162,7 @@ class BeamSearchDecoder:
             if not options.unit_lm:
                 raise BeamSearchError("decoding without a lexicon needs a unit (character) LM: add --unit-lm")
             self.word_dict = dictionary.create_word_dict({t: [[t]] for t in vocab.tokens})
-            with _quiet_stderr():
-                self.lm = KenLM(options.lm, self.word_dict)
+            self.lm = load_kenlm(options.lm, self.word_dict)
             opts = decoder.LexiconFreeDecoderOptions(
                 beam_size=options.beam, beam_size_token=token_beam, beam_threshold=options.beam_threshold,
                 lm_weight=options.lm_weight, sil_score=options.sil_weight, log_add=False,

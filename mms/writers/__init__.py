@@ -24,7 +24,7 @@ import os
 import sys
 
 from mms.errors import MMSError
-from mms.files import write_text_atomic
+from mms.files import check_writable, write_text_atomic
 
 
 class WriterError(MMSError):
@@ -103,6 +103,10 @@ class JsonWriter(Writer):
         if append:
             raise WriterError("json output is one document and cannot be continued; use jsonl")
         self.dest, self.records = os.fspath(dest), []
+        try:
+            check_writable(self.dest)  # now, not after the whole run
+        except OSError as e:
+            raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 
     def write(self, result) -> None:
         self.records.append(result.to_dict())

@@ -133,12 +133,13 @@ class LanguageTsvWriter(LineWriter):
 
 class PredictionsWriter(LineWriter):
     """fairseq examples/mms/lid/infer.py's predictions.txt: one JSON list of [label, probability] per input, in
-    input order ([] for an input that failed). A directory as `dest` gets DIR/predictions.txt."""
+    input order ([] for an input that failed). A directory as `dest` (or a path ending in "/") gets
+    DIR/predictions.txt."""
 
     def __init__(self, dest: str, single: bool = False, append: bool = False):
         import os
 
-        if dest != "-" and os.path.isdir(dest):
+        if dest != "-" and (os.path.isdir(dest) or dest.endswith(("/", os.sep))):  # `out/` may not exist yet
             dest = os.path.join(dest, "predictions.txt")
         super().__init__(dest, append)
 
