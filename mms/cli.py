@@ -21,10 +21,17 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one `--help` away), as every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mms",
         description="Meta's Massively Multilingual Speech models, simply working: speech recognition (1,162 "
                     "languages), language identification, text to speech and forced alignment, from the original "

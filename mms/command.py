@@ -61,18 +61,23 @@ def add_time_offsets_option(parser: argparse.ArgumentParser) -> None:
                              "form: --time-offsets=-0.1,-0.05)")
 
 
-def positive(kind):
-    """An argparse type: a number of `kind` greater than 0."""
+def positive(kind, zero: bool = False):
+    """An argparse type: a finite number of `kind` greater than 0 (`zero`: or equal to 0)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+            raise argparse.ArgumentTypeError(f"not a{' whole' if kind is int else ''} number: {text!r}") from None
+        if not (value >= 0 if zero else value > 0) or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero else 'positive'}, got {text}")
         return value
 
     return parse
+
+
+def non_negative(kind):
+    """An argparse type: a finite number of `kind`, 0 or more."""
+    return positive(kind, zero=True)
 
 
 def say(prog: str, message: str) -> None:

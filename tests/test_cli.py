@@ -140,6 +140,22 @@ def test_no_inputs_is_a_usage_error(hf_dir):
     assert r.returncode == 2 and "no inputs" in r.stderr
 
 
+@pytest.mark.parametrize("argv,flag,reason", [
+    (["asr", "--chunk-seconds", "0", "a.wav"], "--chunk-seconds", "must be positive, got 0"),
+    (["asr", "--batch-seconds", "nan", "a.wav"], "--batch-seconds", "must be positive, got nan"),
+    (["asr", "--context-seconds", "-1", "a.wav"], "--context-seconds", "must be 0 or more, got -1"),
+    (["asr", "--decode-workers", "-2", "a.wav"], "--decode-workers", "must be 0 or more, got -2"),
+    (["lm", "build", "--order", "0", "corpus.txt", "-o", "lm.arpa"], "--order", "must be positive, got 0"),
+    (["tune", "--beam", "0"], "--beam", "must be positive, got 0"),
+    (["train-adapter", "--lr", "inf"], "--lr", "must be positive, got inf"),
+    (["asr", "--format", "doc", "a.wav"], "--format", "invalid choice"),
+])
+def test_bad_numbers_and_choices_are_one_line_usage_errors(argv, flag, reason):
+    r = mms(*argv)
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and f"argument {flag}" in r.stderr and reason in r.stderr, r.stderr
+
+
 def test_beam_search_with_lexicon_and_lm(hf_dir, wavs, tmp_path):
     # the tiny model's English units are | a b c d e f g: a lexicon of words over them, a bigram LM of the words
     words = ["bad", "cab", "dace", "face", "fed", "bead", "aged"]

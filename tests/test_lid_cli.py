@@ -106,3 +106,6 @@ def test_usage_errors_are_one_line(corpus, tmp_path):
     blocker.write_text("")
     r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--output", blocker / "out.txt")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "cannot write output" in r.stderr
+    r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--window", "0.01")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "--window 0.01: shorter than the model's one frame of output" in r.stderr

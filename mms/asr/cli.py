@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mms.command import add_common_options, add_corpus_options, add_device_options, add_time_offsets_option
+from mms.command import (add_common_options, add_corpus_options, add_device_options, add_time_offsets_option,
+                         non_negative, positive)
 from mms.errors import MMSError
 from mms.writers import formats
 
@@ -100,11 +101,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
     add_time_offsets_option(p)
     add_device_options(p, d["device"], d["dtype"], quantize=True)
-    p.add_argument("--batch-seconds", type=float, default=d["batch_seconds"],
+    p.add_argument("--batch-seconds", type=positive(float), default=d["batch_seconds"],
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 10 on CPU)")
-    p.add_argument("--chunk-seconds", type=float, default=d["chunk_seconds"],
+    p.add_argument("--chunk-seconds", type=positive(float), default=d["chunk_seconds"],
                    help="window length for long inputs (default: %(default)s)")
-    p.add_argument("--context-seconds", type=float, default=d["context_seconds"],
+    p.add_argument("--context-seconds", type=non_negative(float), default=d["context_seconds"],
                    help="extra audio each window sees on both sides (default: %(default)s)")
     rr = p.add_argument_group("N-best re-ranking (--lang auto; see docs/zeroshot.md)")
     rr.add_argument("--rerank", type=int, metavar="N",
@@ -133,8 +134,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     lm.add_argument("--lm", metavar="FILE", help="KenLM language model (ARPA or binary); enables beam search")
     lm.add_argument("--lexicon", metavar="FILE", help="lexicon: `word u n i t s |` per line (see `mms lexicon`)")
     lm.add_argument("--unit-lm", action="store_true", help="the LM is over the model's units: decode without lexicon")
-    lm.add_argument("--beam", type=int, default=argparse.SUPPRESS, help=f"beam size (default: {d['beam']}; fairseq's README: 500)")
-    lm.add_argument("--beam-size-token", type=int, default=argparse.SUPPRESS,
+    lm.add_argument("--beam", type=positive(int), default=argparse.SUPPRESS, help=f"beam size (default: {d['beam']}; fairseq's README: 500)")
+    lm.add_argument("--beam-size-token", type=positive(int), default=argparse.SUPPRESS,
                     help="tokens considered per frame (default: the whole vocabulary; fairseq's README: 50)")
     lm.add_argument("--beam-threshold", type=float, default=argparse.SUPPRESS,
                     help=f"prune hypotheses this far below the best (default: {d['beam_threshold']})")
@@ -145,7 +146,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     help=f"score added per silence (default: {d['sil_weight']})")
     lm.add_argument("--unk-weight", type=float, default=d["unk_weight"],
                     help="score of out-of-lexicon words (default: %(default)s)")
-    lm.add_argument("--decode-workers", type=int, default=d["decode_workers"],
+    lm.add_argument("--decode-workers", type=non_negative(int), default=d["decode_workers"],
                     help="beam-search processes beside the acoustic model (0: in-process; default: %(default)s)")
     p.add_argument("--ref", metavar="FILE",
                    help="reference transcripts, one line per input (or use the manifest's text): print WER and CER")
@@ -206,7 +207,7 @@ def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
                         "files: a stand-in, not the reference's 7B LLM (see docs/zeroshot.md)")
     p.add_argument("--rerank-wlid", metavar="MODEL.bin",
                    help="fastText text LID model for the wlid feature (needs the fasttext package)")
-    p.add_argument("--trials", type=int, default=10000, help="random draws (default: %(default)s, as the reference)")
+    p.add_argument("--trials", type=positive(int), default=10000, help="random draws (default: %(default)s, as the reference)")
     p.add_argument("--seed", type=int, default=0, help="of the draws (default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/mms/rerank)")
     add_device_options(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mms.command import add_common_options, add_device_options, say
+from mms.command import add_common_options, add_device_options, non_negative, positive, say
 from mms.lm.tune import TuneSettings  # light: the search runs in mms.lm.tune.tune, imported by run_tune
 
 
@@ -30,7 +30,7 @@ def add_parser(commands) -> None:
                         "without an LM")
     p.add_argument("--lang", "-l", help="language of the adapter (and of the text normalisation)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file instead of the model's")
-    p.add_argument("--min-count", type=int, default=1, help="drop words seen fewer times (default: %(default)s)")
+    p.add_argument("--min-count", type=positive(int), default=1, help="drop words seen fewer times (default: %(default)s)")
     p.add_argument("--no-normalize", action="store_true", help="take the corpus as it is")
     p.add_argument("--output", "-o", default="-", help="lexicon file (default: stdout)")
     p.set_defaults(run=run_lexicon)
@@ -44,7 +44,7 @@ def add_parser(commands) -> None:
                        description="Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA, "
                                    "loadable by KenLM / `mms asr --lm`. Uses KenLM's lmplz when it is on PATH.")
     b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
-    b.add_argument("--order", type=int, default=4, help="n-gram order (default: %(default)s)")
+    b.add_argument("--order", type=positive(int), default=4, help="n-gram order (default: %(default)s)")
     b.add_argument("--lang", "-l", help="apply MMS text normalisation for this language first (recommended)")
     b.add_argument("--units", action="store_true",
                    help="a unit (character) LM for `mms asr --unit-lm`: sentences become `h e l l o | ...`")
@@ -89,14 +89,14 @@ def add_parser(commands) -> None:
                    help="range searched (default: %(default)s)")
     p.add_argument("--word-score", default="%g:%g" % d.word_score, metavar="LO:HI",
                    help="range searched (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=d.trials, help="random settings tried (default: %(default)s)")
-    p.add_argument("--grid", type=int, metavar="N", help="an N x N grid instead of random trials")
-    p.add_argument("--beam", type=int, default=d.beam)
-    p.add_argument("--beam-size-token", type=int)
+    p.add_argument("--trials", type=positive(int), default=d.trials, help="random settings tried (default: %(default)s)")
+    p.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
+    p.add_argument("--beam", type=positive(int), default=d.beam)
+    p.add_argument("--beam-size-token", type=positive(int))
     p.add_argument("--beam-threshold", type=float, default=d.beam_threshold)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--decode-workers", type=int, default=d.decode_workers,
-                   help="beam-search processes (default: %(default)s)")
+    p.add_argument("--decode-workers", type=non_negative(int), default=d.decode_workers,
+                   help="beam-search processes (0: in-process; default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")
     add_device_options(p)
     add_common_options(p)

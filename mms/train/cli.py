@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mms.command import add_common_options, error, say
+from mms.command import add_common_options, error, non_negative, positive, say
 
 ADAPTER_EXAMPLES = """\
 examples:
@@ -80,30 +80,30 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
     p.add_argument("--dev", action="append", default=[], metavar="JSONL",
                    help="dev manifest (repeatable): CER/WER after every epoch; the best epoch is kept")
     p.add_argument("--out", "-o", required=True, help="output directory (also holds the resumable state)")
-    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training data (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=lr, help="peak learning rate of AdamW (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default: %(default)s)")
-    p.add_argument("--batch-seconds", type=float, default=60.0,
+    p.add_argument("--epochs", type=positive(int), default=epochs, help="passes over the training data (default: %(default)s)")
+    p.add_argument("--lr", type=positive(float), default=lr, help="peak learning rate of AdamW (default: %(default)s)")
+    p.add_argument("--weight-decay", type=non_negative(float), default=0.01, help="AdamW weight decay (default: %(default)s)")
+    p.add_argument("--warmup-steps", type=non_negative(int), default=100, help="linear warm-up steps (default: %(default)s)")
+    p.add_argument("--batch-seconds", type=positive(float), default=60.0,
                    help="padded audio seconds per micro-batch (default: %(default)s)")
-    p.add_argument("--accumulate", type=int, default=1,
+    p.add_argument("--accumulate", type=positive(int), default=1,
                    help="micro-batches per optimizer step (gradient accumulation; default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast to bfloat16, on CPU too (default: %(default)s)")
     # not mms.command.add_device_options: training's precision is --precision (autocast), not a model --dtype
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often "
+    p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice; 1 is often "
                                                "fastest on a busy machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default: 0)")
-    p.add_argument("--max-seconds", type=float, default=30.0,
+    p.add_argument("--max-seconds", type=positive(float), default=30.0,
                    help="skip training utterances longer than this (default: %(default)s)")
-    p.add_argument("--save-every", type=int, default=50,
+    p.add_argument("--save-every", type=positive(int), default=50,
                    help="optimizer steps between resumable states (default: %(default)s; also every epoch)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all (resumable)")
-    p.add_argument("--time-limit", type=float, metavar="MINUTES",
-                   help="train for this many minutes in all (resumes included): the learning rate decays to zero by "
-                        "then, and the epoch in progress ends there with a dev pass")
-    p.add_argument("--delay-penalty", type=float, default=0.0,
+    p.add_argument("--max-steps", type=positive(int), help="stop after this many optimizer steps in all (resumable)")
+    p.add_argument("--time-limit", type=positive(float), metavar="MINUTES",
+                   help="minutes of training steps in all (resumes included; loading and dev passes are not counted): "
+                        "the learning rate decays to zero by then, and the epoch in progress ends there with a dev pass")
+    p.add_argument("--delay-penalty", type=non_negative(float), default=0.0,
                    help="delay-penalised CTC: favour alignments that emit letters early, for accurate word times "
                         "(e.g. 0.02 per 20 ms frame; default: 0, plain CTC)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -154,35 +154,35 @@ def tts_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dev", action="append", default=[], metavar="JSONL",
                    help="dev manifest (repeatable): mel L1 after every epoch")
     p.add_argument("--out", "-o", required=True, help="output directory (also holds the resumable state)")
-    p.add_argument("--epochs", type=int, default=100, help="passes over the training data (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, help="stop after this many steps in all (resumable)")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances per step (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (default: %(default)s, VITS's)")
-    p.add_argument("--lr-decay", type=float, default=0.999875,
+    p.add_argument("--epochs", type=positive(int), default=100, help="passes over the training data (default: %(default)s)")
+    p.add_argument("--max-steps", type=positive(int), help="stop after this many steps in all (resumable)")
+    p.add_argument("--batch-size", type=positive(int), default=16, help="utterances per step (default: %(default)s)")
+    p.add_argument("--lr", type=positive(float), default=2e-4, help="AdamW learning rate (default: %(default)s, VITS's)")
+    p.add_argument("--lr-decay", type=positive(float), default=0.999875,
                    help="learning-rate factor after every epoch (default: %(default)s)")
-    p.add_argument("--segment-frames", type=int, default=32,
+    p.add_argument("--segment-frames", type=positive(int), default=32,
                    help="latent frames decoded per utterance and step (default: %(default)s = 8192 samples at "
                         "MMS's hop 256)")
-    p.add_argument("--max-grad-norm", type=float,
+    p.add_argument("--max-grad-norm", type=positive(float),
                    help="clip the gradient norm of the generator and of the discriminators (default: no clipping, "
                         "as VITS)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16: autocast to bfloat16 (auto: on GPUs that compute it; default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=1234, help="seed of initialisation, batches and noise (default: "
                                                           "%(default)s)")
-    p.add_argument("--max-seconds", type=float, default=20.0,
+    p.add_argument("--max-seconds", type=positive(float), default=20.0,
                    help="skip training utterances longer than this (default: %(default)s)")
-    p.add_argument("--save-every", type=int, default=1000,
+    p.add_argument("--save-every", type=positive(int), default=1000,
                    help="steps between resumable states and voice exports (default: %(default)s; also at the end)")
-    p.add_argument("--sample-every", type=int, default=1000,
+    p.add_argument("--sample-every", type=non_negative(int), default=1000,
                    help="steps between sample wavs in OUT/samples/ (default: %(default)s; 0: none)")
     p.add_argument("--sample-text", action="append", default=[], metavar="TEXT",
                    help="text of the sample wavs (repeatable; default: the first two dev transcripts)")
     p.add_argument("--discriminator", metavar="D_PTH",
                    help="start the discriminators from this VITS D_*.pth (default: the voice's own when it has one)")
-    p.add_argument("--discriminator-width", type=float,
+    p.add_argument("--discriminator-width", type=positive(float),
                    help="new discriminators: factor on VITS's channel counts (default: 1; 1/16 with --config tiny)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_options(p)
@@ -282,7 +282,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     last = summary["last"] or {}
     cer = f", dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
-    stop = " (stopped at --max-steps or --time-limit; rerun to continue)" if summary["stopped_early"] else ""
+    stop = {"max_steps": " (stopped at --max-steps: rerun with a higher one to continue)",
+            "time_limit": " (stopped at --time-limit: rerun with a longer one to continue)"}.get(summary["stop_reason"], "")
+    output = (f"output in {summary['out']}" if summary["exported"] else
+              f"no model written yet (it is at the end of an epoch); the resumable state is in {summary['out']}")
     say(f"mms {command}", f"{summary['epochs_done']} epochs, {summary['step']} steps{cer}; "
-                          f"{summary['throughput']} audio s/s; output in {summary['out']}{stop}")
+                          f"{summary['throughput']} audio s/s; {output}{stop}")
     return 0

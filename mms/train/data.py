@@ -3,6 +3,7 @@ the vocabulary built from the transcripts, and length-bucketed batches in a repr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,16 @@ def normalize_text(text: str, lang: str) -> str:
         return text_normalize(text, None)
 
 
+LANGUAGE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_language_code(code: str, where: str) -> None:
+    """A language code names files (adapter.<lang>.safetensors): letters, digits, _ and - (eng, eng_Latn,
+    cmn-script_simplified), nothing that could leave the output folder."""
+    if not LANGUAGE_CODE.fullmatch(code):
+        raise DataError(f"{where}: language {code!r} is not a code (letters, digits, _ and -; e.g. eng, eng_Latn)")
+
+
 def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
                   eps: float = 1e-7, max_seconds: float | None = None) -> tuple[list[Example], list[str]]:
     """Every usable line of the manifests, and one-line problems for the lines skipped (no text, bad audio)."""
@@ -59,6 +70,7 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
             lang = item.lang or default_lang
             if not lang:
                 raise DataError(f"{manifest}: {item.audio} has no language (give --lang or a `lang` column)")
+            check_language_code(lang, f"{manifest}: {item.audio}")
             if not item.text or not item.text.strip():
                 problems.append(f"{item.audio}: no transcript in {manifest}, skipped")
                 continue

@@ -34,7 +34,8 @@ from mms.decoding.ctc import greedy_decode
 from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
-from mms.train.data import Example, TrainError, build_vocabulary, collate, encode, epoch_batches, read_examples
+from mms.train.data import (Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
+                             read_examples)
 from mms.train.export import read_state, write_state
 
 log = logging.getLogger("mms.train")
@@ -88,9 +89,16 @@ class TrainOptions:
         if self.epochs < 1 or self.accumulate < 1 or self.batch_seconds <= 0:
             raise TrainError("--epochs, --accumulate and --batch-seconds must be positive")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise TrainError(f"--time-limit {self.time_limit}: must be positive")
+            raise TrainError(f"time_limit {self.time_limit} s: must be positive")
         if not self.delay_penalty >= 0:
             raise TrainError(f"--delay-penalty {self.delay_penalty}: must be 0 (plain CTC) or positive")
+        for name in ("lr", "weight_decay", "warmup_steps", "save_every", "max_steps", "max_seconds", "threads"):
+            value = getattr(self, name)
+            low = 0 if name in ("weight_decay", "warmup_steps") else 1e-300
+            if value is not None and not (math.isfinite(value) and value >= low):
+                raise TrainError(f"--{name.replace('_', '-')} {value}: must be {'0 or more' if low == 0 else 'positive'}")
+        if self.lang is not None:
+            check_language_code(self.lang, "--lang")
 
 
 class TrainModel(nn.Module):
@@ -277,6 +285,8 @@ class Trainer:
         options.check()
         self.options = options
         self.out = Path(options.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise TrainError(f"--out {self.out}: is a file; give a folder (new or the one of a run to resume)")
         self.out.mkdir(parents=True, exist_ok=True)
         from mms.device import resolve_device
 
@@ -400,6 +410,10 @@ class Trainer:
         if not self.state_path.exists():
             return False
         state = read_state(self.state_path)
+        mode = state.get("options", {}).get("mode")
+        if mode != self.options.mode:  # the optimizer's parameters differ: the state cannot be continued
+            raise TrainError(f"{self.state_path}: saved by `mms {'train' if mode == 'full' else 'train-adapter'}`, "
+                             f"not this command; use another --out or delete it to start over")
         saved = {lang: tokens for lang, tokens in state["vocabs"].items()}
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
@@ -480,6 +494,9 @@ class Trainer:
             losses = []
             pending = 0
             for index in range(self.batch_in_epoch, len(batches)):
+                if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
+                    stopped = True  # (resumed at the limit: not one step more)
+                    break
                 started = time.perf_counter()
                 batch = [self.train_set[i] for i in batches[index]]
                 loss, ctc = self.loss(batch)
@@ -506,12 +523,14 @@ class Trainer:
                         self.save_state()
             if bar is not None:
                 bar.close()
-            if stopped and not out_of_time:
-                self.save_state()
+            if stopped and not out_of_time and self.batch_in_epoch < len(batches):
+                self.save_state()  # mid-epoch: the epoch ends (dev pass, export) when a rerun finishes it
                 break
             self.end_epoch(losses)  # also at the time limit: the last steps are the best trained, keep them
-        summary = self.summary(stopped)
-        return summary
+        if stopped:
+            self.stop_reason = "time_limit" if out_of_time or (
+                options.time_limit is not None and self.train_seconds >= options.time_limit) else "max_steps"
+        return self.summary(stopped)
 
     def _progress(self, total: int):
         if not self.options.progress:
@@ -600,6 +619,8 @@ class Trainer:
 
     def summary(self, stopped: bool) -> dict:
         return {"out": str(self.out), "epochs_done": self.epoch, "step": self.step, "stopped_early": stopped,
+                "stop_reason": getattr(self, "stop_reason", None) if stopped else None,
+                "exported": (self.out / "config.json").exists() or any(self.out.glob("adapter.*.safetensors")),
                 "best_dev_cer" if self.dev_set else "best_train_loss": self.best,
                 "audio_seconds": round(self.audio_seconds, 1), "train_seconds": round(self.train_seconds, 1),
                 "throughput": round(self.audio_seconds / max(self.train_seconds, 1e-9), 2),

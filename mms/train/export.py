@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mms.files import write_text_atomic
+from mms.files import atomic_path, write_text_atomic
 from mms.train.data import TrainError, vocab_json
 
 POS = "wav2vec2.encoder.pos_conv_embed.conv."
@@ -34,20 +34,18 @@ PREPROCESSOR_CONFIG = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None = None) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
-               for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
-    umask = os.umask(0)  # safetensors creates the file 0600: give it the mode any new file gets
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
+                   for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+        umask = os.umask(0)  # safetensors creates the file 0600: give it the mode any new file gets
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
 
 
 def write_state(path: Path, state: dict) -> None:
     """A training state (torch.save), atomically: an interrupted save leaves the previous state readable."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # removed again when the save is interrupted
+        torch.save(state, tmp)
 
 
 def read_state(path: Path) -> dict:

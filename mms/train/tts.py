@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from contextlib import nullcontext
@@ -41,6 +40,7 @@ import torch
 
 from mms.audio import AudioError, load_audio, write_audio
 from mms.errors import MMSError
+from mms.files import atomic_path
 from mms.manifest import read_manifest
 from mms.models.vits import VitsConfig
 from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscriminator, VitsGenerator, convert_weight_norms,
@@ -832,9 +832,8 @@ def original_hparams(trainer: TTSTrainer) -> dict:
 
 
 def _torch_save(value, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(value, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(value, tmp)
 
 
 def export_voice(trainer: TTSTrainer) -> None:
