@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mms.hub import HubError, find_model
+from mms.hub import DEMO, HubError, demo_model, find_model
 # codes, names and per-model lists live with the model hub, which names them in its errors; re-exported here
 from mms.hub.languages import (SCRIPT_LABELS, SCRIPT_WORDS, Code, catalogue, close_codes, iso_language,  # noqa: F401
                                known_languages, language_name, languages_at, models_with, parse, read_list,
@@ -46,6 +46,8 @@ def model_languages(model: str | Path) -> list[str] | None:
     (authoritative), else the list shipped with the package; None when neither is known."""
     if Path(model).expanduser().exists():
         return languages_at(Path(model).expanduser())
+    if str(model) == DEMO:
+        return languages_at(demo_model("asr"))
     info = find_model(str(model))
     if info is None:
         raise HubError(f"unknown model '{model}' (see: mms models list)")

@@ -150,6 +150,9 @@ def test_langs_search_and_model_lists(tmp_path):
     assert r.returncode == 1 and "no language matches" in r.stderr
     r = mms("langs", "--model", "mms-1b-fl102", env=env)
     assert r.returncode == 1 and "mms models download mms-1b-fl102" in r.stderr
+    r = mms("langs", "--model", "demo", "--format", "tsv", env=env)  # the shipped model, by its name
+    assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == [
+        "ell", "eng", "hin", "rus"]
 
 
 def test_help_does_not_import_torch():

@@ -35,6 +35,11 @@ def test_lexicon_spells_normalised_words_and_drops_unspellable(hf_dir, corpus, t
     assert "2 of 10 dropped" in r.stderr and "z" in r.stderr
     vocab = load_vocabulary(hf_dir, "eng")
     assert set(read_lexicon(out, vocab)) == set(entries)  # loads as a beam-search lexicon
+    assert "--min-count" not in r.stderr
+    r = mms("lexicon", "--model", "demo", "--lang", "eng", corpus, "--min-count", "2", "-o", out)  # a published name
+    assert r.returncode == 0, r.stderr
+    assert [line.split("\t")[0] for line in out.read_text().splitlines()] == ["bad", "cab", "fed"]
+    assert "3 words spelled, 0 of 10 dropped, 7 seen fewer than --min-count 2 times" in r.stderr
 
 
 def test_lm_build_word_and_unit_models_load_in_kenlm(hf_dir, corpus, tmp_path):

@@ -20,7 +20,7 @@ def add_parser(commands) -> None:
         epilog="examples:\n  mms lexicon --model mms1b_all.pt --lang yor corpus.txt -o lexicon.txt\n"
                "  mms lexicon --uroman words.txt -o lexicon.txt      # for the zero-shot model (mms-zeroshot-300m)")
     p.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
-    p.add_argument("--model", "-m", help="the ASR model (only its vocabulary is read); not with --uroman")
+    p.add_argument("--model", "-m", help="the ASR model: a path or a published name such as demo (only its vocabulary is read); not with --uroman")
     p.add_argument("--uroman", action="store_true",
                    help="spell each word in uroman letters (a-z ') for the MMS zero-shot model, as its reference does; "
                         "words without a romanisation are dropped and reported")
@@ -115,12 +115,16 @@ def run_lexicon(args) -> int:
     from mms.files import write_text_atomic
     from mms.lm.lexicon import build_lexicon, lexicon_text, read_corpus
 
-    vocab = load_vocabulary(args.model, args.lang, args.dict_path)
+    from mms.hub import resolve_model
+
+    # a published name (demo, mms-1b-all) as in `mms asr --model`; only the vocabulary is read
+    vocab = load_vocabulary(resolve_model(args.model, "asr", args.lang), args.lang, args.dict_path)
     lines = (line for path in args.corpus for line in read_corpus(path))
     entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
     write_text_atomic(args.output, lexicon_text(entries))
     note = f"; characters missing from the vocabulary: {' '.join(stats.unknown_characters)}" if stats.dropped else ""
-    say("mms lexicon", f"{stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}")
+    rare = f", {stats.rare} seen fewer than --min-count {args.min_count} times" if stats.rare else ""
+    say("mms lexicon", f"{stats.kept} words spelled, {stats.dropped} of {stats.words} dropped{note}{rare}")
     return 0
 
 

@@ -27,6 +27,7 @@ class LexiconStats:
     words: int = 0  # distinct words seen
     kept: int = 0
     dropped: int = 0  # distinct words with characters outside the vocabulary
+    rare: int = 0  # distinct words seen fewer than min_count times (not spelled)
     dropped_examples: list[str] = field(default_factory=list)
     unknown_characters: list[str] = field(default_factory=list)
 
@@ -81,6 +82,7 @@ def build_lexicon(lines: Iterable[str], vocab: Vocabulary, lang: str | None = No
     stats.words = len(counts)
     for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         if count < min_count:
+            stats.rare += 1
             continue
         spelling = spell(word, units)
         if spelling is None:
