@@ -142,7 +142,9 @@ def test_langs_search_and_model_lists(tmp_path):
     r = mms("langs", "--task", "asr", "--search", "azerbaijani", "--format", "json", env=env)
     found = {x["code"]: x for x in json.loads(r.stdout)}
     assert found["azj-script_latin"]["script"] == "Latin" and found["azj-script_cyrillic"]["script"] == "Cyrillic"
-    assert all(x["models"] == ["mms-1b-all"] for x in found.values())
+    assert all(x["models"] == ["mms-1b-all"] for code, x in found.items() if "-" in code)
+    assert found["aze_Latn"]["name"] == "Azerbaijani (Latin script)"  # Omnilingual ASR's codes have names too
+    assert "omniasr-ctc-300m" in found["aze_Latn"]["models"]
 
     r = mms("langs", "--model", "mms-lid-256", "--format", "tsv", env=env)
     assert len(r.stdout.splitlines()) == 1 + 256

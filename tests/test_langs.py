@@ -14,6 +14,9 @@ from mms import langs
     ("cak-dialect_central", "Kaqchikel (central dialect)"),
     ("swh", "Swahili (individual language)"),
     ("en", "English"),  # ISO 639-1 codes are understood too
+    ("eng_Latn", "English (Latin script)"),  # Omnilingual ASR: ISO 639-3 _ ISO 15924 [_ variety]
+    ("cmn_Hant", "Mandarin Chinese (Traditional Han script)"),
+    ("lld_Latn_gherd", "Ladin (Latin script, gherd)"),
 ])
 def test_language_name(code, name):
     assert langs.language_name(code) == name
@@ -28,7 +31,7 @@ def test_unknown_codes_have_no_name():
 @pytest.mark.parametrize("code, script", [
     ("azj-script_latin", "Latn"), ("srp-script_cyrillic", "Cyrl"), ("urd-script_devanagari", "Deva"),
     ("cmn-script_simplified", "Hans"), ("yue-script_traditional", "Hant"), ("crk-script_syllabics", "Cans"),
-    ("fra", None), ("cak-dialect_central", None),
+    ("fra", None), ("cak-dialect_central", None), ("rus_Cyrl", "Cyrl"), ("eng_Qqqq", None),
 ])
 def test_script_codes_are_iso15924(code, script):
     assert langs.script_code(code) == script
@@ -42,7 +45,7 @@ def test_parse_splits_suffixes():
 
 
 def test_every_shipped_code_has_a_name_and_every_script_suffix_a_script():
-    for list_name, expected in (("mms-1b-all", 1198), ("mms-lid-256", 256)):
+    for list_name, expected in (("mms-1b-all", 1198), ("mms-lid-256", 256), ("omniasr", 1672)):
         codes = langs.shipped_languages(list_name)
         assert len(codes) == len(set(codes)) == expected
         assert all(langs.language_name(c) for c in codes), list_name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,12 +32,20 @@ SCRIPT_LABELS = {"Hans": "Simplified Han", "Hant": "Traditional Han"}
 class Code:
     code: str  # as given, e.g. "azj-script_latin"
     iso: str  # the ISO 639 part, e.g. "azj"
-    script: str | None = None  # the suffix word, e.g. "latin"
-    dialect: str | None = None  # e.g. "central"
+    script: str | None = None  # the suffix word, e.g. "latin" (or ISO 15924, "Latn", in eng_Latn)
+    dialect: str | None = None  # e.g. "central" (or a variety, "gherd" in lld_Latn_gherd)
+
+
+OMNI_CODE = re.compile(r"([a-z]{2,3})_([A-Z][a-z]{3})(?:_(\w+))?")  # eng_Latn, lld_Latn_gherd (Omnilingual ASR)
 
 
 def parse(code: str) -> Code:
-    """Split an MMS code into its ISO 639 part and its script or dialect suffix."""
+    """Split an MMS code into its ISO 639 part and its script or dialect suffix; Omnilingual ASR's codes
+    (ISO 639-3 _ ISO 15924 script [_ variety]) too."""
+    omni = OMNI_CODE.fullmatch(code.strip())
+    if omni:
+        iso, alpha_4, variety = omni.groups()
+        return Code(code.strip(), iso, alpha_4, variety)
     iso, _, suffix = code.strip().partition("-")
     kind, _, value = suffix.partition("_")
     return Code(code.strip(), iso.lower(), value.lower() if kind == "script" and value else None,
@@ -70,6 +79,8 @@ def script_code(code: str) -> str | None:
     word = parse(code).script
     if word is None:
         return None
+    if re.fullmatch(r"[A-Z][a-z]{3}", word):  # already ISO 15924 (Omnilingual ASR's codes)
+        return word if pycountry.scripts.get(alpha_4=word) else None
     if word in SCRIPT_WORDS:
         return SCRIPT_WORDS[word]
     # "Latin" itself before "Latin (Fraktur variant)"; "Devanagari (Nagari)" by its first word
@@ -98,7 +109,8 @@ def language_name(code: str) -> str | None:
         return None
     parts = parse(code)
     if parts.script:
-        return f"{language.name} ({script_name(code)} script)"
+        variety = f", {parts.dialect}" if parts.dialect else ""  # lld_Latn_gherd
+        return f"{language.name} ({script_name(code)} script{variety})"
     if parts.dialect:
         return f"{language.name} ({parts.dialect} dialect)"
     return language.name
