@@ -143,21 +143,26 @@ def stream_results(prog: str, results: Iterable, writer, total: int | None = Non
     return 1 if failed else 0
 
 
-def add_corpus_options(parser: argparse.ArgumentParser) -> None:
-    """Corpus runs (mms.engines; docs/corpus.md): resume, shards, output directories, the Ray engine."""
+def add_corpus_options(parser: argparse.ArgumentParser, output_files: bool = True) -> None:
+    """Corpus runs (mms.engines; docs/corpus.md): resume, shards, output directories, the Ray engine.
+    `output_files` False: the command writes a folder per input and always resumes (mms align), so it has no
+    --resume or --output-dir."""
     group = parser.add_argument_group("corpus runs (see docs/corpus.md)")
-    group.add_argument("--resume", action="store_true",
-                       help="with --output FILE (jsonl): skip inputs that have a finished record in FILE, append the "
-                            "others (the settings must be those of FILE.run.json)")
+    if output_files:
+        group.add_argument("--resume", action="store_true",
+                           help="with --output FILE (jsonl): skip inputs that have a finished record in FILE, append "
+                                "the others (the settings must be those of FILE.run.json)")
     group.add_argument("--shard", metavar="K/N",
                        help="process only the inputs whose index i has i %% N == K; `auto`: from SLURM_ARRAY_TASK_ID/"
                             "SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE")
-    group.add_argument("--output-dir", metavar="DIR",
-                       help="instead of --output: DIR/run.json and DIR/part-*.jsonl (one per shard or worker), "
-                            "resumed from whatever parts exist; `mms merge DIR` joins them")
+    if output_files:
+        group.add_argument("--output-dir", metavar="DIR",
+                           help="instead of --output: DIR/run.json and DIR/part-*.jsonl (one per shard or worker), "
+                                "resumed from whatever parts exist; `mms merge DIR` joins them")
     group.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: this process; ray: a Ray Data pipeline of model actors (needs --output-dir and "
-                            "pip install \"mms[ray]\") (default: %(default)s)")
+                       help=f"local: this process; ray: a Ray Data pipeline of model actors (needs "
+                            f"{'--output-dir' if output_files else '--manifest'} and pip install \"mms[ray]\") "
+                            "(default: %(default)s)")
     group.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
     group.add_argument("--workers", metavar="N|MIN:MAX", default="1",
                        help="Ray model actors: N, or MIN:MAX for an autoscaling pool (default: %(default)s)")

@@ -196,6 +196,23 @@ def test_align_cli_writes_data_prep_outputs(fa_path, audio, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
+def test_characters_an_asr_model_cannot_spell_are_named_and_words_keep_their_names(hf_dir, audio, tmp_path):
+    (tmp_path / "t.txt").write_text("bad zebra thr face\ncab\n", encoding="utf-8")  # z, t, h, r: not units
+    out = tmp_path / "out"
+    r = mms("align", "--model", hf_dir, "--lang", "eng", "--audio", audio, "--text", tmp_path / "t.txt",
+            "--outdir", f"{out}/")
+    assert r.returncode == 0, r.stderr
+    assert f"mms align: warning: {audio}: characters the model cannot spell, left out: z r t h; words left out: " \
+           "thr" in r.stderr
+    alignment = json.loads((out / "alignment.json").read_text())
+    assert alignment["unspelled"] == ["z", "r", "t", "h"] and alignment["lost_words"] == ["thr"]
+    line = alignment["lines"][0]
+    assert [w["text"] for w in line["words"]] == ["bad", "zebra", "face"]  # named as written, not "eba"
+    assert "".join(c["text"] for c in line["chars"]) == "badebaface"
+    rows = [dict(row) for row in read_manifest_json(out / "manifest.json")]
+    assert rows[0]["audio_filepath"] == f"{out}/segment0.flac"  # no "//" from the trailing slash
+
+
 def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, capsys):
     from mms.cli import main  # in-process (the single-file test above goes through a subprocess)
 

@@ -101,6 +101,18 @@ class Line(Segment):
 
 
 @dataclass
+class Spelling:
+    """A transcript as the aligner spells it: per line the normalised text, its words as lists of the model's
+    tokens (words with none left out) and their names; what could not be spelt (characters, whole words)."""
+
+    normalized: list[str]
+    words: list[list[list[str]]] = field(default_factory=list)
+    names: list[list[str]] = field(default_factory=list)
+    unspelled: list[str] = field(default_factory=list)
+    lost_words: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Alignment:
     """The alignment of one (audio, transcript) pair: an mms.results.Result."""
 
@@ -111,6 +123,8 @@ class Alignment:
     lines: list[Line] = field(default_factory=list)
     error: str | None = None
     index: int = 0  # the pair's position among align_iter's pairs
+    unspelled: list[str] = field(default_factory=list)  # characters of the text the model has no token for
+    lost_words: list[str] = field(default_factory=list)  # words of the text with no character left to align
     name: str = ""  # the pair's name (its sub-directory in a manifest run), else its audio
     wave: np.ndarray | None = field(default=None, repr=False)  # the 16 kHz channel-0 audio that was aligned
 
@@ -125,6 +139,8 @@ class Alignment:
     def to_dict(self) -> dict:
         record = {"audio": self.audio, "lang": self.lang, "duration": self.duration, "stride_ms": self.stride_ms,
                   "lines": [line.to_dict() for line in self.lines]}
+        if self.unspelled:
+            record["unspelled"], record["lost_words"] = self.unspelled, self.lost_words
         if self.error is not None:
             record["error"] = self.error
         return record
@@ -297,23 +313,35 @@ class Aligner:
         return SAMPLE_RATE / total_stride(self.runner.config.conv_stride)
 
     # -- text ------------------------------------------------------------------------------------------------
-    def tokenize(self, lines: list[str], lang: str | None) -> tuple[list[str], list[list[list[str]]]]:
-        """-> (normalised lines, per line a list of words, each a list of alignment tokens the model knows)."""
+    def tokenize(self, lines: list[str], lang: str | None) -> Spelling:
+        """The lines normalised and spelt in the tokens the model knows (see Spelling)."""
         normalized = [text_normalize(line.strip(), lang) for line in lines]
         known = set(self.vocab.tokens)
-        words_per_line = []
         if self.romanize:
             from mms.text.romanize import romanize_lines
 
-            romanized = romanize_lines(normalized, lang if lang in UROMAN_LANGS else None)
-            for text in romanized:
-                words = [[c for c in word.lower() if ("a" <= c <= "z" or c == "'") and c in known]
-                         for word in text.split()]
-                words_per_line.append(words)
+            spelt = [text.lower() for text in romanize_lines(normalized, lang if lang in UROMAN_LANGS else None)]
+            known = {c for c in known if "a" <= c <= "z" or c == "'"}
         else:
-            for text in normalized:
-                words_per_line.append([[c for c in word if c in known] for word in text.split()])
-        return normalized, [[w for w in words if w] for words in words_per_line]
+            spelt = normalized
+        spelling = Spelling(normalized)
+        unspelled: dict[str, None] = {}  # ordered set
+        for text, original in zip(spelt, normalized):
+            # a word's name is its normalised form (when romanisation kept the word count), else its spelling
+            names = original.split() if len(original.split()) == len(text.split()) else text.split()
+            words, kept = [], []
+            for name, word in zip(names, text.split()):
+                tokens = [c for c in word if c in known]
+                unspelled.update((c, None) for c in word if c not in known)
+                if tokens:
+                    words.append(tokens)
+                    kept.append(name)
+                else:
+                    spelling.lost_words.append(name)
+            spelling.words.append(words)
+            spelling.names.append(kept)
+        spelling.unspelled = list(unspelled)
+        return spelling
 
     # -- audio -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -372,14 +400,16 @@ class Aligner:
             wave = load_first_channel(name)
         result = Alignment(name, lang, duration=round(wave.size / SAMPLE_RATE, 3))
         texts = [line.strip() for line in lines]
-        normalized, words = self.tokenize(texts, lang)
+        spelling = self.tokenize(texts, lang)
+        normalized, words, names = spelling.normalized, spelling.words, spelling.names
+        result.unspelled, result.lost_words = spelling.unspelled, spelling.lost_words
         line_tokens = [[c for word in ws for c in word] for ws in words]
         if not self.romanize:  # ASR vocabularies: the word delimiter between words
             line_tokens = [sum(([self.vocab.word_delimiter] + w if i else w for i, w in enumerate(ws)), [])
                            for ws in words]
         if star:
             texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
-            words = [[[STAR]]] + words
+            words, names = [[[STAR]]] + words, [[STAR]] + names
         if not any(line_tokens):
             raise AlignmentError("nothing to align: every line is empty after normalisation")
 
@@ -406,7 +436,7 @@ class Aligner:
                 units = [r for r in runs[first:last + 1] if r.label != blank]
                 frames = sum(r.end - r.start + 1 for r in units)
                 line.score = round(math.exp(sum(r.score for r in units) / frames), 4)
-                line.chars, line.words = self._units(units, words[i], normalized[i], seconds)
+                line.chars, line.words = self._units(units, words[i], names[i], seconds)
                 for timed in (line.chars, line.words):
                     shift_times(timed, *self.time_offsets, result.duration)
             result.lines.append(line)
@@ -414,7 +444,7 @@ class Aligner:
             result.wave = wave
         return result
 
-    def _units(self, units: list[FrameRun], words: list[list[str]], normalized: str,
+    def _units(self, units: list[FrameRun], words: list[list[str]], names: list[str],
                seconds: float) -> tuple[list[Word], list[Word]]:
         """Character and word times ([first frame start, last frame end)) and mean frame probabilities."""
         def timed(label: str, runs: list[FrameRun]) -> Word:
@@ -424,7 +454,6 @@ class Aligner:
 
         content = [r for r in units if r.label != self.vocab.word_delimiter]
         chars = [timed(r.label, [r]) for r in content]
-        names = normalized.split() if len(normalized.split()) == len(words) else ["".join(w) for w in words]
         word_list, pos = [], 0
         for name, w in zip(names, words):
             word_list.append(timed(name, content[pos:pos + len(w)]))

@@ -67,7 +67,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="audio seconds per forward pass (default: %(default)s)")
     p.add_argument("--uroman_path", "-u", help=argparse.SUPPRESS)  # data_prep's; uroman is built in here
     add_common_options(p)
-    add_corpus_options(p)
+    add_corpus_options(p, output_files=False)  # --outdir: a folder per pair, finished pairs skipped
     p.set_defaults(run=run)
     return p
 
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize "
                       f"{aligner.romanize}, normalize audio {aligner.normalize_audio}")
         results = aligner.align_iter([Pair(args.audio, args.text)], star=args.star, lang=args.lang, keep_audio=True)
+        results = (warn_unspelled(r, r.audio, r.unspelled, r.lost_words) for r in results)
         return stream_results(PROG, results, writer, total=1, verbose=args.verbose,
                               describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")
     return run_manifest(args, writer, read_pairs(args.manifest))
@@ -126,12 +127,30 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
         worker = engines.make_worker("align", settings)
         if args.verbose:
             say(PROG, worker.describe())
-        records = (Record(r) for r in engines.run_local(worker, rows))
-        status = stream_results(PROG, records, NoWriter(), total=len(rows), verbose=args.verbose,
-                                describe=lambda r: f"{r['audio']}: {r['lines']} lines, {r['duration']:.1f} s")
+        progress = engines.Progress(rows, args.progress)
+
+        def records():
+            for row in engines.run_local(worker, rows):
+                progress.update(row["index"], seconds=row.get("duration"))
+                yield warn_unspelled(Record(row), row["audio"], row.get("unspelled"), row.get("lost_words"))
+
+        try:
+            status = stream_results(PROG, records(), NoWriter(), total=len(rows), verbose=args.verbose,
+                                    describe=lambda r: f"{r['audio']}: {r['lines']} lines, {r['duration']:.1f} s")
+        finally:
+            progress.close()
     writer.gather([pair.name for pair in pairs])
     writer.close()
     return status
+
+
+def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: list[str] | None):
+    """Say which characters of a transcript the model has no token for (left out of the alignment, as data_prep
+    does silently) and which words had nothing left (they get no times); -> the result."""
+    if unspelled:
+        lost = f"; words left out: {' '.join(lost_words)}" if lost_words else ""
+        say(PROG, f"warning: {audio}: characters the model cannot spell, left out: {' '.join(unspelled)}{lost}")
+    return result
 
 
 class NoWriter:

@@ -37,7 +37,8 @@ class Worker:
             except WriterError as e:
                 result.error = str(e)
             yield {"index": row["index"], "audio": result.audio, "name": result.name, "lang": result.lang,
-                   "duration": result.duration, "lines": len(result.lines), "error": result.error}
+                   "duration": result.duration, "lines": len(result.lines), "error": result.error,
+                   "unspelled": result.unspelled, "lost_words": result.lost_words}
 
     def close(self) -> None:
         pass  # the gathered manifest.json of the whole run is written by the command, which knows every pair

@@ -90,7 +90,7 @@ def manifest_lines(result, outdir: str) -> list[str]:
     """data_prep's manifest.json lines (its keys, in its order, json.dumps defaults, times unrounded)."""
     return [json.dumps({
         "audio_start_sec": line.start,
-        "audio_filepath": f"{outdir}/segment{line.index}.flac",
+        "audio_filepath": os.path.join(outdir, f"segment{line.index}.flac"),  # "out/" gives no "//"
         "duration": line.end - line.start,
         "text": line.text,
         "normalized_text": line.normalized_text,
