@@ -83,6 +83,10 @@ def test_merge_after_an_interrupted_shard_then_resume(corpus, tmp_path):
     merged = [json.loads(line) for line in mms("merge", out).stdout.splitlines()]
     assert [r["index"] for r in merged] == list(range(6))
     assert [r["index"] for r in records(part)] == [1, 3, 5]  # the partial line was cut, the rest appended
+    (out / "part-stray.jsonl").write_text('{"index": 9, "audio": "x.wav", "text": "x"}\n')  # another run's part
+    r = mms("merge", out)
+    assert [json.loads(line)["index"] for line in r.stdout.splitlines()] == list(range(6))
+    assert "1 records with an index outside 0..5 ignored" in r.stderr and "6 of 6 inputs have records" in r.stderr
 
 
 def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):

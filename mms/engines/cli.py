@@ -22,7 +22,7 @@ exit status: 0 every input of the run has a good record, 1 some input failed or 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("merge", help="join the parts of a corpus run (--output-dir) into one output",
-                            description="Join DIR/part-*.jsonl of `mms asr|lid|align|tts --output-dir DIR` into one "
+                            description="Join DIR/part-*.jsonl of `mms asr|lid|tts --output-dir DIR` into one "
                                         "output, one record per input in index order.",
                             epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("directory", metavar="DIR", help="the --output-dir of the run (run.json, part-*.jsonl)")
@@ -44,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         description = json.load(f)
     task, total = description["task"], description["inputs"]
     records = [r for part in engines.part_files(args.directory) for r in engines.read_records(part)]
-    best = engines.best_records(records)
+    stray = [r for r in records if not 0 <= r["index"] < total]
+    if stray:  # numbered for another input list: never merged into this one
+        print(f"mms merge: warning: {len(stray)} records with an index outside 0..{total - 1} ignored (parts of "
+              f"another run in {args.directory}?)", file=sys.stderr)
+    best = engines.best_records(r for r in records if 0 <= r["index"] < total)
     fmt = args.format
     if task in ("tts", "align") and fmt != "jsonl":
         raise engines.CorpusError(f"mms {task} records merge as jsonl only")
