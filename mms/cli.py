@@ -45,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    try:
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands' modules load: no traceback (execute handles later ones)
+        import sys
+
+        print("mms: interrupted", file=sys.stderr)
+        return 130
     if unknown:  # said by the command's own parser: `mms align: error: ...` and its --help
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         (commands.choices.get(args.command) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -243,3 +243,16 @@ def test_errors_and_bugs_have_distinct_exit_codes(capsys):
     assert err.count("\n") == 1 and "internal error" in err and "ValueError: a bug" in err and "--verbose" in err
     assert execute(raising(FileNotFoundError(2, "No such file or directory", "m.pt"))) == 2
     assert capsys.readouterr().err == "mms asr: error: m.pt: No such file or directory\n"
+    assert execute(raising(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == "mms asr: interrupted\n"
+
+
+def test_ctrl_c_while_the_commands_load_is_not_a_traceback(monkeypatch, capsys):
+    from mms import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["asr", "a.wav"]) == 130
+    assert capsys.readouterr().err == "mms: interrupted\n"
