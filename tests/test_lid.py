@@ -133,6 +133,19 @@ def test_fairseq_labels_from_task_state_or_dict_file_or_dict_option(lid_model, t
         load_checkpoint(only_state, dict_path=other)
 
 
+def test_hf_labels_can_be_given_with_dict(hf_lid, tmp_path):
+    """--dict over config.json's id2label, as for fairseq files (it used to be ignored silently)."""
+    assert load_checkpoint(hf_lid).labels == LABELS
+    other = tmp_path / "dict.lang.txt"
+    other.write_text("".join(f"{code} 1\n" for code in reversed(LABELS)))
+    assert load_checkpoint(hf_lid, dict_path=other).labels == LABELS[::-1]
+    other.write_text("eng 1\n")
+    with pytest.raises(CheckpointError, match="1 labels, the model has 8 outputs"):
+        load_checkpoint(hf_lid, dict_path=other)
+    with pytest.raises(CheckpointError, match="absent.txt: cannot read labels"):
+        load_checkpoint(hf_lid, dict_path=tmp_path / "absent.txt")
+
+
 @pytest.mark.parametrize("fmt", ["hf", "fairseq"])
 def test_forced_output_maps_to_its_label(tmp_path, fmt):
     """A classifier bias that makes output 3 win must come out as label 3 (index = dict.lang.txt line)."""

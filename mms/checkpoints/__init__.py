@@ -31,6 +31,15 @@ class CheckpointError(MMSError):
     """A model file or directory that cannot be used; the message names it and says why."""
 
 
+def read_label_file(path: Path) -> list[str]:
+    """LID dict.lang.txt: one label per line (first field); no special symbols, index = line number."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read labels ({getattr(e, 'strerror', None) or e})") from None
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
 class UnknownLanguageError(CheckpointError):
     pass
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mms.checkpoints import Adapters, Checkpoint, CheckpointError, safe_pickle
+from mms.checkpoints import Adapters, Checkpoint, CheckpointError, read_label_file, safe_pickle
 from mms.models.wav2vec2 import ACTIVATIONS, Wav2Vec2Config, fold_weight_norm
 from mms.text.vocab import Vocabulary, read_vocabulary_file
 
@@ -233,11 +233,6 @@ def dictionary_symbols(task_state) -> list[str] | None:
     dictionary = task_state.get("target_dictionary")
     symbols = getattr(dictionary, "symbols", None)
     return list(symbols) if symbols else None
-
-
-def read_label_file(path: Path) -> list[str]:
-    """LID dict.lang.txt: one label per line (first field); no special symbols, index = line number."""
-    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mms.checkpoints import Adapters, Checkpoint, CheckpointError
+from mms.checkpoints import Adapters, Checkpoint, CheckpointError, read_label_file
 from mms.checkpoints.hf_layout import adapter_filenames, adapter_languages, vocab_languages
 from mms.models.wav2vec2 import Wav2Vec2Config, fold_weight_norm
 from mms.text.vocab import Vocabulary, is_nested_vocab, read_vocabulary_file
@@ -104,6 +104,10 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
         cfg.classifier_proj_size = state_dict["projector.weight"].shape[0]
         cfg.classifier_activation = None  # transformers: projector, masked mean, classifier; no activation
         labels = [id2label.get(str(i), str(i)) for i in range(cfg.num_labels)]
+        if dict_path:  # --dict: labels given by the user (a fairseq dict.lang.txt) over config.json's id2label
+            labels = read_label_file(dict_path)
+            if len(labels) != cfg.num_labels:
+                raise CheckpointError(f"{dict_path}: {len(labels)} labels, the model has {cfg.num_labels} outputs")
     if cfg.vocab_size is None and cfg.num_labels is None and "ForCTC" in arch:
         raise CheckpointError(f"{model_dir}: {arch} weights have no lm_head")
 

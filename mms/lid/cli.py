@@ -51,7 +51,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", help="Hugging Face mms-lid-* directory, fairseq LID checkpoint or published name "
                                           "(default: the registry's, mms-lid-4017)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
-                   help="fairseq LID labels file (dict.lang.txt: one language per line, line i = output i)")
+                   help="language labels (fairseq's dict.lang.txt: one language per line, line i = output i); for a "
+                        "Hugging Face model, instead of its config.json id2label")
     p.add_argument("--manifest", metavar="FILE", action="append", default=[],
                    help="fairseq .tsv, JSONL or list of audio paths (may be repeated)")
     p.add_argument("--top-k", "-k", type=positive(int), default=LIDOptions.top_k,
