@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from mms.models import vits_train as vt
 from mms.models.vits import VitsConfig, spline_inverse
+from mms.train.data import TrainError
 from mms.train.tts import STATE_FILE, TTSTrainer, TTSTrainOptions, canonical_to_original, original_to_canonical
 
 SENTENCES = ["hello world", "good morning", "a small cat", "go home now", "the sun is up", "we can see it"]
@@ -392,3 +394,15 @@ def test_architecture_from_a_config_file(tmp_path):
     assert (spectrogram.filter_length, spectrogram.hop_length, spectrogram.n_mel_channels) == (1024, 256, 80)
     tiny, _, tiny_width = read_config("tiny")
     assert tiny.hidden_size == 32 and tiny_width == 1 / 16
+    for change, reason in (({"hidden_size": 0}, "hidden_size must be a positive integer, not 0"),
+                           ({"hiden_size": 64}, "unknown setting 'hiden_size' (did you mean 'hidden_size'?)"),
+                           ({"num_attention_heads": 3}, "is not a multiple of num_attention_heads 3"),
+                           ({"upsample_rates": [8, 8]}, "upsample_rates and upsample_kernel_sizes"),
+                           ({"resblock_dilation_sizes": [[1, 0]]}, "resblock_dilation_sizes must be a list of"),
+                           ({"noise_scale": "high"}, "noise_scale must be a finite number"),
+                           ({"hidden_act": "swish"}, "hidden_act 'swish': one of relu, gelu")):
+        (tmp_path / "bad.json").write_text(json.dumps({"model_type": "vits", **values, **change}))
+        with pytest.raises(TrainError, match=re.escape(reason)):
+            read_config(str(tmp_path / "bad.json"))
+    (tmp_path / "hf.json").write_text(json.dumps({**values, "attention_dropout": 0.1, "torch_dtype": "float32"}))
+    assert read_config(str(tmp_path / "hf.json"))[0] == cfg  # transformers' own keys are not settings of ours

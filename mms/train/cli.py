@@ -225,6 +225,7 @@ def read_architecture(path: str):
     import json
 
     from mms.models.wav2vec2 import Wav2Vec2Config
+    from mms.train.data import check_settings
 
     with open(path, encoding="utf-8") as f:
         values = json.load(f)
@@ -233,13 +234,9 @@ def read_architecture(path: str):
     if values.get("model_type", "wav2vec2") != "wav2vec2":
         raise ValueError(f"model_type {values['model_type']!r} is not wav2vec2")
     drop = ("vocab_size", "num_labels", "classifier_proj_size", "classifier_activation", "blank_weight")
-    cfg = Wav2Vec2Config.from_dict({k: v for k, v in values.items() if k not in drop})
-    sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-             "num_conv_pos_embeddings", "num_conv_pos_embedding_groups")
-    for name in sizes:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    values = {k: v for k, v in values.items() if k not in drop}
+    cfg = Wav2Vec2Config.from_dict(values)
+    check_settings(values, cfg)  # positive sizes, finite numbers, no misspelt setting
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads "
                          f"{cfg.num_attention_heads}")

@@ -57,6 +57,35 @@ def check_language_code(code: str, where: str) -> None:
         raise DataError(f"{where}: language {code!r} is not a code (letters, digits, _ and -; e.g. eng, eng_Latn)")
 
 
+def check_settings(values: dict, config) -> None:
+    """An architecture's settings (a config.json read into the dataclass `config`) as a user would want them
+    checked: a key that is a near miss of a setting (hiden_size) is an error, not silently ignored (other keys,
+    such as transformers' own, are); every integer setting, and every one in a list, a positive integer; every
+    float setting finite. Raises ValueError naming the setting."""
+    import difflib
+    import math
+    from dataclasses import fields
+
+    known = {f.name for f in fields(config)}
+    for key in values:
+        close = [] if key in known else difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(f"unknown setting {key!r} (did you mean {close[0]!r}?)")
+    for f in fields(config):
+        value, kind = getattr(config, f.name), str(f.type)
+        if value is None or kind.startswith("bool"):
+            continue
+        if kind.startswith(("int", "tuple")):  # int, int | None, tuple[int, ...], tuple[tuple[int, ...], ...]
+            items = value if isinstance(value, (list, tuple)) else [value]
+            items = [x for item in items for x in (item if isinstance(item, (list, tuple)) else [item])]
+            if not items or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in items):
+                what = "a positive integer" if kind.startswith("int") else "a list of positive integers"
+                raise ValueError(f"{f.name} must be {what}, not {value!r}")
+        elif kind.startswith("float"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, not {value!r}")
+
+
 def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
                   eps: float = 1e-7, max_seconds: float | None = None) -> tuple[list[Example], list[str]]:
     """Every usable line of the manifests, and one-line problems for the lines skipped (no text, bad audio)."""

@@ -42,14 +42,14 @@ from mms.audio import AudioError, load_audio, write_audio
 from mms.errors import MMSError
 from mms.files import atomic_path
 from mms.manifest import read_manifest
-from mms.models.vits import VitsConfig
+from mms.models.vits import ACTIVATIONS, VitsConfig
 from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscriminator, VitsGenerator, convert_weight_norms,
                                    discriminator_loss, discriminator_width, feature_loss, fold_weight_norm,
                                    generator_loss, init_weights, kl_loss, linear_spectrogram, mel_filterbank, mel_l1,
                                    mel_spectrogram, slice_segments, spec_to_mel)
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
-from mms.train.data import DataError, TrainError
+from mms.train.data import DataError, TrainError, check_settings
 from mms.train.export import read_state, save_tensors, write_json, write_state
 
 log = logging.getLogger("mms.train")
@@ -310,11 +310,32 @@ def read_config(reference: str) -> tuple[VitsConfig, SpectrogramConfig, float]:
             if values.get("model_type", "vits") != "vits":
                 raise ValueError(f"model_type {values['model_type']!r} is not vits")
             cfg = VitsConfig.from_dict(values)
+            check_settings(values, cfg)
             spectrogram = SpectrogramConfig.for_model(cfg)
+        check_vits(cfg)
         spectrogram.check(cfg)
     except (OSError, ValueError, TypeError, KeyError, CheckpointError) as e:
         raise TrainError(f"--config {reference}: {e} (give tiny, mms or a VITS config.json)") from None
     return cfg, spectrogram, 1.0
+
+
+def check_vits(cfg: VitsConfig) -> None:
+    """What VITS's layers need of a config beyond positive sizes (ValueError naming the setting)."""
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads "
+                         f"{cfg.num_attention_heads}")
+    if len(cfg.upsample_rates) != len(cfg.upsample_kernel_sizes):
+        raise ValueError("upsample_rates and upsample_kernel_sizes must have the same length")
+    if len(cfg.resblock_kernel_sizes) != len(cfg.resblock_dilation_sizes):
+        raise ValueError("resblock_kernel_sizes and resblock_dilation_sizes must have the same length")
+    if cfg.upsample_initial_channel >> len(cfg.upsample_rates) < 1:
+        raise ValueError(f"upsample_initial_channel {cfg.upsample_initial_channel} is too small to halve "
+                         f"{len(cfg.upsample_rates)} times")
+    if cfg.hidden_act not in ACTIVATIONS:
+        raise ValueError(f"hidden_act {cfg.hidden_act!r}: one of {', '.join(ACTIVATIONS)}")
+    for name in ("layer_norm_eps", "duration_predictor_tail_bound", "speaking_rate"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name} must be positive, not {getattr(cfg, name)!r}")
 
 
 def _vocabulary_form(text: str, lang: str | None, uroman: bool) -> str:
