@@ -80,6 +80,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AudioError(path, "is a directory, not an audio file")
     if not os.path.exists(path):
         raise AudioError(path, "no such file")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise AudioError(path, "empty file (0 bytes)")
 
     try:
         data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)

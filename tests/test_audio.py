@@ -82,6 +82,9 @@ def test_missing_file_and_directory(tmp_path):
     assert str(tmp_path / "missing.wav") in str(caught.value)
     with pytest.raises(AudioError, match="is a directory"):
         load_audio(tmp_path)
+    (tmp_path / "zero.wav").write_bytes(b"")  # a failed download or copy: said as such, not "install ffmpeg"
+    with pytest.raises(AudioError, match=r"zero.wav: empty file \(0 bytes\)$"):
+        load_audio(tmp_path / "zero.wav")
 
 
 def test_empty_wav(tmp_path):
