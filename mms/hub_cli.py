@@ -114,8 +114,9 @@ def run_list(args: argparse.Namespace) -> int:
                      "hf": info.hf, "url": list(info.url), "source": info.source, "cached": _cached_text(info),
                      "default": hub.defaults().get(info.task) == info.name,
                      "description": info.description})
-    if not args.task or args.task in DEMO_TASKS:
-        rows.append(_demo_row())
+    demo = _demo_row()
+    if not args.task or args.task in demo["tasks"]:
+        rows.append(demo)
     name, url = hub.licence()
     if args.format == "json":
         print(json.dumps({"licence": name, "licence_url": url, "models": rows}, indent=2))
@@ -129,6 +130,10 @@ def run_list(args: argparse.Namespace) -> int:
     if held_out:
         print("\ndemo on sentences of words it never heard (CER / WER / LID accuracy, %): " + ", ".join(
             f"{lang} {m['cer']:.1f} / {m['wer']:.1f} / {m['lid_accuracy']:.0f}" for lang, m in sorted(held_out.items())))
+    voice = next((r["voice"] for r in rows if r.get("voice")), None)
+    if voice:
+        print(f"demo voice (eng) read back by the demo model on sentences of words it never heard: CER "
+              f"{voice['cer']:.1f} %, real-time factor {voice['real_time_factor']:.3f} on the CPU it was measured on")
     print(f"\n* default for its task. Sizes: fp32 weights (an ASR adapter adds about 10 MB). Cache: {hub.hub_cache()}"
           f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (fp16), trained on "
           f"synthetic speech only.")
@@ -148,8 +153,14 @@ def _demo_row() -> dict:
         metrics = json.loads((path / "metrics.json").read_text()).get("held_out", {}).get("per_language", {})
     except (hub.HubError, OSError, ValueError):
         languages, size_text, cached = None, "-", ""
-    return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": list(DEMO_TASKS), "languages": languages, "size": size_text, "hf": None,
+    tasks, voice = list(DEMO_TASKS), {}
+    try:
+        voice = json.loads((hub.demo_model("tts") / "metrics.json").read_text())
+    except (hub.HubError, OSError, ValueError):
+        tasks.remove("tts")  # no voice shipped in this build
+    return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": tasks, "languages": languages, "size": size_text, "hf": None,
             "url": [], "source": "package", "cached": cached, "default": False, "held_out": metrics,
+            "voice": voice.get("round_trip", {}),
             "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
                            "commands offline; not for real recordings"}
 

@@ -277,6 +277,68 @@ def evaluate(model: str, items: list[tuple]) -> dict:
     return results
 
 
+VOICE_DIR = ROOT / "mms" / "configs" / "demo-tts"
+VOICE_FILES = ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json")
+VOICE_SENTENCES, VOICE_SEED = 40, 5151  # ship-voice's round trip (the tests use other seeds)
+
+
+def voice_round_trip(voice: str, count: int = VOICE_SENTENCES, seed: int = VOICE_SEED, asr_model: str = "demo") -> dict:
+    """The voice reads `count` fresh sentences of held-out English words (never in its training text, nor in the
+    ASR model's); the demo ASR model transcribes them: CER/WER against the text, and the voice's real-time factor
+    (synthesis seconds per audio second, this CPU, float32)."""
+    import numpy as np
+
+    from mms.asr import ASR
+    from mms.scoring import score
+    from mms.train.data import normalize_text
+    from mms.tts import TTS
+
+    rng = np.random.default_rng(seed)
+    texts = sentences(word_lists("eng")[1], count, rng)
+    tts = TTS.load(voice, lang="eng", device="cpu", dtype="float32")
+    asr = ASR.load(asr_model, device="cpu")
+    spent = audio = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        from mms.audio import write_audio
+
+        paths = []
+        for i, text in enumerate(texts):
+            started = time.perf_counter()
+            wave, rate = tts.synthesize(text)
+            spent += time.perf_counter() - started
+            audio += wave.size / rate
+            paths.append(Path(folder) / f"{i}.wav")
+            write_audio(paths[-1], wave, rate)
+        hyps = [r.text for r in asr.transcribe([str(p) for p in paths], lang="eng")]
+    scores = score([normalize_text(t, "eng") for t in texts], hyps, per_utterance=False)
+    return {"cer": round(scores["cer"], 2), "wer": round(scores["wer"], 2), "sentences": count, "seed": seed,
+            "real_time_factor": round(spent / audio, 4), "judge": asr_model,
+            "examples": [{"text": t, "heard": h} for t, h in list(zip(texts, hyps))[:3]]}
+
+
+def ship_voice(work: Path, dest: Path = VOICE_DIR, note: str | None = None) -> None:
+    """The voice `mms train-tts` exported last in <work>/voice (Hugging Face layout, float32: a few MB) into the
+    package, with its round trip through the demo ASR model in metrics.json."""
+    voice = work / "voice"
+    if not (voice / "model.safetensors").exists():
+        raise SystemExit(f"make_demo_models: {voice} has no exported voice yet (train first)")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in VOICE_FILES:
+        shutil.copy(voice / name, tmp / name)
+    history = [json.loads(line) for line in (voice / "train_log.jsonl").read_text().splitlines()]
+    metrics = {"round_trip": voice_round_trip(str(tmp)), "step": history[-1]["step"], "epoch": history[-1]["epoch"],
+               "dev_mel": history[-1].get("dev_mel"), "train_seconds": history[-1].get("train_seconds")}
+    if note:
+        metrics["note"] = note
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    size = sum(p.stat().st_size for p in dest.iterdir())
+    print(f"shipped {dest} ({size / 1e6:.1f} MB): {json.dumps(metrics, ensure_ascii=False)}", file=sys.stderr)
+
+
 def make_voice_corpus(work: Path, train: int = 2000, dev: int = 20, seed: int = 77) -> Path:
     """One espeak-ng English voice (en, speed 160, pitch 50) reading sentences of training words, for a demo TTS
     voice (`mms train-tts --config tiny`); dev: held-out words. -> the corpus folder (train.jsonl, dev.jsonl)."""
@@ -477,11 +539,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("step", choices=("corpus", "synth", "train", "ship", "calibrate", "all", "adapter", "examples",
-                                         "voice-corpus"),
+                                         "voice-corpus", "ship-voice", "voice-round-trip"),
                         help="synth: the audio of a corpus planned with `corpus --plan-only`; "
                              "adapter: train-adapter of a held-out language (deu) from the shipped demo model; "
                              "examples: the recordings in examples/; voice-corpus: one English voice for "
-                             "`mms train-tts` (docs/train-tts.md)")
+                             "`mms train-tts` (docs/train-tts.md); ship-voice: its last export (<work>/voice) into "
+                             "the package, measured; voice-round-trip: measure <work>/voice without shipping")
     parser.add_argument("--work", default="demo-work", help="working directory (corpus, training state)")
     parser.add_argument("--train-per-language", type=int, default=2500)
     parser.add_argument("--dev-per-language", type=int, default=50)
@@ -540,6 +603,10 @@ def main() -> int:
         make_examples()
     if args.step == "voice-corpus":
         print(make_voice_corpus(work), file=sys.stderr)
+    if args.step == "ship-voice":
+        ship_voice(work, note=args.note)
+    if args.step == "voice-round-trip":
+        print(json.dumps(voice_round_trip(str(work / "voice")), ensure_ascii=False), file=sys.stderr)
     if args.step == "adapter":
         summary = train_held_out_adapter(work, str(SHIP_DIR), args.epochs, args.lr, args.threads)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)

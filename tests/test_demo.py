@@ -156,3 +156,31 @@ def test_train_adapter_adds_a_held_out_language(tmp_path):
     print(f"train-adapter deu from demo: dev CER {summary['best_dev_cer']:.2f}% in {cpu:.0f} CPU s, "
           f"{summary['throughput']} audio s/s")
     assert summary["best_dev_cer"] <= 20.0 and cpu < 15 * 60
+
+
+VOICE = ROOT / "mms" / "configs" / "demo-tts"
+
+
+@pytest.mark.skipif(not (VOICE / "config.json").exists(), reason="no demo voice shipped in this build")
+def test_demo_voice_is_read_back_as_measured():
+    """The shipped voice (`mms tts --model demo`) reads 20 fresh sentences of held-out words (another seed than
+    ship-voice's) and the demo ASR model transcribes them: within 8 points (the smaller sample) of the CER measured
+    when the voice was shipped (metrics.json), so a broken voice loader, text preparation or export fails here.
+    The issue's bar (CER <= 15%) is not reached yet: docs/train-tts.md has the numbers."""
+    shipped = json.loads((VOICE / "metrics.json").read_text())["round_trip"]
+    got = make_demo_module().voice_round_trip("demo", count=20, seed=2025)
+    print(f"demo voice round trip: CER {got['cer']:.1f}% (shipped: {shipped['cer']:.1f}%), real-time factor "
+          f"{got['real_time_factor']:.3f}; {got['examples'][0]}")
+    assert got["cer"] <= shipped["cer"] + 8.0, (got, shipped)
+
+
+@pytest.mark.skipif(not (VOICE / "config.json").exists(), reason="no demo voice shipped in this build")
+def test_cli_tts_with_the_demo_voice_offline(tmp_path):
+    import soundfile as sf
+
+    out = tmp_path / "hello.wav"
+    r = subprocess.run([sys.executable, "-m", "mms", "tts", "--model", "demo", "--lang", "eng", "--offline", "--txt",
+                        "good morning", "--wav", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    wave, rate = sf.read(out)
+    assert rate == 16000 and 0.3 < wave.size / rate < 5 and np.abs(wave).max() > 0.05

@@ -20,7 +20,7 @@ LOCAL_FORMS = {  # what a local model of each task looks like, for "not found" m
     "align": "the MMS alignment model (.pt with its dictionary) or an MMS ASR model",
 }
 DEMO = "demo"  # the small model shipped inside the package (scripts/make_demo_models.py): no download
-DEMO_TASKS = ("asr", "lid", "align")  # the tasks it serves
+DEMO_TASKS = ("asr", "lid", "align", "tts")  # the tasks it serves (tts: when its voice is shipped)
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,13 @@ def fetch_command(info: ModelInfo, langs=(), source: str | None = None) -> str:
 
 
 def demo_model(task: str) -> Path:
-    """The shipped demo model's directory for `task`: ASR (and alignment) at configs/demo, LID at configs/demo/lid."""
+    """The shipped demo model's directory for `task`: ASR (and alignment) at configs/demo, LID at configs/demo/lid,
+    the English voice at configs/demo-tts (apart: the ASR model is rebuilt as a whole)."""
     path = Path(str(resources.files("mms").joinpath("configs", "demo")))
     if task == "lid":
         path = path / "lid"
+    elif task == "tts":
+        path = path.with_name("demo-tts")
     if task not in DEMO_TASKS or not (path / "config.json").exists():
         raise HubError(f"demo: no shipped demo model for {task} in {path} (build it with "
                        f"scripts/make_demo_models.py)")
