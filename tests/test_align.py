@@ -211,6 +211,11 @@ def test_characters_an_asr_model_cannot_spell_are_named_and_words_keep_their_nam
     assert "".join(c["text"] for c in line["chars"]) == "badebaface"
     rows = [dict(row) for row in read_manifest_json(out / "manifest.json")]
     assert rows[0]["audio_filepath"] == f"{out}/segment0.flac"  # no "//" from the trailing slash
+    (tmp_path / "none.txt").write_text("zzz thr\n", encoding="utf-8")
+    r = mms("align", "--model", hf_dir, "--lang", "eng", "--audio", audio, "--text", tmp_path / "none.txt",
+            "--outdir", tmp_path / "none")
+    assert r.returncode == 1 and "nothing to align: the model cannot spell any character of the text (left out: " \
+                                 "z t h r; is --lang that of the text?)" in r.stderr
 
 
 def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, capsys):

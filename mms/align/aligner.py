@@ -411,6 +411,9 @@ class Aligner:
             texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
             words, names = [[[STAR]]] + words, [[STAR]] + names
         if not any(line_tokens):
+            if spelling.unspelled:
+                raise AlignmentError(f"nothing to align: the model cannot spell any character of the text (left out: "
+                                     f"{' '.join(spelling.unspelled[:20])}; is --lang that of the text?)")
             raise AlignmentError("nothing to align: every line is empty after normalisation")
 
         emissions, stride_ms = self.emissions(wave)
