@@ -254,6 +254,12 @@ def refuse_to_overwrite_inputs(dest: str | None, rows: list[dict], args: argpars
         return
     if os.path.isdir(dest) and getattr(args, "format", None) != "fairseq":  # (fairseq's LID output is a folder)
         raise MMSError(f"{dest}: is a folder; --output names a file (--output-dir DIR writes a folder)")
+    from mms.files import ensure_parent
+
+    try:  # a file where its folder must be: said naming the output, not its FILE.run.json
+        ensure_parent(dest)
+    except OSError as e:
+        raise MMSError(f"{dest}: cannot write output ({e.strerror or e})") from None
     if not os.path.isfile(dest):
         return
     target = os.stat(dest)

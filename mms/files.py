@@ -11,6 +11,22 @@ import sys
 from collections.abc import Iterator
 
 
+def ensure_parent(path: str | os.PathLike) -> str:
+    """Make the folder `path` goes in (and its parents); -> that folder. A file where a folder must be is an
+    OSError naming `path` and the file, not makedirs' bare "File exists" on the folder."""
+    path = os.fspath(path)
+    directory = existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder", path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    return directory
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to `path`; move it onto `path` on success.
@@ -21,8 +37,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a directory", path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    directory = ensure_parent(path)
     temp_path = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
         yield temp_path
@@ -43,10 +58,9 @@ def check_writable(path: str | os.PathLike) -> None:
         return
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a directory", path)
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = ensure_parent(path)
     probe = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
-        os.makedirs(directory, exist_ok=True)
         open(probe, "w").close()
         os.remove(probe)
     except OSError as e:

@@ -135,6 +135,17 @@ def test_bad_side_files_are_one_line_errors_before_any_audio(hf_dir, wavs, tmp_p
     assert list((tmp_path / "adir").iterdir()) == [] and not (tmp_path / "adir.run.json").exists()
 
 
+def test_a_file_in_the_way_of_the_output_folder_is_named(hf_dir, wavs, tmp_path):
+    (tmp_path / "file").write_text("")
+    for fmt in ("jsonl", "txt"):
+        r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "--format", fmt, "--output", tmp_path / "file" / "o")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"mms asr: error: {tmp_path}/file/o")
+        assert f"{tmp_path / 'file'} is a file, not a folder" in r.stderr
+    r = mms("align", "--model", hf_dir, "--lang", "eng", "--audio", wavs[0], "--text", tmp_path / "file", "--outdir",
+            tmp_path / "file")
+    assert r.returncode == 2 and f"{tmp_path / 'file'}: is a file; --outdir names a folder" in r.stderr
+
+
 def test_no_inputs_is_a_usage_error(hf_dir):
     r = mms("asr", "--model", hf_dir)
     assert r.returncode == 2 and "no inputs" in r.stderr

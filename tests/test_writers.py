@@ -201,9 +201,10 @@ def test_errors_name_the_output_never_a_temporary_file(tmp_path, monkeypatch):
         write_text_atomic(folder, "x")
     assert caught.value.filename == str(folder)
     (tmp_path / "file").write_text("")
-    with pytest.raises(OSError) as caught:  # a parent that is a file
-        write_text_atomic(tmp_path / "file" / "out.txt", "x")
-    assert caught.value.filename == str(tmp_path / "file")
+    for out in (tmp_path / "file" / "out.txt", tmp_path / "file" / "deeper" / "out.txt"):  # a parent that is a file
+        with pytest.raises(NotADirectoryError) as caught:
+            write_text_atomic(out, "x")
+        assert caught.value.filename == str(out) and caught.value.strerror == f"{tmp_path / 'file'} is a file, not a folder"
 
     def failing_replace(source, target):  # e.g. a full disk or a lost mount as the file moves into place
         raise OSError(28, "No space left on device", source)

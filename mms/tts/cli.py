@@ -118,6 +118,10 @@ def check_usage(args) -> None:
         raise MMSError("--file writes one output per line: use --outdir DIR instead of --wav")
     if args.wav not in (None, "-") and args.format is None and not args.wav.lower().endswith((".wav", ".flac")):
         raise MMSError(f"{args.wav}: cannot tell the audio format from the suffix; use .wav or .flac, or --format")
+    if args.wav not in (None, "-"):
+        from mms.files import check_writable
+
+        check_writable(args.wav)  # before the voice loads: a usage error, not a failed synthesis
     if args.float_wav and (args.format == "flac" or (args.format is None and (args.wav or "").endswith(".flac"))):
         raise MMSError("--float applies to wav output (flac stores integer samples)")
     if args.pause < 0:

@@ -24,7 +24,7 @@ import os
 import sys
 
 from mms.errors import MMSError
-from mms.files import check_writable, write_text_atomic
+from mms.files import check_writable, ensure_parent, write_text_atomic
 
 
 class WriterError(MMSError):
@@ -59,9 +59,8 @@ class LineWriter(Writer):
             self.file, continuing = sys.stdout, False
         else:
             continuing = append and os.path.exists(self.dest) and os.path.getsize(self.dest) > 0
-            directory = os.path.dirname(os.path.abspath(self.dest))
             try:
-                os.makedirs(directory, exist_ok=True)
+                ensure_parent(self.dest)
                 self.file = open(self.dest, "a" if append else "w", encoding="utf-8", newline="")
             except OSError as e:
                 raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None

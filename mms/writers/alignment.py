@@ -20,7 +20,7 @@ import os
 from glob import escape, glob
 
 from mms.audio import SAMPLE_RATE, write_audio
-from mms.files import write_text_atomic
+from mms.files import ensure_parent, write_text_atomic
 from mms.writers import Writer, WriterError
 from mms.writers.text import format_subtitles
 
@@ -33,6 +33,12 @@ class AlignmentWriter(Writer):
         self.dest, self.single, self.overwrite = os.fspath(dest), single, overwrite
         if single and not overwrite and os.path.isdir(self.dest) and os.listdir(self.dest):
             raise WriterError(f"{self.dest}: output directory exists and is not empty (use --overwrite)")
+        if os.path.exists(self.dest) and not os.path.isdir(self.dest):
+            raise WriterError(f"{self.dest}: is a file; --outdir names a folder")
+        try:  # before any audio is read: a file in the way of the folder is a usage error
+            ensure_parent(os.path.join(self.dest, "alignment.json"))
+        except OSError as e:
+            raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
         self.manifests: dict[str, list[str]] = {}  # a manifest run's pairs in order -> their manifest lines
 
     def directory(self, name: str) -> str:
