@@ -135,7 +135,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"demo voice (eng) read back by the demo model on sentences of words it never heard: CER "
               f"{voice['cer']:.1f} %, real-time factor {voice['real_time_factor']:.3f} on the CPU it was measured on")
     print(f"\n* default for its task. Sizes: fp32 weights (an ASR adapter adds about 10 MB). Cache: {hub.hub_cache()}"
-          f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (fp16), trained on "
+          f"\nWeights licence: {name} ({url}), non-commercial use. demo: shipped with mms (ASR fp16, voice fp32), trained on "
           f"synthetic speech only.")
     return 0
 
@@ -155,7 +155,11 @@ def _demo_row() -> dict:
         languages, size_text, cached = None, "-", ""
     tasks, voice = list(DEMO_TASKS), {}
     try:
-        voice = json.loads((hub.demo_model("tts") / "metrics.json").read_text())
+        voice_path = hub.demo_model("tts")
+        voice = json.loads((voice_path / "metrics.json").read_text())
+        if cached:  # the size shipped: ASR model and voice
+            size += (voice_path / "model.safetensors").stat().st_size
+            size_text = f"{size / 1e6:.1f} MB"
     except (hub.HubError, OSError, ValueError):
         tasks.remove("tts")  # no voice shipped in this build
     return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": tasks, "languages": languages, "size": size_text, "hf": None,

@@ -282,38 +282,49 @@ VOICE_FILES = ("config.json", "model.safetensors", "vocab.json", "tokenizer_conf
 VOICE_SENTENCES, VOICE_SEED = 40, 5151  # ship-voice's round trip (the tests use other seeds)
 
 
-def voice_round_trip(voice: str, count: int = VOICE_SENTENCES, seed: int = VOICE_SEED, asr_model: str = "demo") -> dict:
+def voice_round_trip(voice: str, count: int = VOICE_SENTENCES, seed: int = VOICE_SEED, asr_model: str = "demo",
+                     espeak: bool = False) -> dict:
     """The voice reads `count` fresh sentences of held-out English words (never in its training text, nor in the
     ASR model's); the demo ASR model transcribes them: CER/WER against the text, and the voice's real-time factor
-    (synthesis seconds per audio second, this CPU, float32)."""
+    (synthesis seconds per audio second, this CPU, float32). espeak: also the ASR model's CER on espeak-ng's own
+    speech of the same sentences (the voice's teacher), the best a perfect imitation could score."""
     import numpy as np
 
     from mms.asr import ASR
+    from mms.audio import write_audio
     from mms.scoring import score
     from mms.train.data import normalize_text
     from mms.tts import TTS
 
+    if espeak:
+        ensure_espeak()
     rng = np.random.default_rng(seed)
     texts = sentences(word_lists("eng")[1], count, rng)
     tts = TTS.load(voice, lang="eng", device="cpu", dtype="float32")
     asr = ASR.load(asr_model, device="cpu")
+    refs = [normalize_text(t, "eng") for t in texts]
     spent = audio = 0.0
     with tempfile.TemporaryDirectory() as folder:
-        from mms.audio import write_audio
-
-        paths = []
+        paths, teacher = [], []
         for i, text in enumerate(texts):
             started = time.perf_counter()
             wave, rate = tts.synthesize(text)
             spent += time.perf_counter() - started
             audio += wave.size / rate
-            paths.append(Path(folder) / f"{i}.wav")
+            paths.append(str(Path(folder) / f"{i}.wav"))
             write_audio(paths[-1], wave, rate)
-        hyps = [r.text for r in asr.transcribe([str(p) for p in paths], lang="eng")]
-    scores = score([normalize_text(t, "eng") for t in texts], hyps, per_utterance=False)
-    return {"cer": round(scores["cer"], 2), "wer": round(scores["wer"], 2), "sentences": count, "seed": seed,
-            "real_time_factor": round(spent / audio, 4), "judge": asr_model,
-            "examples": [{"text": t, "heard": h} for t, h in list(zip(texts, hyps))[:3]]}
+            if espeak:
+                teacher.append(str(Path(folder) / f"espeak-{i}.wav"))
+                speak(text, "en", 160, 50, Path(teacher[-1]))  # the voice corpus's espeak-ng settings
+        hyps = [r.text for r in asr.transcribe(paths, lang="eng")]
+        teacher_hyps = [r.text for r in asr.transcribe(teacher, lang="eng")] if espeak else []
+    scores = score(refs, hyps, per_utterance=False)
+    result = {"cer": round(scores["cer"], 2), "wer": round(scores["wer"], 2), "sentences": count, "seed": seed,
+              "real_time_factor": round(spent / audio, 4), "judge": asr_model,
+              "examples": [{"text": t, "heard": h} for t, h in list(zip(texts, hyps))[:3]]}
+    if espeak:
+        result["judge_on_espeak_cer"] = round(score(refs, teacher_hyps, per_utterance=False)["cer"], 2)
+    return result
 
 
 def ship_voice(work: Path, dest: Path = VOICE_DIR, note: str | None = None) -> None:
@@ -328,7 +339,7 @@ def ship_voice(work: Path, dest: Path = VOICE_DIR, note: str | None = None) -> N
     for name in VOICE_FILES:
         shutil.copy(voice / name, tmp / name)
     history = [json.loads(line) for line in (voice / "train_log.jsonl").read_text().splitlines()]
-    metrics = {"round_trip": voice_round_trip(str(tmp)), "step": history[-1]["step"], "epoch": history[-1]["epoch"],
+    metrics = {"round_trip": voice_round_trip(str(tmp), espeak=True), "step": history[-1]["step"], "epoch": history[-1]["epoch"],
                "dev_mel": history[-1].get("dev_mel"), "train_seconds": history[-1].get("train_seconds")}
     if note:
         metrics["note"] = note
@@ -606,7 +617,7 @@ def main() -> int:
     if args.step == "ship-voice":
         ship_voice(work, note=args.note)
     if args.step == "voice-round-trip":
-        print(json.dumps(voice_round_trip(str(work / "voice")), ensure_ascii=False), file=sys.stderr)
+        print(json.dumps(voice_round_trip(str(work / "voice"), espeak=True), ensure_ascii=False), file=sys.stderr)
     if args.step == "adapter":
         summary = train_held_out_adapter(work, str(SHIP_DIR), args.epochs, args.lr, args.threads)
         print(json.dumps({k: v for k, v in summary.items() if k != "last"}), file=sys.stderr)

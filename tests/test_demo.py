@@ -184,3 +184,8 @@ def test_cli_tts_with_the_demo_voice_offline(tmp_path):
     assert r.returncode == 0, r.stderr
     wave, rate = sf.read(out)
     assert rate == 16000 and 0.3 < wave.size / rate < 5 and np.abs(wave).max() > 0.05
+    # the voice speaks English only: another language is one line naming `demo`, not the package's folder
+    r = subprocess.run([sys.executable, "-m", "mms", "tts", "--model", "demo", "--lang", "fra", "--offline", "--txt",
+                        "bonjour", "--wav", str(tmp_path / "fr.wav")], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.strip() == "mms tts: error: demo: this voice speaks 'eng', not 'fra'"
+    assert not (tmp_path / "fr.wav").exists()

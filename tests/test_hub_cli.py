@@ -167,7 +167,7 @@ def test_help_does_not_import_torch():
 
 
 def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
-    """`demo` lives in the package: listed for asr/lid/align (not tts), its path needs no cache or network."""
+    """`demo` lives in the package: listed for asr/lid/align/tts, its paths need no cache or network."""
     env = environment(tmp_path / "home", offline=True)
     listing = json.loads(mms("models", "list", "--format", "json", env=env).stdout)["models"]
     demo = [m for m in listing if m["name"] == "demo"]
@@ -178,11 +178,17 @@ def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
     table = mms("models", "list", env=env).stdout
     assert "demo on sentences of words it never heard" in table and f"eng {demo[0]['held_out']['eng']['cer']:.1f}" in table
     tts = json.loads(mms("models", "list", "--task", "tts", "--format", "json", env=env).stdout)["models"]
-    assert "demo" not in [m["name"] for m in tts]
+    voice = [m for m in tts if m["name"] == "demo"]
+    assert len(voice) == 1 and 0 <= voice[0]["voice"]["cer"] <= 100 and voice[0]["voice"]["real_time_factor"] > 0
+    assert f"demo voice (eng) read back by the demo model on sentences of words it never heard: CER " \
+           f"{voice[0]['voice']['cer']:.1f} %" in table
     asr = mms("models", "path", "demo", env=env)
     lid = mms("models", "download", "demo", "--task", "lid", env=env)
     assert asr.returncode == 0 and (Path(asr.stdout.strip()) / "vocab.json").is_file()
     assert lid.returncode == 0 and Path(lid.stdout.strip()) == Path(asr.stdout.strip()) / "lid"
     assert not (tmp_path / "home").exists()  # nothing cached
     tts_path = mms("models", "path", "demo", "--task", "tts", env=env)
-    assert tts_path.returncode == 2 and "no shipped demo model for tts" in tts_path.stderr
+    assert tts_path.returncode == 0 and Path(tts_path.stdout.strip()).name == "demo-tts"
+    assert (Path(tts_path.stdout.strip()) / "model.safetensors").is_file()
+    pretrained = mms("models", "path", "demo", "--task", "pretrained", env=env)
+    assert pretrained.returncode == 2 and "no shipped demo model for pretrained" in pretrained.stderr

@@ -406,3 +406,34 @@ def test_architecture_from_a_config_file(tmp_path):
             read_config(str(tmp_path / "bad.json"))
     (tmp_path / "hf.json").write_text(json.dumps({**values, "attention_dropout": 0.1, "torch_dtype": "float32"}))
     assert read_config(str(tmp_path / "hf.json"))[0] == cfg  # transformers' own keys are not settings of ours
+
+
+class _Planted:
+    """Unpickling this creates a file: a resumed state must never run it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_a_state_holding_code_is_refused_without_running_it(tmp_path):
+    from mms.train.data import TrainError
+    from mms.train.export import read_state, restore_rng, rng_state, write_state
+
+    marker = tmp_path / "ran"
+    torch.save({"format": "mms train-tts 1", "planted": _Planted(marker)}, tmp_path / STATE_FILE)
+    with pytest.raises(TrainError) as caught:
+        read_state(tmp_path / STATE_FILE)
+    message = str(caught.value)
+    print(message)
+    assert "not unpickled" in message and "\n" not in message and not marker.exists()
+
+    # what the trainers save (global RNG states included) loads back weights_only and restores the same streams
+    np.random.seed(3)
+    torch.manual_seed(3)
+    write_state(tmp_path / "ok.pt", {"rng": rng_state()})
+    expected = (np.random.rand(4), torch.rand(4))
+    restore_rng(read_state(tmp_path / "ok.pt")["rng"])
+    assert np.array_equal(np.random.rand(4), expected[0]) and torch.equal(torch.rand(4), expected[1])

@@ -36,7 +36,7 @@ from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import (Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
                              read_examples)
-from mms.train.export import read_state, write_state
+from mms.train.export import read_state, restore_rng, rng_state, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -402,7 +402,7 @@ class Trainer:
             "best": self.best, "history": self.history,
             "vocabs": {lang: v.tokens for lang, v in self.vocabs.items()},
             "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+            "rng": rng_state(),
         }
         write_state(self.state_path, state)
 
@@ -431,8 +431,7 @@ class Trainer:
             log.info("the dev manifests changed since the saved state: the best epoch is chosen anew")
             self.best = None
         self.audio_seconds, self.train_seconds = state["audio_seconds"], state["train_seconds"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        restore_rng(state["rng"])
         return True
 
     # -- training ------------------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mms.files import atomic_path, write_text_atomic
@@ -43,18 +45,37 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtyp
 
 
 def write_state(path: Path, state: dict) -> None:
-    """A training state (torch.save), atomically: an interrupted save leaves the previous state readable."""
+    """A training state (torch.save), atomically: an interrupted save leaves the previous state readable. It holds
+    tensors and plain values only (see rng_state), so reading it back never unpickles code."""
     with atomic_path(path) as tmp:  # removed again when the save is interrupted
         torch.save(state, tmp)
 
 
 def read_state(path: Path) -> dict:
-    """A training state this package wrote (it holds numpy's RNG state, hence not weights_only); a damaged file is
-    a TrainError, never a guess."""
+    """A training state this package wrote, loaded weights_only: a --out folder copied from elsewhere cannot run
+    code on resume. A damaged or foreign file is a TrainError, never a guess."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise TrainError(f"{path}: holds objects other than tensors and plain values, so it was not written by this "
+                         f"version of mms and is not unpickled; delete it to start over") from None
     except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
-        raise TrainError(f"{path}: cannot read the saved training state ({e}); delete it to start over") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainError(f"{path}: cannot read the saved training state ({reason}); delete it to start over") from None
+
+
+def rng_state() -> dict:
+    """torch's and numpy's global random states as tensors and plain values (numpy's own form is an ndarray, which
+    a weights_only load refuses)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)]}
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
 
 
 def write_json(path: Path, value: dict) -> None:

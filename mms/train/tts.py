@@ -50,7 +50,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import DataError, TrainError, check_settings
-from mms.train.export import read_state, save_tensors, write_json, write_state
+from mms.train.export import read_state, restore_rng, rng_state, save_tensors, write_json, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -572,8 +572,7 @@ class TTSTrainer:
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "history": self.history, "losses": self.losses, "train_seconds": self.train_seconds,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if cuda else None},
+            "rng": {**rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None},
         }
         write_state(self.state_path, state)
 
@@ -600,8 +599,7 @@ class TTSTrainer:
         self.sched_d.load_state_dict(state["sched_d"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.history, self.losses, self.train_seconds = state["history"], state["losses"], state["train_seconds"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        restore_rng(state["rng"])
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         return True

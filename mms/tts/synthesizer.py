@@ -86,11 +86,16 @@ class Speech:
 def load_voice(model: str | Path | None = None, lang: str | None = None) -> VitsCheckpoint:
     """The voice `model` names (see TTS.load); without `model`, the registry's default voice for `lang`."""
     from mms.checkpoints import vits_hf, vits_original
-    from mms.hub import resolve_model
+    from mms.hub import DEMO, resolve_model
 
     if model is None and lang is None:
         raise MMSError("no voice chosen: give --lang (e.g. --lang eng for the voice mms-tts-eng) or --model")
     fmt, directory = find_voice(resolve_model(model, task="tts", lang=lang), lang)
+    if fmt == "huggingface" and model == DEMO:  # errors name the shipped voice as the user did, not its folder
+        try:
+            return vits_hf.load(directory, lang)
+        except CheckpointError as e:
+            raise CheckpointError(str(e).replace(str(directory), DEMO)) from None
     if fmt == "huggingface":
         return vits_hf.load(directory, lang)
     if lang is None and re.fullmatch(r"[a-z]{3}", directory.name):
