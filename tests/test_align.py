@@ -216,6 +216,11 @@ def test_characters_an_asr_model_cannot_spell_are_named_and_words_keep_their_nam
             "--outdir", tmp_path / "none")
     assert r.returncode == 1 and "nothing to align: the model cannot spell any character of the text (left out: " \
                                  "z t h r; is --lang that of the text?)" in r.stderr
+    # --star adds a line of its own, which must not hide that the text has nothing to align
+    r = mms("align", "--model", hf_dir, "--lang", "eng", "--audio", audio, "--text", tmp_path / "none.txt",
+            "--outdir", tmp_path / "none-star", "--star")
+    assert r.returncode == 1 and "cannot spell any character of the text" in r.stderr
+    assert not (tmp_path / "none-star" / "alignment.json").exists()
 
 
 def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, capsys):

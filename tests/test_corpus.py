@@ -87,6 +87,12 @@ def test_merge_after_an_interrupted_shard_then_resume(corpus, tmp_path):
     r = mms("merge", out)
     assert [json.loads(line)["index"] for line in r.stdout.splitlines()] == list(range(6))
     assert "1 records with an index outside 0..5 ignored" in r.stderr and "6 of 6 inputs have records" in r.stderr
+    for damaged, reason in (("{bad", "not a run description (JSON)"), ("{}", "not a run description of mms"),
+                            ('{"task": "asr", "inputs": "6"}', "not a run description of mms")):
+        (out / "run.json").write_text(damaged)
+        r = mms("merge", out)
+        assert r.returncode == 2 and r.stderr == f"mms merge: error: {out / 'run.json'}: {reason}" + (
+            "" if "JSON" in reason else " (it needs task, inputs and settings)") + "\n"
 
 
 def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):

@@ -196,6 +196,8 @@ def test_bad_options_and_outputs_are_usage_errors(data, tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(TrainError, match="is a file"):
         Trainer(options(data, tmp_path / "a-file"))
+    with pytest.raises(TrainError, match="a-file is a file, not a folder"):
+        Trainer(options(data, tmp_path / "a-file" / "inside"))
     # a folder holding the state of the other training command is not continued (its optimizer is another's)
     Trainer(options(data, tmp_path / "adapter-run", mode="adapter", model=str(data["random_base"]), max_steps=1,
                     train=[str(data["new_train"])], dev=[str(data["new_dev"])])).run()

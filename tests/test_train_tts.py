@@ -284,6 +284,11 @@ def test_resume_is_bit_identical(corpus, tmp_path):
                 for t in (whole, second)]
     assert timeless[0] == timeless[1]
 
+    # --max-steps on an epoch's last batch finishes that epoch (its log record, dev pass and rate decay)
+    at_end = TTSTrainer(options(corpus, tmp_path / "at-end", max_steps=4, **short))
+    at_end.run()
+    assert at_end.epoch == 2 and at_end.batch_in_epoch == 0 and [h["step"] for h in at_end.history] == [2, 4]
+
 
 def test_exported_voice_speaks_the_same_in_mms_and_transformers(trained):
     import transformers
@@ -437,3 +442,21 @@ def test_a_state_holding_code_is_refused_without_running_it(tmp_path):
     expected = (np.random.rand(4), torch.rand(4))
     restore_rng(read_state(tmp_path / "ok.pt")["rng"])
     assert np.array_equal(np.random.rand(4), expected[0]) and torch.equal(torch.rand(4), expected[1])
+
+    # a state of an earlier version (numpy's RNG state as an ndarray) still resumes, without running any code
+    np.random.seed(4)
+    torch.manual_seed(4)
+    torch.save({"rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}}, tmp_path / "old.pt")
+    expected = (np.random.rand(4), torch.rand(4))
+    restore_rng(read_state(tmp_path / "old.pt")["rng"])
+    assert np.array_equal(np.random.rand(4), expected[0]) and torch.equal(torch.rand(4), expected[1])
+
+
+def test_an_out_that_is_a_file_is_one_line(corpus, tmp_path):
+    from mms.train.data import TrainError
+
+    (tmp_path / "a-file").write_text("")
+    for out, reason in ((tmp_path / "a-file", "is a file; give a folder"),
+                        (tmp_path / "a-file" / "voice", "a-file is a file, not a folder")):
+        with pytest.raises(TrainError, match=reason):
+            TTSTrainer(options(corpus, out))

@@ -249,6 +249,14 @@ def test_cli_file_to_outdir_with_index(tmp_path):
         assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
 
+    # --output-dir alone (a corpus run's folder: run.json and part files instead of index.jsonl)
+    run = tmp_path / "run"
+    r = mms("--model", voice_dirs().root, "--lang", "eng", "--file", lines, "--output-dir", run, "--seed", "2")
+    assert r.returncode == 1 and "Traceback" not in r.stderr.decode()
+    parts = [json.loads(line) for line in (run / "part-00000-of-00001.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in parts) == [0, 1, 2] and (run / "run.json").exists()
+    assert sorted(p.name for p in run.glob("*.wav")) == ["0001.wav", "0003.wav"]
+
 
 def test_without_model_the_language_picks_the_default_voice(tts, tmp_path, monkeypatch):
     env = hub_cache_with(voice_dirs().hf, "facebook/mms-tts-eng", tmp_path / "hub")
@@ -311,6 +319,10 @@ def test_cli_usage_and_model_errors(tmp_path):
          "unknown language 'xyz'"),
         (("--txt", "x", "--wav", tmp_path / "x.wav"), "give --lang"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--pause", "-1"), "--pause"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--noise-scale", "nan"),
+         "--noise-scale"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--noise-scale-duration", "-1"),
+         "--noise-scale-duration"),
     ]:
         r = mms(*args)
         stderr = r.stderr.decode()

@@ -407,14 +407,14 @@ class Aligner:
         if not self.romanize:  # ASR vocabularies: the word delimiter between words
             line_tokens = [sum(([self.vocab.word_delimiter] + w if i else w for i, w in enumerate(ws)), [])
                            for ws in words]
-        if star:
-            texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
-            words, names = [[[STAR]]] + words, [[STAR]] + names
-        if not any(line_tokens):
+        if not any(line_tokens):  # checked before --star's line, which is never empty
             if spelling.unspelled:
                 raise AlignmentError(f"nothing to align: the model cannot spell any character of the text (left out: "
                                      f"{' '.join(spelling.unspelled[:20])}; is --lang that of the text?)")
             raise AlignmentError("nothing to align: every line is empty after normalisation")
+        if star:
+            texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
+            words, names = [[[STAR]]] + words, [[STAR]] + names
 
         emissions, stride_ms = self.emissions(wave)
         tokens = list(self.vocab.tokens)

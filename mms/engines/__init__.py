@@ -128,11 +128,7 @@ def run_description(task: str, settings: dict, rows: list[dict]) -> dict:
 def check_run(path: str, description: dict) -> None:
     """Write run.json, or check that an existing one describes the same run."""
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            try:
-                old = json.load(f)
-            except json.JSONDecodeError:
-                raise CorpusError(f"{path}: not a run description (JSON)") from None
+        old = read_run(path)
         changed = [key for key in ("task", "inputs", "inputs_sha256") if old.get(key) != description[key]]
         old_settings, new_settings = old.get("settings", {}), description["settings"]
         changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
@@ -143,6 +139,21 @@ def check_run(path: str, description: dict) -> None:
                               f"{', '.join(changed)}; use the same ones to resume, or another output")
         return
     write_run(path, description)
+
+
+def read_run(path: str) -> dict:
+    """An existing run.json; anything else (not JSON, not what write_run writes) is a CorpusError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CorpusError(f"{path}: not a run description (JSON)") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not (isinstance(run, dict) and isinstance(run.get("task"), str) and type(run.get("inputs")) is int
+            and run["inputs"] >= 0 and isinstance(run.get("settings", {}), dict)):
+        raise CorpusError(f"{path}: not a run description of mms (it needs task, inputs and settings)")
+    return run
 
 
 def write_run(path: str, description: dict) -> None:

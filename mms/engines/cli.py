@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -40,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     run_file = os.path.join(args.directory, "run.json")
     if not os.path.isfile(run_file):
         raise engines.CorpusError(f"{args.directory}: no run.json (not an --output-dir of mms)")
-    with open(run_file, encoding="utf-8") as f:
-        description = json.load(f)
+    description = engines.read_run(run_file)
     task, total = description["task"], description["inputs"]
     records = [r for part in engines.part_files(args.directory) for r in engines.read_records(part)]
     stray = [r for r in records if not 0 <= r["index"] < total]

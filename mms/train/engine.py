@@ -36,7 +36,7 @@ from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import (Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
                              read_examples)
-from mms.train.export import read_state, restore_rng, rng_state, write_state
+from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -284,10 +284,7 @@ class Trainer:
     def __init__(self, options: TrainOptions):
         options.check()
         self.options = options
-        self.out = Path(options.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise TrainError(f"--out {self.out}: is a file; give a folder (new or the one of a run to resume)")
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = make_out_folder(options.out)
         from mms.device import resolve_device
 
         self.device = resolve_device(options.device)

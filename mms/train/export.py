@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mms.files import atomic_path, write_text_atomic
+from mms.files import atomic_path, ensure_parent, write_text_atomic
 from mms.train.data import TrainError, vocab_json
 
 POS = "wav2vec2.encoder.pos_conv_embed.conv."
@@ -44,6 +44,18 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtyp
         os.chmod(tmp, 0o666 & ~umask)
 
 
+def make_out_folder(out: str | Path) -> Path:
+    """The trainers' --out folder, made if new; a file in its place (or in a parent's) is a one-line TrainError."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out}: is a file; give a folder (new or the one of a run to resume)")
+    try:
+        ensure_parent(out / "train_state.pt")
+    except OSError as e:
+        raise TrainError(f"--out {out}: {e.strerror or e}") from None
+    return out
+
+
 def write_state(path: Path, state: dict) -> None:
     """A training state (torch.save), atomically: an interrupted save leaves the previous state readable. It holds
     tensors and plain values only (see rng_state), so reading it back never unpickles code."""
@@ -53,15 +65,30 @@ def write_state(path: Path, state: dict) -> None:
 
 def read_state(path: Path) -> dict:
     """A training state this package wrote, loaded weights_only: a --out folder copied from elsewhere cannot run
-    code on resume. A damaged or foreign file is a TrainError, never a guess."""
+    code on resume. States of earlier versions (numpy's RNG state as an ndarray, which weights_only refuses) go
+    through the restricted unpickler of model checkpoints, which builds arrays and runs nothing either. A damaged
+    or foreign file is a TrainError, never a guess."""
+    from mms.checkpoints.safe_pickle import UnsafePickleError, load
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise TrainError(f"{path}: holds objects other than tensors and plain values, so it was not written by this "
-                         f"version of mms and is not unpickled; delete it to start over") from None
+        pass
     except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrainError(f"{path}: cannot read the saved training state ({reason}); delete it to start over") from None
+        raise TrainError(f"{path}: cannot read the saved training state ({_first_line(e)}); delete it to start "
+                         f"over") from None
+    try:
+        return load(path, mmap=False)
+    except UnsafePickleError:
+        raise TrainError(f"{path}: holds objects other than tensors and plain values, so it was not written by mms "
+                         f"and is not unpickled; delete it to start over") from None
+    except Exception as e:  # noqa: BLE001
+        raise TrainError(f"{path}: cannot read the saved training state ({_first_line(e)}); delete it to start "
+                         f"over") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def rng_state() -> dict:
@@ -75,7 +102,8 @@ def rng_state() -> dict:
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     name, keys, position, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # an ndarray in states of earlier versions
+    np.random.set_state((name, keys.astype(np.uint32), position, has_gauss, gauss))
 
 
 def write_json(path: Path, value: dict) -> None:

@@ -50,7 +50,8 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import DataError, TrainError, check_settings
-from mms.train.export import read_state, restore_rng, rng_state, save_tensors, write_json, write_state
+from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json,
+                              write_state)
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -437,8 +438,7 @@ class TTSTrainer:
     def __init__(self, options: TTSTrainOptions):
         options.check()
         self.options = options
-        self.out = Path(options.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = make_out_folder(options.out)
         from mms.device import resolve_device
 
         self.device = resolve_device(options.device)
@@ -699,9 +699,9 @@ class TTSTrainer:
                     self.export()
             if bar is not None:
                 bar.close()
-            if stopped:
-                break
-            self.end_epoch()
+            if stopped and self.batch_in_epoch < len(batches):
+                break  # mid-epoch: a resumed run finishes it
+            self.end_epoch()  # (also when --max-steps fell on the epoch's last batch: its dev pass, log and decay)
         self.save_state()
         self.export()
         return self.summary(stopped)

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from mms.command import add_common_options, add_corpus_options, add_device_options, positive, say, stream_results
+from mms.command import (add_common_options, add_corpus_options, add_device_options, non_negative, positive, say,
+                         stream_results)
 from mms.errors import MMSError
 from mms.options import TTSOptions, from_namespace
 
@@ -61,15 +62,15 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="resample the output (default: the voice's, 16000)")
     p.add_argument("--speaking-rate", type=positive(float), metavar="X",
                    help="speed: >1 faster, <1 slower (default: 1.0)")
-    p.add_argument("--noise-scale", type=float, metavar="X",
+    p.add_argument("--noise-scale", type=non_negative(float), metavar="X",
                    help="voice variation (default: the voice's, 0.667; 0 = none)")
-    p.add_argument("--noise-scale-duration", type=float, metavar="X",
+    p.add_argument("--noise-scale-duration", type=non_negative(float), metavar="X",
                    help="rhythm variation (default: the voice's, 0.8; 0 = none)")
     p.add_argument("--seed", type=int, metavar="N", help="random seed: the same text and seed give the same speech")
     p.add_argument("--split", choices=("sentences", "none"), default=TTSOptions.split,
                    help="sentences: cut long text into sentences joined with --pause; none: speak each input "
                         "whole, as fairseq's infer.py and transformers do (default: %(default)s)")
-    p.add_argument("--pause", type=float, metavar="SECONDS", default=TTSOptions.pause,
+    p.add_argument("--pause", type=non_negative(float), metavar="SECONDS", default=TTSOptions.pause,
                    help="seconds of silence between sentences (default: %(default)s)")
     p.add_argument("--max-chars", type=positive(int), metavar="N", default=TTSOptions.max_chars,
                    help="longest sentence synthesised at once, in characters (default: %(default)s)")
@@ -124,8 +125,6 @@ def check_usage(args) -> None:
         check_writable(args.wav)  # before the voice loads: a usage error, not a failed synthesis
     if args.float_wav and (args.format == "flac" or (args.format is None and (args.wav or "").endswith(".flac"))):
         raise MMSError("--float applies to wav output (flac stores integer samples)")
-    if args.pause < 0:
-        raise MMSError("--pause must not be negative")
 
 
 def show_warnings() -> None:
@@ -154,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
                     "count": len(inputs)}
         rows = [{"index": i, "line": line, "text": text}
                 for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
-        if args.outdir is not None:
-            args.output = os.path.join(args.outdir, "index.jsonl")
+        # --outdir: index.jsonl in it; --output-dir: the corpus run's own part files
+        args.output = os.path.join(args.outdir, "index.jsonl") if args.outdir is not None else None
         return run_corpus(args, "tts", settings, rows, "jsonl",
                           describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)")
 
