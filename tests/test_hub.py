@@ -291,6 +291,26 @@ def test_only_the_adapters_asked_for_are_fetched(fake_hub, asr_repo, capsys):
     assert "CC-BY-NC" not in capsys.readouterr().err
 
 
+def test_a_vocabulary_only_fetch_takes_the_small_files(fake_hub, asr_repo, tmp_path):
+    from mms.checkpoints import load_vocabulary
+    from mms.cli import main
+
+    path = hub.resolve_model("mms-1b-all", task="asr", lang="fra", vocabulary_only=True)
+    assert sorted(fake_hub.requested()) == ["config.json", "preprocessor_config.json", "tokenizer_config.json",
+                                            "vocab.json"]  # no weights, no adapter
+    assert load_vocabulary(path, "fra").tokens == load_vocabulary(asr_repo, "fra").tokens
+    with pytest.raises(hub.MissingLanguageError):  # the language is still checked, against vocab.json
+        hub.resolve_model("mms-1b-fl102", task="asr", lang="abi", vocabulary_only=True)
+    fake_hub.log.clear()
+    (tmp_path / "corpus.txt").write_text("le chat\nabc bad cab\n", encoding="utf-8")
+    assert main(["lexicon", "--model", "mms-1b-all", "--lang", "eng", str(tmp_path / "corpus.txt"),
+                 "-o", str(tmp_path / "lex.txt")]) == 0
+    assert fake_hub.requested() == []  # mms lexicon: the cached vocabulary (every language) is enough
+    assert main(["lexicon", "--model", str(asr_repo), "--lang", "eng", str(tmp_path / "corpus.txt"),
+                 "-o", str(tmp_path / "direct.txt")]) == 0
+    assert (tmp_path / "lex.txt").read_text() == (tmp_path / "direct.txt").read_text()
+
+
 def test_asr_load_by_name_fetches_the_language_of_the_run(fake_hub):
     from mms.asr import ASR
 

@@ -4,6 +4,7 @@ task. A published model is fetched with only the files the run needs, after its 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mms.hub import languages as catalogue
@@ -16,12 +17,14 @@ from mms.hub.registry import (DEMO, LOCAL_FORMS, SOURCES, USABLE_FOR, ModelInfo,
 
 
 def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: str | list[str] | None = None, *,
-                  offline: bool | None = None, source: str | None = None, refresh: bool = False) -> Path:
+                  offline: bool | None = None, source: str | None = None, refresh: bool = False,
+                  vocabulary_only: bool = False) -> Path:
     """A local path for `reference`: itself when it exists; else the cached (or now fetched) files of a published
     name or Hugging Face repo id. None: the registry's default model for `task` (for tts the voice family
     mms-tts: the voice of `lang`). `lang`: the language(s) the run needs (for adapter models only those adapters
     are fetched; for per-language models, the voice). `source`: "hf" or "url" (original files); default per
-    model. `refresh`: ask the Hub for a newer revision even when the files are cached."""
+    model. `refresh`: ask the Hub for a newer revision even when the files are cached. `vocabulary_only`: a Hugging
+    Face model's small files only (vocab.json holds every language's vocabulary), not its weights or adapters."""
     if reference is None:
         reference = default_model(task)
     path = Path(reference).expanduser()
@@ -38,11 +41,11 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
     if info.task not in USABLE_FOR.get(task, (task,)):
         raise HubError(f"{info.name} is a {info.task} model, not a {task} model (default for {task}: "
                        f"{default_model(task)}; see: mms models list --task {task})")
-    return fetch(info, lang, offline=offline, source=source, refresh=refresh)
+    return fetch(info, lang, offline=offline, source=source, refresh=refresh, vocabulary_only=vocabulary_only)
 
 
 def fetch(info: ModelInfo, lang=None, *, offline: bool | None = None, source: str | None = None,
-          refresh: bool = False) -> Path:
+          refresh: bool = False, vocabulary_only: bool = False) -> Path:
     """The local path of a registry model with the files for `lang` (see resolve_model)."""
     langs = _languages(info, lang)
     source = source or info.source
@@ -54,8 +57,12 @@ def fetch(info: ModelInfo, lang=None, *, offline: bool | None = None, source: st
         raise HubError(f"{info.name} has no original download (use --source hf)")
     if langs and info.adapter:  # before any download: the known list (cached files or shipped list)
         catalogue.check_languages(info, langs, catalogue.known_languages(info))
-    if source == "url":
+    if source == "url":  # the original files: the vocabulary is inside the checkpoint
         return _fetch_url_model(info, langs, is_offline(offline))
+    if vocabulary_only:  # (mms lexicon): a few kB instead of the weights' GB
+        snapshot = _fetch_hf_model(replace(info, weights=None, adapter=None), [], is_offline(offline), refresh)
+        _check_model_languages(info, snapshot, langs)
+        return snapshot
     return _fetch_hf_model(info, langs, is_offline(offline), refresh)
 
 

@@ -118,7 +118,8 @@ def run_lexicon(args) -> int:
     from mms.hub import resolve_model
 
     # a published name (demo, mms-1b-all) as in `mms asr --model`; only the vocabulary is read
-    vocab = load_vocabulary(resolve_model(args.model, "asr", args.lang), args.lang, args.dict_path)
+    vocab = load_vocabulary(resolve_model(args.model, "asr", args.lang, vocabulary_only=True), args.lang,
+                            args.dict_path)
     lines = (line for path in args.corpus for line in read_corpus(path))
     entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
     write_text_atomic(args.output, lexicon_text(entries))
