@@ -115,6 +115,11 @@ def run_list(args: argparse.Namespace) -> int:
                      "default": hub.defaults().get(info.task) == info.name,
                      "description": info.description})
     demo = _demo_row()
+    if args.task == "tts" and "tts" in demo["tasks"]:  # the voice alone: English, its own size
+        demo.update(languages=1, size=demo.pop("voice_size"), held_out={})
+    elif args.task:  # asr, lid, align: the voice's round trip is not theirs
+        demo["voice"] = {}
+    demo.pop("voice_size", None)
     if not args.task or args.task in demo["tasks"]:
         rows.append(demo)
     name, url = hub.licence()
@@ -153,18 +158,18 @@ def _demo_row() -> dict:
         metrics = json.loads((path / "metrics.json").read_text()).get("held_out", {}).get("per_language", {})
     except (hub.HubError, OSError, ValueError):
         languages, size_text, cached = None, "-", ""
-    tasks, voice = list(DEMO_TASKS), {}
+    tasks, voice, voice_size = list(DEMO_TASKS), {}, 0
     try:
         voice_path = hub.demo_model("tts")
         voice = json.loads((voice_path / "metrics.json").read_text())
+        voice_size = (voice_path / "model.safetensors").stat().st_size
         if cached:  # the size shipped: ASR model and voice
-            size += (voice_path / "model.safetensors").stat().st_size
-            size_text = f"{size / 1e6:.1f} MB"
+            size_text = f"{(size + voice_size) / 1e6:.1f} MB"
     except (hub.HubError, OSError, ValueError):
         tasks.remove("tts")  # no voice shipped in this build
     return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": tasks, "languages": languages, "size": size_text, "hf": None,
             "url": [], "source": "package", "cached": cached, "default": False, "held_out": metrics,
-            "voice": voice.get("round_trip", {}),
+            "voice": voice.get("round_trip", {}), "voice_size": f"{voice_size / 1e6:.1f} MB",
             "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
                            "commands offline; not for real recordings"}
 

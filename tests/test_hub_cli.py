@@ -180,6 +180,7 @@ def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
     tts = json.loads(mms("models", "list", "--task", "tts", "--format", "json", env=env).stdout)["models"]
     voice = [m for m in tts if m["name"] == "demo"]
     assert len(voice) == 1 and 0 <= voice[0]["voice"]["cer"] <= 100 and voice[0]["voice"]["real_time_factor"] > 0
+    assert voice[0]["languages"] == 1 and voice[0]["size"] == "2.7 MB"  # --task tts: the English voice alone
     assert f"demo voice (eng) read back by the demo model on sentences of words it never heard: CER " \
            f"{voice[0]['voice']['cer']:.1f} %" in table
     asr = mms("models", "path", "demo", env=env)
