@@ -22,7 +22,13 @@ COMMANDS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the full usage is one `--help` away), as every other error."""
+    """argparse, but a usage error is one line (the full usage is one `--help` away), as every other error, and
+    options are never abbreviated: `mms tts --output F` would otherwise be taken for --output-dir and write a
+    folder named F."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # (subcommand parsers are built with this class too)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

@@ -143,21 +143,24 @@ def stream_results(prog: str, results: Iterable, writer, total: int | None = Non
     return 1 if failed else 0
 
 
-def add_corpus_options(parser: argparse.ArgumentParser, output_files: bool = True) -> None:
+def add_corpus_options(parser: argparse.ArgumentParser, output_files: bool = True, index: str | None = None) -> None:
     """Corpus runs (mms.engines; docs/corpus.md): resume, shards, output directories, the Ray engine.
     `output_files` False: the command writes a folder per input and always resumes (mms align), so it has no
-    --resume or --output-dir."""
+    --resume or --output-dir. `index`: the command's own record file (mms tts: --outdir DIR's index.jsonl) where
+    others have --output FILE."""
     group = parser.add_argument_group("corpus runs (see docs/corpus.md)")
     if output_files:
         group.add_argument("--resume", action="store_true",
-                           help="with --output FILE (jsonl): skip inputs that have a finished record in FILE, append "
-                                "the others (the settings must be those of FILE.run.json)")
+                           help=f"with {index or '--output FILE (jsonl)'}: skip inputs that have a finished record in "
+                                f"{'it' if index else 'FILE'}, append the others (the settings must be those of "
+                                f"{'the .run.json beside it' if index else 'FILE.run.json'})")
     group.add_argument("--shard", metavar="K/N",
                        help="process only the inputs whose index i has i %% N == K; `auto`: from SLURM_ARRAY_TASK_ID/"
                             "SLURM_ARRAY_TASK_COUNT or RANK/WORLD_SIZE")
     if output_files:
         group.add_argument("--output-dir", metavar="DIR",
-                           help="instead of --output: DIR/run.json and DIR/part-*.jsonl (one per shard or worker), "
+                           help=f"instead of {index or '--output'}: DIR/run.json and DIR/part-*.jsonl (one per "
+                                "shard or worker), "
                                 "resumed from whatever parts exist; `mms merge DIR` joins them")
     group.add_argument("--engine", choices=("local", "ray"), default="local",
                        help=f"local: this process; ray: a Ray Data pipeline of model actors (needs "

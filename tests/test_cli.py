@@ -204,6 +204,11 @@ def test_subtitles_from_word_times(hf_dir, wavs):
     assert lines[0] == "1" and " --> " in lines[1] and lines[1].startswith("00:00:0")
     vtt = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[1], "--format", "vtt").stdout
     assert vtt.startswith("WEBVTT") and " --> " in vtt
+    # two recordings have two clocks: one subtitle file cannot hold both
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], wavs[1], "--format", "srt")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.strip() == (
+        "mms asr: error: --format srt: one recording per subtitle file, and 2 inputs were given; run once per file, "
+        "or use --format jsonl (word times of every input)")
 
 
 def test_a_killed_run_keeps_every_finished_record(hf_dir, wavs, tmp_path):

@@ -30,7 +30,8 @@ count, and/or --manifest: a fairseq .tsv (root line, then path<TAB>samples), a J
 (audio_filepath or audio, optional lang and text) or a plain list of paths. A manifest `lang` column
 overrides --lang for that line. Long inputs are transcribed in windows, so length is not limited.
 
-exit status: 0 every input transcribed, 1 some input failed (the others are still written), 2 usage error.
+exit status: 0 every input transcribed, 1 some input failed (the others are still written), 2 usage error,
+3 internal error (a bug; --verbose prints the traceback).
 """
 
 
@@ -270,6 +271,9 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise MMSError("no inputs: give audio files or --manifest")
     timestamps = None if args.timestamps == "none" else args.timestamps
+    if args.format in ("srt", "vtt") and len(items) > 1:  # one clock per file: cues of several would interleave
+        raise MMSError(f"--format {args.format}: one recording per subtitle file, and {len(items)} inputs were given; "
+                       f"run once per file, or use --format jsonl (word times of every input)")
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
     beam = beam_options(args)

@@ -15,7 +15,8 @@ examples:
 One record per input, in index order; an input with several records (a redone batch, a retried shard) keeps its
 last good one (or, if it never succeeded, its last error). Inputs that no part has are listed as missing.
 
-exit status: 0 every input of the run has a good record, 1 some input failed or is missing, 2 usage error.
+exit status: 0 every input of the run has a good record, 1 some input failed or is missing, 2 usage error,
+3 internal error (a bug; --verbose prints the traceback).
 """
 
 

@@ -37,7 +37,8 @@ output (best first, softmax probabilities over the candidate languages):
            ([] for an input that failed); --output DIR writes DIR/predictions.txt
 Line formats are written as each input finishes; json is written at the end, atomically.
 
-exit status: 0 every input identified, 1 some input failed (the others are still written), 2 usage error.
+exit status: 0 every input identified, 1 some input failed (the others are still written), 2 usage error,
+3 internal error (a bug; --verbose prints the traceback).
 """
 
 

@@ -34,7 +34,8 @@ sentences (at most --max-chars each), synthesised in batches and joined with --p
 0002.wav, ... over the non-blank lines, in input order, and DIR/index.jsonl records each line's text, path,
 duration and error.
 
-exit status: 0 every input synthesised, 1 some input failed (the others are still written), 2 usage error.
+exit status: 0 every input synthesised, 1 some input failed (the others are still written), 2 usage error,
+3 internal error (a bug; --verbose prints the traceback).
 """
 
 
@@ -63,9 +64,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--speaking-rate", type=positive(float), metavar="X",
                    help="speed: >1 faster, <1 slower (default: 1.0)")
     p.add_argument("--noise-scale", type=non_negative(float), metavar="X",
-                   help="voice variation (default: the voice's, 0.667; 0 = none)")
+                   help="voice variation (default: the voice's config, 0.667 in MMS voices; 0 = none)")
     p.add_argument("--noise-scale-duration", type=non_negative(float), metavar="X",
-                   help="rhythm variation (default: the voice's, 0.8; 0 = none)")
+                   help="rhythm variation (default: the voice's config, 0.8 in MMS voices; 0 = none)")
     p.add_argument("--seed", type=int, metavar="N", help="random seed: the same text and seed give the same speech")
     p.add_argument("--split", choices=("sentences", "none"), default=TTSOptions.split,
                    help="sentences: cut long text into sentences joined with --pause; none: speak each input "
@@ -78,7 +79,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="padded input ids per forward pass; lower it if memory is short (default: %(default)s)")
     add_device_options(p, auto_dtype="float32")
     add_common_options(p)
-    add_corpus_options(p)
+    add_corpus_options(p, index="--outdir DIR's index.jsonl")
     p.set_defaults(run=run)
     return p
 
