@@ -97,6 +97,18 @@ def test_cli_asr_and_lid_with_the_demo_model(held_out):
     assert record["predictions"][0][0] in labels
 
 
+def test_demo_without_lang_says_so_and_auto_uses_its_own_lid():
+    russian = str(ROOT / "examples" / "rus_day.wav")
+    guessed = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", "demo", "--offline", russian],
+                             capture_output=True, text=True)
+    assert guessed.returncode == 0 and "mms asr: note: no --lang: every input is transcribed as 'eng'" in guessed.stderr
+    # --lang auto: the demo's own LID head, nothing to download (offline)
+    auto = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", "demo", "--lang", "auto", "--offline",
+                           "--format", "jsonl", russian], capture_output=True, text=True)
+    assert auto.returncode == 0, auto.stderr
+    assert json.loads(auto.stdout)["lang"] == "rus" and "note" not in auto.stderr
+
+
 @pytest.fixture(scope="module")
 def alignment_errors(tmp_path_factory):
     """Words spoken one by one (espeak-ng), trimmed to their sound and joined with 0.3 s pauses: the known
