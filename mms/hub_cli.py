@@ -114,12 +114,7 @@ def run_list(args: argparse.Namespace) -> int:
                      "hf": info.hf, "url": list(info.url), "source": info.source, "cached": _cached_text(info),
                      "default": hub.defaults().get(info.task) == info.name,
                      "description": info.description})
-    demo = _demo_row()
-    if args.task == "tts" and "tts" in demo["tasks"]:  # the voice alone: English, its own size
-        demo.update(languages=1, size=demo.pop("voice_size"), held_out={})
-    elif args.task:  # asr, lid, align: the voice's round trip is not theirs
-        demo["voice"] = {}
-    demo.pop("voice_size", None)
+    demo = _demo_row(args.task)
     if not args.task or args.task in demo["tasks"]:
         rows.append(demo)
     name, url = hub.licence()
@@ -145,8 +140,9 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_row() -> dict:
-    """The `demo` model shipped inside the package (no download; not an MMS release, not CC-BY-NC)."""
+def _demo_row(task: str | None = None) -> dict:
+    """The `demo` model shipped inside the package (no download; not an MMS release, not CC-BY-NC), as listed for
+    `task`: tts lists the voice alone (English, its own size); asr, lid and align leave the voice out."""
     from mms import hub
 
     metrics = {}
@@ -167,9 +163,13 @@ def _demo_row() -> dict:
             size_text = f"{(size + voice_size) / 1e6:.1f} MB"
     except (hub.HubError, OSError, ValueError):
         tasks.remove("tts")  # no voice shipped in this build
+    if task == "tts" and voice:
+        languages, size_text, metrics = 1, f"{voice_size / 1e6:.1f} MB", {}
+    elif task:
+        voice = {}
     return {"name": hub.DEMO, "task": DEMO_TASKS[0], "tasks": tasks, "languages": languages, "size": size_text, "hf": None,
             "url": [], "source": "package", "cached": cached, "default": False, "held_out": metrics,
-            "voice": voice.get("round_trip", {}), "voice_size": f"{voice_size / 1e6:.1f} MB",
+            "voice": voice.get("round_trip", {}),
             "description": "tiny model trained on synthetic espeak-ng speech (eng, ell, hin, rus): try the "
                            "commands offline; not for real recordings"}
 

@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         raise MMSError("--rerank-weights, --zeroshot-model, --rerank-lm and --rerank-wlid need --rerank N")
     settings = {"rerank": rerank, "model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
                 "adapter_dir": args.adapter,
-                "lid_model": args.lid_model or ("demo" if args.model == "demo" else None), "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
+                "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
                 "input_langs": sorted({item.lang for item in items if item.lang}),
                 "options": asdict(from_namespace(ASROptions, args)), "beam": beam, "zeroshot": zeroshot}
     rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text} for i, item in enumerate(items)]

@@ -71,24 +71,17 @@ def read_state(path: Path) -> dict:
     from mms.checkpoints.safe_pickle import UnsafePickleError, load
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
-        raise TrainError(f"{path}: cannot read the saved training state ({_first_line(e)}); delete it to start "
-                         f"over") from None
-    try:
-        return load(path, mmap=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return load(path, mmap=False)
     except UnsafePickleError:
         raise TrainError(f"{path}: holds objects other than tensors and plain values, so it was not written by mms "
                          f"and is not unpickled; delete it to start over") from None
-    except Exception as e:  # noqa: BLE001
-        raise TrainError(f"{path}: cannot read the saved training state ({_first_line(e)}); delete it to start "
-                         f"over") from None
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainError(f"{path}: cannot read the saved training state ({reason}); delete it to start over") \
+            from None
 
 
 def rng_state() -> dict:

@@ -91,13 +91,13 @@ def load_voice(model: str | Path | None = None, lang: str | None = None) -> Vits
     if model is None and lang is None:
         raise MMSError("no voice chosen: give --lang (e.g. --lang eng for the voice mms-tts-eng) or --model")
     fmt, directory = find_voice(resolve_model(model, task="tts", lang=lang), lang)
-    if fmt == "huggingface" and model == DEMO:  # errors name the shipped voice as the user did, not its folder
+    if fmt == "huggingface":
         try:
             return vits_hf.load(directory, lang)
         except CheckpointError as e:
-            raise CheckpointError(str(e).replace(str(directory), DEMO)) from None
-    if fmt == "huggingface":
-        return vits_hf.load(directory, lang)
+            if model != DEMO:
+                raise
+            raise CheckpointError(str(e).replace(str(directory), DEMO)) from None  # as the user named it
     if lang is None and re.fullmatch(r"[a-z]{3}", directory.name):
         lang = directory.name  # the repo's models/<iso>/ layout; infer.py needs it for Romanian
     return vits_original.load(directory, lang)
