@@ -87,14 +87,19 @@ def test_score_json(tmp_path):
     assert bad.returncode == 2 and "missing.txt" in bad.stderr
 
 
-def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
+def dev_set(folder, refs: list[str], lengths: list[int], seed: int):
+    """Random-audio dev files and their manifest (text = refs): (manifest, wav paths)."""
     wavs = []
-    for i, n in enumerate([24000, 30000]):
-        wavs.append(tmp_path / f"dev{i}.wav")
-        sf.write(wavs[-1], random_audio(n, seed=40 + i), 16000)
-    manifest = tmp_path / "dev.jsonl"
-    manifest.write_text("".join(json.dumps({"audio": w.name, "text": t}) + "\n"
-                                for w, t in zip(wavs, ["bad cab", "fed a bead"])))
+    for i, n in enumerate(lengths):
+        wavs.append(folder / f"dev{i}.wav")
+        sf.write(wavs[-1], random_audio(n, seed=seed + i), 16000)
+    manifest = folder / "dev.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": w.name, "text": t}) + "\n" for w, t in zip(wavs, refs)))
+    return manifest, wavs
+
+
+def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
+    manifest, wavs = dev_set(tmp_path, ["bad cab", "fed a bead"], [24000, 30000], seed=40)
     lexicon, lm = tmp_path / "lexicon.txt", tmp_path / "lm.arpa"
     mms("lexicon", "--model", hf_dir, "--lang", "eng", corpus, "-o", lexicon)
     mms("lm", "build", corpus, "--order", "2", "--lang", "eng", "-o", lm)
@@ -121,6 +126,49 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
     assert "WER" in r.stderr  # the manifest's text is used as reference
 
 
+def test_tune_with_a_unit_lm_searches_the_silence_weight(hf_dir, corpus, tmp_path):
+    """Lexicon-free decoding has no word score (flashlight's LexiconFreeDecoderOptions has none): with --unit-lm
+    `mms tune` searches --sil-weight, each trial's scores are those of that silence weight, and --metric cer picks
+    the lowest CER."""
+    from mms.lm.tune import dev_emissions
+    from mms.scoring import score
+
+    refs = ["bad cab", "fed a bead"]
+    manifest, wavs = dev_set(tmp_path, refs, [24000, 30000], seed=70)
+    units, preset = tmp_path / "units.arpa", tmp_path / "units.yaml"
+    assert mms("lm", "build", corpus, "--order", "3", "--lang", "eng", "--units", "-o", units).returncode == 0
+    r = mms("tune", "--model", hf_dir, "--lang", "eng", "--manifest", manifest, "--lm", units, "--unit-lm",
+            "--grid", "3", "--lm-weight", "0.5:0.5", "--sil-weight=-20:20", "--metric", "cer", "--decode-workers", "0",
+            "--cache", tmp_path / "cache", "-o", preset)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("] lm_weight 0.500 sil_weight") == 3 and "word_score" not in r.stderr
+    values = yaml.safe_load(preset.read_text())
+    assert "word_score" not in values and values["sil_weight"] in (-20, 0, 20) and "lowest cer" in preset.read_text()
+
+    result = tune(str(hf_dir), str(manifest), str(units), lang="eng", unit_lm=True, cache=tmp_path / "cache",
+                  settings=TuneSettings(grid=3, lm_weight=(0.5, 0.5), sil_weight=(-20, 20), metric="cer",
+                                        decode_workers=0))
+    assert preset_yaml(result) == preset.read_text() and result["searched"] == "sil_weight"
+    assert [t["cer"] for t in result["trials"]] == sorted(t["cer"] for t in result["trials"])
+    vocab = load_vocabulary(hf_dir, "eng")
+    emissions = dev_emissions(str(hf_dir), "eng", None, [str(w) for w in wavs], tmp_path / "cache")
+    letters = {}
+    for trial in result["trials"]:
+        decoder = BeamSearchDecoder(vocab, BeamOptions(lm=str(units), unit_lm=True, beam=100, lm_weight=0.5,
+                                                       sil_weight=trial["sil_weight"]))
+        hyps = [decoder.decode(e).text for e in emissions]
+        got = score(refs, hyps, per_utterance=False)
+        assert (got["wer"], got["cer"]) == (trial["wer"], trial["cer"])
+        letters[trial["sil_weight"]] = sum(len(h.replace(" ", "")) for h in hyps)
+    # the knob acts: a silence bonus makes the frames silences instead of letters (this random model: none at 20)
+    assert letters[-20] >= letters[0] >= letters[20] and letters[-20] > letters[20]
+
+    asr = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", units, "--unit-lm", "--config", preset, *wavs,
+              "--decode-workers", "0", "--word-score", "2")
+    assert asr.returncode == 0, asr.stderr
+    assert "--word-score does nothing with --unit-lm" in asr.stderr
+
+
 def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_path):
     """`mms tune` without --lm: the zero-shot model's uroman lexicon alone (flashlight's ZeroLM), LM weight fixed at 0;
     each setting's WER is that of the lexicon-only beam search at its word score."""
@@ -129,12 +177,8 @@ def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_pa
     from tests.factory import random_zeroshot_model, write_zeroshot_hf
 
     zs = write_zeroshot_hf(random_zeroshot_model(seed=4), tmp_path / "zs")
-    wavs = []
-    for i, n in enumerate([24000, 32000]):
-        wavs.append(tmp_path / f"dev{i}.wav")
-        sf.write(wavs[-1], random_audio(n, seed=60 + i), 16000)
-    manifest, refs = tmp_path / "dev.jsonl", ["cat dog", "maison"]
-    manifest.write_text("".join(json.dumps({"audio": w.name, "text": t}) + "\n" for w, t in zip(wavs, refs)))
+    refs = ["cat dog", "maison"]
+    manifest, wavs = dev_set(tmp_path, refs, [24000, 32000], seed=60)
     (tmp_path / "words.txt").write_text("cat\ndog\nmaison\nкот\n")
     lexicon, preset = tmp_path / "lex.txt", tmp_path / "zs.yaml"
     assert mms("lexicon", "--uroman", "--dedupe", tmp_path / "words.txt", "-o", lexicon).returncode == 0

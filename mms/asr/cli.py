@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mms.command import (add_common_options, add_corpus_options, add_device_options, add_time_offsets_option,
-                         non_negative, positive)
+                         non_negative, positive, say)
 from mms.errors import MMSError
 from mms.writers import formats
 
@@ -143,9 +143,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     help=f"prune hypotheses this far below the best (default: {d['beam_threshold']})")
     lm.add_argument("--lm-weight", type=float, default=argparse.SUPPRESS, help=f"LM weight (default: {d['lm_weight']})")
     lm.add_argument("--word-score", type=float, default=argparse.SUPPRESS,
-                    help=f"score added per word (default: {d['word_score']})")
+                    help=f"score added per word, with a lexicon (default: {d['word_score']})")
     lm.add_argument("--sil-weight", type=float, default=argparse.SUPPRESS,
-                    help=f"score added per silence (default: {d['sil_weight']})")
+                    help=f"score added per silence: with --unit-lm and no lexicon, the only bonus "
+                         f"(default: {d['sil_weight']})")
     lm.add_argument("--unk-weight", type=float, default=d["unk_weight"],
                     help="score of out-of-lexicon words (default: %(default)s)")
     lm.add_argument("--decode-workers", type=non_negative(int), default=d["decode_workers"],
@@ -221,7 +222,6 @@ def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
 def run_tune_rerank(args: argparse.Namespace) -> int:
     from mms.asr.rerank_features import parse_lm_specs
     from mms.asr.tune_rerank import tune_rerank, weights_yaml
-    from mms.command import say
     from mms.files import write_text_atomic
 
     plugins = {}
@@ -340,7 +340,6 @@ def rerank_plugins(args: argparse.Namespace, weights) -> dict:
     build_features(plugins, used)  # a missing file or package fails here, before any audio (models load later)
     unused = [name for name in ("lm", "wlid") if getattr(args, f"rerank_{name}") and name not in used]
     if unused:
-        from mms.command import say
 
         say("mms asr", f"note: the weight of {' and '.join(unused)} is 0: --rerank-{unused[0]} is not used")
     return {name: spec for name, spec in plugins.items() if name in used}
@@ -363,6 +362,9 @@ def beam_options(args: argparse.Namespace) -> dict | None:
         if args.lexicon or args.unit_lm:
             raise MMSError("--lexicon and --unit-lm need --lm")
         return None
+    if args.unit_lm and not args.lexicon and hasattr(args, "word_score"):
+        say("mms asr", "note: --word-score does nothing with --unit-lm and no --lexicon (flashlight's lexicon-free "
+                       "decoder has no word score); --sil-weight is its bonus (`mms tune --unit-lm` searches it)")
     defaults, config = load_defaults(None), load_defaults(getattr(args, "config", None))
     options = {"lm": args.lm, "lexicon": args.lexicon, "unit_lm": args.unit_lm, "unk_weight": args.unk_weight}
     for knob in PRESET_KNOBS:

@@ -83,12 +83,17 @@ def add_parser(commands) -> None:
     p.add_argument("--ref", help="references (default: the manifest's text)")
     p.add_argument("--lm", help="KenLM language model (ARPA or binary); without it, --lexicon alone (LM weight 0)")
     p.add_argument("--lexicon")
-    p.add_argument("--unit-lm", action="store_true")
+    p.add_argument("--unit-lm", action="store_true", help="the LM is over the model's units (`mms lm build --units`)")
     d = TuneSettings  # the defaults are typed once, there
     p.add_argument("--lm-weight", default="%g:%g" % d.lm_weight, metavar="LO:HI",
                    help="range searched (default: %(default)s)")
     p.add_argument("--word-score", default="%g:%g" % d.word_score, metavar="LO:HI",
-                   help="range searched (default: %(default)s)")
+                   help="range searched (default: %(default)s); with --unit-lm and no --lexicon the decoder has no "
+                        "word score, and --sil-weight is searched instead")
+    p.add_argument("--sil-weight", default="%g:%g" % d.sil_weight, metavar="LO:HI",
+                   help="range searched with --unit-lm and no --lexicon (default: %(default)s)")
+    p.add_argument("--metric", choices=("wer", "cer"), default=d.metric,
+                   help="what the best setting minimises (default: %(default)s; cer suits a character LM)")
     p.add_argument("--trials", type=positive(int), default=d.trials, help="random settings tried (default: %(default)s)")
     p.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
     p.add_argument("--beam", type=positive(int), default=d.beam)
@@ -190,12 +195,14 @@ def run_tune(args) -> int:
 
     settings = TuneSettings(
         lm_weight=parse_range(args.lm_weight, "--lm-weight"), word_score=parse_range(args.word_score, "--word-score"),
-        trials=args.trials, grid=args.grid, seed=args.seed, beam=args.beam, beam_size_token=args.beam_size_token,
+        sil_weight=parse_range(args.sil_weight, "--sil-weight"), metric=args.metric, trials=args.trials,
+        grid=args.grid, seed=args.seed, beam=args.beam, beam_size_token=args.beam_size_token,
         beam_threshold=args.beam_threshold, decode_workers=args.decode_workers)
     result = tune(args.model, args.manifest, args.lm, lexicon=args.lexicon, lang=args.lang, refs=args.ref,
                   dict_path=args.dict_path, unit_lm=args.unit_lm, settings=settings, device=args.device,
                   dtype=args.dtype, cache=args.cache, log=lambda line: say("mms tune", line))
     write_text_atomic(args.output, preset_yaml(result))
-    say("mms tune", f"best WER {result['wer']:.2f} with lm_weight {result['lm_weight']} "
-                    f"word_score {result['word_score']}")
+    name = result["searched"]
+    say("mms tune", f"best by {result['metric']}: WER {result['wer']:.2f}, CER {result['cer']:.2f} with "
+                    f"lm_weight {result['lm_weight']} {name} {result[name]}")
     return 0

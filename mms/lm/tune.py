@@ -1,4 +1,4 @@
-"""`mms tune`: pick --lm-weight and --word-score on a dev set.
+"""`mms tune`: pick --lm-weight and --word-score (--sil-weight for a unit LM) on a dev set.
 
     result = tune("mms-1b-all", "dev.jsonl", "lm.bin", lexicon="lexicon.txt", lang="yor")
     write_text_atomic("yor-lm.yaml", preset_yaml(result))
@@ -9,6 +9,8 @@ The acoustic model runs once per dev file (mms.runner; emissions cached as .npy 
 cached emissions in worker processes; the best WER wins, and preset_yaml() writes it for `mms asr --config`.
 Without an LM (a lexicon alone, e.g. the zero-shot model's uroman lexicon) the decoder scores every word 0
 (flashlight's ZeroLM): the LM weight does nothing, is fixed at 0, and only the word score is searched.
+With a unit (character) LM and no lexicon, flashlight's LexiconFreeDecoder has no word score at all (its options
+are the LM weight and the silence score), so the silence weight is searched in its place.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ class TuneSettings:
     """What is searched and how each setting is decoded (the defaults of `mms tune`)."""
 
     lm_weight: tuple[float, float] = (0.0, 5.0)  # range searched
-    word_score: tuple[float, float] = (-3.0, 3.0)  # range searched
+    word_score: tuple[float, float] = (-3.0, 3.0)  # range searched (word LM, or a lexicon alone)
+    sil_weight: tuple[float, float] = (-3.0, 3.0)  # range searched instead of word_score with a unit LM
+    metric: str = "wer"  # what the best setting minimises: "wer" or "cer"
     trials: int = 20  # random settings tried ...
     grid: int | None = None  # ... or an N x N grid of the ranges instead
     seed: int = 0  # of the random settings
@@ -51,11 +55,17 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
     return min(lo, hi), max(lo, hi)
 
 
-def trial_settings(settings: TuneSettings) -> list[tuple[float, float]]:
-    """The (lm_weight, word_score) pairs to try: a grid, or random ones from the seed."""
+def searched(unit_lm: bool) -> str:
+    """The option searched beside the LM weight: the lexicon-free decoder (unit LM) has no word score."""
+    return "sil_weight" if unit_lm else "word_score"
+
+
+def trial_settings(settings: TuneSettings, unit_lm: bool = False) -> list[tuple[float, float]]:
+    """The (lm_weight, word_score) pairs to try, (lm_weight, sil_weight) with a unit LM: a grid, or random ones
+    from the seed."""
     import numpy as np
 
-    (w0, w1), (s0, s1) = settings.lm_weight, settings.word_score
+    (w0, w1), (s0, s1) = settings.lm_weight, getattr(settings, searched(unit_lm))
     if settings.grid:
         n = max(settings.grid, 1)
         lm_weights = [w0] if w0 == w1 else np.linspace(w0, w1, n)  # a fixed LM weight (no LM): one row
@@ -133,14 +143,16 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
          refs: str | os.PathLike | Sequence[str] | None = None, dict_path: str | None = None, unit_lm: bool = False,
          settings: TuneSettings | None = None, device="auto", dtype="auto", cache: str | os.PathLike | None = None,
          log: Callable[[str], None] = lambda line: None) -> dict:
-    """Search LM weight and word score for the lowest WER of `lm` (and `lexicon`) on the dev set `manifest`; `lm`
-    None: a lexicon alone, only the word score is searched (LM weight 0).
+    """Search LM weight and word score for the lowest WER (settings.metric) of `lm` (and `lexicon`) on the dev set
+    `manifest`; `lm` None: a lexicon alone, only the word score is searched (LM weight 0); `unit_lm` without a
+    lexicon: LM weight and silence weight (the lexicon-free decoder has no word score).
 
     model: a path, published name or repo id (mms.hub.resolve_model). refs: a file of references (any format of
     mms.scoring.read_texts) or a list of them; None: the manifest's text. cache: the emission cache directory
     (default ~/.cache/mms/emissions). log: called with each progress line. Returns
-    {"wer", "lm_weight", "word_score", "beam", "beam_size_token", "beam_threshold", "manifest", "utterances",
-     "trials": [{"lm_weight", "word_score", "wer"}, ...]}, the winner first (see preset_yaml).
+    {"wer", "cer", "lm_weight", "word_score" (or "sil_weight": "searched" names which), "searched", "metric",
+     "beam", "beam_size_token", "beam_threshold", "manifest", "utterances",
+     "trials": [{"lm_weight", "word_score", "wer", "cer"}, ...]}, the winner first (see preset_yaml).
     Raises an MMSError (one line) for an unusable manifest, reference file, model, LM or lexicon.
     """
     from mms.checkpoints import load_vocabulary
@@ -150,6 +162,8 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     from mms.manifest import read_manifest
 
     settings = settings or TuneSettings()
+    if settings.metric not in ("wer", "cer"):
+        raise TuneError(f"metric {settings.metric!r}: expected wer or cer")
     if lm is None:
         if not lexicon or unit_lm:
             raise TuneError("without --lm, give --lexicon (lexicon-only beam search searches the word score alone)")
@@ -170,26 +184,28 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     base = BeamOptions(lm=None if lm is None else str(lm), lexicon=None if lexicon is None else str(lexicon),
                        unit_lm=unit_lm, beam=settings.beam, beam_size_token=settings.beam_size_token,
                        beam_threshold=settings.beam_threshold)
+    name = searched(unit_lm and not lexicon)
     pool = DecoderPool(base, settings.decode_workers)
     try:
         pool.check(vocab)  # a bad LM or lexicon fails before the model runs
         cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "emissions"
         emissions = dev_emissions(model, lang, dict_path, [item.audio for item in items], cache, device, dtype, log)
         trials = []
-        for n, (lm_weight, word_score) in enumerate(trial_settings(settings), 1):
-            options = replace(base, lm_weight=lm_weight, word_score=word_score)
+        for n, (lm_weight, value) in enumerate(trial_settings(settings, name == "sil_weight"), 1):
+            options = replace(base, lm_weight=lm_weight, **{name: value})
             futures = [pool.submit(vocab, e, options) if e is not None else None for e in emissions]
             hyps = [f.result().text if f is not None else None for f in futures]
-            wer = score(refs, hyps, per_utterance=False)["wer"]
-            trials.append({"lm_weight": lm_weight, "word_score": word_score,
-                           "wer": wer if wer is not None else float("inf")})
-            log(f"[{n}] lm_weight {lm_weight:.3f} word_score {word_score:.3f}  WER {trials[-1]['wer']:.2f}")
+            scores = score(refs, hyps, per_utterance=False)
+            trials.append({"lm_weight": lm_weight, name: value,
+                           **{m: float("inf") if scores[m] is None else scores[m] for m in ("wer", "cer")}})
+            log(f"[{n}] lm_weight {lm_weight:.3f} {name} {value:.3f}  WER {trials[-1]['wer']:.2f} "
+                f"CER {trials[-1]['cer']:.2f}")
     finally:
         pool.close()
-    trials.sort(key=lambda t: (t["wer"], t["lm_weight"], t["word_score"]))
+    trials.sort(key=lambda t: (t[settings.metric], t["lm_weight"], t[name]))
     best = trials[0]
-    return {**best, "lm": None if lm is None else str(lm), "beam": settings.beam,
-            "beam_size_token": settings.beam_size_token, "beam_threshold": settings.beam_threshold,
+    return {**best, "searched": name, "metric": settings.metric, "lm": None if lm is None else str(lm),
+            "beam": settings.beam, "beam_size_token": settings.beam_size_token, "beam_threshold": settings.beam_threshold,
             "manifest": str(manifest), "utterances": len(items), "trials": trials}
 
 
@@ -197,8 +213,9 @@ def preset_yaml(result: dict) -> str:
     """The winner of tune() as a preset for `mms asr --config`."""
     size = result["beam_size_token"]
     no_lm = "; no LM (lexicon only): LM weight fixed at 0" if "lm" in result and result["lm"] is None else ""
-    return (f"# mms tune: WER {result['wer']:.2f} on {result['manifest']} ({result['utterances']} utterances), "
-            f"{len(result['trials'])} settings{no_lm}\n"
-            f"lm_weight: {result['lm_weight']}\nword_score: {result['word_score']}\nbeam: {result['beam']}\n"
+    name = result["searched"]
+    return (f"# mms tune: WER {result['wer']:.2f}, CER {result['cer']:.2f} on {result['manifest']} "
+            f"({result['utterances']} utterances), {len(result['trials'])} settings, lowest {result['metric']}{no_lm}\n"
+            f"lm_weight: {result['lm_weight']}\n{name}: {result[name]}\nbeam: {result['beam']}\n"
             f"beam_size_token: {'null' if size is None else size}\n"
             f"beam_threshold: {result['beam_threshold']}\n")
