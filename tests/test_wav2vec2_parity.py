@@ -134,3 +134,34 @@ def test_batched_equals_one_by_one(hf_dir):
         for i, n in enumerate(LENGTHS):
             single, _ = model(batch[i:i + 1, :n])
             assert (single[0] - logits[i, :frame_lengths[i]]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("kernel", [128, 65])
+def test_positional_conv_by_fft_equals_the_direct_conv(kernel):
+    """On the CPU in inference a long positional kernel runs by FFT (overlap-save blocks of 2k frames): against the
+    direct convolution in float64, for lengths inside one block, at block edges and over several blocks, even and
+    odd kernels; the cached weight spectrum follows in-place changes of the weights."""
+    import copy
+
+    from mms.models.wav2vec2 import PositionalConvEmbedding
+
+    torch.manual_seed(0)
+    pos = PositionalConvEmbedding(mms1b_config(hidden_size=256, num_conv_pos_embeddings=kernel,
+                                               num_conv_pos_embedding_groups=8))
+    exact = copy.deepcopy(pos).double()  # with gradients on it takes the direct conv
+    for frames in (1, kernel - 1, kernel + 1, kernel + 2, 5 * kernel + 3):
+        x = torch.randn(2, frames, 256)
+        with torch.no_grad():
+            got = pos(x)
+        assert got.shape == (2, frames, 256) and got.dtype == torch.float32
+        assert (got.double() - exact(x.double())).abs().max().item() <= 1e-5, frames
+    with torch.no_grad():
+        pos.conv.weight.mul_(-0.5)
+        exact.conv.weight.mul_(-0.5)
+        x = torch.randn(1, 300, 256)
+        got = pos(x)
+    assert (got.double() - exact(x.double())).abs().max().item() <= 1e-5
+    bf16 = copy.deepcopy(pos).to(torch.bfloat16)  # a bfloat16 model: the FFT of its weights, in float32
+    with torch.no_grad():
+        got = bf16(x.bfloat16())
+    assert (got.double() - exact(x.bfloat16().double())).abs().max().item() <= 0.05
