@@ -340,7 +340,6 @@ def rerank_plugins(args: argparse.Namespace, weights) -> dict:
     build_features(plugins, used)  # a missing file or package fails here, before any audio (models load later)
     unused = [name for name in ("lm", "wlid") if getattr(args, f"rerank_{name}") and name not in used]
     if unused:
-
         say("mms asr", f"note: the weight of {' and '.join(unused)} is 0: --rerank-{unused[0]} is not used")
     return {name: spec for name, spec in plugins.items() if name in used}
 

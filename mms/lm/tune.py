@@ -60,12 +60,12 @@ def searched(unit_lm: bool) -> str:
     return "sil_weight" if unit_lm else "word_score"
 
 
-def trial_settings(settings: TuneSettings, unit_lm: bool = False) -> list[tuple[float, float]]:
-    """The (lm_weight, word_score) pairs to try, (lm_weight, sil_weight) with a unit LM: a grid, or random ones
-    from the seed."""
+def trial_settings(settings: TuneSettings, name: str = "word_score") -> list[tuple[float, float]]:
+    """The (lm_weight, value of `name`) pairs to try, `name` being the option searched beside the LM weight
+    (searched()): a grid, or random ones from the seed."""
     import numpy as np
 
-    (w0, w1), (s0, s1) = settings.lm_weight, getattr(settings, searched(unit_lm))
+    (w0, w1), (s0, s1) = settings.lm_weight, getattr(settings, name)
     if settings.grid:
         n = max(settings.grid, 1)
         lm_weights = [w0] if w0 == w1 else np.linspace(w0, w1, n)  # a fixed LM weight (no LM): one row
@@ -191,7 +191,7 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
         cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "emissions"
         emissions = dev_emissions(model, lang, dict_path, [item.audio for item in items], cache, device, dtype, log)
         trials = []
-        for n, (lm_weight, value) in enumerate(trial_settings(settings, name == "sil_weight"), 1):
+        for n, (lm_weight, value) in enumerate(trial_settings(settings, name), 1):
             options = replace(base, lm_weight=lm_weight, **{name: value})
             futures = [pool.submit(vocab, e, options) if e is not None else None for e in emissions]
             hyps = [f.result().text if f is not None else None for f in futures]
@@ -205,8 +205,9 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     trials.sort(key=lambda t: (t[settings.metric], t["lm_weight"], t[name]))
     best = trials[0]
     return {**best, "searched": name, "metric": settings.metric, "lm": None if lm is None else str(lm),
-            "beam": settings.beam, "beam_size_token": settings.beam_size_token, "beam_threshold": settings.beam_threshold,
-            "manifest": str(manifest), "utterances": len(items), "trials": trials}
+            "beam": settings.beam, "beam_size_token": settings.beam_size_token,
+            "beam_threshold": settings.beam_threshold, "manifest": str(manifest), "utterances": len(items),
+            "trials": trials}
 
 
 def preset_yaml(result: dict) -> str:
