@@ -569,6 +569,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--voice-train", type=int, default=2000, help="voice-corpus: training utterances (the first "
+                                                                        "2,000 are the same for any count)")
     parser.add_argument("--seed", type=int, default=0, help="corpus: seed of the sentences and voices")
     parser.add_argument("--pauses", type=float, default=0.5,
                         help="corpus: share of utterances with random silences before, between and after the words, "
@@ -619,7 +621,7 @@ def main() -> int:
     if args.step == "examples":
         make_examples()
     if args.step == "voice-corpus":
-        print(make_voice_corpus(work), file=sys.stderr)
+        print(make_voice_corpus(work, train=args.voice_train), file=sys.stderr)
     if args.step == "ship-voice":
         ship_voice(work, note=args.note)
     if args.step == "voice-round-trip":

@@ -147,7 +147,8 @@ def test_int8_linear_matches_the_float_layer():
         expected, got = layer(x), q(x)
         assert got.shape == expected.shape and got.dtype == torch.float32
         assert ((got - expected).norm() / expected.norm()).item() <= 0.02
-        assert q(x.bfloat16()).dtype == torch.bfloat16
+        got = q(x.bfloat16())  # a bfloat16 model: the product, row scale and bias in bfloat16
+        assert got.dtype == torch.bfloat16 and ((got.float() - expected).norm() / expected.norm()).item() <= 0.02
         assert torch.equal(q(torch.zeros(1, 96)), layer.bias[None].float())  # zero rows: exactly the bias
 
 

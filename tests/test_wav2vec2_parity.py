@@ -165,3 +165,28 @@ def test_positional_conv_by_fft_equals_the_direct_conv(kernel):
     with torch.no_grad():
         got = bf16(x.bfloat16())
     assert (got.double() - exact(x.bfloat16().double())).abs().max().item() <= 0.05
+
+
+def test_cached_conv_kernels_follow_the_weights():
+    """In inference the feature encoder's kernels are kept in oneDNN's layout (made once per weights): the output
+    equals the training path's (plain views of the weights), also after the weights change in place and after a
+    change of dtype."""
+    from mms.models.wav2vec2 import FeatureEncoder
+
+    torch.manual_seed(0)
+    encoder = FeatureEncoder(tiny_config(conv_dim=(24,) * 7))
+    wave = torch.randn(2, 8000)
+    for step in range(3):
+        with torch.no_grad():
+            cached = encoder(wave)
+        direct = encoder(wave).detach()  # gradients on: the kernels as views of the weights
+        assert torch.equal(cached, direct), step
+        with torch.no_grad():
+            for layer in encoder.conv_layers:
+                layer.conv.weight.mul_(-0.7)
+    changed = encoder(wave).detach()
+    assert not torch.allclose(changed, cached)
+    encoder.to(torch.bfloat16)
+    with torch.no_grad():
+        cached = encoder(wave.bfloat16())
+    assert torch.equal(cached, encoder(wave.bfloat16()).detach())
