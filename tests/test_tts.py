@@ -91,9 +91,8 @@ def test_batches_equal_one_by_one(tts):
             np.testing.assert_allclose(a, b, atol=TOLERANCE)
 
 
-def test_long_text_in_bounded_batches(tts, monkeypatch):
-    sentence = "The quick brown fox jumps over the lazy dog near the river bank, and then it rests. "
-    text = (sentence * 60)[:5000]
+def record_batches(tts, monkeypatch) -> list[tuple]:
+    """The [batch, ids] shape of every forward pass of the voice's model, from now on."""
     shapes = []
     forward = tts.model.forward
 
@@ -102,6 +101,26 @@ def test_long_text_in_bounded_batches(tts, monkeypatch):
         return forward(ids, lengths, **kw)
 
     monkeypatch.setattr(tts.model, "forward", recording_forward)
+    return shapes
+
+
+def test_the_cpu_default_is_one_sentence_per_pass(tts, monkeypatch):
+    """Padded batches ran 1.2-1.3x slower than one sentence at a time on the CPU (docs/performance.md)."""
+    shapes = record_batches(tts, monkeypatch)
+    texts = ["One sentence here. And a second one.", "A third", "the fourth."]
+    default = [s.wave for s in tts.synthesize_iter(texts, seed=2)]
+    assert [b for b, _ in shapes] == [1, 1, 1, 1]
+    shapes.clear()
+    batched = [s.wave for s in tts.synthesize_iter(texts, seed=2, batch_tokens=1000)]
+    assert [b for b, _ in shapes] == [4]  # the buffer's four sentences in one padded batch
+    for a, b in zip(default, batched):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE)
+
+
+def test_long_text_in_bounded_batches(tts, monkeypatch):
+    sentence = "The quick brown fox jumps over the lazy dog near the river bank, and then it rests. "
+    text = (sentence * 60)[:5000]
+    shapes = record_batches(tts, monkeypatch)
     speech = next(tts.synthesize_iter([text], noise_scale=0, noise_scale_duration=0, batch_tokens=400))
     assert speech.error is None
     sentences, _ = tts.prepare(text)
@@ -121,7 +140,7 @@ def test_out_of_memory_halves_the_batch_and_fails_only_its_input(tts, monkeypatc
 
     monkeypatch.setattr(tts.model, "forward", short_of_memory)
     texts = ["short.", "A much longer sentence that needs more memory than there is", "tiny"]
-    speeches = list(tts.synthesize_iter(texts, seed=0, noise_scale=0))
+    speeches = list(tts.synthesize_iter(texts, seed=0, noise_scale=0, batch_tokens=1000))  # one batch at first
     assert [s.error is None for s in speeches] == [True, False, True]
     assert speeches[1].error == "text: model failed (RuntimeError: CUDA out of memory. Tried to allocate 2 GiB)"
     np.testing.assert_array_equal(speeches[0].wave, alone(tts, "short.", 0, noise_scale=0))

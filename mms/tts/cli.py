@@ -10,7 +10,7 @@ import sys
 from mms.command import (add_common_options, add_corpus_options, add_device_options, non_negative, positive, say,
                          stream_results)
 from mms.errors import MMSError
-from mms.options import TTSOptions, from_namespace
+from mms.options import GPU_BATCH_TOKENS, TTSOptions, from_namespace
 
 EXAMPLES = """\
 examples:
@@ -76,7 +76,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=positive(int), metavar="N", default=TTSOptions.max_chars,
                    help="longest sentence synthesised at once, in characters (default: %(default)s)")
     p.add_argument("--batch-tokens", type=positive(int), metavar="N", default=TTSOptions.batch_tokens,
-                   help="padded input ids per forward pass; lower it if memory is short (default: %(default)s)")
+                   help="padded input ids per forward pass; memory grows with it (default: one sentence per pass "
+                        f"on the CPU, where batches ran slower; {GPU_BATCH_TOKENS} on GPUs)")
     add_device_options(p, auto_dtype="float32")
     add_common_options(p)
     add_corpus_options(p, index="--outdir DIR's index.jsonl")

@@ -11,7 +11,8 @@ How work flows: each input is cut into sentences (script-aware, at most `max_cha
 the input stays whole, as fairseq's infer.py and transformers' VitsModel take it) and every sentence is turned
 into ids as the voice's format does it (mms/text/tts_text.py); characters not in the vocabulary are dropped
 with one warning per input. Sentences of a buffer of inputs are sorted by length and synthesised in padded
-batches of at most `batch_tokens` ids; each waveform is cut at its true length (the model zeroes the padding),
+batches of at most `batch_tokens` ids (by default one sentence per pass on the CPU, where padded batches ran
+slower, and GPU_BATCH_TOKENS on GPUs); each waveform is cut at its true length (the model zeroes the padding),
 and an input's sentences are joined with `pause` seconds of silence. Memory is bounded by the batch and the
 buffer, not by the length or number of inputs. A failing input becomes a `Speech` with `error` set; the others
 carry on.
@@ -39,7 +40,7 @@ from mms.checkpoints.vits_voice import find_voice
 from mms.device import resolve_device, resolve_dtype
 from mms.errors import MMSError
 from mms.models.vits import VitsModel
-from mms.options import TTSOptions
+from mms.options import GPU_BATCH_TOKENS, TTSOptions
 from mms.text.tts_text import Prepared, TextError, split_sentences
 
 __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
@@ -200,6 +201,8 @@ class TTS:
         result "line N". `options` (default: the TTS's own) and `overrides` (its fields: seed=7, split="none",
         speaking_rate, noise_scale, noise_scale_duration, sample_rate, ...) set the synthesis (mms.options)."""
         options = replace(options or self.options, **overrides)
+        if options.batch_tokens is None:
+            options = replace(options, batch_tokens=1 if self.device.type == "cpu" else GPU_BATCH_TOKENS)
         if options.split not in SPLITS:
             raise MMSError(f"unknown split {options.split!r}; choose one of {', '.join(SPLITS)}")
         buffer, buffered = [], 0
