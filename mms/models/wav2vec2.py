@@ -95,15 +95,16 @@ def norm(module: nn.LayerNorm, x: torch.Tensor, dtype: torch.dtype | None = None
     return x if dtype is None else x.to(dtype)
 
 
-def derived_weight(module: nn.Module, weight: torch.Tensor, make, *args) -> torch.Tensor:
-    """make(weight, *args), computed once per weights and kept on the module (out of its state dict): keyed by the
-    weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
+def derived_weight(module: nn.Module, name: str, make, *args) -> torch.Tensor:
+    """make(module.weight, *args), computed once per weights and kept on the module under `name` (out of its state
+    dict): keyed by the weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
+    weight = module.weight
     key = (weight.data_ptr(), weight._version, weight.dtype, *args)
-    cached = module.__dict__.get("_derived")
-    if cached is None or cached[0] != key:
+    slots = module.__dict__.setdefault("_derived", {})
+    if name not in slots or slots[name][0] != key:
         with torch.no_grad():
-            cached = module.__dict__["_derived"] = (key, make(weight.detach(), *args))
-    return cached[1]
+            slots[name] = (key, make(weight.detach(), *args))
+    return slots[name][1]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class ConvLayer(nn.Module):
             # inference: the kernel kept in channels_last, the layout oneDNN reads it in (laid out anew on every
             # call it took 3 % of an int8 forward, and the conv itself ran 15-50 % slower)
             kernel = weight[:, :, None, :] if torch.is_grad_enabled() else derived_weight(
-                self.conv, weight, lambda w: w[:, :, None, :].contiguous(memory_format=torch.channels_last))
+                self.conv, "channels_last", lambda w: w[:, :, None, :].contiguous(memory_format=torch.channels_last))
             x = F.conv2d(x[:, None].permute(0, 3, 1, 2), kernel, self.conv.bias,
                          stride=(1, stride)).permute(0, 2, 3, 1)[:, 0]
         return F.gelu(norm(self.layer_norm, x))
@@ -250,7 +251,7 @@ class PositionalConvEmbedding(nn.Module):
     def weight_spectrum(self, n: int) -> torch.Tensor:
         """conj(rfft(w, n)) as [G, F, D/g, D/g] complex64, computed once per weights (kept out of the state dict:
         for MMS-1B's 1280 x 80 x 128 kernel it is 106 MB, next to 2.6 GB of float16 weights)."""
-        return derived_weight(self.conv, self.conv.weight, self._spectrum_of, n)
+        return derived_weight(self.conv, "spectrum", self._spectrum_of, n)
 
     def _spectrum_of(self, w: torch.Tensor, n: int) -> torch.Tensor:
         g = self.conv.groups
