@@ -4,6 +4,7 @@ No torch here: tensors are made by the model runners from the padded numpy array
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
@@ -70,6 +71,22 @@ class _Raised:
 
 
 _END = object()
+# Producers still running, as (stop, thread). A daemon thread that is inside native code (a torch op, a decoder)
+# when the interpreter finalises is torn down by pthread_exit, whose unwinding through C++ frames aborts the
+# process ("terminate called without an active exception", status 134): seen on `mms asr ... | head -1`. So every
+# producer is stopped and joined before that, when its consumer stops and at exit for one never closed.
+_producers: set = set()
+_JOIN_SECONDS = 10.0  # the item under way finishes; a producer blocked reading a pipe is let go
+
+
+def _stop_producers() -> None:
+    for stop, _ in list(_producers):
+        stop.set()
+    for _, thread in list(_producers):
+        thread.join(_JOIN_SECONDS)
+
+
+atexit.register(_stop_producers)
 
 
 def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
@@ -97,7 +114,10 @@ def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
             return
         put(_END)
 
-    threading.Thread(target=produce, daemon=True, name="mms-reader").start()
+    thread = threading.Thread(target=produce, daemon=True, name="mms-reader")
+    producer = (stop, thread)
+    _producers.add(producer)
+    thread.start()
     try:
         while True:
             item = slots.get()
@@ -107,7 +127,9 @@ def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
                 raise item.error
             yield item
     finally:
-        stop.set()  # the producer stops at its next item
+        stop.set()  # the producer stops after the item under way, which is awaited (see _producers)
+        thread.join(_JOIN_SECONDS)
+        _producers.discard(producer)
 
 
 def prefetch(fn: Callable, items: Iterable, ahead: int) -> Iterator:
