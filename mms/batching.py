@@ -76,7 +76,7 @@ _END = object()
 # process ("terminate called without an active exception", status 134): seen on `mms asr ... | head -1`. So every
 # producer is stopped and joined before that, when its consumer stops and at exit for one never closed.
 _producers: set = set()
-_JOIN_SECONDS = 10.0  # the item under way finishes; a producer blocked reading a pipe is let go
+_JOIN_SECONDS = 60.0  # the item under way finishes (a long file's resampling); one blocked reading a pipe is let go
 
 
 def _stop_producers() -> None:

@@ -29,8 +29,8 @@ def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", dt
                         help=f"model precision (default: %(default)s: {auto_dtype})")
     if quantize:
         parser.add_argument("--quantize", choices=("int8",), default=None,
-                            help="int8: dynamic int8 linear layers on the CPU (faster, slightly less exact; see "
-                                 "docs/performance.md)")
+                            help="int8: dynamic int8 linear layers on the CPU (faster on CPUs with VNNI or AMX, slightly "
+                                 "less exact; see docs/performance.md)")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """`--quantize int8`: the transformer's linear layers in int8 on the CPU (ASR, LID, alignment).
 
 Weights are quantised once, at load, per output channel (symmetric, int8); activations at run time, per row
-(per frame: uint8 around a zero point of 128, so one loud frame does not coarsen the others). The product runs in
+(per frame: uint8 around a zero point of 128, so one loud frame does not coarsen the others; 7 bits around 64 on
+CPUs without VNNI, see `activation_range`). The product runs in
 oneDNN's int8 GEMM (VNNI or AMX instructions where the CPU has them), the kernel torch's own x86 int8 path
 (torchao's PT2E X86InductorQuantizer, lowered by inductor) ends in, called here without a compile step.
 
@@ -17,9 +18,12 @@ convolutions, the per-language adapters and output layer (swapped per language),
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
+from mms.device import cpu_flags
 from mms.errors import MMSError
 
 METHODS = ("int8",)
@@ -30,12 +34,30 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
 
 
+def activation_range(flags: set[str] | None = None, max_isa: str | None = None) -> int:
+    """The largest |activation| level: 127 (8 bits) where oneDNN multiplies with VNNI or AMX (int32 sums), 63 where
+    it cannot. Without VNNI (AVX2 or AVX-512 before Cascade Lake, AMD before Zen 4) its kernel adds pairs of
+    u8 x s8 products in saturating int16: 2 x 255 x 127 overflows, and the layer's error went from 6 % to 54 % of its
+    largest output (ONEDNN_MAX_CPU_ISA=AVX2 or AVX512_CORE); 7-bit activations keep each pair under 2^15 (torch's
+    own x86 int8 path reduces the range for the same reason). ONEDNN_MAX_CPU_ISA, when it caps oneDNN below VNNI,
+    counts as no VNNI."""
+    flags = cpu_flags() if flags is None else flags
+    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "") if max_isa is None else max_isa
+    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    capped = max_isa.upper() not in ("", "ALL", "DEFAULT") and not any(
+        name in max_isa.upper() for name in ("VNNI", "AMX", "BF16", "FP16"))  # AVX512_CORE_BF16 and later have VNNI
+    return 127 if vnni and not capped else 63
+
+
 class Int8Linear(nn.Module):
     """A frozen nn.Linear in int8: y = (q(x) - 128) s_x @ (q(W) s_W)^T + b, accumulated in int32, output in the
-    input's dtype. Inference only (no gradients)."""
+    input's dtype (with 7-bit activations around 64 where the CPU lacks VNNI: `activation_range`). Inference only
+    (no gradients)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, levels: int | None = None):
         super().__init__()
+        self.levels = activation_range() if levels is None else levels  # |q(x) - zero| at most this
+        self.zero = self.levels + 1
         w = weight.detach().float()
         self.out_features, self.in_features = w.shape
         scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
@@ -48,23 +70,23 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().float())
 
     @classmethod
-    def of(cls, *layers: nn.Linear) -> "Int8Linear":
+    def of(cls, *layers: nn.Linear, levels: int | None = None) -> "Int8Linear":
         """One int8 layer computing the given layers' outputs side by side (same input)."""
         biases = [layer.bias for layer in layers]
         bias = None if any(b is None for b in biases) else torch.cat([b.detach().float() for b in biases])
-        return cls(torch.cat([layer.weight.detach().float() for layer in layers]), bias)
+        return cls(torch.cat([layer.weight.detach().float() for layer in layers]), bias, levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         # per-row scale (abs().amax is exact in any float dtype, and several times faster than vector_norm);
-        # rows of zeros (masked padding) give q = 128, i.e. exactly 0
-        scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(127.0)
-        q = torch.round(rows / scale).add_(128).to(torch.uint8)
+        # rows of zeros (masked padding) give q = zero, i.e. exactly 0
+        scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(self.levels)
+        q = torch.round(rows / scale).add_(self.zero).to(torch.uint8)
         # a bfloat16 model gets the product in bfloat16 from the kernel, scaled and biased in bfloat16: half the
         # bytes written and no converting copies (a third of the FFN's first layer's time); the output is rounded
         # to bfloat16 twice and the row scale once, a relative error of 2^-8 at most
         out_dtype = torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
-        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, 128, self.packed, self.scale, self.zero_point, None, 1.0, 0,
+        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, self.zero, self.packed, self.scale, self.zero_point, None, 1.0, 0,
                                                out_dtype, "none", [], "none")
         scale = scale.to(out_dtype)  # (mixed dtypes would make addcmul compute into a temporary and copy it back)
         # in place: a fresh output of this size costs page faults that took as long as the product's overhead
@@ -72,7 +94,8 @@ class Int8Linear(nn.Module):
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"activation_bits={8 if self.levels > 63 else 7}")
 
 
 def quantize_model(model: nn.Module, method: str, device) -> nn.Module:

@@ -9,7 +9,8 @@ import pytest
 
 
 def mms(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
 
 
 def test_help_does_not_import_torch():
@@ -112,7 +113,7 @@ def test_manifests_add_up_and_a_closed_pipe_is_not_an_error(hf_dir, wavs, tmp_pa
     many.write_text(f"{wavs[0]}\n" * 3000)
     shell = (f"{sys.executable} -m mms asr --model {hf_dir} --lang eng --manifest {many} -f jsonl | head -1; "
              "echo status=${PIPESTATUS[0]}")
-    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=600)
     assert run.stdout.count("\n") == 2 and run.stdout.rstrip().endswith("status=0"), run.stdout
     assert run.stderr == ""
 
