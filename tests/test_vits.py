@@ -15,6 +15,10 @@ from mms.tts.synthesizer import build_model, load_voice
 from tests.tts_factory import random_voice, voice_dirs, write_hf
 
 TOLERANCE = 1e-4  # max abs waveform difference; measured: 0.0 (bit-identical) for single inputs
+# At the real size the CPU decoder runs time-major (mms.models.layout), summing in another order; and the
+# reference is not steady at 1e-4 there itself: transformers' waveform moved by 1.1e-4 between 1 and 2 threads.
+# Measured ours vs transformers: max 5.6e-5 / 1.8e-4 (without / with noise), RMS 3.6e-6 / 5.7e-6.
+REAL_SIZE_TOLERANCE, REAL_SIZE_RMS = 5e-4, 2e-5
 
 
 def our_model(voice) -> VitsModel:
@@ -96,7 +100,8 @@ def test_parity_at_the_real_mms_size():
         expected = reference_waveform(reference, ids, *noise, seed=seed)
         got = our_waveform(ours, ids, *noise, seed=seed)
         assert got.shape == expected.shape
-        assert (got - expected).abs().max().item() <= TOLERANCE
+        assert (got - expected).abs().max().item() <= REAL_SIZE_TOLERANCE
+        assert (got - expected).pow(2).mean().sqrt().item() <= REAL_SIZE_RMS
 
 
 def test_batch_equals_one_by_one_and_padding_is_silent(pair):
@@ -252,3 +257,20 @@ def test_a_second_voice_with_other_weights_differs(tmp_path):
     with torch.no_grad():
         a, b = first(ids, seeds=[1])[0], other(ids, seeds=[1])[0]
     assert a.shape != b.shape or (a - b).abs().max() > 1e-3
+
+
+def test_the_time_major_decoder_equals_the_channels_first_one():
+    """The CPU's inference decoder (time-major convolutions) against the training one, on a padded batch."""
+    from mms.models.vits import HifiGan
+
+    torch.manual_seed(0)
+    decoder = HifiGan(VitsConfig(upsample_initial_channel=64)).eval()
+    z = torch.randn(2, 192, 40)
+    mask = torch.ones(2, 1, 40)
+    mask[1, :, 25:] = 0
+    with torch.no_grad():
+        fast = decoder(z * mask, mask)
+    plain = decoder(z * mask, mask).detach()  # with gradients: nn.Conv1d as it is
+    assert fast.shape == plain.shape == (2, 40 * 256)
+    assert (fast - plain).abs().max().item() <= 1e-5
+    assert fast[1, 25 * 256:].abs().max().item() == 0.0  # padding stays silent

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mms.models.layout import conv_time_major, derived_weight
+
 
 @dataclass
 class Wav2Vec2Config:
@@ -95,18 +97,6 @@ def norm(module: nn.LayerNorm, x: torch.Tensor, dtype: torch.dtype | None = None
     return x if dtype is None else x.to(dtype)
 
 
-def derived_weight(module: nn.Module, name: str, make, *args) -> torch.Tensor:
-    """make(module.weight, *args), computed once per weights and kept on the module under `name` (out of its state
-    dict): keyed by the weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
-    weight = module.weight
-    key = (weight.data_ptr(), weight._version, weight.dtype, *args)
-    slots = module.__dict__.setdefault("_derived", {})
-    if name not in slots or slots[name][0] != key:
-        with torch.no_grad():
-            slots[name] = (key, make(weight.detach(), *args))
-    return slots[name][1]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Feature encoder: raw waveform -> 50 frames per second
 
@@ -144,13 +134,7 @@ class ConvLayer(nn.Module):
             # channels-first for a one-channel input)
             x = F.linear(x.unfold(1, k, stride), self.conv.weight.view(-1, k), self.conv.bias)
         else:
-            weight = self.conv.weight
-            # inference: the kernel kept in channels_last, the layout oneDNN reads it in (laid out anew on every
-            # call it took 3 % of an int8 forward, and the conv itself ran 15-50 % slower)
-            kernel = weight[:, :, None, :] if torch.is_grad_enabled() else derived_weight(
-                self.conv, "channels_last", lambda w: w[:, :, None, :].contiguous(memory_format=torch.channels_last))
-            x = F.conv2d(x[:, None].permute(0, 3, 1, 2), kernel, self.conv.bias,
-                         stride=(1, stride)).permute(0, 2, 3, 1)[:, 0]
+            x = conv_time_major(self.conv, x[:, None].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)[:, 0]
         return F.gelu(norm(self.layer_norm, x))
 
 

@@ -1,0 +1,41 @@
+"""Weights laid out anew for a faster kernel, kept between calls, and convolutions over time run time-major.
+
+On the CPU, oneDNN's convolutions read and write channels_last ([B, C, 1, T] in memory as [B, T, C]) faster than
+the [B, C, T] layout of nn.Conv1d: the wav2vec2 feature encoder and the VITS decoder run their convolutions that
+way in inference (docs/performance.md)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def derived_weight(module: nn.Module, name: str, make, *args) -> torch.Tensor:
+    """make(module.weight, *args), computed once per weights and kept on the module under `name` (out of its state
+    dict): keyed by the weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
+    weight = module.weight
+    key = (weight.data_ptr(), weight._version, weight.dtype, *args)
+    slots = module.__dict__.setdefault("_derived", {})
+    if name not in slots or slots[name][0] != key:
+        with torch.no_grad():
+            slots[name] = (key, make(weight.detach(), *args))
+    return slots[name][1]
+
+
+def time_major(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, T] -> the same values as [B, C, 1, T] in channels_last memory (a copy, time-major)."""
+    return x[:, :, None, :].contiguous(memory_format=torch.channels_last)
+
+
+def conv_time_major(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for x [B, C, 1, T] in channels_last (see time_major); the output in the same layout. In inference
+    the kernel is kept laid out as oneDNN reads it (laid out anew on every call it took 3 % of an int8 ASR
+    forward, and the conv ran 15-50 % slower); with gradients it is a view of the weight."""
+    kernel = conv.weight[:, :, None, :] if torch.is_grad_enabled() else derived_weight(
+        conv, "channels_last", lambda w: w[:, :, None, :].contiguous(memory_format=torch.channels_last))
+    stride, padding, dilation = (1, conv.stride[0]), (0, conv.padding[0]), (1, conv.dilation[0])
+    if isinstance(conv, nn.ConvTranspose1d):
+        return F.conv_transpose2d(x, kernel, conv.bias, stride, padding, (0, conv.output_padding[0]), conv.groups,
+                                  dilation)
+    return F.conv2d(x, kernel, conv.bias, stride, padding, dilation, conv.groups)
