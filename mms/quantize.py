@@ -112,17 +112,18 @@ def quantize_model(model: nn.Module, method: str, device) -> nn.Module:
         raise MMSError(f"--quantize {method}: not a wav2vec2 model ({type(model).__name__})")
     with torch.no_grad():
         projection = encoder.feature_projection
-        projection.projection = _int8(projection.projection)
+        levels = activation_range()  # once per model: it reads /proc/cpuinfo
+        projection.projection = _int8(projection.projection, levels)
         for layer in encoder.encoder.layers:
             attention, ffn = layer.attention, layer.feed_forward
             if attention.qkv is None:
-                attention.qkv = Int8Linear.of(attention.q_proj, attention.k_proj, attention.v_proj)
+                attention.qkv = Int8Linear.of(attention.q_proj, attention.k_proj, attention.v_proj, levels=levels)
                 del attention.q_proj, attention.k_proj, attention.v_proj
-            attention.out_proj = _int8(attention.out_proj)
-            ffn.intermediate_dense = _int8(ffn.intermediate_dense)
-            ffn.output_dense = _int8(ffn.output_dense)
+            attention.out_proj = _int8(attention.out_proj, levels)
+            ffn.intermediate_dense = _int8(ffn.intermediate_dense, levels)
+            ffn.output_dense = _int8(ffn.output_dense, levels)
     return model
 
 
-def _int8(layer: nn.Module) -> nn.Module:
-    return layer if isinstance(layer, Int8Linear) else Int8Linear.of(layer)
+def _int8(layer: nn.Module, levels: int) -> nn.Module:
+    return layer if isinstance(layer, Int8Linear) else Int8Linear.of(layer, levels=levels)
