@@ -57,6 +57,20 @@ def test_lm_build_word_and_unit_models_load_in_kenlm(hf_dir, corpus, tmp_path):
     BeamSearchDecoder(vocab, BeamOptions(lm=str(units), unit_lm=True))
 
 
+def test_lm_above_kenlm_max_order_is_built_with_a_warning_and_refused_by_name(hf_dir, tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("a b c d e f a b c d\nb a d c e f a b\n")
+    arpa = tmp_path / "o7.arpa"
+    r = mms("lm", "build", corpus, "--order", "7", "--no-lmplz", "-o", arpa)
+    assert r.returncode == 0, r.stderr
+    assert "warning: order 7: `mms asr --lm` (flashlight-text's KenLM) loads orders up to 6 only" in r.stderr
+    assert "\\7-grams:" in arpa.read_text()
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", arpa, "--unit-lm", tmp_path / "none.wav")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "o7.arpa: KenLM cannot load it: its order is 7, and the KenLM in flashlight-text loads orders up to 6" \
+        in r.stderr
+
+
 def test_errors_are_one_line_usage_errors(tmp_path):
     from mms.decoding.beam import BeamSearchError
     from mms.lm.arpa import ArpaError

@@ -8,6 +8,8 @@ import json
 from mms.command import add_common_options, add_device_options, non_negative, positive, say
 from mms.lm.tune import TuneSettings  # light: the search runs in mms.lm.tune.tune, imported by run_tune
 
+KENLM_MAX_ORDER = 6  # the highest order flashlight-text's KenLM loads (its wheels keep KenLM's default build)
+
 
 def add_parser(commands) -> None:
     raw = argparse.RawDescriptionHelpFormatter
@@ -44,7 +46,8 @@ def add_parser(commands) -> None:
                        description="Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA, "
                                    "loadable by KenLM / `mms asr --lm`. Uses KenLM's lmplz when it is on PATH.")
     b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
-    b.add_argument("--order", type=positive(int), default=4, help="n-gram order (default: %(default)s)")
+    b.add_argument("--order", type=positive(int), default=4, help="n-gram order (default: %(default)s; `mms asr --lm` loads up to "
+                   f"{KENLM_MAX_ORDER})")
     b.add_argument("--lang", "-l", help="apply MMS text normalisation for this language first (recommended)")
     b.add_argument("--units", action="store_true",
                    help="a unit (character) LM for `mms asr --unit-lm`: sentences become `h e l l o | ...`")
@@ -171,6 +174,9 @@ def run_lm_build(args) -> int:
                 if text:
                     yield text
 
+    if args.order > KENLM_MAX_ORDER:  # still built: other KenLM builds (KENLM_MAX_ORDER raised) can load it
+        say("mms lm build", f"warning: order {args.order}: `mms asr --lm` (flashlight-text's KenLM) loads orders up "
+                            f"to {KENLM_MAX_ORDER} only")
     stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
     if stats.order < args.order:
         say("mms lm build", f"order {stats.order}, not {args.order}: no sentence has {args.order - 2} words or more")
