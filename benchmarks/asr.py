@@ -316,7 +316,7 @@ def main():
                   f"{statistics.median(c for _, c in times[name]):6.1f} {total / statistics.median(walls):10.2f} "
                   f"{ratio:>16}")
         reference = texts.get("transformers", texts.get("float32"))
-        for name in configs:
+        for name in configs if reference is not None else []:  # nothing to compare with: neither side ran
             same = sum(a.strip() == b.strip() for a, b in zip(reference, texts[name]))
             gap = statistics.mean(cer(a, b) for a, b in zip(reference, texts[name]))
             print(f"  {name}: transcripts equal to {'transformers' if 'transformers' in texts else 'float32'}'s: "
