@@ -71,11 +71,14 @@ def load_kenlm(path: str, word_dict, error=None):
     except Exception as e:  # noqa: BLE001 - KenLM throws C++ exceptions as RuntimeError: `... threw FormatLoadException.`
         message = (str(e).splitlines() or [""])[0]
         thrown = re.search(r"threw (\w+)", message)
-        reason = f"not an ARPA file or KenLM binary ({thrown.group(1)})" if thrown else message
+        # flashlight-text's KenLM is built with KENLM_MAX_ORDER 6; its message says so on a later line
         too_high = re.search(r"model has order (\d+) but KenLM was compiled to support up to (\d+)", str(e))
-        if too_high:  # flashlight-text's KenLM is built with KENLM_MAX_ORDER 6
-            reason = (f"its order is {too_high.group(1)}, and the KenLM in flashlight-text loads orders up to "
-                      f"{too_high.group(2)} (rebuild it with `mms lm build --order {too_high.group(2)}` or lower)")
+        if too_high:
+            order, most = too_high.groups()
+            reason = (f"its order is {order}, and the KenLM in flashlight-text loads orders up to {most} (rebuild it "
+                      f"with `mms lm build --order {most}` or lower)")
+        else:
+            reason = f"not an ARPA file or KenLM binary ({thrown.group(1)})" if thrown else message
         raise (error or BeamSearchError)(f"{path}: KenLM cannot load it: {reason}") from None
 
 

@@ -46,8 +46,8 @@ def add_parser(commands) -> None:
                        description="Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA, "
                                    "loadable by KenLM / `mms asr --lm`. Uses KenLM's lmplz when it is on PATH.")
     b.add_argument("corpus", nargs="+", help="UTF-8 text files, one sentence per line")
-    b.add_argument("--order", type=positive(int), default=4, help="n-gram order (default: %(default)s; `mms asr --lm` loads up to "
-                   f"{KENLM_MAX_ORDER})")
+    b.add_argument("--order", type=positive(int), default=4,
+                   help=f"n-gram order (default: %(default)s; `mms asr --lm` loads up to {KENLM_MAX_ORDER})")
     b.add_argument("--lang", "-l", help="apply MMS text normalisation for this language first (recommended)")
     b.add_argument("--units", action="store_true",
                    help="a unit (character) LM for `mms asr --unit-lm`: sentences become `h e l l o | ...`")
