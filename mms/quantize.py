@@ -1,10 +1,14 @@
 """`--quantize int8`: the transformer's linear layers in int8 on the CPU (ASR, LID, alignment).
 
-Weights are quantised once, at load, per output channel (symmetric, int8); activations at run time, per row
-(per frame: uint8 around a zero point of 128, so one loud frame does not coarsen the others; 7 bits around 64 on
-CPUs without VNNI, see `activation_range`). The product runs in
-oneDNN's int8 GEMM (VNNI or AMX instructions where the CPU has them), the kernel torch's own x86 int8 path
-(torchao's PT2E X86InductorQuantizer, lowered by inductor) ends in, called here without a compile step.
+Weights are quantised once, at load, per output channel (symmetric, int8); activations at run time, per tensor
+(uint8 over the input's own range, zero point where 0 falls: the asymmetric dynamic quantisation of
+torch.ao's quantize_dynamic and ONNX Runtime; 7 bits on CPUs without VNNI, see `activation_range`). The
+product runs in oneDNN's int8 GEMM (VNNI or AMX instructions where the CPU has them), the kernel torch's own
+x86 int8 path (torchao's PT2E X86InductorQuantizer, lowered by inductor) ends in, called here without a
+compile step. One scale for the whole input lets the kernel apply it with the bias, and the feed-forward
+GELU, as it writes its output: with a scale per row (as before) those were separate passes over the output,
+and they made int8 slower than bfloat16 on a CPU with AMX (docs/performance.md). The inputs of every
+quantised layer come from a LayerNorm or from one (attention, GELU), so rows have like ranges.
 
 Why not torchao's `quantize_(model, Int8DynamicActivationInt8WeightConfig())`: in eager mode on the CPU its int8
 product falls back to an int32 matmul, no faster than float32 (torchao 0.18 with torch 2.13, measured in
@@ -12,8 +16,9 @@ docs/performance.md), and it needs torch.compile for its speed, which costs ever
 torch.ao.quantization.quantize_dynamic: deprecated (warns on every use) and half as fast as this kernel here.
 
 Quantised: q/k/v (fused into one layer, so each input is quantised once), the attention output and both
-feed-forward layers of every encoder layer, and the feature projection. Kept in the model's dtype: the
-convolutions, the per-language adapters and output layer (swapped per language), the LID classifier head.
+feed-forward layers of every encoder layer (the first with its GELU), and the feature projection. Kept in the
+model's dtype: the convolutions, the per-language adapters and output layer (swapped per language), the LID
+classifier head.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ def available() -> bool:
 
 
 def activation_range(flags: set[str] | None = None, max_isa: str | None = None) -> int:
-    """The largest |activation| level: 127 (8 bits) where oneDNN multiplies with VNNI or AMX (int32 sums), 63 where
-    it cannot. Without VNNI (AVX2 or AVX-512 before Cascade Lake, AMD before Zen 4) its kernel adds pairs of
+    """The top activation level: 255 (8 bits) where oneDNN multiplies with VNNI or AMX (int32 sums), 127 where it
+    cannot. Without VNNI (AVX2 or AVX-512 before Cascade Lake, AMD before Zen 4) its kernel adds pairs of
     u8 x s8 products in saturating int16: 2 x 255 x 127 overflows, and the layer's error went from 6 % to 54 % of its
     largest output (ONEDNN_MAX_CPU_ISA=AVX2 or AVX512_CORE); 7-bit activations keep each pair under 2^15 (torch's
     own x86 int8 path reduces the range for the same reason). ONEDNN_MAX_CPU_ISA, when it caps oneDNN below VNNI,
@@ -46,18 +51,19 @@ def activation_range(flags: set[str] | None = None, max_isa: str | None = None) 
     vnni = bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
     capped = max_isa.upper() not in ("", "ALL", "DEFAULT") and not any(
         name in max_isa.upper() for name in ("VNNI", "AMX", "BF16", "FP16"))  # AVX512_CORE_BF16 and later have VNNI
-    return 127 if vnni and not capped else 63
+    return 255 if vnni and not capped else 127
 
 
 class Int8Linear(nn.Module):
-    """A frozen nn.Linear in int8: y = (q(x) - 128) s_x @ (q(W) s_W)^T + b, accumulated in int32, output in the
-    input's dtype (with 7-bit activations around 64 where the CPU lacks VNNI: `activation_range`). Inference only
-    (no gradients)."""
+    """A frozen nn.Linear in int8: y = act(s_x (q(x) - z_x) @ (q(W) s_W)^T + b), accumulated in int32, output in
+    the input's dtype; `activation` "gelu" applies the (exact, erf) GELU in the same kernel. Inference only (no
+    gradients)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, levels: int | None = None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, levels: int | None = None,
+                 activation: str = "none"):
         super().__init__()
-        self.levels = activation_range() if levels is None else levels  # |q(x) - zero| at most this
-        self.zero = self.levels + 1
+        self.levels = activation_range() if levels is None else levels  # q(x) in [0, levels]
+        self.activation = activation
         w = weight.detach().float()
         self.out_features, self.in_features = w.shape
         scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
@@ -70,32 +76,32 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().float())
 
     @classmethod
-    def of(cls, *layers: nn.Linear, levels: int | None = None) -> "Int8Linear":
+    def of(cls, *layers: nn.Linear, levels: int | None = None, activation: str = "none") -> "Int8Linear":
         """One int8 layer computing the given layers' outputs side by side (same input)."""
         biases = [layer.bias for layer in layers]
         bias = None if any(b is None for b in biases) else torch.cat([b.detach().float() for b in biases])
-        return cls(torch.cat([layer.weight.detach().float() for layer in layers]), bias, levels)
+        return cls(torch.cat([layer.weight.detach().float() for layer in layers]), bias, levels, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        # per-row scale (abs().amax is exact in any float dtype, and several times faster than vector_norm);
-        # rows of zeros (masked padding) give q = zero, i.e. exactly 0
-        scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12).div_(self.levels)
-        q = torch.round(rows / scale).add_(self.zero).to(torch.uint8)
-        # a bfloat16 model gets the product in bfloat16 from the kernel, scaled and biased in bfloat16: half the
-        # bytes written and no converting copies (a third of the FFN's first layer's time); the output is rounded
-        # to bfloat16 twice and the row scale once, a relative error of 2^-8 at most
+        lo, hi = torch.aminmax(rows)
+        lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range holds 0: zero rows (padding) stay exact
+        # levels - 1 steps: x / scale + zero lies in [-0.5, levels - 0.5], so adding 0.5 and truncating (the cast)
+        # rounds it into [0, levels] with no separate round and clamp passes
+        scale, zero = 1.0, 0  # all zeros (or NaN: garbage in, garbage out, but no exception)
+        if hi > lo:
+            scale = (hi - lo) / (self.levels - 1)
+            zero = round(-lo / scale)
+        q = torch.add(rows.new_full((1,), zero + 0.5, dtype=torch.float32), rows, alpha=1.0 / scale).to(torch.uint8)
         out_dtype = torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
-        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, self.zero, self.packed, self.scale, self.zero_point, None, 1.0, 0,
-                                               out_dtype, "none", [], "none")
-        scale = scale.to(out_dtype)  # (mixed dtypes would make addcmul compute into a temporary and copy it back)
-        # in place: a fresh output of this size costs page faults that took as long as the product's overhead
-        y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias.to(out_dtype), y, scale, out=y)
+        y = torch.ops.onednn.qlinear_pointwise(q, scale, zero, self.packed, self.scale, self.zero_point, self.bias, 1.0,
+                                               0, out_dtype, self.activation, [], "none")
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-                f"activation_bits={8 if self.levels > 63 else 7}")
+                f"activation_bits={8 if self.levels > 127 else 7}"
+                + ("" if self.activation == "none" else f", activation={self.activation}"))
 
 
 def quantize_model(model: nn.Module, method: str, device) -> nn.Module:
@@ -120,7 +126,9 @@ def quantize_model(model: nn.Module, method: str, device) -> nn.Module:
                 attention.qkv = Int8Linear.of(attention.q_proj, attention.k_proj, attention.v_proj, levels=levels)
                 del attention.q_proj, attention.k_proj, attention.v_proj
             attention.out_proj = _int8(attention.out_proj, levels)
-            ffn.intermediate_dense = _int8(ffn.intermediate_dense, levels)
+            if ffn.intermediate_gelu is None:
+                ffn.intermediate_gelu = Int8Linear.of(ffn.intermediate_dense, levels=levels, activation="gelu")
+                del ffn.intermediate_dense
             ffn.output_dense = _int8(ffn.output_dense, levels)
     return model
 

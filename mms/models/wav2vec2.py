@@ -271,8 +271,11 @@ class FeedForward(nn.Module):
         super().__init__()
         self.intermediate_dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
         self.output_dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.intermediate_gelu = None  # mms.quantize: the first layer and its GELU in one int8 kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.intermediate_gelu is not None:
+            return self.output_dense(self.intermediate_gelu(x))
         return self.output_dense(F.gelu(self.intermediate_dense(x)))
 
 
