@@ -73,11 +73,15 @@ class ModelRunner:
         self.config = checkpoint.config
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model = model if model is not None else instantiate(checkpoint, self.device, self.dtype)
         if quantize:
-            from mms.quantize import quantize_model
+            from mms.quantize import check, quantize_model
 
-            self.model = quantize_model(self.model, quantize, self.device)
+            check(quantize, self.device)  # before building a model it could not run
+        if model is None:
+            # int8: built in float32, quantised, then the rest converted, so the int8 weights are made from the
+            # checkpoint's own and no rounded copy is made of the weights they replace
+            model = instantiate(checkpoint, self.device, torch.float32 if quantize else self.dtype)
+        self.model = quantize_model(model, quantize, self.device).to(self.dtype) if quantize else model
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang
         if checkpoint.adapters is None:  # one output layer for good (with adapters: checked as a language is set)

@@ -232,6 +232,18 @@ def test_quantize_replaces_the_transformer_linears(wide_dir):
 
 
 @needs_int8
+def test_int8_weights_of_a_bfloat16_model_come_from_the_float32_ones(wide_dir):
+    runner = ModelRunner(load_checkpoint(wide_dir), "cpu", "bfloat16", quantize="int8")
+    reference = instantiate(load_checkpoint(wide_dir))  # float32
+    layer, float_layer = runner.model.wav2vec2.encoder.layers[1], reference.wav2vec2.encoder.layers[1]
+    out_proj = layer.attention.out_proj
+    assert out_proj.scale.dtype == out_proj.bias.dtype == torch.float32  # untouched by the model's .to(bfloat16)
+    assert torch.equal(out_proj.scale, float_layer.attention.out_proj.weight.abs().amax(dim=1) / 127.0)
+    assert torch.equal(out_proj.bias, float_layer.attention.out_proj.bias)
+    assert layer.final_layer_norm.weight.dtype == runner.model.lm_head.weight.dtype == torch.bfloat16
+
+
+@needs_int8
 def test_int8_lid_head_and_language_switch(tmp_path):
     cfg = tiny_config(num_labels=3, classifier_proj_size=16, vocab_size=None, adapter_attn_dim=None)
     model = random_model(cfg, seed=2)
