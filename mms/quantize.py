@@ -8,7 +8,8 @@ x86 int8 path (torchao's PT2E X86InductorQuantizer, lowered by inductor) ends in
 compile step. One scale for the whole input lets the kernel apply it with the bias, and the feed-forward
 GELU, as it writes its output: with a scale per row (as before) those were separate passes over the output,
 and they made int8 slower than bfloat16 on a CPU with AMX (docs/performance.md). The inputs of every
-quantised layer come from a LayerNorm or from one (attention, GELU), so rows have like ranges.
+quantised layer come from a LayerNorm or from one (attention, GELU), so rows have like ranges. The range is the
+batch's: an utterance's int8 output depends slightly on what it is batched with (docs/performance.md).
 
 Why not torchao's `quantize_(model, Int8DynamicActivationInt8WeightConfig())`: in eager mode on the CPU its int8
 product falls back to an int32 matmul, no faster than float32 (torchao 0.18 with torch 2.13, measured in
@@ -23,6 +24,7 @@ classifier head.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -85,20 +87,24 @@ class Int8Linear(nn.Module):
         return cls(weight, bias, levels, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (*x.shape[:-1], self.out_features)
         rows = x.reshape(-1, self.in_features)
-        lo, hi = torch.aminmax(rows)
-        lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range holds 0: zero rows (padding) stay exact
+        if rows.shape[0] == 0:
+            return x.new_empty(shape)
+        lo, hi = (v.item() for v in torch.aminmax(rows))
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # one scale cannot hold them: NaN out, for the
+            return x.new_full(shape, math.nan)             # callers' own checks to catch
+        lo, hi = min(lo, 0.0), max(hi, 0.0)  # the range holds 0: zero rows (padding) stay exact
         # levels - 1 steps: x / scale + zero lies in [-0.5, levels - 0.5], so adding 0.5 and truncating (the cast)
-        # rounds it into [0, levels] with no separate round and clamp passes
-        scale, zero = 1.0, 0  # all zeros (or NaN: garbage in, garbage out, but no exception)
-        if hi > lo:
-            scale = (hi - lo) / (self.levels - 1)
-            zero = round(-lo / scale)
+        # rounds it into [0, levels] with no separate round and clamp passes. The floor keeps 1 / scale a float32
+        # (below it, the input is zeros as far as the product can tell)
+        scale = max((hi - lo) / (self.levels - 1), 1e-30)
+        zero = round(-lo / scale)
         q = torch.add(rows.new_full((1,), zero + 0.5, dtype=torch.float32), rows, alpha=1.0 / scale).to(torch.uint8)
         out_dtype = torch.bfloat16 if x.dtype == torch.bfloat16 else torch.float32
         y = torch.ops.onednn.qlinear_pointwise(q, scale, zero, self.packed, self.scale, self.zero_point, self.bias, 1.0,
                                                0, out_dtype, self.activation, [], "none")
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        return y.view(shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
@@ -118,9 +124,9 @@ def check(method: str, device) -> None:
 
 
 def quantize_model(model: nn.Module, method: str, device) -> nn.Module:
-    """The model with its transformer linear layers in int8 (in place; returned for convenience). Quantise a
-    float32 model and convert it to a lower dtype after, if wanted: the int8 weights are then made from the
-    float32 ones, and the int8 layers keep their tensors through .to(dtype)."""
+    """The model with its transformer linear layers in int8 (in place; returned for convenience). Quantise the
+    model in its stored dtype and convert it to a lower one after, if wanted: the int8 weights are then made from
+    the stored ones, and the int8 layers keep their tensors through .to(dtype)."""
     check(method, device)
     encoder = getattr(model, "wav2vec2", model)
     if not hasattr(encoder, "encoder"):

@@ -78,9 +78,11 @@ class ModelRunner:
 
             check(quantize, self.device)  # before building a model it could not run
         if model is None:
-            # int8: built in float32, quantised, then the rest converted, so the int8 weights are made from the
-            # checkpoint's own and no rounded copy is made of the weights they replace
-            model = instantiate(checkpoint, self.device, torch.float32 if quantize else self.dtype)
+            # int8: built in the checkpoint's own dtype (memory-mapped, not copied), quantised, then the rest
+            # converted: the int8 weights are made from the stored ones, and no converted copy is made of the
+            # weights they replace
+            stored = next((t.dtype for t in checkpoint.state_dict.values() if t.is_floating_point()), torch.float32)
+            model = instantiate(checkpoint, self.device, stored if quantize else self.dtype)
         self.model = quantize_model(model, quantize, self.device).to(self.dtype) if quantize else model
         self.vocab: Vocabulary | None = checkpoint.vocab
         self.lang: str | None = checkpoint.lang

@@ -157,6 +157,20 @@ def test_int8_linear_matches_the_float_layer():
 
 
 @needs_int8
+def test_int8_linear_on_degenerate_inputs():
+    layer = torch.nn.Linear(8, 4)
+    q = Int8Linear.of(layer)
+    with torch.no_grad():
+        for bad in (float("nan"), float("inf"), -float("inf")):  # one scale cannot hold them: NaN, for callers to see
+            x = torch.ones(3, 8)
+            x[1, 2] = bad
+            assert torch.isnan(q(x)).all()
+        for tiny in (1e-37, 1e-40):  # 1 / scale would overflow float32: read as zeros, not an exception
+            assert torch.allclose(q(torch.randn(3, 8) * tiny), layer.bias.expand(3, 4), atol=1e-6)
+        assert q(torch.zeros(2, 0, 8)).shape == (2, 0, 4)
+
+
+@needs_int8
 def test_int8_gelu_is_the_exact_gelu_in_the_kernel():
     torch.manual_seed(1)
     layer = torch.nn.Linear(64, 512)
