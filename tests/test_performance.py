@@ -376,3 +376,21 @@ def test_gpu_benchmark_dry_run_on_cpu():
     for fragment in ("random MMS-1B shape, 2 layers", "mms            float32", "mms            bfloat16",
                      "transformers   float32", "mms / transformers, float32"):
         assert fragment in lines, lines
+
+
+def test_the_model_compiles_as_one_graph(tmp_path):
+    """torch.compile (benchmarks/gpu.py --compile) sees the whole forward as one graph: no break at the kept
+    derived weights (storage comparisons), the FFT positional conv (kernel >= 64 on the CPU) or the padding test."""
+    cfg = tiny_config(num_conv_pos_embeddings=64)
+    runner = ModelRunner(load_checkpoint(write_hf(random_model(cfg, {"eng": 12}), tmp_path)), "cpu", "float32")
+    wave = torch.from_numpy(np.stack([random_audio(8000, seed=0), random_audio(8000, seed=1)]))
+    lengths = torch.tensor([8000, 5000])
+    with torch.inference_mode():
+        explained = torch._dynamo.explain(runner.model)(wave, lengths)
+        eager = runner.model(wave, lengths)[0]
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    torch._dynamo.reset()
+    with torch.inference_mode():  # and the traced graph computes what eager mode does (the "eager" backend: no
+        traced = torch.compile(runner.model, backend="eager")(wave, lengths)[0]  # C++ compiler needed)
+    torch._dynamo.reset()
+    assert (traced - eager).abs().max().item() < 1e-5

@@ -15,6 +15,8 @@ def derived_weight(module: nn.Module, name: str, make, *args) -> torch.Tensor:
     """make(module.weight, *args), computed once per weights and kept on the module under `name` (out of its state
     dict): keyed by the weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
     weight = module.weight
+    if torch.compiler.is_compiling():  # a compiled graph cannot compare storages: it derives the weight each call
+        return make(weight.detach(), *args)  # (torch.compile folds or fuses it; no graph break)
     key = (weight.data_ptr(), weight._version, weight.dtype, *args)
     slots = module.__dict__.setdefault("_derived", {})
     if name not in slots or slots[name][0] != key:

@@ -355,7 +355,8 @@ class Wav2Vec2Model(nn.Module):
         waveform = waveform.to(self.feature_extractor.conv_layers[0].conv.weight.dtype)
         features = self.feature_extractor(waveform).transpose(1, 2)
         frame_mask = None
-        if lengths is not None and bool((lengths < waveform.shape[1]).any()):
+        # (compiled: the mask whenever lengths are given, as reading a tensor's value would break the graph)
+        if lengths is not None and (torch.compiler.is_compiling() or bool((lengths < waveform.shape[1]).any())):
             n_frames = self.frame_lengths(lengths.to(features.device))
             frame_mask = torch.arange(features.shape[1], device=features.device)[None, :] < n_frames[:, None]
         hidden = self.feature_projection(features)
