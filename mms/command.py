@@ -75,6 +75,60 @@ def positive(kind, zero: bool = False):
     return parse
 
 
+def finite(text: str) -> float:
+    """An argparse type: a finite number (a weight or score; negative values need the = form: --lm-weight=-1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def score_or_minus_infinity(text: str) -> float:
+    """An argparse type: a finite number or -inf (a score that forbids what it scores)."""
+    if text.strip().lower() in ("-inf", "-infinity"):
+        return -math.inf
+    return finite(text)
+
+
+SEED_LIMIT = 2 ** 62  # torch's generators take 64-bit seeds; sentence j of a TTS input uses seed + j
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, a whole number from 0 to 2**62."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**62, got {text}")
+    return value
+
+
+def config_values(parser: argparse.ArgumentParser, values: dict, source: str) -> dict:
+    """Option values read from a file (`--config`), parsed as their flags parse them: the same types, ranges and
+    choices, so a value the command line refuses is refused here too; -> the parsed values. An MMSError names
+    the file, the option and the reason."""
+    parsed = dict(values)
+    for action in parser._actions:
+        name, value = action.dest, values.get(action.dest)
+        if not action.option_strings or value is None:
+            continue
+        try:
+            if action.type is not None:
+                if isinstance(value, (bool, dict)):
+                    raise argparse.ArgumentTypeError(f"not a value of this option: {value!r}")
+                value = action.type(",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+            if action.choices is not None and value not in action.choices:
+                raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(map(str, action.choices))}")
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            raise MMSError(f"{source}: {name}: {e}") from None
+        parsed[name] = value
+    return parsed
+
+
 def non_negative(kind):
     """An argparse type: a finite number of `kind`, 0 or more."""
     return positive(kind, zero=True)
@@ -182,6 +236,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     import os
 
     from mms import engines
+    from mms.files import is_special
     from mms.results import Record
     from mms.writers import get_writer
 
@@ -214,7 +269,8 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
 
             write_text_atomic(args.output, "".join(json_line(r) for r in records if not r.get("error")))
         append = True
-    elif args.output not in (None, "-") and fmt == "jsonl":  # so that the file can be resumed
+    elif args.output not in (None, "-") and fmt == "jsonl" and not is_special(args.output):  # so that the file
+        # can be resumed (not beside /dev/null or a pipe)
         engines.write_run(args.output + ".run.json", description)
     mine = engines.shard_rows(rows, k, n)
     todo = [row for row in mine if row["index"] not in done]

@@ -40,6 +40,14 @@ def _resolve_device(name: str | torch.device) -> torch.device:
         raise DeviceError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {name!r} requested but CUDA is not available (this torch build: {torch.__version__})")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                     and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {name!r} requested but MPS (Apple GPUs) is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        try:  # xpu, hpu, ...: usable only where this torch build has the backend and a device
+            torch.empty(0, device=device)
+        except Exception:
+            raise DeviceError(f"device {name!r} is not available with this torch build ({torch.__version__})") from None
     return device
 
 

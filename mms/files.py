@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterator
 
@@ -37,6 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+    if is_special(path):  # /dev/null, a pipe (`-o >(gzip > x.gz)`): written as it is; replacing it would destroy it
+        yield path
+        return
+    path = os.path.realpath(path)  # through a symbolic link: the file it points to is replaced, the link stays
     directory = ensure_parent(path)
     temp_path = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
@@ -50,6 +55,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def is_special(path: str | os.PathLike) -> bool:
+    """Whether `path` exists and is neither a regular file nor a folder: a device, a FIFO or a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Raise the OSError (naming `path`) that writing `path` atomically would meet: a folder in its place, or a
     parent folder that cannot be made or written. For outputs written only at the end of a long run."""
@@ -58,7 +72,11 @@ def check_writable(path: str | os.PathLike) -> None:
         return
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a directory", path)
-    directory = ensure_parent(path)
+    if is_special(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return
+    directory = ensure_parent(os.path.realpath(path))
     probe = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
         open(probe, "w").close()
@@ -70,6 +88,8 @@ def check_writable(path: str | os.PathLike) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` as utf-8 to `path` atomically; "-" means standard output."""
     if os.fspath(path) == "-":
+        if sys.stdout is None:  # started with standard output closed (`>&-`)
+            raise OSError(errno.EBADF, "standard output is closed", "-")
         sys.stdout.write(text)
         sys.stdout.flush()
         return

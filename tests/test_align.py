@@ -276,6 +276,18 @@ def test_align_usage_errors(fa_path, tmp_path):
     assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_failed_pair_leaves_no_empty_outdir(fa_path, audio, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    r = mms("align", "--model", fa_path, "--audio", audio, "--text", tmp_path / "empty.txt", "--lang", "ell",
+            "--outdir", tmp_path / "o")
+    assert r.returncode == 1 and "nothing to align" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()  # made for the pair, removed again when it failed
+    (tmp_path / "kept").mkdir()  # a folder the user made stays
+    mms("align", "--model", fa_path, "--audio", audio, "--text", tmp_path / "empty.txt", "--lang", "ell",
+        "--outdir", tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir()
+
+
 def test_emissions_are_stitched_from_windows(fa_path, audio):
     from mms.audio import load_audio
 

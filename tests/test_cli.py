@@ -1,6 +1,8 @@
 """`mms` through a subprocess, as a user runs it."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -124,9 +126,23 @@ def test_bad_side_files_are_one_line_errors_before_any_audio(hf_dir, wavs, tmp_p
     arpa.write_text("garbage\n")
     config.write_text("beam: [1\n")
     (tmp_path / "adir").mkdir()
+    presets = {}  # values a flag refuses are refused in a --config file too (a 0 s window ran forever)
+    for name, text in [("zero", "chunk_seconds: 0"), ("context", "context_seconds: -3"), ("nan", "lm_weight: nan"),
+                       ("choice", "quantize: int4"), ("pair", "time_offsets: abc")]:
+        presets[name] = tmp_path / f"{name}.yaml"
+        presets[name].write_text(text + "\n")
     cases = [(["--dict", small_dict], "the vocabulary has 6 symbols, the output layer"),
              (["--lm", arpa, "--unit-lm"], "bad.arpa: KenLM cannot load it: not an ARPA file or KenLM binary"),
              (["--config", config], "bad.yaml: not valid YAML: expected ',' or ']'"),
+             (["--config", wavs[0]], f"--config {wavs[0]}: not UTF-8 text"),
+             (["--config", presets["zero"]], "zero.yaml: chunk_seconds: must be positive, got 0"),
+             (["--config", presets["context"]], "context.yaml: context_seconds: must be 0 or more, got -3"),
+             (["--config", presets["nan"]], "nan.yaml: lm_weight: must be a finite number, got nan"),
+             (["--config", presets["choice"]], "choice.yaml: quantize: 'int4' is not one of int8"),
+             (["--config", presets["pair"]], "pair.yaml: time_offsets: 'abc': give two numbers of seconds"),
+             (["--lm-weight", "nan"], "argument --lm-weight: must be a finite number, got nan"),
+             (["--beam-threshold", "-1"], "argument --beam-threshold: must be 0 or more, got -1"),
+             (["--device", "mps"], "device 'mps' requested but MPS (Apple GPUs) is not available here"),
              (["-f", "jsonl", "-o", tmp_path / "adir"], "adir: is a folder"),
              (["-f", "json", "-o", tmp_path / "adir"], "adir: is a folder")]
     for argv, message in cases:
@@ -273,3 +289,31 @@ def test_ctrl_c_while_the_commands_load_is_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["asr", "a.wav"]) == 130
     assert capsys.readouterr().err == "mms: interrupted\n"
+
+
+def test_outputs_that_are_not_regular_files_are_written_in_place(hf_dir, wavs, tmp_path):
+    """An atomic write replaces a regular file; a pipe or device (`-o /dev/null`, `-o >(gzip ...)`) is written as it
+    is (replacing it would destroy it), and a symbolic link keeps pointing at the file it names."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "-f", "jsonl", "-o", fifo)
+    got = reader.communicate(timeout=60)[0]
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and json.loads(got)["audio"] == str(wavs[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no pipe.run.json beside it
+    (tmp_path / "real.json").write_text("old\n")
+    (tmp_path / "link.json").symlink_to("real.json")
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", wavs[0], "-f", "json", "-o", tmp_path / "link.json")
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(tmp_path / "link.json") == "real.json"
+    assert json.loads((tmp_path / "real.json").read_text())[0]["audio"] == str(wavs[0])
+
+
+def test_closed_standard_output_is_a_one_line_error(hf_dir, wavs):
+    for fmt in ("jsonl", "json"):
+        run = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", str(hf_dir), "--lang", "eng", str(wavs[0]),
+                              "-f", fmt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600,
+                             preexec_fn=lambda: os.close(1))
+        assert run.returncode == 2 and "standard output is closed" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr

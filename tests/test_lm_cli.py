@@ -223,3 +223,12 @@ def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_pa
     assert asr.returncode == 0, asr.stderr
     r = mms("tune", "--model", zs, "--manifest", manifest, "-o", preset)
     assert r.returncode == 2 and "without --lm, give --lexicon" in r.stderr
+
+
+def test_tune_ranges_are_finite_pairs():
+    from mms.lm.tune import TuneError, parse_range
+
+    assert parse_range("5:-1", "--lm-weight") == (-1.0, 5.0)
+    for bad in ("nan:1", "-inf:0", "1:inf", "1", "a:b"):
+        with pytest.raises(TuneError, match="--word-score"):
+            parse_range(bad, "--word-score")

@@ -188,6 +188,17 @@ def test_bad_inputs_get_errors_and_the_others_complete(tts, caplog):
     assert issubclass(TextError, MMSError)
 
 
+def test_absurd_durations_fail_their_input_not_the_machine(tts):
+    """A duration noise or speaking rate that would make hours of speech of a few letters (gigabytes of frames)
+    fails that input with a clear error; the other inputs complete."""
+    speeches = list(tts.synthesize_iter(["fine text", "a b"], seed=0, noise_scale_duration=1e4))
+    assert all(s.error and "is too long (is --noise-scale-duration or --speaking-rate extreme?)" in s.error
+               for s in speeches), [s.error for s in speeches]
+    speeches = list(tts.synthesize_iter(["fine text", "a b"], seed=0, speaking_rate=1e-6))
+    assert all(s.error and "too long" in s.error for s in speeches)
+    assert all(s.error is None for s in tts.synthesize_iter(["fine text", "a b"], seed=0))
+
+
 def test_original_voice_through_the_api():
     tts = TTS.load(voice_dirs().root / "models", lang="eng", device="cpu")
     assert tts.checkpoint.format == "original" and tts.lang == "eng"
@@ -342,6 +353,10 @@ def test_cli_usage_and_model_errors(tmp_path):
          "--noise-scale"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--noise-scale-duration", "-1"),
          "--noise-scale-duration"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--pause", "1e9"),
+         "--pause: at most 60 seconds"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--seed", "9" * 20),
+         "--seed: must be from 0 to 2**62"),
     ]:
         r = mms(*args)
         stderr = r.stderr.decode()

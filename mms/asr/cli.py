@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mms.command import (add_common_options, add_corpus_options, add_device_options, add_time_offsets_option,
-                         non_negative, positive, say)
+                         config_values, finite, non_negative, positive, say, score_or_minus_infinity, seed)
 from mms.errors import MMSError
 from mms.writers import formats
 
@@ -53,6 +53,8 @@ def load_defaults(config_path: str | None = None) -> dict:
                 preset = yaml.safe_load(f) or {}
         except OSError as e:
             raise MMSError(f"--config {config_path}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise MMSError(f"--config {config_path}: not UTF-8 text (a YAML file of options is expected)") from None
         except yaml.YAMLError as e:  # its message spans lines (context, problem, marks): one line of it
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -139,15 +141,15 @@ def add_parser(commands) -> argparse.ArgumentParser:
     lm.add_argument("--beam", type=positive(int), default=argparse.SUPPRESS, help=f"beam size (default: {d['beam']}; fairseq's README: 500)")
     lm.add_argument("--beam-size-token", type=positive(int), default=argparse.SUPPRESS,
                     help="tokens considered per frame (default: the whole vocabulary; fairseq's README: 50)")
-    lm.add_argument("--beam-threshold", type=float, default=argparse.SUPPRESS,
+    lm.add_argument("--beam-threshold", type=non_negative(float), default=argparse.SUPPRESS,
                     help=f"prune hypotheses this far below the best (default: {d['beam_threshold']})")
-    lm.add_argument("--lm-weight", type=float, default=argparse.SUPPRESS, help=f"LM weight (default: {d['lm_weight']})")
-    lm.add_argument("--word-score", type=float, default=argparse.SUPPRESS,
+    lm.add_argument("--lm-weight", type=finite, default=argparse.SUPPRESS, help=f"LM weight (default: {d['lm_weight']})")
+    lm.add_argument("--word-score", type=finite, default=argparse.SUPPRESS,
                     help=f"score added per word, with a lexicon (default: {d['word_score']})")
-    lm.add_argument("--sil-weight", type=float, default=argparse.SUPPRESS,
+    lm.add_argument("--sil-weight", type=finite, default=argparse.SUPPRESS,
                     help=f"score added per silence: with --unit-lm and no lexicon, the only bonus "
                          f"(default: {d['sil_weight']})")
-    lm.add_argument("--unk-weight", type=float, default=d["unk_weight"],
+    lm.add_argument("--unk-weight", type=score_or_minus_infinity, default=d["unk_weight"],
                     help="score of out-of-lexicon words (default: %(default)s)")
     lm.add_argument("--decode-workers", type=non_negative(int), default=d["decode_workers"],
                     help="beam-search processes beside the acoustic model (0: in-process; default: %(default)s)")
@@ -156,7 +158,16 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML file of option defaults, e.g. `beam: 500` (see configs/asr.yaml)")
     add_common_options(p)
     add_corpus_options(p)
-    p.set_defaults(run=run)
+    config = _peek_config(sys.argv)
+    if config:  # its values parsed as the flags parse theirs (ranges, choices), said as a usage error
+        try:
+            d = config_values(p, d, f"--config {config}")
+        except MMSError as e:
+            print(f"mms asr: error: {e}", file=sys.stderr)
+            raise SystemExit(2)
+        p.set_defaults(**{a.dest: d[a.dest] for a in p._actions
+                          if a.dest in d and a.option_strings and a.default is not argparse.SUPPRESS})
+    p.set_defaults(run=run, config_defaults=d)
     add_tune_rerank_parser(commands)
     return p
 
@@ -211,7 +222,7 @@ def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--rerank-wlid", metavar="MODEL.bin",
                    help="fastText text LID model for the wlid feature (needs the fasttext package)")
     p.add_argument("--trials", type=positive(int), default=10000, help="random draws (default: %(default)s, as the reference)")
-    p.add_argument("--seed", type=int, default=0, help="of the draws (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="of the draws (default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="feature cache (default: ~/.cache/mms/rerank)")
     add_device_options(p)
     add_common_options(p)
@@ -364,7 +375,8 @@ def beam_options(args: argparse.Namespace) -> dict | None:
     if args.unit_lm and not args.lexicon and hasattr(args, "word_score"):
         say("mms asr", "note: --word-score does nothing with --unit-lm and no --lexicon (flashlight's lexicon-free "
                        "decoder has no word score); --sil-weight is its bonus (`mms tune --unit-lm` searches it)")
-    defaults, config = load_defaults(None), load_defaults(getattr(args, "config", None))
+    defaults = load_defaults(None)
+    config = getattr(args, "config_defaults", None) or load_defaults(getattr(args, "config", None))
     options = {"lm": args.lm, "lexicon": args.lexicon, "unit_lm": args.unit_lm, "unk_weight": args.unk_weight}
     for knob in PRESET_KNOBS:
         if hasattr(args, knob):  # given on the command line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mms.command import add_common_options, add_device_options, non_negative, positive, say
+from mms.command import add_common_options, add_device_options, non_negative, positive, say, seed
 from mms.lm.tune import TuneSettings  # light: the search runs in mms.lm.tune.tune, imported by run_tune
 
 KENLM_MAX_ORDER = 6  # the highest order flashlight-text's KenLM loads (its wheels keep KenLM's default build)
@@ -102,7 +102,7 @@ def add_parser(commands) -> None:
     p.add_argument("--beam", type=positive(int), default=d.beam)
     p.add_argument("--beam-size-token", type=positive(int))
     p.add_argument("--beam-threshold", type=float, default=d.beam_threshold)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--decode-workers", type=non_negative(int), default=d.decode_workers,
                    help="beam-search processes (0: in-process; default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +53,8 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
         lo, hi = (float(x) for x in text.split(":"))
     except ValueError:
         raise TuneError(f"{name} {text!r}: expected LO:HI, e.g. 0:5") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise TuneError(f"{name} {text!r}: the range must be finite numbers")
     return min(lo, hi), max(lo, hi)
 
 

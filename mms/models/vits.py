@@ -91,6 +91,7 @@ class VitsConfig:
 
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+MAX_SECONDS_PER_TOKEN = 10.0  # the longest speech inference makes of one input id (real voices: ~0.1 s)
 
 
 def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -578,7 +579,13 @@ class VitsModel(nn.Module):
         log_durations = self.duration_predictor(hidden.transpose(1, 2).to(flow_dtype), x_mask.to(flow_dtype), noise)
         # frame counts in float32 whatever the model's dtype (bfloat16 cannot count past 256 exactly)
         durations = torch.ceil(torch.exp(log_durations.float()) * x_mask.float() * (1.0 / speaking_rate))
-        frame_lengths = torch.clamp_min(torch.sum(durations, [1, 2]), 1).long()
+        total = torch.sum(durations, [1, 2])
+        most = float(total.max())
+        if not most <= MAX_SECONDS_PER_TOKEN * length * cfg.sampling_rate / cfg.hop_length:  # (NaN too) say so,
+            # rather than allocate gigabytes: a far too loud duration noise or a far too slow speaking rate
+            raise RuntimeError(f"predicted speech of {most * cfg.hop_length / cfg.sampling_rate:.3g} s for {length} "
+                             "tokens is too long (is --noise-scale-duration or --speaking-rate extreme?)")
+        frame_lengths = torch.clamp_min(total, 1).long()
         n_frames = int(frame_lengths.max())
         y_mask = sequence_mask(frame_lengths, n_frames, dtype)  # [B, 1, T]
 

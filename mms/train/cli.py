@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mms.command import add_common_options, error, non_negative, positive, say
+from mms.command import add_common_options, error, non_negative, positive, say, seed
 
 ADAPTER_EXAMPLES = """\
 examples:
@@ -94,7 +94,7 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice; 1 is often "
                                                "fastest on a busy machine)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of initialisation and batch order (default: 0)")
     p.add_argument("--max-seconds", type=positive(float), default=30.0,
                    help="skip training utterances longer than this (default: %(default)s)")
     p.add_argument("--save-every", type=positive(int), default=50,
@@ -170,7 +170,7 @@ def tts_options(p: argparse.ArgumentParser) -> None:
                    help="bf16: autocast to bfloat16 (auto: on GPUs that compute it; default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
     p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=1234, help="seed of initialisation, batches and noise (default: "
+    p.add_argument("--seed", type=seed, default=1234, help="seed of initialisation, batches and noise (default: "
                                                           "%(default)s)")
     p.add_argument("--max-seconds", type=positive(float), default=20.0,
                    help="skip training utterances longer than this (default: %(default)s)")

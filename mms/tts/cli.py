@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from mms.command import (add_common_options, add_corpus_options, add_device_options, non_negative, positive, say,
+from mms.command import (add_common_options, add_corpus_options, add_device_options, non_negative, positive, say, seed,
                          stream_results)
 from mms.errors import MMSError
 from mms.options import GPU_BATCH_TOKENS, TTSOptions, from_namespace
@@ -39,6 +39,16 @@ exit status: 0 every input synthesised, 1 some input failed (the others are stil
 """
 
 
+MAX_PAUSE = 60.0  # seconds of silence between sentences: more is surely a mistake (and a huge array)
+
+
+def pause_seconds(text: str) -> float:
+    value = non_negative(float)(text)
+    if value > MAX_PAUSE:
+        raise argparse.ArgumentTypeError(f"at most {MAX_PAUSE:g} seconds, got {text}")
+    return value
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     p = commands.add_parser(
         "tts", help="text to speech (MMS-TTS VITS voices, original or Hugging Face)",
@@ -67,11 +77,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="voice variation (default: the voice's config, 0.667 in MMS voices; 0 = none)")
     p.add_argument("--noise-scale-duration", type=non_negative(float), metavar="X",
                    help="rhythm variation (default: the voice's config, 0.8 in MMS voices; 0 = none)")
-    p.add_argument("--seed", type=int, metavar="N", help="random seed: the same text and seed give the same speech")
+    p.add_argument("--seed", type=seed, metavar="N", help="random seed: the same text and seed give the same speech")
     p.add_argument("--split", choices=("sentences", "none"), default=TTSOptions.split,
                    help="sentences: cut long text into sentences joined with --pause; none: speak each input "
                         "whole, as fairseq's infer.py and transformers do (default: %(default)s)")
-    p.add_argument("--pause", type=non_negative(float), metavar="SECONDS", default=TTSOptions.pause,
+    p.add_argument("--pause", type=pause_seconds, metavar="SECONDS", default=TTSOptions.pause,
                    help="seconds of silence between sentences (default: %(default)s)")
     p.add_argument("--max-chars", type=positive(int), metavar="N", default=TTSOptions.max_chars,
                    help="longest sentence synthesised at once, in characters (default: %(default)s)")

@@ -56,6 +56,8 @@ class LineWriter(Writer):
     def __init__(self, dest: str, append: bool = False):
         self.dest = os.fspath(dest)
         if self.dest == "-":
+            if sys.stdout is None:  # started with standard output closed (`>&-`)
+                raise WriterError("standard output is closed: give --output FILE")
             self.file, continuing = sys.stdout, False
         else:
             continuing = append and os.path.exists(self.dest) and os.path.getsize(self.dest) > 0

@@ -35,6 +35,7 @@ class AlignmentWriter(Writer):
             raise WriterError(f"{self.dest}: output directory exists and is not empty (use --overwrite)")
         if os.path.exists(self.dest) and not os.path.isdir(self.dest):
             raise WriterError(f"{self.dest}: is a file; --outdir names a folder")
+        self.made = not os.path.exists(self.dest)  # (a folder made here and left empty by a failure goes again)
         try:  # before any audio is read: a file in the way of the folder is a usage error
             ensure_parent(os.path.join(self.dest, "alignment.json"))
         except OSError as e:
@@ -84,6 +85,8 @@ class AlignmentWriter(Writer):
 
     def close(self, complete: bool = True) -> None:
         if self.single:
+            if self.made and os.path.isdir(self.dest) and not os.listdir(self.dest):
+                os.rmdir(self.dest)
             return
         gathered = [line for lines in self.manifests.values() for line in lines]
         try:
