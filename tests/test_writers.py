@@ -111,6 +111,23 @@ def test_subtitles_stream_numbered_cues_across_inputs():
     assert render("vtt", two[1:]) == "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nplain text\n"
 
 
+def test_subtitles_are_one_document_written_whole(tmp_path):
+    """srt/vtt hold one recording: written atomically at the end, so an interrupted run or a failed input leaves
+    the file that was there."""
+    path = tmp_path / "out.srt"
+    path.write_text("old\n")
+    with pytest.raises(KeyboardInterrupt):
+        with get_writer("asr", "srt", str(path)) as writer:
+            writer.write(Record({"audio": "a.wav", "text": "new", "duration": 1.0}))
+            raise KeyboardInterrupt
+    with get_writer("asr", "srt", str(path)) as writer:
+        writer.write(Record({"audio": "b.wav", "text": "", "duration": None, "error": "b.wav: no such file"}))
+    assert path.read_text() == "old\n"
+    with get_writer("asr", "vtt", str(path)) as writer:
+        writer.write(Record({"audio": "a.wav", "text": "new", "duration": 1.0}))
+    assert path.read_text() == "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nnew\n"
+
+
 def test_unknown_format_is_an_mms_error():
     assert set(formats("asr")) == {"txt", "jsonl", "json", "tsv", "srt", "vtt"}
     with pytest.raises(MMSError, match="unknown output format 'csv' for asr"):

@@ -100,7 +100,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="output format; srt/vtt are subtitles from word times (default: %(default)s)")
     p.add_argument("--output", "-o", default="-",
                    help="output file (default: stdout); line formats are written and flushed input by input, json "
-                        "at the end, atomically")
+                        "and srt/vtt at the end, atomically")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
                    help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
     add_time_offsets_option(p)

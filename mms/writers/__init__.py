@@ -6,10 +6,10 @@ A writer takes the results of a task's lazy iterator one at a time, in input ord
         for result in asr.transcribe_iter(inputs):
             writer.write(result)
 
-Line formats (txt, jsonl, tsv, srt, vtt, fairseq predictions.txt, the TTS index.jsonl) are streamed: each
-result is written and flushed as soon as it arrives, so memory does not grow with the number of inputs and a
-killed run leaves every finished record intact (and at most one partial last line). Single documents (json)
-are collected and written atomically when the writer closes without an error. Directory outputs (TTS audio
+Line formats (txt, jsonl, tsv, fairseq predictions.txt, the TTS index.jsonl) are streamed: each result is
+written and flushed as soon as it arrives, so memory does not grow with the number of inputs and a killed run
+leaves every finished record intact (and at most one partial last line). Single documents (json, and srt/vtt
+subtitles of one recording) are collected and written atomically when the writer closes without an error. Directory outputs (TTS audio
 files, alignment directories) write each result's files atomically as it arrives.
 
 No torch here: writers read results through `to_dict()` and a few plain attributes (mms.results).

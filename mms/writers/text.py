@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
+from mms.files import check_writable, write_text_atomic
 from mms.results import Word, cues
-from mms.writers import LineWriter
+from mms.writers import LineWriter, Writer, WriterError
 
 
 def one_line(value) -> str:
@@ -69,15 +71,32 @@ def format_subtitles(segments: list[tuple[float, float, str]], fmt: str) -> str:
     return "\n".join(blocks)
 
 
-class SubtitleWriter(LineWriter):
+class SubtitleWriter(Writer):
     """SubRip or WebVTT cues of every result's timed words (without words: its whole text over its duration;
-    nothing for a failed input), numbered across inputs."""
+    nothing for a failed input), numbered across inputs. One document (one recording's clock), so it is written
+    atomically when the run ends: an interrupted run, or an input that failed, leaves an existing file as it was."""
 
-    def __init__(self, dest: str, fmt: str = "srt", single: bool = False, append: bool = False):
-        self.fmt, self.count = fmt, 0
-        self.header = "WEBVTT\n" if fmt == "vtt" else ""
-        super().__init__(dest, append)
-        self.first = not self.header and not append
+    def __init__(self, dest: str, fmt: str = "srt", single: bool = False):
+        self.dest, self.fmt, self.count, self.failed = os.fspath(dest), fmt, 0, False
+        self.parts = ["WEBVTT\n" if fmt == "vtt" else ""]
+        self.first = fmt != "vtt"
+        try:
+            check_writable(self.dest)  # now, not after the recording is transcribed
+        except OSError as e:
+            raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
+
+    def write(self, result) -> None:
+        record = result.to_dict()
+        self.failed = self.failed or bool(record.get("error"))
+        self.parts.append(self.format(record))
+
+    def close(self, complete: bool = True) -> None:
+        if not complete or (self.failed and not self.count):
+            return
+        try:
+            write_text_atomic(self.dest, "".join(self.parts))
+        except OSError as e:
+            raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 
     def format(self, record: dict) -> str:
         words = [Word(w["text"], w["start"], w["end"]) for w in record.get("words") or []]
