@@ -250,6 +250,8 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     if output_dir:
         if args.output not in (None, "-"):
             raise engines.CorpusError("give either --output or --output-dir, not both")
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise engines.CorpusError(f"--output-dir {output_dir}: is a file, not a folder")
         os.makedirs(output_dir, exist_ok=True)
         engines.check_run(os.path.join(output_dir, "run.json"), description)
         for part in engines.part_files(output_dir):

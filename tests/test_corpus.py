@@ -51,6 +51,10 @@ def test_shard_option():
     assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}) == (2, 4)
     assert parse_shard("auto", {"RANK": "1", "WORLD_SIZE": "8"}) == (1, 8)
     assert parse_shard("auto", {}) == (0, 1)
+    array = {"SLURM_ARRAY_TASK_ID": "16", "SLURM_ARRAY_TASK_COUNT": "16", "SLURM_ARRAY_TASK_MIN": "1"}
+    assert parse_shard("auto", array) == (15, 16)  # --array=1-16
+    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT"):
+        parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2"})
     for bad in ("3", "4/4", "-1/2", "a/b"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)

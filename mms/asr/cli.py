@@ -316,6 +316,11 @@ def run(args: argparse.Namespace) -> int:
                 "input_langs": sorted({item.lang for item in items if item.lang}),
                 "options": asdict(from_namespace(ASROptions, args)), "beam": beam, "zeroshot": zeroshot}
     rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text} for i, item in enumerate(items)]
+    computed = (args.chunk_seconds + 2 * args.context_seconds) / args.chunk_seconds
+    if computed > 8:  # each second of a long input is computed `computed` times over
+        say("mms asr", f"note: windows of {args.chunk_seconds:g} s with {args.context_seconds:g} s of context on "
+                       f"each side compute a long input {computed:.0f} times over; raise --chunk-seconds or lower "
+                       "--context-seconds")
     scorer = None
     if args.ref or any(item.text is not None for item in items):
         from mms.scoring import CorpusScorer, read_texts, texts_from_items
@@ -323,7 +328,10 @@ def run(args: argparse.Namespace) -> int:
         references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
         scorer = CorpusScorer()
 
-    def score(record):  # a failed input counts as empty output, as fairseq scores it
+    failed = []
+
+    def score(record):  # a failed input counts as empty output, as fairseq scores it (and that is said)
+        failed.extend([1] if record.get("error") else [])
         scorer.add(references[record["index"]], None if record.get("error") else record["text"])
 
     status = run_corpus(args, "asr", settings, rows, args.format, {"single": len(items) == 1},
@@ -332,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
     if scorer is not None and scorer.utterances:  # corpus WER and CER of this run's inputs, as fairseq computes them
         from mms.scoring import format_summary
 
-        say("mms asr", format_summary(scorer.summary()))
+        say("mms asr", format_summary(scorer.summary())
+            + (f"; failed inputs scored as empty transcripts: {len(failed)}" if failed else ""))
     return status
 
 

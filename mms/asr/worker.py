@@ -36,7 +36,8 @@ class Worker:
         if (lang is None and not settings.get("input_langs") and not self.asr.checkpoint.language_free
                 and len(self.asr.languages) > 1):  # transformers' behaviour, but said: a wrong guess is silent
             print(f"mms asr: note: no --lang: every input is transcribed as '{self.asr.lang}', the model's default "
-                  f"language; give --lang CODE, or --lang auto to identify each input's", file=sys.stderr)
+                  "language; give --lang CODE, or --lang auto to identify each input's language first",
+                  file=sys.stderr)
         if self.asr.checkpoint.language_free and lang and lang != "auto":
             print(f"mms asr: note: this model transcribes every language with one output layer: --lang {lang} is "
                   f"recorded with each result but does not change it", file=sys.stderr)

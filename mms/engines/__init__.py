@@ -50,9 +50,16 @@ def parse_shard(text: str | None, environ=os.environ) -> tuple[int, int]:
         return 0, 1
     if text == "auto":
         for k, n in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"), ("RANK", "WORLD_SIZE")):
-            if environ.get(k) is not None and environ.get(n) is not None:
-                text = f"{environ[k]}/{environ[n]}"
-                break
+            if environ.get(k) is None:
+                continue
+            if environ.get(n) is None:  # one shard's worth silently running everything would be worse
+                raise CorpusError(f"--shard auto: {k} is set but not {n}; give --shard K/N")
+            first = environ.get("SLURM_ARRAY_TASK_MIN", "0") if k.startswith("SLURM") else "0"
+            try:  # `--array=1-16` numbers its tasks from 1
+                text = f"{int(environ[k]) - int(first)}/{environ[n]}"
+            except ValueError:
+                raise CorpusError(f"--shard auto: {k}={environ[k]!r} is not a whole number") from None
+            break
         else:
             return 0, 1
     try:

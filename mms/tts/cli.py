@@ -107,7 +107,7 @@ def read_inputs(args) -> list:
         lines = sys.stdin.read().splitlines()
     else:
         try:
-            with open(args.file, encoding="utf-8") as f:
+            with open(args.file, encoding="utf-8-sig") as f:  # (a byte-order mark is not text)
                 lines = f.read().splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise MMSError(f"{args.file}: cannot read text ({getattr(e, 'strerror', None) or e})") from None

@@ -128,7 +128,7 @@ class LanguageTxtWriter(LineWriter):
                         for (code, p), name in zip(record["predictions"], names))
         if record.get("error"):
             text = f"error: {record['error']}"
-        return f"{text}\n" if self.single else f"{record['audio']}\t{text}\n"
+        return f"{text}\n" if self.single else f"{one_line(record['audio'])}\t{text}\n"
 
 
 class LanguageTsvWriter(LineWriter):
