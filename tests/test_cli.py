@@ -317,3 +317,12 @@ def test_closed_standard_output_is_a_one_line_error(hf_dir, wavs):
                              preexec_fn=lambda: os.close(1))
         assert run.returncode == 2 and "standard output is closed" in run.stderr, run.stderr
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_a_manifest_with_some_reference_texts_transcribes_and_says_it_is_not_scored(hf_dir, wavs, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": str(wavs[0]), "text": "hello"}) + "\n"
+                        + json.dumps({"audio": str(wavs[1])}) + "\n")
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", manifest)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert "not scored: 1 of 2 inputs have no reference text" in r.stderr and "WER" not in r.stderr

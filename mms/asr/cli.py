@@ -322,7 +322,11 @@ def run(args: argparse.Namespace) -> int:
                        f"each side compute a long input {computed:.0f} times over; raise --chunk-seconds or lower "
                        "--context-seconds")
     scorer = None
-    if args.ref or any(item.text is not None for item in items):
+    with_text = sum(item.text is not None for item in items)
+    if not args.ref and 0 < with_text < len(items):  # references for some inputs only: no corpus score to print
+        say("mms asr", f"note: not scored: {len(items) - with_text} of {len(items)} inputs have no reference text "
+                       "(give --ref FILE for all)")
+    elif args.ref or with_text:
         from mms.scoring import CorpusScorer, read_texts, texts_from_items
 
         references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
