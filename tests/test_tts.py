@@ -357,6 +357,8 @@ def test_cli_usage_and_model_errors(tmp_path):
          "--pause: at most 60 seconds"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--seed", "9" * 20),
          "--seed: must be from 0 to 2**62"),
+        (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--sample-rate", "1"),
+         "--sample-rate: a sample rate from 1000 to 384000 Hz"),
     ]:
         r = mms(*args)
         stderr = r.stderr.decode()

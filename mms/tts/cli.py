@@ -49,6 +49,13 @@ def pause_seconds(text: str) -> float:
     return value
 
 
+def sample_rate(text: str) -> int:
+    value = positive(int)(text)
+    if not 1000 <= value <= 384000:
+        raise argparse.ArgumentTypeError(f"a sample rate from 1000 to 384000 Hz, got {text}")
+    return value
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     p = commands.add_parser(
         "tts", help="text to speech (MMS-TTS VITS voices, original or Hugging Face)",
@@ -69,7 +76,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="output format (default: from the --wav suffix, else wav)")
     p.add_argument("--float", dest="float_wav", action="store_true",
                    help="write 32-bit float wav instead of 16-bit PCM")
-    p.add_argument("--sample-rate", type=positive(int), metavar="HZ",
+    p.add_argument("--sample-rate", type=sample_rate, metavar="HZ",
                    help="resample the output (default: the voice's, 16000)")
     p.add_argument("--speaking-rate", type=positive(float), metavar="X",
                    help="speed: >1 faster, <1 slower (default: 1.0)")
