@@ -88,11 +88,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     except (soundfile.SoundFileError, RuntimeError) as error:
         reason = _soundfile_reason(error)
         ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:
-            raise AudioError(
-                path,
-                f"cannot decode audio (soundfile: {reason}); install ffmpeg to read other formats",
-            ) from None
+        if ffmpeg is None:  # the hint only where libsndfile does not know the format (not a corrupt .flac)
+            known = os.path.splitext(path)[1][1:].upper() in soundfile.available_formats()
+            hint = "" if known else "; install ffmpeg to read other formats"
+            raise AudioError(path, f"cannot decode audio (soundfile: {reason}){hint}") from None
         samples = _decode_with_ffmpeg(ffmpeg, path, sample_rate, reason)
         file_rate = sample_rate
     else:

@@ -72,8 +72,12 @@ def test_non_audio_file_names_path_and_reason(tmp_path, monkeypatch):
     assert "\n" not in message
     assert message.startswith(f"{path}: cannot decode audio (soundfile: ")
     assert "Format not recognised" in message
-    assert message.endswith("install ffmpeg to read other formats")
+    assert message.endswith(")")  # a broken .wav: installing ffmpeg would not help, so no such hint
     assert isinstance(caught.value, ValueError)
+    other = tmp_path / "talk.m4a"  # a format libsndfile does not read: ffmpeg would
+    other.write_text("this is not audio either")
+    with pytest.raises(AudioError, match="install ffmpeg to read other formats$"):
+        load_audio(other)
 
 
 def test_missing_file_and_directory(tmp_path):
