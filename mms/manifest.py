@@ -20,6 +20,7 @@ class Item:
     audio: str
     lang: str | None = None
     text: str | None = None
+    error: str | None = None  # why its manifest line could not be read (`audio` is then "manifest:line")
 
 
 class ManifestError(MMSError):
@@ -37,7 +38,7 @@ class ManifestError(MMSError):
         return (type(self), (self.path, self.line, self.reason))
 
 
-def read_manifest(path: str | os.PathLike) -> list[Item]:
+def read_manifest(path: str | os.PathLike, keep_bad_lines: bool = False) -> list[Item]:
     """Read a manifest, telling its format from the suffix or first character.
 
     .tsv: fairseq (root directory line, then path<TAB>num_samples lines);
@@ -45,6 +46,8 @@ def read_manifest(path: str | os.PathLike) -> list[Item]:
     anything else: one audio path per line, "#" comments and blanks skipped.
     Relative paths are relative to the manifest's directory; the returned
     paths are absolute when the manifest names them relatively.
+    A line that cannot be read raises ManifestError, or with `keep_bad_lines` becomes an Item named
+    "manifest:line" whose `error` says why (a batch run reports it in that input's place and goes on).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -64,9 +67,9 @@ def read_manifest(path: str | os.PathLike) -> list[Item]:
     base_dir = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".tsv":
-        items = _read_fairseq_tsv(path, lines, base_dir)
+        items = _read_fairseq_tsv(path, lines, base_dir, keep_bad_lines)
     elif suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
-        items = _read_json_lines(path, lines, base_dir)
+        items = _read_json_lines(path, lines, base_dir, keep_bad_lines)
     else:
         items = _read_path_list(lines, base_dir)
     if not items:
@@ -82,27 +85,39 @@ def items_from_paths(paths) -> list[Item]:
 MANIFEST_SUFFIXES = (".tsv", ".jsonl", ".json", ".lst", ".list")
 
 
-def collect_inputs(paths, manifests=()) -> list[Item]:
+def collect_inputs(paths, manifests=(), keep_bad_lines: bool = False) -> list[Item]:
     """The inputs of a command line: the audio paths, then the items of each manifest (those given with
-    --manifest first, then paths ending in a manifest suffix). Raises ManifestError."""
+    --manifest first, then paths ending in a manifest suffix). Raises ManifestError (a manifest that cannot be
+    read at all; a bad line too, unless `keep_bad_lines`: see read_manifest)."""
     paths = [str(p) for p in paths]
     manifests = list(manifests) + [p for p in paths if p.lower().endswith(MANIFEST_SUFFIXES)]
     items = items_from_paths([p for p in paths if not p.lower().endswith(MANIFEST_SUFFIXES)])
     for manifest in manifests:
-        items += read_manifest(manifest)
+        items += read_manifest(manifest, keep_bad_lines)
     return items
 
 
-def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str) -> list[Item]:
+def _line_items(path: str, numbered_lines, parse, keep_bad_lines: bool) -> list[Item]:
+    """parse(line_number, line) -> Item for each (number, line); a ManifestError raised, or kept as the error
+    of an Item in the line's place."""
+    items = []
+    for line_number, line in numbered_lines:
+        try:
+            items.append(parse(line_number, line))
+        except ManifestError as error:
+            if not keep_bad_lines:
+                raise
+            items.append(Item(audio=f"{path}:{line_number}", error=error.reason))
+    return items
+
+
+def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str, keep_bad_lines: bool = False) -> list[Item]:
     if not lines or not lines[0].strip():
         raise ManifestError(path, 1, "first line must be the audio root directory")
     root = os.path.join(base_dir, lines[0].strip())
-    items = []
-    for line_number, line in enumerate(lines[1:], start=2):
-        line = line.strip()
-        if not line:
-            continue
-        fields = line.split("\t")
+
+    def parse(line_number: int, line: str) -> Item:
+        fields = line.strip().split("\t")
         if len(fields) != 2:
             raise ManifestError(
                 path, line_number,
@@ -113,7 +128,10 @@ def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str) -> list[Item]:
             raise ManifestError(path, line_number, f"num_samples {num_samples!r} is not a whole number")
         # Plain os.path.join, as fairseq does: root "/" with "a/b.wav" gives
         # "/a/b.wav", and an absolute entry path replaces the root entirely.
-        items.append(Item(audio=os.path.join(root, relative_path)))
+        return Item(audio=os.path.join(root, relative_path))
+
+    numbered = [(number, line) for number, line in enumerate(lines[1:], start=2) if line.strip()]
+    items = _line_items(path, numbered, parse, keep_bad_lines)
 
     # fairseq keeps transcripts in <stem>.wrd next to the tsv, one line per entry.
     words_path = os.path.splitext(path)[0] + ".wrd"
@@ -132,11 +150,8 @@ def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str) -> list[Item]:
     return items
 
 
-def _read_json_lines(path: str, lines: list[str], base_dir: str) -> list[Item]:
-    items = []
-    for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+def _read_json_lines(path: str, lines: list[str], base_dir: str, keep_bad_lines: bool = False) -> list[Item]:
+    def parse(line_number: int, line: str) -> Item:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
@@ -156,14 +171,10 @@ def _read_json_lines(path: str, lines: list[str], base_dir: str) -> list[Item]:
         for key in ("lang", "text"):
             if record.get(key) is not None and not isinstance(record[key], str):
                 raise ManifestError(path, line_number, f"{key!r} must be a string")
-        items.append(
-            Item(
-                audio=os.path.join(base_dir, audio),
-                lang=record.get("lang"),
-                text=record.get("text"),
-            )
-        )
-    return items
+        return Item(audio=os.path.join(base_dir, audio), lang=record.get("lang"), text=record.get("text"))
+
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    return _line_items(path, numbered, parse, keep_bad_lines)
 
 
 def _read_path_list(lines: list[str], base_dir: str) -> list[Item]:

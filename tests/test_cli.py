@@ -326,3 +326,18 @@ def test_a_manifest_with_some_reference_texts_transcribes_and_says_it_is_not_sco
     r = mms("asr", "--model", hf_dir, "--lang", "eng", manifest)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
     assert "not scored: 1 of 2 inputs have no reference text" in r.stderr and "WER" not in r.stderr
+
+
+def test_bad_manifest_lines_are_errors_in_their_place(hf_dir, wavs, tmp_path):
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"/\n{wavs[0]}\t1\nnot a line\n{wavs[1]}\t1\n")
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", manifest, "-f", "jsonl")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 1 and [rec["audio"] for rec in records] == [str(wavs[0]), f"{manifest}:3", str(wavs[1])]
+    assert [bool(rec.get("error")) for rec in records] == [False, True, False]
+    assert r.stderr.strip() == f"mms asr: error: {manifest}:3: expected 2 tab-separated fields (path, num_samples), " \
+                               "found 1"
+    r = mms("lid", "--model", "demo", manifest, "-f", "jsonl")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 1 and [bool(rec.get("error")) for rec in records] == [False, True, False], r.stderr
+    assert r.stderr.strip().endswith("m.tsv:3: expected 2 tab-separated fields (path, num_samples), found 1")

@@ -58,6 +58,30 @@ def test_fairseq_tsv_bad_lines(tmp_path):
         read_manifest(manifest)
 
 
+def test_bad_lines_kept_as_inputs_with_their_error(tmp_path):
+    """For a batch run (mms asr / mms lid): a line that cannot be read is an input whose error is said in its place;
+    the lines around it, and the .wrd transcripts of a tsv, stay in step."""
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("/d\na.wav\t1\nb.wav 2\nc.wav\t-5\nd.wav\t3\n")
+    (tmp_path / "m.wrd").write_text("one\ntwo\nthree\nfour\n")
+    items = read_manifest(tsv, keep_bad_lines=True)
+    assert [(i.audio, i.text, i.error) for i in items] == [
+        ("/d/a.wav", "one", None),
+        (f"{tsv}:3", "two", "expected 2 tab-separated fields (path, num_samples), found 1"),
+        (f"{tsv}:4", "three", "num_samples '-5' is not a whole number"),
+        ("/d/d.wav", "four", None)]
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text('{"audio": "/a.wav"}\n{"audio": \n[1]\n{"path": "/b.wav", "text": "hi"}\n')
+    items = read_manifest(jsonl, keep_bad_lines=True)
+    assert [i.audio for i in items] == ["/a.wav", f"{jsonl}:2", f"{jsonl}:3", "/b.wav"]
+    assert items[1].error.startswith("bad JSON") and items[2].error == "expected a JSON object"
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2: bad JSON"):
+        read_manifest(jsonl)  # training and tuning still refuse such a file
+    tsv.write_text("a.wav\t1\n")  # no root line: nothing can be read
+    with pytest.raises(ManifestError):
+        read_manifest(tsv, keep_bad_lines=True)
+
+
 def test_json_lines_audio_keys_lang_text(tmp_path):
     manifest = tmp_path / "set.jsonl"
     manifest.write_text(

@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     from mms.manifest import collect_inputs
     from mms.options import ASROptions, from_namespace
 
-    items = collect_inputs(args.audio, args.manifest)
+    items = collect_inputs(args.audio, args.manifest, keep_bad_lines=True)
     if not items:
         raise MMSError("no inputs: give audio files or --manifest")
     timestamps = None if args.timestamps == "none" else args.timestamps
@@ -315,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
                 "lid_model": args.lid_model, "device": args.device, "dtype": args.dtype, "timestamps": timestamps,
                 "input_langs": sorted({item.lang for item in items if item.lang}),
                 "options": asdict(from_namespace(ASROptions, args)), "beam": beam, "zeroshot": zeroshot}
-    rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text} for i, item in enumerate(items)]
+    rows = [{"index": i, "audio": item.audio, "lang": item.lang, "text": item.text,
+             **({"error": item.error} if item.error is not None else {})} for i, item in enumerate(items)]
     computed = (args.chunk_seconds + 2 * args.context_seconds) / args.chunk_seconds
     if computed > 8:  # each second of a long input is computed `computed` times over
         say("mms asr", f"note: windows of {args.chunk_seconds:g} s with {args.context_seconds:g} s of context on "

@@ -252,6 +252,9 @@ class ASR:
         if job.lang == "":  # lang="auto" found no language for it: its error comes from the LID pass
             job.error = f"{name}: no language"
             return job
+        if isinstance(source, Item) and source.error is not None:  # a manifest line that could not be read
+            job.error = str(AudioError(name, source.error))
+            return job
         try:
             if isinstance(source, np.ndarray):
                 wave = np.ascontiguousarray(source, dtype=np.float32).reshape(-1)

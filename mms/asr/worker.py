@@ -84,7 +84,7 @@ class Worker:
                 f"{str(asr.dtype).replace('torch.', '')}")
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
-        items = [Item(row["audio"], row.get("lang"), row.get("text")) for row in rows]
+        items = [Item(row["audio"], row.get("lang"), row.get("text"), row.get("error")) for row in rows]
         for row, result in zip(rows, self.asr.transcribe_iter(items, timestamps=self.timestamps)):
             yield {**result.to_dict(), "index": row["index"]}
 

@@ -101,12 +101,13 @@ def run(args: argparse.Namespace) -> int:
     from mms.command import run_corpus
     from mms.manifest import collect_inputs
 
-    items = collect_inputs(args.audio, args.manifest)
+    items = collect_inputs(args.audio, args.manifest, keep_bad_lines=True)
     if not items:
         raise MMSError("no inputs: give audio files or a manifest")
     settings = {"model": args.model, "dict_path": args.dict_path, "device": args.device, "dtype": args.dtype,
                 "langs": read_langs(args.langs) if args.langs is not None else None, "names": args.names,
                 "options": asdict(from_namespace(LIDOptions, args))}
-    rows = [{"index": i, "audio": item.audio} for i, item in enumerate(items)]
+    rows = [{"index": i, "audio": item.audio, **({"error": item.error} if item.error is not None else {})}
+            for i, item in enumerate(items)]
     return run_corpus(args, "lid", settings, rows, args.format, {"single": len(items) == 1, "names": args.names},
                       describe=describe)

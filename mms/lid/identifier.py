@@ -38,6 +38,7 @@ from mms.batching import release_memory, input_name, run_ahead
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, load_checkpoint
 from mms.errors import MMSError
 from mms.langs import close_codes, language_name, matches
+from mms.manifest import Item
 from mms.runner import ModelRunner
 from mms.options import LIDOptions
 
@@ -235,6 +236,8 @@ class LID:
 
     def _read(self, source, name: str) -> tuple[float | None, Iterator[np.ndarray]]:
         """(duration in seconds if known, consecutive raw 16 kHz pieces of `piece_samples`, the last shorter)."""
+        if isinstance(source, Item) and source.error is not None:  # a manifest line that could not be read
+            raise AudioError(name, source.error)
         if isinstance(source, np.ndarray):
             wave = np.asarray(source, dtype=np.float32)
             if wave.ndim != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from mms.lid.identifier import LID
+from mms.manifest import Item
 from mms.options import LIDOptions
 
 
@@ -26,7 +27,8 @@ class Worker:
                 f"dtype {str(lid.runner.dtype).replace('torch.', '')}")
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
-        results = self.lid.identify_iter([row["audio"] for row in rows], langs=self.langs, names=self.names)
+        results = self.lid.identify_iter([Item(row["audio"], error=row.get("error")) for row in rows],
+                                         langs=self.langs, names=self.names)
         for row, result in zip(rows, results):
             yield {**result.to_dict(), "index": row["index"]}
 
