@@ -114,6 +114,8 @@ def _line_items(path: str, numbered_lines, parse, keep_bad_lines: bool) -> list[
 def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str, keep_bad_lines: bool = False) -> list[Item]:
     if not lines or not lines[0].strip():
         raise ManifestError(path, 1, "first line must be the audio root directory")
+    if "\t" in lines[0]:
+        raise ManifestError(path, 1, "first line must be the audio root directory, found an entry (path<TAB>samples)")
     root = os.path.join(base_dir, lines[0].strip())
 
     def parse(line_number: int, line: str) -> Item:

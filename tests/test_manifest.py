@@ -56,6 +56,9 @@ def test_fairseq_tsv_bad_lines(tmp_path):
     manifest.write_text("\na.wav\t1\n")
     with pytest.raises(ManifestError, match=r"bad\.tsv:1: first line must be the audio root"):
         read_manifest(manifest)
+    manifest.write_text("a.wav\t1\nb.wav\t2\n")
+    with pytest.raises(ManifestError, match=r"bad\.tsv:1: first line must be the audio root directory, found an entry"):
+        read_manifest(manifest)
 
 
 def test_bad_lines_kept_as_inputs_with_their_error(tmp_path):
