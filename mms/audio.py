@@ -20,7 +20,7 @@ import soundfile
 import soxr
 
 from mms.errors import MMSError
-from mms.files import atomic_path
+from mms.files import atomic_path, is_special
 
 SAMPLE_RATE = 16000
 
@@ -203,10 +203,14 @@ def write_audio(
     if subtype.upper().startswith("PCM"):
         samples = np.clip(np.nan_to_num(samples), -1.0, 1.0)
 
-    if path == "-":
+    if path == "-" or is_special(path):
         # A wav header needs seeking, which a pipe cannot do: build it in memory.
         buffer = io.BytesIO()
         soundfile.write(buffer, samples, sample_rate, format=container, subtype=subtype)
+        if path != "-":  # a named pipe or device (`--wav >(...)`, /dev/null): written in place
+            with open(path, "wb") as f:
+                f.write(buffer.getvalue())
+            return
         sys.stdout.buffer.write(buffer.getvalue())
         sys.stdout.buffer.flush()
         return

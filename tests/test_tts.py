@@ -250,6 +250,20 @@ def test_cli_text_to_float_wav_matches_the_api(tts, tmp_path):
     np.testing.assert_array_equal(written, expected)
 
 
+def test_cli_wav_into_a_named_pipe(tts, tmp_path):
+    """`--wav >(...)` or a FIFO: the wav is built in memory (its header needs seeking) and written into the pipe,
+    which stays a pipe."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    r = mms("--model-dir", voice_dirs().hf, "--txt", "Hello there", "--wav", fifo, "--format", "wav", "--seed", "5")
+    got = reader.communicate(timeout=60)[0]
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+    expected, _ = tts.synthesize("Hello there", seed=5)
+    assert sf.info(io.BytesIO(got)).frames == expected.size
+
+
 def test_cli_stdin_to_stdout_resampled_pcm(tts):
     r = mms("--model", voice_dirs().original, "--wav", "-", "--seed", "1", "--sample-rate", "22050",
             stdin=b"Some text from a pipe.")
