@@ -68,8 +68,9 @@ def load_defaults(config_path: str | None = None) -> dict:
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
+    config = _peek_config(sys.argv)
     try:
-        d = load_defaults(_peek_config(sys.argv))
+        d = load_defaults(config)
     except MMSError as e:  # the parser is being built: no command runs yet to report it
         print(f"mms asr: error: {e}", file=sys.stderr)
         raise SystemExit(2)
@@ -158,7 +159,6 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML file of option defaults, e.g. `beam: 500` (see configs/asr.yaml)")
     add_common_options(p)
     add_corpus_options(p)
-    config = _peek_config(sys.argv)
     if config:  # its values parsed as the flags parse theirs (ranges, choices), said as a usage error
         try:
             d = config_values(p, d, f"--config {config}")
@@ -333,10 +333,11 @@ def run(args: argparse.Namespace) -> int:
         references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
         scorer = CorpusScorer()
 
-    failed = []
+    failed = 0
 
     def score(record):  # a failed input counts as empty output, as fairseq scores it (and that is said)
-        failed.extend([1] if record.get("error") else [])
+        nonlocal failed
+        failed += bool(record.get("error"))
         scorer.add(references[record["index"]], None if record.get("error") else record["text"])
 
     status = run_corpus(args, "asr", settings, rows, args.format, {"single": len(items) == 1},
@@ -346,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
         from mms.scoring import format_summary
 
         say("mms asr", format_summary(scorer.summary())
-            + (f"; failed inputs scored as empty transcripts: {len(failed)}" if failed else ""))
+            + (f"; failed inputs scored as empty transcripts: {failed}" if failed else ""))
     return status
 
 

@@ -101,7 +101,7 @@ def add_parser(commands) -> None:
     p.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
     p.add_argument("--beam", type=positive(int), default=d.beam)
     p.add_argument("--beam-size-token", type=positive(int))
-    p.add_argument("--beam-threshold", type=float, default=d.beam_threshold)
+    p.add_argument("--beam-threshold", type=non_negative(float), default=d.beam_threshold)
     p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--decode-workers", type=non_negative(int), default=d.decode_workers,
                    help="beam-search processes (0: in-process; default: %(default)s)")
