@@ -229,6 +229,21 @@ def add_corpus_options(parser: argparse.ArgumentParser, output_files: bool = Tru
                        help="a progress bar of audio hours done (default: on a terminal only)")
 
 
+def check_engine_options(args: argparse.Namespace) -> None:
+    """A CorpusError when Ray's options are given to a local run: ignored, they would leave a user who wrote them
+    believing the run was spread over actors."""
+    from mms.engines import CorpusError
+
+    if getattr(args, "engine", "local") == "ray":
+        return
+    given = [flag for flag, is_set in (("--workers", getattr(args, "workers", "1") != "1"),
+                                       ("--ray-address", bool(getattr(args, "ray_address", None))),
+                                       ("--gpus-per-worker", getattr(args, "gpus_per_worker", 0.0) != 0.0),
+                                       ("--cpus-per-worker", getattr(args, "cpus_per_worker", 1.0) != 1.0)) if is_set]
+    if given:
+        raise CorpusError(f"{', '.join(given)}: for Ray actors; add --engine ray (this run is local)")
+
+
 def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[dict], fmt: str,
                writer_options: dict | None = None, observer=None, describe=None) -> int:
     """Run `task` over `rows` as the options of add_corpus_options say, writing records as they finish; ->
@@ -246,6 +261,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     description = engines.run_description(task, settings, rows)
     output_dir, resume = getattr(args, "output_dir", None), getattr(args, "resume", False)
     engine = getattr(args, "engine", "local")
+    check_engine_options(args)
     dest, append, done = args.output, False, set()
     if output_dir:
         if args.output not in (None, "-"):

@@ -210,12 +210,14 @@ def run_download(args: argparse.Namespace) -> int:
     from mms import hub
 
     langs, failed = _split(args.lang), 0
+    # names first: a misspelt one is a usage error (exit 2, as `path`), found before anything is fetched
+    infos = {name: _find(name, args.task) for name in args.names if name != hub.DEMO}
     for name in args.names:
         try:
             if name == hub.DEMO:  # shipped: nothing to fetch
                 _demo_path(args.task)
                 continue
-            info = _find(name, args.task)
+            info = infos[name]
             if info.per_language and not info.lang:
                 if not langs:
                     raise hub.HubError(f"{name} has one model per language: give --lang, e.g. --lang eng")

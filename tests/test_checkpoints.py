@@ -273,6 +273,14 @@ def test_dir_without_config_json(hf_dir, tmp_path):
         load_checkpoint(model_dir)
 
 
+def test_tokenizer_refused_for_models_with_their_own_vocabulary(hf_dir, fairseq_pt, tmp_path):
+    # only Omnilingual ASR checkpoints read a SentencePiece tokenizer: elsewhere it would be silently ignored
+    for model in (hf_dir, fairseq_pt):
+        with pytest.raises(CheckpointError, match="for Omnilingual ASR checkpoints"):
+            load_checkpoint(model, tokenizer=tmp_path / "tokenizer.model")
+        assert load_checkpoint(model).languages
+
+
 def test_missing_path():
     with pytest.raises(CheckpointError, match="no such model file"):
         load_checkpoint("/nonexistent/model.pt")

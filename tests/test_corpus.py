@@ -176,3 +176,19 @@ def test_ray_equals_local_and_resumes_each_input_once(ray_cluster, corpus, plain
 def test_ray_needs_an_output_dir(corpus, capsys):
     assert main(["asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus), "--engine", "ray"]) == 2
     assert "--output-dir" in capsys.readouterr().err
+
+
+def test_ray_options_on_a_local_run_are_refused(tmp_path):
+    # ignored, they would leave the user believing the run was spread over actors
+    wav = next(e for e in EXAMPLES if e.endswith("eng_hello.wav"))
+    for command in (["asr", "--model", "demo", "--lang", "eng", wav, "--workers", "4"],
+                    ["lid", "--model", "demo", wav, "--cpus-per-worker", "2"],
+                    ["tts", "--model", "demo", "--lang", "eng", "--txt", "hi", "--wav", str(tmp_path / "a.wav"),
+                     "--ray-address", "auto"],
+                    ["align", "--model", "demo", "--lang", "eng", "--audio", wav, "--text",
+                     str(Path(wav).with_name("eng_story.txt")), "--outdir", str(tmp_path / "al"), "--gpus-per-worker", "1"]):
+        r = mms(*command)
+        flag = command[-2]
+        assert r.returncode == 2 and f"{flag}: for Ray actors; add --engine ray" in r.stderr, (command, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "a.wav").exists() and not (tmp_path / "al").exists()

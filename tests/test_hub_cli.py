@@ -128,8 +128,8 @@ def test_a_language_the_model_lacks(server, tmp_path):
     r = mms("models", "download", "mms-1b-all", "--lang", lid_only, env=env)
     assert r.returncode == 1 and f"has no language '{lid_only}'" in r.stderr
     assert "models that have it: mms-lid-256" in r.stderr and server.log == []
-    r = mms("models", "download", "no-such-model", env=env)
-    assert r.returncode == 1 and "unknown model 'no-such-model'" in r.stderr
+    r = mms("models", "download", "mms-lid-126", "no-such-model", env=env)  # a usage error, before any download
+    assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr and server.log == []
 
 
 def test_langs_search_and_model_lists(tmp_path):

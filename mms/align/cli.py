@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mms.command import add_common_options, add_corpus_options, add_device_options, add_time_offsets_option, positive, say, stream_results
+from mms.command import add_common_options, add_corpus_options, add_device_options, check_engine_options, add_time_offsets_option, positive, say, stream_results
 from mms.errors import MMSError
 from mms.options import AlignOptions, from_namespace
 
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise MMSError("--audio and --text go together")
     if not args.manifest and (args.shard or args.engine != "local"):
         raise MMSError("--shard and --engine split a --manifest of pairs")
+    check_engine_options(args)
     from mms.writers import get_writer
 
     # first, so that a non-empty --outdir is refused before the model loads

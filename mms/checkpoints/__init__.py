@@ -109,6 +109,7 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None,
                 return omniasr_hf.load(path, tokenizer or dict_path)
             from mms.checkpoints import huggingface
 
+            _no_tokenizer(path, tokenizer)
             return huggingface.load(path, dict_path)
         pts = sorted(path.glob("*.pt"))
         if len(pts) == 1:
@@ -118,6 +119,7 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None,
     from mms.checkpoints import torchaudio_mms_fa
 
     if torchaudio_mms_fa.recognizes(path):  # a plain torchaudio state dict (the MMS forced-alignment model)
+        _no_tokenizer(path, tokenizer)
         return torchaudio_mms_fa.load(path, dict_path)
     from mms.checkpoints import omniasr
 
@@ -125,7 +127,15 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None,
         return omniasr.load(path, tokenizer or dict_path)
     from mms.checkpoints import fairseq
 
+    _no_tokenizer(path, tokenizer)
     return fairseq.load(path, dict_path)
+
+
+def _no_tokenizer(path: Path, tokenizer) -> None:
+    # a tokenizer given to a model that has a vocabulary of its own would be ignored: say so instead
+    if tokenizer is not None:
+        raise CheckpointError(f"{path}: a tokenizer ({tokenizer}) is for Omnilingual ASR checkpoints; this model has "
+                              "its own vocabulary (leave out --tokenizer)")
 
 
 def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from mms.command import (add_common_options, add_corpus_options, add_device_options, non_negative, positive, say, seed,
+from mms.command import (add_common_options, add_corpus_options, add_device_options, check_engine_options, non_negative, positive, say, seed,
                          stream_results)
 from mms.errors import MMSError
 from mms.options import GPU_BATCH_TOKENS, TTSOptions, from_namespace
@@ -134,6 +134,7 @@ def check_usage(args) -> None:
         raise MMSError("give either --wav or --outdir, not both")
     if (args.resume or args.shard or args.engine != "local") and outdir is None:
         raise MMSError("--resume, --shard and --engine work on a folder of outputs: give --outdir or --output-dir")
+    check_engine_options(args)
     if args.file is not None and args.wav is not None:
         raise MMSError("--file writes one output per line: use --outdir DIR instead of --wav")
     if args.wav not in (None, "-") and args.format is None and not args.wav.lower().endswith((".wav", ".flac")):
