@@ -436,7 +436,8 @@ def test_tune_rerank_cli_end_to_end_on_the_demo_model(setup, dev_set, fake_fastt
         return subprocess.run([sys.executable, "-m", "mms", *map(str, args)], capture_output=True, text=True, env=env)
 
     out = tmp_path / "rerank.yaml"
-    argv = ["tune-rerank", "--model", "demo", "--lid-model", "demo", "--zeroshot-model", zs, "--manifest", manifest,
+    # no --lid-model: the demo's own LID head (offline), not the registry's mms-lid-4017
+    argv = ["tune-rerank", "--model", "demo", "--zeroshot-model", zs, "--manifest", manifest,
             "--rerank", "3", "--rerank-lm", f"eng={d / 'eng.arpa'}", "--rerank-wlid", fake_fasttext,
             "--cache", tmp_path / "cache", "-o", out]
     r = run(*argv)
@@ -445,6 +446,7 @@ def test_tune_rerank_cli_end_to_end_on_the_demo_model(setup, dev_set, fake_fastt
     assert "6 dev files (0 failed), 18 candidates, 10000 draws" in r.stderr
     weights = load_weights(out)
     dev = weights.extra["dev"]
+    assert weights.extra["lid_model"] == "demo"
     assert weights.n == 3 and dev["features"] == list(FEATURES) and (dev["files"], dev["candidates"]) == (6, 18)
     assert all(RANGES[k][0] <= w < RANGES[k][1] for k, w in weights.weights.items())
     assert weights.plugins == {"lm": {"eng": str((d / "eng.arpa").resolve())}, "wlid": str(fake_fasttext.resolve())}

@@ -300,6 +300,10 @@ def test_multilingual_training_with_a_lid_head(data, tmp_path):
     asr = ASR.load(out, device="cpu")
     assert sorted(asr.languages) == ["oth", "xyz"]
     assert all(r.error is None for r in asr.transcribe([i.audio for i in items[-2:]], lang="oth"))
+    # --lang auto identifies with the model's own lid/ head, not the registry's LID model (which would be fetched)
+    auto = ASR.load(str(out), lang="auto", device="cpu")
+    assert auto.lid_model == str(out / "lid")
+    assert [r.lang for r in auto.transcribe([i.audio for i in items])] == [i.lang or "xyz" for i in items]
 
     # full training from this model continues from its LID head: before any step, the dev pass identifies the
     # languages as the exported (best) epoch did, not as an untrained head does

@@ -18,6 +18,22 @@ PREFERRED_ADAPTER = {"cmn": "cmn-script_simplified", "srp": "srp-script_latin", 
                      "kmr": "kmr-script_latin"}
 
 
+def own_lid_model(asr_model) -> str | None:
+    """The LID head that comes with an ASR model, used for `--lang auto` when no --lid-model is given: the demo's,
+    or the `lid/` folder `mms train --lid` writes beside a model it trains; None for others (the registry's LID
+    model then)."""
+    from pathlib import Path
+
+    from mms.hub import DEMO
+
+    if asr_model is None:
+        return None
+    if str(asr_model) == DEMO:
+        return DEMO
+    folder = Path(asr_model) / "lid"
+    return str(folder) if (folder / "config.json").is_file() else None
+
+
 def adapter_for(code: str, languages: list[str] | set[str]) -> str | None:
     """The ASR adapter for a LID label: the same code, a preferred script variant, or the first variant."""
     if code in languages:

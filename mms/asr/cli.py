@@ -86,8 +86,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified; "
                                          "`auto`: identify each input's language first (see --lid-model)")
     p.add_argument("--lid-model", metavar="MODEL",
-                   help="language identification model for --lang auto (default: the registry's, mms-lid-4017; "
-                        "with --model demo, the demo's own LID head)")
+                   help="language identification model for --lang auto (default: the --model's own LID head, as "
+                        "the demo's or the lid/ folder `mms train --lid` writes; else the registry's, mms-lid-4017)")
     p.add_argument("--adapter", metavar="DIR",
                    help="directory written by `mms train-adapter`: its languages are added to the model's")
     p.add_argument("--tokenizer", metavar="FILE",
@@ -207,7 +207,8 @@ def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
                    help="reference languages, one ISO 639-3 code per dev file (default: the manifest's lang)")
     p.add_argument("--output", "-o", required=True, help="weights YAML to write ('-': stdout)")
     p.add_argument("--model", "-m", help="ASR model with adapters (default: mms-1b-all)")
-    p.add_argument("--lid-model", metavar="MODEL", help="LID model (default: the registry's, mms-lid-4017)")
+    p.add_argument("--lid-model", metavar="MODEL", help="LID model (default: the --model's own LID head, as the "
+                                                        "demo's; else the registry's, mms-lid-4017)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file of the ASR model")
     p.add_argument("--rerank", type=int, default=10, metavar="N",
                    help="candidate languages per file (default: %(default)s)")

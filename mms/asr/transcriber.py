@@ -138,7 +138,8 @@ class ASR:
         or Hugging Face repo id, fetched once with the adapters of `lang` and `input_langs` only (see mms.hub);
         None: mms-1b-all. `tokenizer`: the SentencePiece model of an Omnilingual ASR checkpoint (default: the .model
         beside it). Other options as ASR()."""
-        from mms.hub import DEMO, resolve_model
+        from mms.asr.auto import own_lid_model
+        from mms.hub import resolve_model
 
         trained = set()
         if options.get("adapter_dir"):  # languages the adapter directory brings are not fetched
@@ -148,8 +149,8 @@ class ASR:
         path = resolve_model(model, task="asr", lang=wanted)
         if lang == "auto":
             options.setdefault("fetch_adapters", lambda langs: resolve_model(model, task="asr", lang=list(langs)))
-            if model == DEMO and options.get("lid_model") is None:
-                options["lid_model"] = DEMO  # the demo's own LID head: offline, as the rest of the demo
+            if options.get("lid_model") is None:  # the model's own LID head (the demo's: offline, as the rest)
+                options["lid_model"] = own_lid_model(model)
         return cls(load_checkpoint(path, dict_path, tokenizer=tokenizer), device, dtype, lang, **options)
 
     def close(self) -> None:

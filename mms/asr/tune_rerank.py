@@ -165,6 +165,10 @@ def dev_candidates(audios: Sequence[str], n: int, *, model=None, lid_model=None,
     from mms.hub import resolve_model
     from mms.manifest import Item
 
+    if lid_model is None:
+        from mms.asr.auto import own_lid_model
+
+        lid_model = own_lid_model(model)
     cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "rerank"
     cache.mkdir(parents=True, exist_ok=True)
     models = [file_identity(resolve_model(model, task="asr", lang=[])),
@@ -378,9 +382,11 @@ def tune_rerank(manifest, *, refs=None, ref_langs=None, model=None, lid_model=No
     if missing_lm:
         log(f"note: {missing_lm} candidates are in a language without an LM (scored as unknown words)")
     found = search(tables, enabled, trials, seed)
+    from mms.asr.auto import own_lid_model
     from mms.hub import default_model
 
-    models = {"asr_model": str(model or default_model("asr")), "lid_model": str(lid_model or default_model("lid"))}
+    lid_model = lid_model or own_lid_model(model) or default_model("lid")
+    models = {"asr_model": str(model or default_model("asr")), "lid_model": str(lid_model)}
     if "uasr" in enabled:
         models["zeroshot_model"] = str(zeroshot_model or "mms-zeroshot-300m")
     dev = {"manifest": str(manifest), "files": tables.files, "candidates": int(tables.valid.sum()),

@@ -184,9 +184,7 @@ def run(args: argparse.Namespace) -> int:
     tts = TTS.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
                    options=from_namespace(TTSOptions, args))
     if args.verbose:
-        ckpt = tts.checkpoint
-        say("mms tts", f"{ckpt.format} voice {ckpt.path}, lang {tts.lang}, {tts.sample_rate} Hz, "
-                       f"device {tts.device}, dtype {str(tts.dtype).replace('torch.', '')}")
+        say("mms tts", tts.describe())
     writer = get_writer("tts", "audio", args.wav, audio_format=args.format,
                         subtype="FLOAT" if args.float_wav else "PCM_16")
     return stream_results("mms tts", tts.synthesize_iter(inputs), writer, total=len(inputs), verbose=args.verbose,

@@ -168,6 +168,12 @@ class TTS:
     def lang(self) -> str | None:
         return self.checkpoint.lang
 
+    def describe(self) -> str:
+        """One line for -v: the voice, its layout and language, the sample rate, device and dtype."""
+        lang = self.lang or "not recorded (the voice's folder does not name it)"
+        return (f"{self.checkpoint.format} voice {self.checkpoint.path}, lang {lang}, {self.sample_rate} Hz, "
+                f"device {self.device}, dtype {str(self.dtype).replace('torch.', '')}")
+
     def prepare(self, text: str, options: TTSOptions | None = None) -> tuple[list[Prepared], list[str]]:
         """Sentences of `text` as ids (the whole text as one with options.split "none"), and the characters
         dropped as not in the vocabulary (once each)."""

@@ -21,9 +21,7 @@ class Worker:
                                   index_file=False)
 
     def describe(self) -> str:
-        tts, ckpt = self.tts, self.tts.checkpoint
-        return (f"{ckpt.format} voice {ckpt.path}, lang {tts.lang}, {tts.sample_rate} Hz, device {tts.device}, "
-                f"dtype {str(tts.dtype).replace('torch.', '')}")
+        return self.tts.describe()
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
         speeches = self.tts.synthesize_iter([(row.get("line"), row["text"]) for row in rows])
