@@ -41,13 +41,14 @@ def _fold(text: str) -> str:
     return "".join(c for c in text if c.isalnum() or c == " ")
 
 
-def model_languages(model: str | Path) -> list[str] | None:
+def model_languages(model: str | Path, task: str | None = None) -> list[str] | None:
     """Languages of a model: a local path's own files; for a published name, its cached download's files
-    (authoritative), else the list shipped with the package; None when neither is known."""
+    (authoritative), else the list shipped with the package; None when neither is known. `task` picks which of
+    the demo models (the ASR model and its LID head know four languages, the TTS voice one)."""
     if Path(model).expanduser().exists():
         return languages_at(Path(model).expanduser())
     if str(model) == DEMO:
-        return languages_at(demo_model("asr"))
+        return languages_at(demo_model(task or "asr"))
     info = find_model(str(model))
     if info is None:
         raise HubError(f"unknown model '{model}' (see: mms models list)")
@@ -106,10 +107,14 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
     `task`) whose list is known. Each result names the registry models that have it."""
     by_code, _ = catalogue(task)
     if languages is None and model is not None:
-        languages = model_languages(model)
+        languages = model_languages(model, task)
+        if languages is None and Path(model).expanduser().exists():
+            raise HubError(f"{model}: its files do not list its languages" + (
+                " (a fairseq .pt keeps them inside the checkpoint; `mms asr --model FILE --lang xx` names them)"
+                if str(model).endswith(".pt") else ""))
         if languages is None:
             raise HubError(f"the language list of {model} is not known until it is downloaded "
-                             f"(mms models download {model})")
+                           f"(mms models download {model})")
     pool = list(languages) if languages is not None else list(by_code)
     ranked = sorted((rank, code) for code in pool if (rank := matches(code, query)))
     if ranked and ranked[0][0] <= 2:  # the query is a code: not also every name containing those letters

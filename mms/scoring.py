@@ -243,7 +243,7 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
             raise ScoringError(f"{path}: no transcripts; expected {words} with one line per entry")
         texts = texts_from_items(items, path)
     elif suffix in (".json", ".jsonl"):
-        texts = _json_texts(path, content)
+        texts = _json_texts(path, content)[0]
     else:
         texts = content.split("\n")
         if texts[-1] == "":
@@ -259,8 +259,44 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
     return texts
 
 
-def _json_texts(path: str, content: str) -> list[str]:
-    """The "text" of each record of a JSON array, or of JSON lines."""
+def pair_by_audio(ref_path, hyp_path, hyps: list[str], log=lambda line: None) -> list[str]:
+    """The hypotheses in the references' order when both files name their audio (JSON results, manifests) and
+    name the same files in another order (a reversed or shuffled manifest was scored line by line against
+    results, silently); a note when they name different files; else `hyps` as they are."""
+    refs_audio, hyps_audio = read_audio_names(ref_path), read_audio_names(hyp_path)
+    if refs_audio is None or hyps_audio is None or refs_audio == hyps_audio:
+        return hyps
+    if sorted(refs_audio) == sorted(hyps_audio) and len(set(refs_audio)) == len(refs_audio):
+        where = {audio: i for i, audio in enumerate(hyps_audio)}
+        log(f"note: {hyp_path} lists the audio of {ref_path} in another order: paired by audio file")
+        return [hyps[where[audio]] for audio in refs_audio]
+    line = next(i for i, (a, b) in enumerate(zip(refs_audio, hyps_audio)) if a != b)
+    log(f"note: paired line by line, but entry {line + 1} is of {refs_audio[line]} in {ref_path} and of "
+        f"{hyps_audio[line]} in {hyp_path}")
+    return hyps
+
+
+def read_audio_names(path: str | os.PathLike) -> list[str] | None:
+    """The audio file each text of a JSON or JSON-lines file (`mms asr` results, a manifest) is of, in read_texts'
+    order, as real paths where the file is found (relative to the working folder or to the JSON file); None where
+    the file is of another kind or some record names no audio."""
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() not in (".json", ".jsonl"):
+        return None
+    audios = _json_texts(path, read_text(path, ScoringError))[1]
+    if audios is None:
+        return None
+    here = os.path.dirname(os.path.abspath(path))
+    found = []
+    for audio in audios:
+        candidates = [audio, os.path.join(here, audio)]
+        found.append(next((os.path.realpath(c) for c in candidates if os.path.exists(c)), audio))
+    return found
+
+
+def _json_texts(path: str, content: str) -> tuple[list[str], list[str] | None]:
+    """The "text" of each record of a JSON array, or of JSON lines, and its "audio" (or "audio_filepath") where
+    every record has one (else None)."""
     try:
         document = json.loads(content)
     except json.JSONDecodeError:
@@ -286,15 +322,19 @@ def _json_texts(path: str, content: str) -> list[str]:
         if not isinstance(text, str):
             raise ScoringError(f"{path}: {where} {number} has no 'text' string")
         texts.append(text)
+    audios = [record.get("audio", record.get("audio_filepath")) for _, record in records]
+    audios = audios if audios and all(isinstance(a, str) for a in audios) else None
     indices = [record.get("index") for _, record in records]
     if texts and all(type(i) is int for i in indices):
         # results of `mms asr` carry the input's index: a resumed or merged run lists them in the order they
         # finished, not in input order
         placed = [None] * len(texts)
-        for (number, _), index, text in zip(records, indices, texts):
+        order = [0] * len(texts)
+        for k, ((number, _), index) in enumerate(zip(records, indices)):
             if not 0 <= index < len(texts) or placed[index] is not None:
                 raise ScoringError(f"{path}: {where} {number} has index {index}, "
                                    + ("again" if 0 <= index < len(texts) else f"for {len(texts)} results"))
-            placed[index] = text
+            placed[index], order[index] = texts[k], k
         texts = placed
-    return texts
+        audios = None if audios is None else [audios[k] for k in order]
+    return texts, audios

@@ -281,6 +281,15 @@ def test_tokenizer_refused_for_models_with_their_own_vocabulary(hf_dir, fairseq_
         assert load_checkpoint(model).languages
 
 
+def test_an_adapter_directory_is_not_taken_for_a_model(hf_dir, tmp_path):
+    # what `mms train-adapter` writes (adapters, vocab.json, its resumable state): named as what it is, not read
+    # as a fairseq checkpoint through train_state.pt
+    shutil.copy(hf_dir / "adapter.fra.safetensors", tmp_path / "adapter.xyz.safetensors")
+    (tmp_path / "train_state.pt").write_bytes(b"state")
+    with pytest.raises(CheckpointError, match="an adapter directory .* --model BASE --adapter"):
+        load_checkpoint(tmp_path)
+
+
 def test_missing_path():
     with pytest.raises(CheckpointError, match="no such model file"):
         load_checkpoint("/nonexistent/model.pt")

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from mms import langs
+from mms.hub import demo_model
 from tests.conftest import random_audio
 from tests.test_hub import FakeHub
 
@@ -155,6 +156,11 @@ def test_langs_search_and_model_lists(tmp_path):
     r = mms("langs", "--model", "demo", "--format", "tsv", env=env)  # the shipped model, by its name
     assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == [
         "ell", "eng", "hin", "rus"]
+    for model in (["demo", "--task", "tts"], [str(demo_model("tts"))]):  # the demo voice speaks English only
+        r = mms("langs", "--model", *model, "--format", "tsv", env=env)
+        assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == ["eng"]
+    r = mms("langs", "--model", tmp_path, env=env)  # a local folder that is no model: not a download hint
+    assert r.returncode == 1 and "its files do not list its languages" in r.stderr and "download" not in r.stderr
 
 
 def test_help_does_not_import_torch():

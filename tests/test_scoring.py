@@ -230,6 +230,31 @@ def test_read_the_results_of_mms_asr_in_every_line_format(tmp_path):
     assert read_texts(tmp_path / "ref.txt") == ["a\tb", "c"]
 
 
+def test_score_pairs_texts_by_audio_when_both_files_name_it(tmp_path):
+    from mms.scoring import pair_by_audio
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_bytes(b"")
+    refs = tmp_path / "refs.jsonl"  # a manifest: paths relative to it
+    refs.write_text("".join(json.dumps({"audio_filepath": f, "text": t}) + "\n"
+                            for f, t in (("a.wav", "one"), ("b.wav", "two"))))
+    hyps = tmp_path / "hyps.jsonl"  # results, in the other order, with absolute paths and their index
+    hyps.write_text("".join(json.dumps({"index": i, "audio": str(tmp_path / f), "text": t}) + "\n"
+                            for i, f, t in ((0, "b.wav", "too"), (1, "a.wav", "won"))))
+    notes = []
+    texts = read_texts(hyps, 2)
+    assert texts == ["too", "won"]
+    assert pair_by_audio(refs, hyps, texts, notes.append) == ["won", "too"]
+    assert "another order: paired by audio file" in notes[0]
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"audio": f, "text": "x"}) + "\n" for f in ("c.wav", "d.wav")))
+    assert pair_by_audio(refs, other, ["x", "y"], notes.append) == ["x", "y"]
+    assert "entry 1 is of" in notes[1] and "c.wav" in notes[1]
+    plain = tmp_path / "refs.txt"
+    plain.write_text("one\ntwo\n")
+    assert pair_by_audio(plain, hyps, texts, notes.append) == texts and len(notes) == 2  # nothing to pair by
+
+
 def test_read_fairseq_manifest_transcripts(tmp_path):
     manifest = tmp_path / "dev.tsv"
     manifest.write_text("/data\na.wav\t16000\nb.wav\t32000\n")

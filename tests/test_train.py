@@ -260,6 +260,27 @@ def test_cli_train_adapter_then_asr_adapter_and_copied_into_the_base(trained, da
     assert [json.loads(line)["text"] for line in copied.stdout.splitlines()] == texts
 
 
+def test_short_audio_and_a_changed_base_are_handled(data, tmp_path):
+    """A dev utterance shorter than the feature encoder's window is scored as empty (it had stopped the run); a
+    training set of only too-short utterances is an error, not a run of 0 steps; a run's state is not resumed
+    from another base model."""
+    from mms.train.engine import TrainError
+
+    (tmp_path / "short").mkdir()
+    sf.write(tmp_path / "short" / "0.wav", np.full(200, 0.1, dtype=np.float32), 16000)  # no output frame
+    short = tmp_path / "short.jsonl"
+    short.write_text(json.dumps({"audio_filepath": str(tmp_path / "short" / "0.wav"), "text": "ab"}) + "\n")
+    trainer = Trainer(options(data, tmp_path / "run", dev=[str(data["dev"]), str(short)], max_steps=1))
+    trainer.run()
+    dev = trainer.evaluate(trainer.dev_set)
+    assert trainer.step == 1 and dev["dev_per_language"]["xyz"]["utterances"] == len(trainer.dev_set)
+    assert any(e.audio.endswith("short/0.wav") for e in trainer.dev_set)
+    with pytest.raises(TrainError, match="too short for its transcript"):
+        Trainer(options(data, tmp_path / "only-short", train=[str(short)]))
+    with pytest.raises(TrainError, match="saved when training from .*random-base"):
+        Trainer(options(data, tmp_path / "run", model=None, init_config=tiny_config(), max_steps=2)).run()
+
+
 def test_cli_errors_are_one_line(data, tmp_path):
     from mms.errors import MMSError
     from mms.train.data import DataError
@@ -297,6 +318,7 @@ def test_multilingual_training_with_a_lid_head(data, tmp_path):
     items = read_manifest(data["dev"]) + read_manifest(data["other_dev"])
     results = LID.load(out / "lid", device="cpu").identify([i.audio for i in items])
     assert [r.lang for r in results] == [i.lang or "xyz" for i in items]
+    assert LID.load(out, device="cpu").checkpoint.path == str(out / "lid")  # the model's folder finds its head
     asr = ASR.load(out, device="cpu")
     assert sorted(asr.languages) == ["oth", "xyz"]
     assert all(r.error is None for r in asr.transcribe([i.audio for i in items[-2:]], lang="oth"))
@@ -335,6 +357,13 @@ def test_full_training_from_a_model_keeps_its_output_layer(trained, data, tmp_pa
             assert torch.equal(head.weight[i], state["lm_head.weight"][vocab.tokens.index(token)].float()), token
         else:
             assert head.bias[i] == 0 and float(head.weight[i].detach().std()) < 0.05  # a fresh N(0, 0.02) row
+
+    # a fine-tuning corpus without the letter c: the base's alphabet is kept whole, in its order (c keeps its row)
+    fewer = tone_corpus(tmp_path, "fewer", ["ab", "ba"], 8, 5, lang="xyz")
+    trainer = Trainer(options(data, tmp_path / "fewer-out", model=base, train=[str(fewer)], epochs=1))
+    assert trainer.vocabs["xyz"].tokens == vocab.tokens
+    c = vocab.tokens.index("c")
+    assert torch.equal(trainer.model.heads["xyz"].weight[c], state["lm_head.weight"][c].float())
 
 
 def test_cli_train_from_random_weights_of_a_config(data, tmp_path):

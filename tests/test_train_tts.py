@@ -386,6 +386,9 @@ def test_command_line(corpus, tmp_path, capsys):
     assert (out / "model.safetensors").exists() and (out / "original" / "G_1.pth").exists()
     code = main(["train-tts", "--config", "nonsense", "--train", str(corpus / "small.jsonl"), "--out", str(out)])
     assert code == 2 and "--config nonsense" in capsys.readouterr().err
+    code = main(["train-tts", "--config", "tiny", "--lang", "eng", "--train", str(corpus / "small.jsonl"),
+                 "--out", str(tmp_path / "short-segments"), "--segment-frames", "1"])  # had been a torch error
+    assert code == 2 and "--segment-frames 1: at least 2" in capsys.readouterr().err
 
 
 def test_architecture_from_a_config_file(tmp_path):
@@ -409,8 +412,14 @@ def test_architecture_from_a_config_file(tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps({"model_type": "vits", **values, **change}))
         with pytest.raises(TrainError, match=re.escape(reason)):
             read_config(str(tmp_path / "bad.json"))
-    (tmp_path / "hf.json").write_text(json.dumps({**values, "attention_dropout": 0.1, "torch_dtype": "float32"}))
+    (tmp_path / "hf.json").write_text(json.dumps({"model_type": "vits", **values, "attention_dropout": 0.1,
+                                                  "torch_dtype": "float32"}))
     assert read_config(str(tmp_path / "hf.json"))[0] == cfg  # transformers' own keys are not settings of ours
+    for other in ({}, {"foo": 1}, {**values}, {"model_type": "wav2vec2", "hidden_size": 32}):
+        # without VITS's marks, any JSON object had built the full 83M-weight architecture
+        (tmp_path / "other.json").write_text(json.dumps(other))
+        with pytest.raises(TrainError, match="not a VITS config|is not vits"):
+            read_config(str(tmp_path / "other.json"))
 
 
 class _Planted:

@@ -111,7 +111,11 @@ def load_checkpoint(path: str | Path, dict_path: str | Path | None = None,
 
             _no_tokenizer(path, tokenizer)
             return huggingface.load(path, dict_path)
-        pts = sorted(path.glob("*.pt"))
+        if any(path.glob("adapter.*.safetensors")) and not any(path.glob("model*.safetensors")):
+            # what `mms train-adapter` writes: adapters, not a model
+            raise CheckpointError(f"{path}: an adapter directory (mms train-adapter), not a model; use it with "
+                                  f"--model BASE --adapter {path}")
+        pts = sorted(p for p in path.glob("*.pt") if p.name != "train_state.pt")  # a training run's state
         if len(pts) == 1:
             path = pts[0]
         else:

@@ -154,7 +154,12 @@ def languages_at(path: str | Path) -> list[str] | None:
                 return languages
             config = path / "config.json"
             if config.is_file():
-                id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+                values = json.loads(config.read_text(encoding="utf-8"))
+                if values.get("model_type") == "vits":  # a TTS voice: one language, in its tokenizer config
+                    tokenizer = path / "tokenizer_config.json"
+                    voice = json.loads(tokenizer.read_text(encoding="utf-8")) if tokenizer.is_file() else {}
+                    return [voice["language"]] if isinstance(voice.get("language"), str) else None
+                id2label = values.get("id2label") or {}
                 labels = [id2label[k] for k in sorted(id2label, key=int)]
                 if labels and not all(label.startswith("LABEL_") for label in labels):
                     return labels

@@ -136,7 +136,11 @@ class LID:
         checkpoint's task state or dict.lang.txt beside it) or a published name (None: the registry's)."""
         from mms.hub import resolve_model
 
-        return cls(load_checkpoint(resolve_model(model, task="lid"), dict_path), device, dtype, options)
+        path = Path(resolve_model(model, task="lid"))
+        if path.is_dir() and (path / "lid" / "config.json").is_file():
+            # an ASR model with its LID head beside it (`mms train --lid` writes <out>/lid/, as the demo has)
+            path = path / "lid"
+        return cls(load_checkpoint(path, dict_path), device, dtype, options)
 
     # -- candidates ----------------------------------------------------------------------------------------
     def candidates(self, langs: Iterable[str] | str | None = None) -> list[int]:

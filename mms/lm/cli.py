@@ -186,10 +186,12 @@ def run_lm_build(args) -> int:
 
 def run_score(args) -> int:
     from mms.files import write_text_atomic
-    from mms.scoring import format_summary, read_texts, score
+    from mms.scoring import format_summary, pair_by_audio, read_texts, score
 
     refs = read_texts(args.ref)
-    result = score(refs, read_texts(args.hyp, len(refs)), ignore_spaces=args.ignore_spaces)
+    hyps = pair_by_audio(args.ref, args.hyp, read_texts(args.hyp, len(refs)),
+                         lambda line: say("mms score", line))
+    result = score(refs, hyps, ignore_spaces=args.ignore_spaces)
     write_text_atomic(args.output, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     say("mms score", format_summary(result))
     return 0

@@ -278,7 +278,9 @@ def run(args: argparse.Namespace) -> int:
         error(f"mms {command}", f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         return 1
     last = summary["last"] or {}
-    cer = f", dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
+    cer = f", last dev CER {last['dev_cer']:.2f}% WER {last['dev_wer']:.2f}%" if last.get("dev_cer") is not None else ""
+    if summary.get("best_dev_cer") is not None and summary["exported"]:  # what --out holds: the best epoch's model
+        cer += f" (exported: the best epoch's, CER {summary['best_dev_cer']:.2f}%)"
     stop = {"max_steps": " (stopped at --max-steps: rerun with a higher one to continue)",
             "time_limit": " (stopped at --time-limit: rerun with a longer one to continue)"}.get(summary["stop_reason"], "")
     output = (f"output in {summary['out']}" if summary["exported"] else

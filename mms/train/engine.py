@@ -34,7 +34,7 @@ from mms.decoding.ctc import greedy_decode
 from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
-from mms.train.data import (Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
+from mms.train.data import (SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
                              read_examples)
 from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_state
 
@@ -190,6 +190,22 @@ def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary]) -> N
         log.info(f"from {base.path}: output layers of {', '.join(kept)}")
 
 
+def with_base_symbols(base, lang: str, vocab: Vocabulary) -> Vocabulary:
+    """The alphabet to train for a language the base model already transcribes: the base's symbols, in its order,
+    and then the training text's new ones. Built from the training text alone, a fine-tuning corpus without a j or
+    a z would have taken those letters out of the model."""
+    found = base_head(base, lang)
+    if found is None or found[2].split_pieces or found[2].romanized:  # pieces or uroman: not extended by letters
+        return vocab
+    base_vocab = found[2]
+    known = set(base_vocab.tokens) | set(SPECIALS) | {base_vocab.word_delimiter}
+    new = [token for token in vocab.tokens if token not in known]
+    if new:
+        log.info(f"{lang}: {len(new)} symbols the base model lacks: {' '.join(new)}")
+    return Vocabulary(tokens=list(base_vocab.tokens) + new, blank=base_vocab.blank,
+                      word_delimiter=base_vocab.word_delimiter)
+
+
 def base_head(base, lang: str):
     """(weight, bias, vocabulary) of the base model's output layer for `lang`, or None."""
     if base.adapters is not None and lang in base.adapters.languages:
@@ -307,6 +323,8 @@ class Trainer:
                              f"{', '.join(self.languages)}")
         self.vocabs: dict[str, Vocabulary] = {
             lang: build_vocabulary([e.text for e in self.train_set if e.lang == lang]) for lang in self.languages}
+        if self.base is not None and options.mode == "full":
+            self.vocabs = {lang: with_base_symbols(self.base, lang, vocab) for lang, vocab in self.vocabs.items()}
         for example in self.train_set + self.dev_set:
             if example.lang in self.vocabs:
                 example.labels = encode(example.text, self.vocabs[example.lang])
@@ -315,7 +333,17 @@ class Trainer:
             log.warning(f"{len(too_short)} training utterances are too short for their transcripts, skipped "
                         f"(e.g. {too_short[0].audio})")
             self.train_set = [e for e in self.train_set if self.frames(e) >= e.labels.size]
+            if not self.train_set:
+                raise TrainError(f"{', '.join(options.train)}: no usable training utterances (every one is too "
+                                 f"short for its transcript)")
+        other = sorted({e.lang for e in self.dev_set} - set(self.vocabs))
+        if other:
+            log.warning(f"dev utterances in {', '.join(other)} left out: no language of the training data")
         self.dev_set = [e for e in self.dev_set if e.lang in self.vocabs]
+        silent = [e for e in self.dev_set if self.frames(e) < 1]
+        if silent:  # shorter than the feature encoder's window: no frame to decode, scored as an empty transcript
+            log.warning(f"{len(silent)} dev utterances are too short for the model (no output frame), scored as "
+                        f"empty (e.g. {silent[0].audio})")
 
         generator = torch.Generator().manual_seed(options.seed)
         encoder = self._encoder()
@@ -379,6 +407,16 @@ class Trainer:
             encoder.load_state_dict(state, strict=True)
         return encoder
 
+    def base_identity(self) -> str:
+        """What the run starts from, as a resumed run must find it again: the base model's path, or the
+        architecture's digest (--config)."""
+        if self.base is not None:
+            return os.path.realpath(self.base.path)
+        import hashlib
+
+        config = json.dumps(self.base_config.to_dict(), sort_keys=True, default=str)
+        return f"a new model (architecture {hashlib.sha256(config.encode()).hexdigest()[:12]})"
+
     def frames(self, example: Example) -> int:
         from mms.models.wav2vec2 import conv_output_lengths
 
@@ -398,6 +436,7 @@ class Trainer:
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best": self.best, "history": self.history,
             "vocabs": {lang: v.tokens for lang, v in self.vocabs.items()},
+            "base": self.base_identity(),
             "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
             "rng": rng_state(),
         }
@@ -409,8 +448,12 @@ class Trainer:
         state = read_state(self.state_path)
         mode = state.get("options", {}).get("mode")
         if mode != self.options.mode:  # the optimizer's parameters differ: the state cannot be continued
-            raise TrainError(f"{self.state_path}: saved by `mms {'train' if mode == 'full' else 'train-adapter'}`, "
-                             f"not this command; use another --out or delete it to start over")
+            saved_by = {"full": "`mms train`", "adapter": "`mms train-adapter`"}.get(mode, "another command")
+            raise TrainError(f"{self.state_path}: saved by {saved_by}, not this command; use another --out or "
+                             f"delete it to start over")
+        if state.get("base", self.base_identity()) != self.base_identity():  # (states before 2026-12-07 lack it)
+            raise TrainError(f"{self.state_path}: saved when training from {state['base']}, not "
+                             f"{self.base_identity()}; use another --out or delete it to start over")
         saved = {lang: tokens for lang, tokens in state["vocabs"].items()}
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
@@ -591,7 +634,7 @@ class Trainer:
         try:
             for lang in sorted({e.lang for e in examples}):
                 self.dev_view.lang = lang
-                members = [i for i, e in enumerate(examples) if e.lang == lang]
+                members = [i for i, e in enumerate(examples) if e.lang == lang and self.frames(e) > 0]
                 with self.autocast():
                     self.runner.run(members, lambda i: examples[i].wave, use, fail, self.batch_samples)
         finally:

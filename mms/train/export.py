@@ -49,6 +49,12 @@ def make_out_folder(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {out}: is a file; give a folder (new or the one of a run to resume)")
+    # a model folder that no training run made (a base model, a downloaded voice): the export would overwrite or
+    # merge into its files and leave it broken
+    if out.is_dir() and not (out / "train_state.pt").exists() and any(
+            (out / name).exists() for name in ("config.json", "model.safetensors", "vocab.json")):
+        raise TrainError(f"--out {out}: holds a model that no training run left there; give a new folder (to add "
+                         f"an adapter to a model, copy it in as docs/train.md shows)")
     try:
         ensure_parent(out / "train_state.pt")
     except OSError as e:

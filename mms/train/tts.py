@@ -308,8 +308,10 @@ def read_config(reference: str) -> tuple[VitsConfig, SpectrogramConfig, float]:
                 mel_fmax=None if data.get("mel_fmax") is None else float(data["mel_fmax"]))
             cfg.spectrogram_bins = spectrogram.filter_length // 2 + 1
         else:
-            if values.get("model_type", "vits") != "vits":
-                raise ValueError(f"model_type {values['model_type']!r} is not vits")
+            if values.get("model_type") != "vits":  # any JSON object would otherwise build the full architecture
+                raise ValueError(f"model_type {values['model_type']!r} is not vits" if "model_type" in values else
+                                 "not a VITS config: no \"model_type\": \"vits\" (a Hugging Face VitsConfig) and no "
+                                 "\"model\" and \"data\" sections (VITS hyper-parameters)")
             cfg = VitsConfig.from_dict(values)
             check_settings(values, cfg)
             spectrogram = SpectrogramConfig.for_model(cfg)
@@ -472,6 +474,13 @@ class TTSTrainer:
             self.spectrogram.check(self.cfg)
         except ValueError as e:
             raise TrainError(str(e)) from None
+        # the generated segment's mel spectrogram pads it by (filter_length - hop) / 2 samples on each side, by
+        # reflection, which needs a longer segment than the padding
+        hop = self.spectrogram.hop_length
+        fewest = (self.spectrogram.filter_length - hop) // 2 // hop + 1
+        if options.segment_frames < fewest:
+            raise TrainError(f"--segment-frames {options.segment_frames}: at least {fewest} for this voice's "
+                             f"spectrogram (filter length {self.spectrogram.filter_length}, hop {hop})")
         log.info(f"{voice.source}; {self.device}, {self.precision}")
 
         rate = self.cfg.sampling_rate
