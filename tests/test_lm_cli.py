@@ -41,6 +41,19 @@ def test_lexicon_spells_normalised_words_and_drops_unspellable(hf_dir, corpus, t
     assert [line.split("\t")[0] for line in out.read_text().splitlines()] == ["bad", "cab", "fed"]
     assert "3 words spelled, 0 of 10 dropped, 7 seen fewer than --min-count 2 times" in r.stderr
 
+    # nothing spellable is an error here (mms asr and tune refuse an empty lexicon), and no file is written
+    (tmp_path / "marks.txt").write_text("... !!!\nzzz\n")
+    r = mms("lexicon", "--model", hf_dir, "--lang", "eng", tmp_path / "marks.txt", "-o", tmp_path / "empty.txt")
+    assert r.returncode == 2 and "no word could be spelled" in r.stderr and not (tmp_path / "empty.txt").exists()
+    # a fairseq dictionary alone is a vocabulary; uroman's options without --uroman are refused
+    (tmp_path / "dict.ltr.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate("|abcdef", 1)))
+    r = mms("lexicon", "--dict", tmp_path / "dict.ltr.txt", corpus, "-o", out)
+    assert r.returncode == 0 and dict(line.split("\t") for line in out.read_text().splitlines())["bad"] == "b a d |"
+    r = mms("lexicon", "--model", hf_dir, "--lang", "eng", "--dedupe", corpus, "-o", out)
+    assert r.returncode == 2 and "--dedupe goes with --uroman" in r.stderr
+    r = mms("lexicon", "--uroman", "--uroman-lang", "zzz", corpus, "-o", out)
+    assert r.returncode == 2 and "not an ISO 639 language code" in r.stderr
+
 
 def test_lm_build_word_and_unit_models_load_in_kenlm(hf_dir, corpus, tmp_path):
     words = tmp_path / "words.arpa"
@@ -138,6 +151,16 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
             "--manifest", manifest, "--decode-workers", "0")
     assert r.returncode == 0, r.stderr
     assert "WER" in r.stderr  # the manifest's text is used as reference
+    # usage errors: a file as --cache, --grid with --trials, --lang other than the dev set's
+    r = mms(*argv[:-4], "--cache", preset, "-o", tmp_path / "x.yaml")
+    assert r.returncode == 2 and "is a file; give a folder" in r.stderr
+    r = mms(*argv, "--grid", "2")
+    assert r.returncode == 2 and "not allowed with argument --trials" in r.stderr
+    fra = tmp_path / "fra.jsonl"
+    fra.write_text(manifest.read_text().replace('"text"', '"lang": "fra", "text"'))
+    r = mms("tune", "--model", hf_dir, "--lang", "eng", "--manifest", fra, "--lm", lm, "--lexicon", lexicon, "-o",
+            tmp_path / "y.yaml")
+    assert r.returncode == 2 and "--lang eng, but the dev set is in fra" in r.stderr
 
 
 def test_tune_with_a_unit_lm_searches_the_silence_weight(hf_dir, corpus, tmp_path):

@@ -31,7 +31,8 @@ def add_parser(commands) -> None:
                    help="with --uroman: one word per spelling (the most frequent, then the shortest), for decoding "
                         "without an LM")
     p.add_argument("--lang", "-l", help="language of the adapter (and of the text normalisation)")
-    p.add_argument("--dict", dest="dict_path", metavar="FILE", help="fairseq dictionary file instead of the model's")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE",
+                   help="fairseq dictionary file (dict.ltr.txt) instead of the model's; enough alone")
     p.add_argument("--min-count", type=positive(int), default=1, help="drop words seen fewer times (default: %(default)s)")
     p.add_argument("--no-normalize", action="store_true", help="take the corpus as it is")
     p.add_argument("--output", "-o", default="-", help="lexicon file (default: stdout)")
@@ -97,8 +98,10 @@ def add_parser(commands) -> None:
                    help="range searched with --unit-lm and no --lexicon (default: %(default)s)")
     p.add_argument("--metric", choices=("wer", "cer"), default=d.metric,
                    help="what the best setting minimises (default: %(default)s; cer suits a character LM)")
-    p.add_argument("--trials", type=positive(int), default=d.trials, help="random settings tried (default: %(default)s)")
-    p.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--trials", type=positive(int), default=d.trials,
+                        help="random settings tried (default: %(default)s)")
+    search.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
     p.add_argument("--beam", type=positive(int), default=d.beam)
     p.add_argument("--beam-size-token", type=positive(int))
     p.add_argument("--beam-threshold", type=non_negative(float), default=d.beam_threshold)
@@ -113,23 +116,32 @@ def add_parser(commands) -> None:
 
 
 def run_lexicon(args) -> int:
+    from mms.errors import MMSError
+
     if args.uroman:
         return run_uroman_lexicon(args)
-    if not args.model:
-        from mms.errors import MMSError
+    if args.dedupe or args.uroman_lang:  # options of the uroman lexicon: ignored here, they would mislead
+        raise MMSError(f"{'--dedupe' if args.dedupe else '--uroman-lang'} goes with --uroman")
 
-        raise MMSError("give --model (the vocabulary to spell in) or --uroman")
+    fairseq_dict = args.dict_path and not str(args.dict_path).endswith(".model")
+    if not args.model and not fairseq_dict:
+        raise MMSError("give --model (the vocabulary to spell in), --dict (a fairseq dictionary) or --uroman")
     from mms.checkpoints import load_vocabulary
     from mms.files import write_text_atomic
     from mms.lm.lexicon import build_lexicon, lexicon_text, read_corpus
 
     from mms.hub import resolve_model
 
-    # a published name (demo, mms-1b-all) as in `mms asr --model`; only the vocabulary is read
-    vocab = load_vocabulary(resolve_model(args.model, "asr", args.lang, vocabulary_only=True), args.lang,
-                            args.dict_path)
+    # a published name (demo, mms-1b-all) as in `mms asr --model`; only the vocabulary is read (a fairseq
+    # dictionary alone is a vocabulary)
+    model = None if fairseq_dict else resolve_model(args.model, "asr", args.lang, vocabulary_only=True)
+    vocab = load_vocabulary(model, args.lang, args.dict_path)
     lines = (line for path in args.corpus for line in read_corpus(path))
     entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
+    if not entries:  # mms asr and mms tune refuse an empty lexicon: say so here, where the cause is
+        raise MMSError(f"{', '.join(map(str, args.corpus))}: no word could be spelled ({stats.words} words read, "
+                       f"{stats.dropped} with characters the vocabulary lacks, {stats.rare} rarer than "
+                       f"--min-count); nothing written")
     write_text_atomic(args.output, lexicon_text(entries))
     note = f"; characters missing from the vocabulary: {' '.join(stats.unknown_characters)}" if stats.dropped else ""
     rare = f", {stats.rare} seen fewer than --min-count {args.min_count} times" if stats.rare else ""
@@ -147,10 +159,18 @@ def run_uroman_lexicon(args) -> int:
 
     if args.model or args.dict_path:
         raise MMSError("--uroman spells in the zero-shot model's uroman letters: do not give --model or --dict")
+    if args.uroman_lang:
+        from mms.hub.languages import to_iso639_3
+
+        if to_iso639_3(args.uroman_lang) is None:  # uroman would silently apply no language's rules
+            raise MMSError(f"--uroman-lang {args.uroman_lang}: not an ISO 639 language code (e.g. amh, ell)")
     words = WordList.read((line for path in args.corpus for line in read_corpus(path)), args.lang,
                           not args.no_normalize)
     words.counts = Counter({w: c for w, c in words.counts.items() if c >= args.min_count})
     lexicon = build_uroman_lexicon(words, args.uroman_lang, args.dedupe)
+    if not lexicon.entries:
+        raise MMSError(f"{', '.join(map(str, args.corpus))}: no word could be spelled in uroman ({len(words.counts)} "
+                       f"words read); nothing written")
     write_text_atomic(args.output, lexicon_text(lexicon.entries))
     note = (f"; without a romanisation: {' '.join(lexicon.unspelled[:10])}" if lexicon.unspelled else "")
     merged = f", {lexicon.merged} sharing a spelling dropped" if lexicon.merged else ""

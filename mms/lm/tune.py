@@ -178,7 +178,11 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
         refs = read_texts(refs, len(items))
     elif len(refs) != len(items):
         raise TuneError(f"{len(refs)} references for {len(items)} dev files; they must pair up one to one")
-    langs = {item.lang for item in items if item.lang} | ({lang} if lang else set())
+    in_manifest = {item.lang for item in items if item.lang}
+    if lang and in_manifest and in_manifest != {lang}:
+        raise TuneError(f"--lang {lang}, but the dev set is in {', '.join(sorted(in_manifest))}; tune one language "
+                        f"at a time")
+    langs = in_manifest | ({lang} if lang else set())
     if len(langs) > 1:
         raise TuneError(f"the dev set mixes languages ({', '.join(sorted(langs))}); tune one language at a time")
     lang = next(iter(langs), None)
@@ -192,6 +196,8 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     try:
         pool.check(vocab)  # a bad LM or lexicon fails before the model runs
         cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "emissions"
+        if cache.exists() and not cache.is_dir():
+            raise TuneError(f"--cache {cache}: is a file; give a folder")
         emissions = dev_emissions(model, lang, dict_path, [item.audio for item in items], cache, device, dtype, log)
         trials = []
         for n, (lm_weight, value) in enumerate(trial_settings(settings, name), 1):
