@@ -68,6 +68,16 @@ def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reas
     return np.frombuffer(result.stdout[:usable_bytes], dtype="<f4").astype(np.float32)
 
 
+def native_path(path: str) -> str | bytes:
+    """The name to give libsndfile: a name that is not UTF-8 on disk (Python holds its bytes as lone
+    surrogates) goes as its bytes, which soundfile would otherwise fail to encode."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read `path` as C-contiguous float32 1-D mono at `sample_rate`.
 
@@ -84,7 +94,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AudioError(path, "empty file (0 bytes)")
 
     try:
-        data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        data, file_rate = soundfile.read(native_path(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError) as error:
         reason = _soundfile_reason(error)
         ffmpeg = shutil.which("ffmpeg")
@@ -123,7 +133,7 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
     resampled with soxr's streaming resampler, which gives the same samples as mms.audio.load_audio).
     Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
     try:
-        sound = soundfile.SoundFile(path)
+        sound = soundfile.SoundFile(native_path(path))
     except Exception:  # noqa: BLE001 - missing, a directory, or a container only ffmpeg reads
         wave = load_audio(path)
         for start in range(0, wave.size, block):
@@ -161,7 +171,7 @@ def audio_info(path: str | os.PathLike) -> float | None:
     file); never raises. Meant for sorting inputs by length.
     """
     try:
-        info = soundfile.info(os.fspath(path))
+        info = soundfile.info(native_path(os.fspath(path)))
     except Exception:
         return None
     if info.samplerate <= 0 or info.frames < 0:

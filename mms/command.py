@@ -263,15 +263,18 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     engine = getattr(args, "engine", "local")
     check_engine_options(args)
     dest, append, done = args.output, False, set()
+    run_file = None  # the run description to write once the run has started (a failed start leaves none)
     if output_dir:
         if args.output not in (None, "-"):
             raise engines.CorpusError("give either --output or --output-dir, not both")
         if os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise engines.CorpusError(f"--output-dir {output_dir}: is a file, not a folder")
         os.makedirs(output_dir, exist_ok=True)
-        engines.check_run(os.path.join(output_dir, "run.json"), description)
-        for part in engines.part_files(output_dir):
-            done |= engines.finished(engines.read_records(part, repair=True))
+        records = [engines.read_records(part, repair=True) for part in engines.part_files(output_dir)]
+        if engines.check_run(os.path.join(output_dir, "run.json"), description, any(records)):
+            run_file = os.path.join(output_dir, "run.json")
+        for part_records in records:
+            done |= engines.finished(part_records)
         dest, fmt, append = os.path.join(output_dir, f"part-{k:05d}-of-{n:05d}.jsonl"), "jsonl", True
     elif engine == "ray":
         raise engines.CorpusError("--engine ray writes one part per worker: give --output-dir DIR")
@@ -279,8 +282,9 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         if args.output in (None, "-") or fmt != "jsonl":
             raise engines.CorpusError("--resume continues a jsonl file: give --output FILE --format jsonl "
                                       "(or use --output-dir)")
-        engines.check_run(args.output + ".run.json", description)
-        records = engines.read_records(args.output, repair=True)
+        records = engines.read_records(args.output, repair=True) if os.path.exists(args.output) else []
+        if engines.check_run(args.output + ".run.json", description, bool(records)):
+            run_file = args.output + ".run.json"
         done = engines.finished(records)
         if any(r.get("error") for r in records):  # failed inputs are redone: their old records go, so each stays once
             from mms.files import write_text_atomic
@@ -289,7 +293,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         append = True
     elif args.output not in (None, "-") and fmt == "jsonl" and not is_special(args.output):  # so that the file
         # can be resumed (not beside /dev/null or a pipe)
-        engines.write_run(args.output + ".run.json", description)
+        run_file = args.output + ".run.json"
     mine = engines.shard_rows(rows, k, n)
     todo = [row for row in mine if row["index"] not in done]
     if (resume or output_dir) and len(todo) < len(mine):
@@ -298,11 +302,16 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         return 0
     verbose = getattr(args, "verbose", False)
     if engine == "ray":
-        from mms.engines.ray import run_ray
+        from mms.engines.ray import run_ray, workers
 
+        workers(args.workers)  # a bad --workers before the run is described
+        if run_file:
+            engines.write_run(run_file, description)
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
+    if run_file:
+        engines.write_run(run_file, description)
     if verbose:
         say(prog, worker.describe())
     writer = get_writer(task, fmt, dest, append=append, **(writer_options or {}))
@@ -352,6 +361,6 @@ def refuse_to_overwrite_inputs(dest: str | None, rows: list[dict], args: argpars
 
 
 def json_line(record: dict) -> str:
-    import json
+    from mms.files import json_text
 
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return json_text(record) + "\n"

@@ -85,6 +85,20 @@ def check_writable(path: str | os.PathLike) -> None:
         raise OSError(e.errno, e.strerror, path) from None
 
 
+def json_text(value, **options) -> str:
+    """json.dumps with readable non-ASCII text; a file name that is not UTF-8 on disk (Python holds its bytes as
+    lone surrogates, which no UTF-8 file can hold) makes the whole value ASCII-escaped instead ("caf\\udce9.wav"),
+    still valid JSON, which reads back as the same name."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, **options)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` as utf-8 to `path` atomically; "-" means standard output."""
     if os.fspath(path) == "-":
@@ -94,7 +108,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         sys.stdout.flush()
         return
     with atomic_path(path) as temp_path:
-        with open(temp_path, "w", encoding="utf-8", newline="") as f:
+        # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
+        with open(temp_path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             f.write(text)
 
 

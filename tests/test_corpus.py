@@ -108,6 +108,28 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     assert r.returncode == 2 and "lang ('eng' -> 'rus')" in r.stderr and len(r.stderr.splitlines()) == 1
     r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output", out, "--resume")
     assert r.returncode == 2 and "jsonl" in r.stderr  # --resume continues a jsonl file
+    # settings that change no result may change (they sit in the task's options): the run resumes
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--format", "jsonl", "--output", out,
+            "--resume", "--batch-seconds", "7", "--decode-workers", "0")
+    assert r.returncode == 1 and "other settings" not in r.stderr and "missing.wav" in r.stderr  # (the failed input)
+    # records without their run.json: whose they are cannot be told, so they are not resumed
+    (tmp_path / "out.jsonl.run.json").unlink()
+    r = mms("asr", "--model", "demo", "--lang", "rus", "--manifest", corpus, "--format", "jsonl", "--output", out,
+            "--resume")
+    assert r.returncode == 2 and "missing, and the output already holds records" in r.stderr
+
+
+def test_a_run_that_fails_to_start_leaves_no_run_description(corpus, tmp_path):
+    # else the corrected command would be refused as "started with other settings"
+    for bad, good in ((["--lang", "engg"], ["--lang", "eng"]), (["--lang", "eng", "--engine", "ray", "--workers", "0"],
+                                                                 ["--lang", "eng"])):
+        r = mms("asr", "--model", "demo", *bad, "--manifest", corpus, "--output-dir", tmp_path / "run")
+        assert r.returncode == 2 and not (tmp_path / "run" / "run.json").exists(), r.stderr
+        r = mms("asr", "--model", "demo", *good, "--manifest", corpus, "--output-dir", tmp_path / "run")
+        assert r.returncode == 1 and (tmp_path / "run" / "run.json").exists(), r.stderr  # (missing.wav)
+        (tmp_path / "run" / "run.json").unlink()
+        for part in (tmp_path / "run").glob("part-*"):
+            part.unlink()
 
 
 def test_kill_then_resume_gives_every_input_exactly_once(tmp_path):
@@ -192,3 +214,21 @@ def test_ray_options_on_a_local_run_are_refused(tmp_path):
         assert r.returncode == 2 and f"{flag}: for Ray actors; add --engine ray" in r.stderr, (command, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.wav").exists() and not (tmp_path / "al").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_written(tmp_path):
+    # Python holds such a name's bytes as lone surrogates, which soundfile and a UTF-8 output could not encode:
+    # it had stopped the whole run with an internal error
+    name = os.fsdecode(b"caf\xe9.wav")
+    wav = next(e for e in EXAMPLES if e.endswith("eng_hello.wav"))
+    (tmp_path / name).write_bytes(Path(wav).read_bytes())
+    inputs = [wav, str(tmp_path / name)]
+    r = mms("asr", "--model", "demo", "--lang", "eng", *inputs, "--output-dir", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    merged = [json.loads(line) for line in mms("merge", tmp_path / "run").stdout.splitlines()]
+    assert [m["audio"] for m in merged] == inputs and merged[0]["text"] == merged[1]["text"] != ""
+    for fmt in ("txt", "tsv", "json"):
+        r = mms("asr", "--model", "demo", "--lang", "eng", *inputs, "--format", fmt, "-o", tmp_path / f"out.{fmt}")
+        assert r.returncode == 0, r.stderr
+    assert os.fsencode(str(tmp_path / name)) in (tmp_path / "out.txt").read_bytes()  # its bytes, as on disk
+    assert [m["audio"] for m in json.loads((tmp_path / "out.json").read_text())] == inputs

@@ -52,7 +52,7 @@ import soxr
 import torch
 
 from mms.align.viterbi import AlignmentError, forced_align
-from mms.audio import SAMPLE_RATE, AudioError, load_audio
+from mms.audio import SAMPLE_RATE, AudioError, load_audio, native_path
 from mms.batching import input_name
 from mms.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from mms.decoding.ctc import collapse
@@ -170,12 +170,12 @@ def load_first_channel(path: str) -> np.ndarray:
     """Channel 0 at 16 kHz, as data_prep keeps it (mms.audio.load_audio averages the channels instead; it is
     used for mono files and for formats only ffmpeg reads)."""
     try:
-        info = soundfile.info(path)
+        info = soundfile.info(native_path(path))
     except Exception:  # noqa: BLE001 - not for soundfile: load_audio decodes or explains
         return load_audio(path)
     if info.channels == 1:
         return load_audio(path)
-    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    data, rate = soundfile.read(native_path(path), dtype="float32", always_2d=True)
     wave = np.ascontiguousarray(data[:, 0])
     if wave.size == 0 or not np.isfinite(wave).all():
         raise AudioError(path, "empty audio or NaN/infinite samples")

@@ -25,7 +25,7 @@ import sys
 from typing import Iterable, Iterator
 
 from mms.errors import MMSError
-from mms.files import write_text_atomic
+from mms.files import json_text, write_text_atomic
 
 WORKERS = {"asr": "mms.asr.worker:Worker", "lid": "mms.lid.worker:Worker", "tts": "mms.tts.worker:Worker",
            "align": "mms.align.worker:Worker"}
@@ -128,24 +128,48 @@ def run_description(task: str, settings: dict, rows: list[dict]) -> dict:
     digest = hashlib.sha256()
     for row in rows:
         digest.update(json.dumps([row.get("audio"), row.get("text"), row.get("lang")]).encode())
-    return {"task": task, "settings": {k: v for k, v in sorted(settings.items()) if k not in PERFORMANCE_SETTINGS},
-            "inputs": len(rows), "inputs_sha256": digest.hexdigest()}
+    return {"task": task, "settings": result_settings(settings), "inputs": len(rows),
+            "inputs_sha256": digest.hexdigest()}
 
 
-def check_run(path: str, description: dict) -> None:
-    """Write run.json, or check that an existing one describes the same run."""
+def result_settings(settings: dict) -> dict:
+    """`settings` without those that change no result, at the top and in nested option groups (a task's
+    "options": batch_seconds, decode_workers, ...)."""
+    return {k: result_settings(v) if isinstance(v, dict) else v for k, v in sorted(settings.items())
+            if k not in PERFORMANCE_SETTINGS}
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def check_run(path: str, description: dict, has_records: bool = False) -> bool:
+    """Whether run.json is still to be written (True: there is none, nor any record); a CorpusError when an
+    existing one describes another run, or when records are there without one (whose run they are of cannot be
+    told: a resume would mix them with this run's)."""
+    if not os.path.exists(path) and has_records:
+        raise CorpusError(f"{path}: missing, and the output already holds records, of a run that cannot be told "
+                          f"to be this one; use another output, or remove those records to start over")
     if os.path.exists(path):
         old = read_run(path)
         changed = [key for key in ("task", "inputs", "inputs_sha256") if old.get(key) != description[key]]
-        old_settings, new_settings = old.get("settings", {}), description["settings"]
+        # compared without performance settings (a run.json of an earlier version may hold nested ones), and
+        # named one changed value at a time
+        old_settings, new_settings = _flat(result_settings(old.get("settings", {}))), _flat(description["settings"])
         changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
                     for key in sorted(set(old_settings) | set(new_settings))
                     if old_settings.get(key) != new_settings.get(key)]
         if changed:
             raise CorpusError(f"{path}: this output was started with other settings or inputs: "
                               f"{', '.join(changed)}; use the same ones to resume, or another output")
-        return
-    write_run(path, description)
+        return False
+    return True
 
 
 def read_run(path: str) -> dict:
@@ -165,7 +189,7 @@ def read_run(path: str) -> dict:
 
 def write_run(path: str, description: dict) -> None:
     """run.json for a new run (replacing one of an earlier run)."""
-    write_text_atomic(path, json.dumps(description, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json_text(description, indent=1) + "\n")
 
 
 # -- progress ----------------------------------------------------------------------------------------------

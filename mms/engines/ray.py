@@ -18,6 +18,7 @@ import sys
 import uuid
 
 from mms.engines import CorpusError, Progress, make_worker
+from mms.files import json_text
 
 ROWS_PER_CALL = 64  # large calls give the worker's length sorting material
 
@@ -32,7 +33,7 @@ class RayWorker:
         rows = [json.loads(row) for row in batch["row"]]
         out = {"index": [], "seconds": [], "error": [], "worker": []}
         for record in self.worker.run(rows):
-            self.part.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.part.write(json_text(record) + "\n")
             self.part.flush()
             out["index"].append(record["index"])
             out["seconds"].append(float(record.get("duration") or 0.0))

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import os
 import sys
 
 from mms.errors import MMSError
-from mms.files import check_writable, ensure_parent, write_text_atomic
+from mms.files import check_writable, ensure_parent, json_text, write_text_atomic
 
 
 class WriterError(MMSError):
@@ -63,7 +62,9 @@ class LineWriter(Writer):
             continuing = append and os.path.exists(self.dest) and os.path.getsize(self.dest) > 0
             try:
                 ensure_parent(self.dest)
-                self.file = open(self.dest, "a" if append else "w", encoding="utf-8", newline="")
+                # surrogateescape: a file name that is not UTF-8 (txt, tsv) is written as the bytes it has on disk
+                self.file = open(self.dest, "a" if append else "w", encoding="utf-8", errors="surrogateescape",
+                                 newline="")
             except OSError as e:
                 raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
         if self.header and not continuing:
@@ -94,7 +95,7 @@ class LineWriter(Writer):
 
 class JsonlWriter(LineWriter):
     def format(self, record: dict) -> str:
-        return json.dumps(record, ensure_ascii=False) + "\n"
+        return json_text(record) + "\n"
 
 
 class JsonWriter(Writer):
@@ -116,7 +117,7 @@ class JsonWriter(Writer):
         if not complete:
             return
         try:
-            write_text_atomic(self.dest, json.dumps(self.records, indent=2, ensure_ascii=False) + "\n")
+            write_text_atomic(self.dest, json_text(self.records, indent=2) + "\n")
         except OSError as e:
             raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 

@@ -20,7 +20,7 @@ import os
 from glob import escape, glob
 
 from mms.audio import SAMPLE_RATE, write_audio
-from mms.files import ensure_parent, write_text_atomic
+from mms.files import ensure_parent, json_text, write_text_atomic
 from mms.writers import Writer, WriterError
 from mms.writers.text import format_subtitles
 
@@ -123,5 +123,5 @@ def write_alignment(result, outdir: str) -> list[str]:
     for fmt in ("srt", "vtt"):
         write_text_atomic(os.path.join(outdir, f"subtitles.{fmt}"), format_subtitles(cues, fmt))
     write_text_atomic(os.path.join(outdir, "alignment.json"),
-                      json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+                      json_text(result.to_dict(), indent=1) + "\n")
     return lines
