@@ -71,6 +71,11 @@ def test_shards_partition_the_inputs_and_merge_joins_them(corpus, plain, tmp_pat
     assert [(r["index"], r["text"]) for r in records(merged)] == [(r["index"], r["text"]) for r in plain]
     tsv = mms("merge", out, "--format", "tsv").stdout.splitlines()
     assert tsv[0].startswith("audio\tlang") and len(tsv) == 7
+    description = (out / "run.json").read_text()
+    for own in ("run.json", "part-00000-of-00003.jsonl", "part-new.jsonl"):  # the run's own files are not outputs
+        r = mms("merge", out, "--output", out / own)
+        assert r.returncode == 2 and "is the run's own run.json or a part of it" in r.stderr
+    assert (out / "run.json").read_text() == description and not (out / "part-new.jsonl").exists()
 
 
 def test_merge_after_an_interrupted_shard_then_resume(corpus, tmp_path):

@@ -263,6 +263,8 @@ class ASR:
                     raise AudioError(name, "empty audio or NaN/infinite samples")
             else:
                 wave = load_audio(name)
+            if self.runner.frames(wave.size) < 1:  # an empty transcript would pass for speech without words
+                raise AudioError(name, f"too short ({wave.size} samples) for one frame of the model")
             # per-utterance standardisation over the whole input (before any windowing), in float32
             job.wave = self.runner.standardize(wave)
         except AudioError as e:

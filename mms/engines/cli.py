@@ -13,7 +13,8 @@ examples:
   mms merge run/ --output all.tsv --format tsv
 
 One record per input, in index order; an input with several records (a redone batch, a retried shard) keeps its
-last good one (or, if it never succeeded, its last error). Inputs that no part has are listed as missing.
+last good one (or, if it never succeeded, its last error). Inputs that no part has are counted as missing (they
+have no line in the output: run their shard, then merge again).
 
 exit status: 0 every input of the run has a good record, 1 some input failed or is missing, 2 usage error,
 3 internal error (a bug; --verbose prints the traceback).
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     run_file = os.path.join(args.directory, "run.json")
     if not os.path.isfile(run_file):
         raise engines.CorpusError(f"{args.directory}: no run.json (not an --output-dir of mms)")
+    if args.output != "-":
+        out = os.path.realpath(args.output)
+        if out == os.path.realpath(run_file) or out in map(os.path.realpath, engines.part_files(args.directory)) or (
+                os.path.dirname(out) == os.path.realpath(args.directory) and os.path.basename(out).startswith("part-")):
+            raise engines.CorpusError(f"--output {args.output}: is the run's own run.json or a part of it; give "
+                                      f"a file outside its folder")
     description = engines.read_run(run_file)
     task, total = description["task"], description["inputs"]
     records = [r for part in engines.part_files(args.directory) for r in engines.read_records(part)]
