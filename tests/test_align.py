@@ -233,20 +233,25 @@ def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, 
         {"audio": str(audio), "text_filepath": "t.txt", "lang": "eng"},
         {"audio": "bad.wav", "text": "whatever"},
         {"audio_filepath": str(audio), "text": "a second copy\nof the same audio"},
-    ]))
+    ]) + "\n{\"text\": \"no audio\"}\n" + json.dumps({"audio": str(audio)}) + "\n")
     out = tmp_path / "aligned"
     args = ["align", "--model", str(fa_path), "--manifest", str(manifest), "--outdir", str(out), "-v"]
     assert main(args) == 1
-    assert "bad.wav" in capsys.readouterr().err
-    assert sorted(os.listdir(out)) == ["chapter", "chapter_2", "manifest.json"]
+    err = capsys.readouterr().err  # lines that cannot be read fail in their place; the other pairs are aligned
+    assert "bad.wav" in err and "corpus.jsonl:4: no audio path" in err and "no transcript" in err
+    assert sorted(os.listdir(out)) == ["chapter", "chapter_2", "manifest.json", "run.json"]
     done = out / "chapter" / "alignment.json"
     stamp = done.stat().st_mtime_ns
     assert main(args) == 1  # the bad pair is tried again and fails again; the others are skipped
-    assert "2 pairs done before, 1 to do" in capsys.readouterr().err
+    assert "2 pairs done before, 3 to do" in capsys.readouterr().err
     assert done.stat().st_mtime_ns == stamp
     gathered = [dict(row) for row in read_manifest_json(out / "manifest.json")]
     assert [row["text"] for row in gathered] == ["one line", "another line", "a second copy", "of the same audio"]
     assert gathered[0]["audio_filepath"] == f"{out}/chapter/segment0.flac"
+    # a resume with other settings, or an edited transcript, would mix alignments: refused (run.json)
+    assert main(args + ["--star"]) == 2 and "star (False -> True)" in capsys.readouterr().err
+    (tmp_path / "t.txt").write_text("one line\nan edited line\n")
+    assert main(args) == 2 and "the inputs (their files, order, texts or languages)" in capsys.readouterr().err
 
 
 def test_align_manifest_in_shards_gathers_every_pair(fa_path, audio, tmp_path, capsys):
@@ -260,7 +265,7 @@ def test_align_manifest_in_shards_gathers_every_pair(fa_path, audio, tmp_path, c
     assert main(["align", "--model", str(fa_path), "--manifest", str(manifest), "--outdir", str(whole)]) == 0
     assert main(["align", "--model", str(fa_path), "--manifest", str(manifest), "--outdir", str(split),
                  "--shard", "1/2"]) == 0
-    assert sorted(os.listdir(split)) == ["chapter_2", "manifest.json"]  # pair 1 only
+    assert sorted(os.listdir(split)) == ["chapter_2", "manifest.json", "run.json"]  # pair 1 only
     assert main(["align", "--model", str(fa_path), "--manifest", str(manifest), "--outdir", str(split),
                  "--shard", "0/2"]) == 0
     capsys.readouterr()

@@ -155,6 +155,7 @@ class Pair:
     lang: str | None = None
     text: str | list[str] | None = None  # ... the transcript: its lines, or one string of lines split at "\n"
     name: str | None = None  # its sub-directory in a manifest run
+    error: str | None = None  # a manifest line that could not be read: reported in its place, nothing aligned
 
     def lines(self) -> list[str]:
         if self.text_path is None:
@@ -379,6 +380,11 @@ class Aligner:
                 audio, text = pair
                 pair = Pair(audio, text=text)
             audio = input_name(pair.audio, index)
+            if pair.error is not None:  # a manifest line that could not be read (read_pairs)
+                result = Alignment(audio, pair.lang or lang or self.lang, error=pair.error)
+                result.index, result.name = index, None
+                yield result
+                continue
             try:
                 result = self.align(pair.audio, pair.lines(), lang=pair.lang or lang, star=star,
                                     keep_audio=keep_audio)
@@ -466,22 +472,34 @@ class Aligner:
 
 def read_pairs(manifest: str) -> list[Pair]:
     """(audio, transcript) pairs of a JSONL manifest (audio/audio_filepath, text or text_filepath, lang) or
-    of a fairseq .tsv with its .wrd; each gets a distinct output name from its audio file name."""
+    of a fairseq .tsv with its .wrd; each gets a distinct output name from its audio file name. A line that cannot
+    be read is a pair with an `error`, named MANIFEST:LINE, in its place (the other pairs are aligned)."""
     import json
 
-    from mms.manifest import ManifestError, read_manifest
+    from mms.manifest import read_manifest
 
-    items = read_manifest(manifest)
+    items = read_manifest(manifest, keep_bad_lines=True)
     text_files: list[str | None] = [None] * len(items)
     if not manifest.endswith(".tsv"):
         with open(manifest, encoding="utf-8-sig") as f:
-            records = [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
         base = os.path.dirname(os.path.abspath(manifest))
-        text_files = [os.path.join(base, r["text_filepath"]) if r.get("text_filepath") else None for r in records]
+        text_files = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None  # its item carries the error
+            path = record.get("text_filepath") if isinstance(record, dict) else None
+            text_files.append(os.path.join(base, path) if isinstance(path, str) and path else None)
     pairs, seen = [], {}
-    for n, (item, text_file) in enumerate(zip(items, text_files), 1):
-        if item.text is None and text_file is None:
-            raise ManifestError(manifest, n, "no transcript: needs text or text_filepath")
+    for item, text_file in zip(items, text_files):
+        error = item.error
+        if error is None and item.text is None and text_file is None:
+            error = "no transcript: needs text or text_filepath"
+        if error is not None:
+            pairs.append(Pair(item.audio, error=f"{item.audio}: {error}", name=item.audio))
+            continue
         stem = os.path.splitext(os.path.basename(item.audio))[0] or "audio"
         seen[stem] = seen.get(stem, 0) + 1
         name = stem if seen[stem] == 1 else f"{stem}_{seen[stem]}"

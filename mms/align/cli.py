@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from mms.command import add_common_options, add_corpus_options, add_device_options, check_engine_options, add_time_offsets_option, positive, say, stream_results
 from mms.errors import MMSError
@@ -110,22 +111,39 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
     from mms.results import Record
 
     k, n = engines.parse_shard(args.shard)
-    finished = [writer.done(pair.name) for pair in pairs]  # in order: each pair's place in manifest.json
+    # in order: each pair's place in manifest.json; a line that could not be read is never done
+    finished = [pair.error is None and writer.done(pair.name) for pair in pairs]
     rows = [{"index": i, "audio": pair.audio, "text_path": pair.text_path, "lang": pair.lang, "text": pair.text,
-             "name": pair.name} for i, (pair, done) in enumerate(zip(pairs, finished)) if not done and i % n == k]
+             "name": pair.name, "error": pair.error}
+            for i, (pair, done) in enumerate(zip(pairs, finished)) if not done and i % n == k]
     skipped = sum(1 for i, done in enumerate(finished) if done and i % n == k)
     if skipped:
         say(PROG, f"resuming: {skipped} pairs done before, {len(rows)} to do")
     settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "device": args.device,
                 "dtype": args.dtype, "star": args.star, "outdir": args.outdir,
                 "options": asdict(from_namespace(AlignOptions, args))}
+    # the run's settings and pairs (transcripts included) in --outdir/run.json, as for the other tasks: finished
+    # pairs are skipped by name, so a resume with other settings or other pairs would mix alignments
+    run_file = os.path.join(args.outdir, "run.json")
+    description = engines.run_description("align", {k: v for k, v in settings.items() if k != "outdir"},
+                                          [pair_identity(pair) for pair in pairs])
+    if any(finished) and not os.path.exists(run_file):  # an --outdir of a version before run.json: kept
+        say(PROG, f"note: {args.outdir} has no run.json (a run of an earlier version): its finished pairs are "
+                  f"taken as this run's, and its settings recorded from now on")
+    if not engines.check_run(run_file, description):
+        run_file = None
     status = 0
     if rows and args.engine == "ray":
-        from mms.engines.ray import run_ray
+        from mms.engines.ray import run_ray, workers
 
+        workers(args.workers)
+        if run_file:
+            engines.write_run(run_file, description)
         status = run_ray("align", settings, rows, args.outdir, args)
     elif rows:
         worker = engines.make_worker("align", settings)
+        if run_file:
+            engines.write_run(run_file, description)
         if args.verbose:
             say(PROG, worker.describe())
         progress = engines.Progress(rows, args.progress)
@@ -140,9 +158,25 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
                                     describe=lambda r: f"{r['audio']}: {r['lines']} lines, {r['duration']:.1f} s")
         finally:
             progress.close()
-    writer.gather([pair.name for pair in pairs])
+    writer.gather([pair.name for pair in pairs if pair.error is None])
     writer.close()
     return status
+
+
+def pair_identity(pair) -> dict:
+    """What run.json's digest reads of a pair: its audio, language and transcript (a transcript file by its
+    content, which an edit changes)."""
+    import hashlib
+
+    text = pair.text
+    if pair.text_path is not None:
+        try:
+            with open(pair.text_path, "rb") as f:
+                text = "sha256:" + hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            text = pair.text_path  # its error comes when the pair is aligned
+    return {"audio": pair.audio, "lang": pair.lang, "text": text if isinstance(text, (str, type(None))) else
+            "\n".join(text)}
 
 
 def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: list[str] | None):

@@ -29,6 +29,11 @@ class Worker:
                 f"{self.aligner.romanize}, normalize audio {self.aligner.normalize_audio}")
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
+        for row in rows:  # a manifest line that could not be read: its error is its record
+            if row.get("error"):
+                yield {"index": row["index"], "audio": row["audio"], "name": None, "lang": row.get("lang"),
+                       "duration": None, "lines": 0, "error": row["error"], "unspelled": None, "lost_words": None}
+        rows = [row for row in rows if not row.get("error")]
         pairs = [Pair(row["audio"], row.get("text_path"), row.get("lang"), row.get("text"), row.get("name"))
                  for row in rows]
         for row, result in zip(rows, self.aligner.align_iter(pairs, star=self.star, lang=self.lang, keep_audio=True)):

@@ -158,7 +158,11 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
                           f"to be this one; use another output, or remove those records to start over")
     if os.path.exists(path):
         old = read_run(path)
-        changed = [key for key in ("task", "inputs", "inputs_sha256") if old.get(key) != description[key]]
+        changed = [f"task ({old.get('task')!r} -> {description['task']!r})"] if old.get("task") != description["task"] else []
+        if old.get("inputs") != description["inputs"]:
+            changed.append(f"number of inputs ({old.get('inputs')} -> {description['inputs']})")
+        elif old.get("inputs_sha256") != description["inputs_sha256"]:
+            changed.append("the inputs (their files, order, texts or languages)")
         # compared without performance settings (a run.json of an earlier version may hold nested ones), and
         # named one changed value at a time
         old_settings, new_settings = _flat(result_settings(old.get("settings", {}))), _flat(description["settings"])
