@@ -55,6 +55,10 @@ def test_shard_option():
     assert parse_shard("auto", array) == (15, 16)  # --array=1-16
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT"):
         parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2"})
+    with pytest.raises(ValueError, match=r"SLURM_ARRAY_TASK_ID=3, .*makes shard 3 of 3"):  # not the '3/3' of no one
+        parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3"})
+    with pytest.raises(ValueError, match="with a step .* is not supported"):
+        parse_shard("auto", dict(array, SLURM_ARRAY_TASK_STEP="2"))
     for bad in ("3", "4/4", "-1/2", "a/b"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)

@@ -48,6 +48,7 @@ def parse_shard(text: str | None, environ=os.environ) -> tuple[int, int]:
     (torchrun), else 0/1; None: 0/1."""
     if text is None:
         return 0, 1
+    source = None  # the variables an "auto" shard was computed from, for its error messages
     if text == "auto":
         for k, n in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"), ("RANK", "WORLD_SIZE")):
             if environ.get(k) is None:
@@ -55,10 +56,16 @@ def parse_shard(text: str | None, environ=os.environ) -> tuple[int, int]:
             if environ.get(n) is None:  # one shard's worth silently running everything would be worse
                 raise CorpusError(f"--shard auto: {k} is set but not {n}; give --shard K/N")
             first = environ.get("SLURM_ARRAY_TASK_MIN", "0") if k.startswith("SLURM") else "0"
+            if k.startswith("SLURM") and environ.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
+                raise CorpusError(f"--shard auto: a SLURM array with a step (SLURM_ARRAY_TASK_STEP="
+                                  f"{environ['SLURM_ARRAY_TASK_STEP']}) is not supported; use --array=A-B or "
+                                  f"--shard K/N")
             try:  # `--array=1-16` numbers its tasks from 1
                 text = f"{int(environ[k]) - int(first)}/{environ[n]}"
             except ValueError:
                 raise CorpusError(f"--shard auto: {k}={environ[k]!r} is not a whole number") from None
+            source = (f"--shard auto ({k}={environ[k]}, {n}={environ[n]}"
+                      + (f", SLURM_ARRAY_TASK_MIN={first}" if k.startswith("SLURM") else "") + ")")
             break
         else:
             return 0, 1
@@ -67,6 +74,9 @@ def parse_shard(text: str | None, environ=os.environ) -> tuple[int, int]:
     except ValueError:
         raise CorpusError(f"--shard {text!r}: give K/N with 0 <= K < N (e.g. 3/16), or auto") from None
     if not 0 <= k < n:
+        if source:
+            raise CorpusError(f"{source}: makes shard {k} of {n}, outside 0..{n - 1} (does the array start at "
+                              f"SLURM_ARRAY_TASK_MIN?)")
         raise CorpusError(f"--shard {text!r}: K must be at least 0 and less than N")
     return k, n
 
