@@ -277,6 +277,12 @@ def test_short_audio_and_a_changed_base_are_handled(data, tmp_path):
     assert any(e.audio.endswith("short/0.wav") for e in trainer.dev_set)
     with pytest.raises(TrainError, match="too short for its transcript"):
         Trainer(options(data, tmp_path / "only-short", train=[str(short)]))
+    # a line that cannot be read is skipped and said, as a line without text is (it had stopped the run)
+    (tmp_path / "train").symlink_to(data["folder"] / "train")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(data["train"].read_text() + '{"audio_filepath": "train/0.wav", "text": 123}\nnot json\n')
+    trainer = Trainer(options(data, tmp_path / "mixed-run", train=[str(mixed)], max_steps=1))
+    assert len(trainer.train_set) == len(data["train"].read_text().splitlines())
     with pytest.raises(TrainError, match="saved when training from .*random-base"):
         Trainer(options(data, tmp_path / "run", model=None, init_config=tiny_config(), max_steps=2)).run()
 

@@ -88,14 +88,18 @@ def check_settings(values: dict, config) -> None:
 
 def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
                   eps: float = 1e-7, max_seconds: float | None = None) -> tuple[list[Example], list[str]]:
-    """Every usable line of the manifests, and one-line problems for the lines skipped (no text, bad audio)."""
+    """Every usable line of the manifests, and one-line problems for the lines skipped (a line that cannot be
+    read, no text, bad audio)."""
     examples, problems = [], []
     for manifest in manifests:
         try:
-            items: list[Item] = read_manifest(manifest)
+            items: list[Item] = read_manifest(manifest, keep_bad_lines=True)
         except MMSError as e:  # a manifest that cannot be read
             raise DataError(str(e)) from None
         for item in items:
+            if item.error is not None:  # as a line without text or audio: skipped, and said
+                problems.append(f"{item.audio}: {item.error}, skipped")
+                continue
             lang = item.lang or default_lang
             if not lang:
                 raise DataError(f"{manifest}: {item.audio} has no language (give --lang or a `lang` column)")

@@ -377,7 +377,7 @@ def read_transcribed(manifests: list[str]) -> list:
     items = []
     for manifest in manifests:
         try:
-            items += read_manifest(manifest)
+            items += read_manifest(manifest, keep_bad_lines=True)  # bad lines: skipped, as below, and said
         except MMSError as e:
             raise DataError(str(e)) from None
     return items
@@ -389,6 +389,9 @@ def prepare_utterances(items, text: TtsText, spectrogram: SpectrogramConfig, sam
     with their counts."""
     utterances, problems, dropped = [], [], {}
     for item in items:
+        if item.error is not None:
+            problems.append(f"{item.audio}: {item.error}, skipped")
+            continue
         if not item.text or not item.text.strip():
             problems.append(f"{item.audio}: no transcript, skipped")
             continue
