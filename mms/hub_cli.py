@@ -174,6 +174,16 @@ def _demo_row(task: str | None = None) -> dict:
                            "commands offline; not for real recordings"}
 
 
+def _check_demo_languages(task: str, langs: list[str]) -> None:
+    from mms import hub
+    from mms.langs import model_languages
+
+    known = model_languages(hub.DEMO, task) or []
+    unknown = [lang for lang in langs if lang not in known]
+    if unknown:
+        raise hub.HubError(f"demo ({task}) has no language {', '.join(unknown)} (it has {', '.join(known)})")
+
+
 def _demo_path(task: str) -> None:
     from mms import hub
 
@@ -215,6 +225,7 @@ def run_download(args: argparse.Namespace) -> int:
     for name in args.names:
         try:
             if name == hub.DEMO:  # shipped: nothing to fetch
+                _check_demo_languages(args.task, langs)
                 _demo_path(args.task)
                 continue
             info = infos[name]
@@ -237,6 +248,7 @@ def run_path(args: argparse.Namespace) -> int:
     from mms import hub
 
     if args.name == hub.DEMO:
+        _check_demo_languages(args.task, _split(args.lang))
         _demo_path(args.task)
         return 0
     info = _find(args.name, args.task)  # a HubError: one line, exit 2 (mms.command.execute)
@@ -244,6 +256,10 @@ def run_path(args: argparse.Namespace) -> int:
     if info.per_language and not info.lang and len(langs) != 1:
         raise hub.HubError(f"{info.name} has one model per language: give one --lang, or a name like "
                            f"{info.name}-eng")
+    if langs and info.adapter:  # a language the model has not: said now, not as a download hint that would fail
+        from mms.hub import languages as catalogue
+
+        catalogue.check_languages(info, langs, catalogue.known_languages(info))
     sources = [args.source] if args.source else [info.source] + [s for s in hub.SOURCES if s != info.source]
     for source in sources:
         path = hub.hf_snapshot(info, langs) if source == "hf" else hub.url_path(info, langs)

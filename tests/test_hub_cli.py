@@ -129,6 +129,11 @@ def test_a_language_the_model_lacks(server, tmp_path):
     r = mms("models", "download", "mms-1b-all", "--lang", lid_only, env=env)
     assert r.returncode == 1 and f"has no language '{lid_only}'" in r.stderr
     assert "models that have it: mms-lid-256" in r.stderr and server.log == []
+    r = mms("models", "path", "mms-1b-all", "--lang", lid_only, env=env)  # not a hint to a download that would fail
+    assert r.returncode == 2 and f"has no language '{lid_only}'" in r.stderr and "fetch it with" not in r.stderr
+    for command in ("path", "download"):  # the demo models' languages are checked too
+        r = mms("models", command, "demo", "--task", "tts", "--lang", "rus", env=env)
+        assert r.returncode in (1, 2) and "demo (tts) has no language rus (it has eng)" in r.stderr
     r = mms("models", "download", "mms-lid-126", "no-such-model", env=env)  # a usage error, before any download
     assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr and server.log == []
 

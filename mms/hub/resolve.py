@@ -96,7 +96,7 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
         missing = [names[0] for names, optional, _ in hf_files(info, langs)
                    if not optional and cached_file(repo, names) is None]
         raise NotCachedError(f"{info.name}: {', '.join(missing)} not in the cache ({hub_cache()}) and offline mode "
-                             f"is on; fetch with: {fetch_command(info, langs)}")
+                             f"is on; fetch with: {fetch_command(info, langs, 'hf')}")
     revision, snapshot, checked = "main", None, False
     for names, optional, lang in hf_files(info, langs):
         if snapshot is not None and lang is not None and not checked:
