@@ -301,6 +301,14 @@ def test_exported_voice_speaks_the_same_in_mms_and_transformers(trained):
     ours = TTS.load(out, device="cpu")
     original = TTS.load(out / "original", device="cpu")
     assert ours.checkpoint.format == "huggingface" and original.checkpoint.format == "original"
+    for name in ("noise_scale", "noise_scale_duration", "speaking_rate"):  # both layouts speak with the same settings
+        assert getattr(original.checkpoint.config, name) == getattr(ours.checkpoint.config, name)
+    from mms.checkpoints.vits_original import config_from_hparams
+
+    hparams = json.loads((out / "original" / "config.json").read_text())
+    hparams["model"].update(noise_scale=0.333, noise_scale_duration=0.0)  # as the demo voice's (0: no noise)
+    cfg, _ = config_from_hparams(hparams, len(ids), "config.json")
+    assert (cfg.noise_scale, cfg.noise_scale_duration, cfg.speaking_rate) == (0.333, 0.0, 1.0)
     ids = ours.prepare(text)[0][0].ids
     assert ids == original.prepare(text)[0][0].ids == trainer.text.prepare(text).ids
     assert transformers.VitsTokenizer.from_pretrained(out)(text).input_ids == ids

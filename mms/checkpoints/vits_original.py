@@ -13,6 +13,7 @@ the restricted unpickler (nothing from the file runs). Its key names differ from
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -172,6 +173,11 @@ def config_from_hparams(hps: dict, vocab_size: int, where: str) -> tuple[VitsCon
             resblock_kernel_sizes=tuple(model["resblock_kernel_sizes"]),
             resblock_dilation_sizes=tuple(tuple(d) for d in model["resblock_dilation_sizes"]),
             sampling_rate=int(data["sampling_rate"]))
+        for name in ("noise_scale", "noise_scale_duration", "speaking_rate"):  # written by `mms train-tts`
+            value = model.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+                    value > 0 or (value == 0 and name != "speaking_rate")):
+                setattr(cfg, name, float(value))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{where}: not a VITS hyper-parameter file (missing or bad {e})") from None
     return cfg, data

@@ -858,7 +858,11 @@ def original_hparams(trainer: TTSTrainer) -> dict:
                   "resblock_dilation_sizes": [list(d) for d in cfg.resblock_dilation_sizes],
                   "upsample_rates": list(cfg.upsample_rates), "upsample_initial_channel": cfg.upsample_initial_channel,
                   "upsample_kernel_sizes": list(cfg.upsample_kernel_sizes), "n_layers_q": 3,
-                  "use_spectral_norm": False, "use_sdp": True},
+                  "use_spectral_norm": False, "use_sdp": True,
+                  # the voice's synthesis settings (the demo voice's are lower than VITS's), so that both layouts
+                  # speak alike; VITS's SynthesizerTrn takes unknown model keys as **kwargs and ignores them
+                  "noise_scale": cfg.noise_scale, "noise_scale_duration": cfg.noise_scale_duration,
+                  "speaking_rate": cfg.speaking_rate},
     }
 
 
