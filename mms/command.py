@@ -269,6 +269,10 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
             raise engines.CorpusError("give either --output or --output-dir, not both")
         if os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise engines.CorpusError(f"--output-dir {output_dir}: is a file, not a folder")
+        if fmt not in ("jsonl", "txt"):  # (txt: the default, which cannot be told from one asked for)
+            merged = f"--format {fmt}" if fmt == "tsv" else "--format jsonl, txt or tsv"
+            raise engines.CorpusError(f"--output-dir writes jsonl parts, not {fmt}; `mms merge {output_dir} "
+                                      f"{merged}` joins them")
         os.makedirs(output_dir, exist_ok=True)
         records = [engines.read_records(part, repair=True) for part in engines.part_files(output_dir)]
         if engines.check_run(os.path.join(output_dir, "run.json"), description, any(records)):

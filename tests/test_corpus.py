@@ -128,6 +128,12 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     assert r.returncode == 2 and "missing, and the output already holds records" in r.stderr
 
 
+def test_output_dir_with_another_format_is_refused(corpus, tmp_path):
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", tmp_path / "r",
+            "--format", "tsv")
+    assert r.returncode == 2 and "--output-dir writes jsonl parts, not tsv" in r.stderr and "--format tsv" in r.stderr
+
+
 def test_a_run_that_fails_to_start_leaves_no_run_description(corpus, tmp_path):
     # else the corrected command would be refused as "started with other settings"
     for bad, good in ((["--lang", "engg"], ["--lang", "eng"]), (["--lang", "eng", "--engine", "ray", "--workers", "0"],

@@ -349,6 +349,9 @@ def run(args: argparse.Namespace) -> int:
 
         say("mms asr", format_summary(scorer.summary())
             + (f"; failed inputs scored as empty transcripts: {failed}" if failed else ""))
+    elif scorer is not None and args.engine == "ray":  # the records are in the actors' parts, not seen here
+        say("mms asr", f"note: not scored here (the Ray actors wrote the records): mms merge {args.output_dir} -o "
+                       f"hyps.jsonl, then mms score --ref REFERENCES --hyp hyps.jsonl")
     return status
 
 

@@ -78,9 +78,11 @@ def run_ray(task: str, settings: dict, rows: list[dict], output_dir: str, args) 
     prog, failed = f"mms {task}", 0
     progress = Progress(rows, getattr(args, "progress", None))
     try:
-        # each row travels as one JSON string: Arrow would turn a column of None (no --lang per input) into NaN
+        # each row travels as one JSON string: Arrow would turn a column of None (no --lang per input) into NaN.
+        # Calls of ROWS_PER_CALL rows, fewer where the inputs would not give every actor one
+        per_call = max(1, min(ROWS_PER_CALL, -(-len(rows) // high)))
         dataset = ray.data.from_items([{"row": json.dumps(row)} for row in rows]).map_batches(
-            RayWorker, fn_constructor_args=(task, settings, output_dir), batch_size=ROWS_PER_CALL,
+            RayWorker, fn_constructor_args=(task, settings, output_dir), batch_size=per_call,
             compute=ray.data.ActorPoolStrategy(min_size=low, max_size=high), num_cpus=args.cpus_per_worker,
             num_gpus=args.gpus_per_worker or None, batch_format="numpy")
         if args.verbose:
