@@ -132,6 +132,12 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     print(f"resumed vs uninterrupted: max abs weight difference {diff:.3g} after {whole.step} steps")
     assert diff <= 1e-5
     assert [h["dev_cer"] for h in second.history] == pytest.approx([h["dev_cer"] for h in whole.history], abs=1e-6)
+    # an epoch logged, then redone after a kill before its state was saved, is logged once: the log is the history
+    (tmp_path / "resumed" / "train_log.jsonl").write_text("stale\n" * 7)
+    last = Trainer(options(data, tmp_path / "resumed", epochs=4, save_every=4))
+    last.run()
+    log = [json.loads(line) for line in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in log] == [h["epoch"] for h in last.history] == [1, 2, 3, 4]
 
     # resumed with another dev set, the saved best (of the old dev set) is dropped: the next epoch is the best
     third = Trainer(options(data, tmp_path / "resumed", epochs=4, save_every=4, dev=[str(data["new_dev"])]))

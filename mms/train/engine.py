@@ -36,7 +36,7 @@ from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import (SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
                              read_examples)
-from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_state
+from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_log, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -599,8 +599,7 @@ class Trainer:
             self.export()
         record["best"] = improved
         self.history.append(record)
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        write_log(self.out / LOG_FILE, self.history)
         cer = f", dev CER {record['dev_cer']:.2f}% WER {record['dev_wer']:.2f}%" if self.dev_set else ""
         lid = f", LID {record['dev_lid_accuracy']:.1f}%" if "dev_lid_accuracy" in record else ""
         log.info(f"epoch {record['epoch']}: loss {record['train_loss']}{cer}{lid}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mms.files import atomic_path, ensure_parent, write_text_atomic
+from mms.files import atomic_path, ensure_parent, json_text, write_text_atomic
 from mms.train.data import TrainError, vocab_json
 
 POS = "wav2vec2.encoder.pos_conv_embed.conv."
@@ -60,6 +60,12 @@ def make_out_folder(out: str | Path) -> Path:
     except OSError as e:
         raise TrainError(f"--out {out}: {e.strerror or e}") from None
     return out
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    """train_log.jsonl, rewritten whole from the run's history (which the state keeps): an epoch that ended, was
+    logged and then redone after a kill (its state not yet saved) is logged once, not twice."""
+    write_text_atomic(path, "".join(json_text(record) + "\n" for record in history))
 
 
 def write_state(path: Path, state: dict) -> None:

@@ -50,7 +50,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import DataError, TrainError, check_settings
-from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json,
+from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json, write_log,
                               write_state)
 
 log = logging.getLogger("mms.train")
@@ -741,8 +741,7 @@ class TTSTrainer:
         self.batch_in_epoch = 0
         self.losses = []
         self.history.append(record)
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        write_log(self.out / LOG_FILE, self.history)
         dev = f", dev mel {record['dev_mel']:.3f}" if "dev_mel" in record else ""
         log.info(f"epoch {record['epoch']}: step {self.step}, mel {record['mel']}{dev}")
 
