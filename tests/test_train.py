@@ -132,6 +132,9 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     print(f"resumed vs uninterrupted: max abs weight difference {diff:.3g} after {whole.step} steps")
     assert diff <= 1e-5
     assert [h["dev_cer"] for h in second.history] == pytest.approx([h["dev_cer"] for h in whole.history], abs=1e-6)
+    # the interrupted epoch's logged loss is the mean over all its steps, those before the interruption too
+    assert [h["train_loss"] for h in second.history] == pytest.approx([h["train_loss"] for h in whole.history],
+                                                                       abs=2e-4)
     # an epoch logged, then redone after a kill before its state was saved, is logged once: the log is the history
     (tmp_path / "resumed" / "train_log.jsonl").write_text("stale\n" * 7)
     last = Trainer(options(data, tmp_path / "resumed", epochs=4, save_every=4))

@@ -376,6 +376,7 @@ class Trainer:
         self.best: float | None = None
         self.history: list[dict] = []
         self.audio_seconds, self.train_seconds = 0.0, 0.0
+        self.epoch_losses: list[float] = []  # this epoch's batch losses so far, for its logged mean
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _load_base(self):
@@ -437,6 +438,7 @@ class Trainer:
             "best": self.best, "history": self.history,
             "vocabs": {lang: v.tokens for lang, v in self.vocabs.items()},
             "base": self.base_identity(),
+            "epoch_losses": list(self.epoch_losses),
             "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
             "rng": rng_state(),
         }
@@ -471,6 +473,7 @@ class Trainer:
             log.info("the dev manifests changed since the saved state: the best epoch is chosen anew")
             self.best = None
         self.audio_seconds, self.train_seconds = state["audio_seconds"], state["train_seconds"]
+        self.epoch_losses = list(state.get("epoch_losses", []))
         restore_rng(state["rng"])
         return True
 
@@ -530,7 +533,9 @@ class Trainer:
         while self.epoch < options.epochs and not stopped:
             batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch, self.mixed)
             bar = self._progress(len(batches))
-            losses = []
+            if self.batch_in_epoch == 0:
+                self.epoch_losses = []
+            losses = self.epoch_losses  # (resumed mid-epoch: those of the steps before, from the state)
             pending = 0
             for index in range(self.batch_in_epoch, len(batches)):
                 if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
