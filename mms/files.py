@@ -91,7 +91,8 @@ def json_text(value, **options) -> str:
     still valid JSON, which reads back as the same name."""
     import json
 
-    text = json.dumps(value, ensure_ascii=False, **options)
+    # U+2028/U+2029 escaped: valid raw in JSON, but line readers (Python's str.splitlines, JavaScript) split there
+    text = json.dumps(value, ensure_ascii=False, **options).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     try:
         text.encode("utf-8")
         return text

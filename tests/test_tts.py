@@ -293,6 +293,17 @@ def test_cli_file_to_outdir_with_index(tmp_path):
         assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
 
+    # a new run (no --resume) in that folder: the previous run's audio goes with its index, none stays unlisted;
+    # lines are split as an editor numbers them (not at U+2028), and standard input is read as --file is
+    r = mms("--model", voice_dirs().root, "--lang", "eng", "--file", "-", "--outdir", outdir, "--seed", "2",
+            "--format", "flac", stdin="\ufeffone\u2028line\r\nnext\n".encode())
+    assert r.returncode == 0 and "its 2 audio files removed" in r.stderr.decode()
+    index = [json.loads(line) for line in (outdir / "index.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["text"]) for r in index] == [(1, "one\u2028line"), (2, "next")]
+    assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0002.flac", "index.jsonl", "index.jsonl.run.json"]
+    r = mms("--model", voice_dirs().root, "--lang", "eng", "--wav", tmp_path / "x.wav", stdin=b"caf\xe9")
+    assert r.returncode == 2 and "standard input: cannot read text" in r.stderr.decode()
+
     # --output-dir alone (a corpus run's folder: run.json and part files instead of index.jsonl)
     run = tmp_path / "run"
     r = mms("--model", voice_dirs().root, "--lang", "eng", "--file", lines, "--output-dir", run, "--seed", "2")

@@ -61,6 +61,7 @@ from mms.models.wav2vec2 import total_stride
 from mms.runner import ModelRunner, Window
 from mms.options import AlignOptions
 from mms.results import Segment, Word, shift_times
+from mms.text import show_chars
 from mms.text.normalize import text_normalize
 
 STAR = "<star>"
@@ -161,7 +162,7 @@ class Pair:
         if self.text_path is None:
             return self.text.split("\n") if isinstance(self.text, str) else list(self.text)
         try:
-            with open(self.text_path, encoding="utf-8") as f:
+            with open(self.text_path, encoding="utf-8-sig") as f:  # (a byte-order mark is not text)
                 return [line.strip() for line in f]
         except UnicodeDecodeError as e:
             raise AlignmentError(f"{self.text_path}: not UTF-8 text ({e.reason})") from None
@@ -416,7 +417,7 @@ class Aligner:
         if not any(line_tokens):  # checked before --star's line, which is never empty
             if spelling.unspelled:
                 raise AlignmentError(f"nothing to align: the model cannot spell any character of the text (left out: "
-                                     f"{' '.join(spelling.unspelled[:20])}; is --lang that of the text?)")
+                                     f"{show_chars(spelling.unspelled[:20])}; is --lang that of the text?)")
             raise AlignmentError("nothing to align: every line is empty after normalisation")
         if star:
             texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens

@@ -184,7 +184,9 @@ def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: 
     does silently) and which words had nothing left (they get no times); -> the result."""
     if unspelled:
         lost = f"; words left out: {' '.join(lost_words)}" if lost_words else ""
-        say(PROG, f"warning: {audio}: characters the model cannot spell, left out: {' '.join(unspelled)}{lost}")
+        from mms.text import show_chars
+
+        say(PROG, f"warning: {audio}: characters the model cannot spell, left out: {show_chars(unspelled)}{lost}")
     return result
 
 

@@ -102,6 +102,22 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return p
 
 
+def read_stdin() -> str:
+    """Standard input as text, checked as --file is: UTF-8, a byte-order mark dropped."""
+    if getattr(sys.stdin, "buffer", None) is None:  # a text stream in its place (a caller's, a test's)
+        return sys.stdin.read().removeprefix("\ufeff")
+    try:
+        return sys.stdin.buffer.read().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MMSError(f"standard input: cannot read text ({e})") from None
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines as an editor numbers them: split at \\n, \\r\\n and \\r only (str.splitlines also splits at U+2028,
+    U+2029, NEL, VT and FF, which would shift every line number after them)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def read_inputs(args) -> list:
     """The text for --txt or standard input, or (line number, text) of every non-blank --file line."""
     if args.txt is not None:
@@ -109,13 +125,13 @@ def read_inputs(args) -> list:
     if args.file is None:
         if sys.stdin.isatty():
             raise MMSError("no text: give --txt, --file, or pipe text on standard input")
-        return [sys.stdin.read()]
+        return [read_stdin()]
     if args.file == "-":
-        lines = sys.stdin.read().splitlines()
+        lines = text_lines(read_stdin())
     else:
         try:
-            with open(args.file, encoding="utf-8-sig") as f:  # (a byte-order mark is not text)
-                lines = f.read().splitlines()
+            with open(args.file, encoding="utf-8-sig", newline="") as f:  # (a byte-order mark is not text)
+                lines = text_lines(f.read())
         except (OSError, UnicodeDecodeError) as e:
             raise MMSError(f"{args.file}: cannot read text ({getattr(e, 'strerror', None) or e})") from None
     inputs = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
@@ -143,7 +159,7 @@ def check_usage(args) -> None:
         from mms.files import check_writable
 
         check_writable(args.wav)  # before the voice loads: a usage error, not a failed synthesis
-    if args.float_wav and (args.format == "flac" or (args.format is None and (args.wav or "").endswith(".flac"))):
+    if args.float_wav and (args.format == "flac" or (args.format is None and (args.wav or "").lower().endswith(".flac"))):
         raise MMSError("--float applies to wav output (flac stores integer samples)")
 
 
@@ -155,6 +171,26 @@ def show_warnings() -> None:
         handler.setFormatter(logging.Formatter("mms tts: warning: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def remove_previous_outputs(outdir: str, index: str) -> None:
+    """A new run (no --resume) in an --outdir of an earlier one replaces its index.jsonl: the audio files that index
+    lists go too, or they would stay beside the new ones, listed nowhere. Only files inside `outdir` that the
+    index names are removed."""
+    from mms.engines import read_records
+
+    root = os.path.realpath(outdir)
+    removed = 0
+    for record in read_records(index):
+        path = record.get("path")
+        if not isinstance(path, str):
+            continue
+        real = os.path.realpath(os.path.join(outdir, os.path.basename(path)))  # (written relative to another cwd?)
+        if os.path.dirname(real) == root and os.path.isfile(real):
+            os.unlink(real)
+            removed += 1
+    if removed:
+        say("mms tts", f"note: {outdir} held a previous run (no --resume): its {removed} audio files removed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
                 for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
         # --outdir: index.jsonl in it; --output-dir: the corpus run's own part files
         args.output = os.path.join(args.outdir, "index.jsonl") if args.outdir is not None else None
+        if args.output and not args.resume and os.path.exists(args.output):
+            remove_previous_outputs(args.outdir, args.output)
         return run_corpus(args, "tts", settings, rows, "jsonl",
                           describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)")
 
