@@ -162,4 +162,18 @@ def input_name(source, i: int) -> str:
         return source.audio
     if isinstance(source, np.ndarray):
         return f"<array {i}>"
-    return os.fspath(source)
+    if isinstance(source, bytes):
+        return os.fsdecode(source)
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return f"<input {i}: {type(source).__name__}>"  # not an input: its error names it so
+
+
+def check_inputs(inputs) -> None:
+    """A TypeError for one path given where an iterable of inputs is expected (it would be read as one input per
+    character)."""
+    if isinstance(inputs, (str, bytes, os.PathLike, np.ndarray)) and not (
+            isinstance(inputs, np.ndarray) and inputs.dtype == object):
+        raise TypeError(f"inputs: give an iterable of paths, Items or arrays, e.g. [{inputs!r}]"
+                        if not isinstance(inputs, np.ndarray) else
+                        "inputs: give an iterable of inputs, e.g. [array] for one waveform")

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from mms.align.aligner import Aligner, Pair, fairseq_windows, line_intervals, merge_repeats, padded_spans
+from mms.audio import AudioError
 from mms.checkpoints import load_checkpoint
 from mms.checkpoints.torchaudio_mms_fa import recognizes
 from mms.options import AlignOptions
@@ -328,6 +329,13 @@ def test_align_iter_reports_each_pair_and_goes_on(fa_path, audio, tmp_path):
     assert list(record) == ["audio", "lang", "duration", "stride_ms", "lines"] and record["lang"] == "eng"
     assert list(record["lines"][2]) == ["index", "text", "normalized_text", "tokens", "start", "end", "score",
                                         "words", "chars"]
+    # a malformed pair is its own error; a string of lines is split at "\n" (it had been one line per character);
+    # a stereo array is refused (it had been flattened, channels interleaved)
+    bad = list(aligner.align_iter([(str(audio), None), (wave, ["hello"], "eng")]))
+    assert all("not a Pair or an (audio, text) tuple" in r.error for r in bad)
+    assert len(aligner.align(str(audio), "one line\nanother line").lines) == 2
+    with pytest.raises(AudioError, match="expected a 1-D waveform"):
+        aligner.align(np.stack([wave, wave], 1), ["hello"])
     assert list(record["lines"][2]["words"][0]) == ["text", "start", "end", "score"]
     # one pair: align() raises what stopped it
     with pytest.raises(ValueError, match="every line is empty"):

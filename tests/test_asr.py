@@ -1,5 +1,7 @@
 """The ASR pipeline: windows, batches, languages, bad inputs, order."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -8,6 +10,7 @@ from mms.asr import ASR
 from mms.runner import plan_windows
 from mms.batching import make_batches
 from mms.checkpoints import UnknownLanguageError
+from mms.errors import MMSError
 from mms.manifest import Item
 from tests.conftest import random_audio
 
@@ -100,7 +103,9 @@ def test_language_switch_without_reload(hf_dir, audio_files):
     asr = ASR.load(hf_dir, lang="eng", device="cpu")
     eng = asr.transcribe(audio_files[:2])
     fra = asr.transcribe(audio_files[:2], lang="fra")
-    assert asr.lang == "fra" and asr.model.lm_head.out_features == 15
+    assert asr.model.lm_head.out_features == 15  # fra's output layer is in the model now, but ...
+    assert asr.lang == "eng"  # ... a call's language is that call's: the default stays
+    assert [r.text for r in asr.transcribe(audio_files[:2])] == [r.text for r in eng]
     assert ASR.load(hf_dir, lang="fra", device="cpu").transcribe(audio_files[:2])[0].text == fra[0].text
     asr.set_language("eng")
     assert [r.text for r in asr.transcribe(audio_files[:2])] == [r.text for r in eng]
@@ -151,3 +156,29 @@ def test_arrays_and_word_times(asr):
     assert " ".join(w.text for w in result.words) == " ".join(result.text.split())
     assert all(0 <= w.start < w.end <= 2.5 for w in result.words)
     assert [c.start for c in result.chars] == sorted(c.start for c in result.chars)
+
+
+def test_api_inputs_are_checked_and_a_bad_one_is_its_own_error(asr, audio_files):
+    wave = sf.read(audio_files[0], dtype="float32")[0]
+    with pytest.raises(TypeError, match=r"give an iterable .*e\.g\. \["):  # one path: not one input per character
+        asr.transcribe(audio_files[0])
+    results = asr.transcribe([audio_files[0], None, np.stack([wave, wave], 1), wave])
+    assert [r.error is None for r in results] == [True, False, False, True]
+    assert "not an audio path" in results[1].error and "expected a 1-D waveform" in results[2].error
+    assert results[0].text == results[3].text
+    with pytest.raises(MMSError, match="timestamps must be"):
+        asr.transcribe([wave], timestamps="words")
+    for bad in (dict(chunk_seconds=0), dict(context_seconds=-1), dict(chunk_seconds=float("nan"))):
+        with pytest.raises(MMSError, match="must be a finite number"):
+            ASR(asr.checkpoint, "cpu", "float32", "eng", **bad)
+
+
+def test_api_auto_keeps_arrays_and_uses_the_models_own_lid_head():
+    # per-call lang="auto" on a model loaded with a language, and arrays among the inputs (they had been taken
+    # for file names): the demo's own LID head, offline
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    wave = sf.read(examples / "eng_hello.wav", dtype="float32")[0]
+    asr = ASR.load("demo", lang="eng", device="cpu", dtype="float32")
+    results = asr.transcribe([str(examples / "rus_day.wav"), wave], lang="auto")
+    assert [(r.lang, r.error) for r in results] == [("rus", None), ("eng", None)]
+    assert asr.lang == "eng" and results[1].text == asr.transcribe([wave])[0].text

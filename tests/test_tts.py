@@ -389,3 +389,14 @@ def test_cli_usage_and_model_errors(tmp_path):
         stderr = r.stderr.decode()
         assert r.returncode == 2, (args, stderr)
         assert fragment in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_api_options_are_checked_when_given(tts):
+    # they had divided by zero, looped forever (max_chars 0), or returned silence (a negative rate)
+    for bad, message in ((dict(max_chars=0), "max_chars must be an integer above 0"),
+                         (dict(speaking_rate=0), "speaking_rate must be a number above 0"),
+                         (dict(speaking_rate=-1), "speaking_rate must be"), (dict(pause=-1), "pause must be"),
+                         (dict(seed=2 ** 64), "seed must be"), (dict(seed=1.5), "seed must be an integer"),
+                         (dict(sample_rate=0), "sample_rate must be"), (dict(split="x"), "unknown split")):
+        with pytest.raises(MMSError, match=message):
+            tts.synthesize_iter(["good morning. today"], **bad)  # at the call, not at the first next()

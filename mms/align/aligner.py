@@ -378,6 +378,12 @@ class Aligner:
         that cannot be aligned gets `error` (one line naming its audio) and the others go on."""
         for index, pair in enumerate(pairs):
             if not isinstance(pair, Pair):
+                if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], (str, list, tuple))):
+                    result = Alignment(f"<pair {index}>", lang or self.lang, error=f"<pair {index}>: not a Pair or "
+                                       f"an (audio, text) tuple with text a string or list of lines")
+                    result.index, result.name = index, None
+                    yield result
+                    continue
                 audio, text = pair
                 pair = Pair(audio, text=text)
             audio = input_name(pair.audio, index)
@@ -400,8 +406,14 @@ class Aligner:
         stops it (AudioError, AlignmentError, ...)."""
         lang = lang or self.lang
         self.runner.select_language(lang)
+        if isinstance(lines, str):  # one string of lines, as Pair takes it (not one line per character)
+            lines = lines.split("\n")
         if isinstance(audio, np.ndarray):
-            name, wave = "<array>", np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+            name, wave = "<array>", np.ascontiguousarray(audio, dtype=np.float32)
+            if wave.ndim != 1:  # (reshape(-1) would interleave or join the channels)
+                raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
+            if wave.size == 0 or not np.isfinite(wave).all():
+                raise AudioError(name, "empty audio or NaN/infinite samples")
         else:
             name = os.fspath(audio)
             wave = load_first_channel(name)

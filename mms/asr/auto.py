@@ -73,7 +73,7 @@ def identify_languages(items: list[Item], asr_languages: list[str] | None, lid_m
                 continue
             pick = choose(result.predictions, languages)
             if pick is None:
-                chosen.append((None, {"error": f"{item.audio}: language identified as {result.lang} "
+                chosen.append((None, {"error": f"{result.audio}: language identified as {result.lang} "
                                                f"({result.probability:.2f}), for which the ASR model has no adapter"}))
                 continue
             adapter, code, probability = pick

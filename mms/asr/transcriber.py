@@ -17,6 +17,7 @@ carry on. `lang="auto"` first identifies each input's language with an MMS LID m
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import numpy as np
 
 from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.batching import input_name, prefetch, release_memory
+from mms.batching import check_inputs, input_name, prefetch, release_memory
 from mms.checkpoints import Checkpoint, CheckpointError, add_adapter_dir, load_checkpoint
 from mms.decoding.ctc import Hypothesis, greedy_decode
+from mms.errors import MMSError
 from mms.manifest import Item
 from mms.runner import ModelRunner, Window
 from mms.options import ASROptions
@@ -93,6 +95,28 @@ class _Job:
     lid: dict | None = None
 
 
+def check_windows(o: ASROptions) -> None:
+    """The long-audio windows: chunk_seconds above 0 (0 had run a 10 s input as thousands of windows), context
+    at least 0, both finite (the command line checks its flags the same way)."""
+    import math
+
+    for name, low in (("chunk_seconds", 0.0), ("context_seconds", None), ("batch_seconds", 0.0)):
+        value = getattr(o, name)
+        if value is None and name == "batch_seconds":  # (the device's default)
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+                (value <= low if low is not None else value < 0):
+            raise MMSError(f"{name} must be a finite number {'above 0' if low is not None else 'at least 0'}, "
+                           f"got {value!r}")
+
+
+@dataclass
+class _LanguageArray:
+    """An array input and the language identified for it (an Item carries a path, not samples)."""
+    wave: np.ndarray
+    lang: str
+
+
 class ASR:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  options: ASROptions | None = None, beam: "BeamOptions | None" = None,
@@ -107,6 +131,7 @@ class ASR:
         if adapter_dir is not None:
             add_adapter_dir(checkpoint, adapter_dir)
         self.options = replace(options or ASROptions(), **overrides)
+        check_windows(self.options)
         self.runner = ModelRunner(checkpoint, device, dtype, quantize=self.options.quantize)
         o = self.options
         # seconds added to word/char start and end times (a model's measured emission lag; see shift_times)
@@ -123,6 +148,8 @@ class ASR:
         self.beam = None
         if lang is not None and not self.auto:
             self.set_language(lang)
+        # the default language of calls without one: what load() or set_language() chose, never the last call's
+        self._lang = self.runner.lang
         if beam is not None:
             from mms.decoding.beam import DecoderPool
 
@@ -172,7 +199,7 @@ class ASR:
     device = property(lambda self: self.runner.device)
     dtype = property(lambda self: self.runner.dtype)
     vocab = property(lambda self: self.runner.vocab)
-    lang = property(lambda self: "auto" if self.auto else self.runner.lang)
+    lang = property(lambda self: "auto" if self.auto else self._lang)
     languages = property(lambda self: self.runner.languages)
     seconds_per_frame = property(lambda self: self.runner.seconds_per_frame)
 
@@ -180,6 +207,7 @@ class ASR:
         """Swap in a language's adapter and output layer; the base model stays loaded."""
         self.runner.set_language(lang)
         self.auto = False
+        self._lang = lang
 
     # -- transcription -------------------------------------------------------------------------------------
     def transcribe(self, inputs: Iterable, lang: str | None = None, timestamps: str | None = None) -> list[Transcript]:
@@ -191,9 +219,12 @@ class ASR:
         Yields one Transcript per input, in input order. lang: for inputs without their own, "auto" to identify
         it first; timestamps: None, "word" or "char"; keep_emissions: attach each input's raw logits [T, V]
         (e.g. to tune LM weights on them)."""
+        check_inputs(inputs)
+        if timestamps not in (None, "word", "char"):
+            raise MMSError(f"timestamps must be None, 'word' or 'char', got {timestamps!r}")
         if lang == "auto" or (lang is None and self.auto):
             return self._transcribe_auto(list(inputs), timestamps, keep_emissions)
-        return self._transcribe(inputs, lang or self.runner.lang, timestamps, keep_emissions)
+        return self._transcribe(inputs, lang or self._lang, timestamps, keep_emissions)
 
     def _transcribe(self, inputs: Iterable, default_lang: str | None, timestamps: str | None,
                     keep_emissions: bool) -> Iterator[Transcript]:
@@ -211,11 +242,11 @@ class ASR:
             yield self._finish(job, decoding, timestamps)
 
     def _transcribe_auto(self, items: list, timestamps, keep_emissions) -> Iterator[Transcript]:
-        from mms.asr.auto import identify_languages
+        from mms.asr.auto import identify_languages, own_lid_model
 
-        items = [source if isinstance(source, Item) else
-                 Item(source if isinstance(source, str) else input_name(source, i), None) for i, source in
-                 enumerate(items)]
+        arrays = {i: source for i, source in enumerate(items) if isinstance(source, np.ndarray)}
+        items = [source if isinstance(source, (Item, np.ndarray)) else Item(os.fspath(source), None)
+                 for source in items]
         if self.rerank is not None:
             from mms.asr.rerank import transcribe_reranked
 
@@ -224,10 +255,13 @@ class ASR:
                                            lambda audio, error, index: Transcript(audio, None, error=error, index=index))
             return
         languages = None if self.checkpoint.language_free else self.languages
-        chosen = identify_languages(items, languages, self.lid_model, self.device, self.dtype)
+        # a model loaded with a language and asked for "auto" per call: its own LID head too, where it has one
+        lid_model = self.lid_model or own_lid_model(self.checkpoint.path)
+        chosen = identify_languages(items, languages, lid_model, self.device, self.dtype)
         if self.fetch_adapters is not None:
             self.fetch_adapters({lang for lang, _ in chosen if lang})
-        inputs = [Item(item.audio, lang or "", item.text) for item, (lang, _) in zip(items, chosen)]
+        inputs = [_LanguageArray(arrays[i], lang or "") if i in arrays else Item(item.audio, lang or "", item.text)
+                  for i, (item, (lang, _)) in enumerate(zip(items, chosen))]
         for result, (lang, info) in zip(self._transcribe(inputs, None, timestamps, keep_emissions), chosen):
             if "error" in info:
                 result = Transcript(result.audio, None, duration=result.duration, error=info["error"],
@@ -248,6 +282,8 @@ class ASR:
             yield buffer
 
     def _prepare(self, i: int, source, default_lang: str | None) -> _Job:
+        if isinstance(source, _LanguageArray):  # an array whose language --lang auto identified
+            source, default_lang = source.wave, source.lang
         name = input_name(source, i)
         job = _Job(i, name, source.lang if isinstance(source, Item) and source.lang is not None else default_lang)
         if job.lang == "":  # lang="auto" found no language for it: its error comes from the LID pass
@@ -257,8 +293,12 @@ class ASR:
             job.error = str(AudioError(name, source.error))
             return job
         try:
+            if not isinstance(source, (str, bytes, os.PathLike, Item, np.ndarray)):
+                raise AudioError(name, "not an audio path, mms.manifest.Item or 16 kHz array")
             if isinstance(source, np.ndarray):
-                wave = np.ascontiguousarray(source, dtype=np.float32).reshape(-1)
+                wave = np.ascontiguousarray(source, dtype=np.float32)
+                if wave.ndim != 1:  # (reshape(-1) would interleave or join the channels)
+                    raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
                 if wave.size == 0 or not np.isfinite(wave).all():
                     raise AudioError(name, "empty audio or NaN/infinite samples")
             else:
@@ -282,6 +322,8 @@ class ASR:
         runner = self.runner
         for lang, group in by_lang.items():
             try:
+                if lang is None and self._lang is None and runner.checkpoint.adapters is not None:
+                    runner.lang = None  # (the adapter a per-call language left in place is not a default)
                 runner.select_language(lang)
             except CheckpointError as e:
                 for job in group:

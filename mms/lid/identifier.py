@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import numbers
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from mms.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
-from mms.batching import release_memory, input_name, run_ahead
+from mms.batching import check_inputs, input_name, release_memory, run_ahead
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, load_checkpoint
 from mms.errors import MMSError
 from mms.langs import close_codes, language_name, matches
@@ -183,6 +184,7 @@ class LID:
         candidate), best first, with softmax probabilities over the candidates (`langs`, default all the model's
         labels); with `names`, their English names too. Bad `top_k` or `langs` raise here, before any audio
         is read."""
+        check_inputs(inputs)
         top_k = self._top_k(top_k)
         columns = self.candidates(langs)
         return self._identify(inputs, top_k, columns, names)
@@ -242,6 +244,8 @@ class LID:
         """(duration in seconds if known, consecutive raw 16 kHz pieces of `piece_samples`, the last shorter)."""
         if isinstance(source, Item) and source.error is not None:  # a manifest line that could not be read
             raise AudioError(name, source.error)
+        if not isinstance(source, (str, bytes, os.PathLike, Item, np.ndarray)):
+            raise AudioError(name, "not an audio path, mms.manifest.Item or 16 kHz array")
         if isinstance(source, np.ndarray):
             wave = np.asarray(source, dtype=np.float32)
             if wave.ndim != 1:

@@ -150,7 +150,7 @@ class TTS:
         self.dtype = torch.float32 if dtype == "auto" else resolve_dtype(dtype, self.device)
         self.model = build_model(checkpoint, self.device, self.dtype)
         self.text = checkpoint.text
-        self.options = options or TTSOptions()
+        self.options = check_options(options or TTSOptions())
 
     @classmethod
     def load(cls, model: str | Path | None = None, lang: str | None = None, device="auto", dtype="auto",
@@ -206,11 +206,12 @@ class TTS:
         """One Speech per text, in input order, lazily. A text may be given as (line number, text) to name its
         result "line N". `options` (default: the TTS's own) and `overrides` (its fields: seed=7, split="none",
         speaking_rate, noise_scale, noise_scale_duration, sample_rate, ...) set the synthesis (mms.options)."""
-        options = replace(options or self.options, **overrides)
+        options = check_options(replace(options or self.options, **overrides))  # here, not at the first next()
         if options.batch_tokens is None:
             options = replace(options, batch_tokens=1 if self.device.type == "cpu" else GPU_BATCH_TOKENS)
-        if options.split not in SPLITS:
-            raise MMSError(f"unknown split {options.split!r}; choose one of {', '.join(SPLITS)}")
+        return self._synthesize(texts, options)
+
+    def _synthesize(self, texts: Iterable[Text], options: TTSOptions) -> Iterator[Speech]:
         buffer, buffered = [], 0
         for index, item in enumerate(texts):
             line, text = item if isinstance(item, tuple) else (None, item)
@@ -291,6 +292,35 @@ def _fail(item: tuple[_Job, int], error: BaseException) -> None:
 
 def _label(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def check_options(o: TTSOptions) -> TTSOptions:
+    """`o`, or an MMSError naming the first setting out of range (the command line checks its flags the same way;
+    the API had divided by zero, looped forever on max_chars 0, or returned silence for a negative rate)."""
+    import math
+    import numbers
+
+    def number(name, low, high=math.inf, strict_low=True, optional=True, integer=False):
+        value = getattr(o, name)
+        if value is None and optional:
+            return
+        kind = numbers.Integral if integer else numbers.Real
+        if not isinstance(value, kind) or isinstance(value, bool) or not math.isfinite(value) or \
+                value < low or (strict_low and value == low) or value > high:
+            bound = f"{'above' if strict_low else 'at least'} {low}" + ("" if high == math.inf else f", at most {high}")
+            raise MMSError(f"{name} must be a{'n integer' if integer else ' number'} {bound}, got {value!r}")
+
+    number("max_chars", 0, integer=True, optional=False)
+    number("batch_tokens", 0, integer=True)
+    number("pause", 0, 60, strict_low=False, optional=False)
+    number("speaking_rate", 0)
+    number("noise_scale", 0, strict_low=False)
+    number("noise_scale_duration", 0, strict_low=False)
+    number("seed", 0, 2 ** 62, strict_low=False, integer=True)
+    number("sample_rate", 1000, 384000, strict_low=False, integer=True)
+    if o.split not in SPLITS:
+        raise MMSError(f"unknown split {o.split!r}; choose one of {', '.join(SPLITS)}")
+    return o
 
 
 def _show(chars: list[str]) -> str:
