@@ -249,7 +249,7 @@ def read_texts(path: str | os.PathLike, count: int | None = None) -> list[str]:
         if texts[-1] == "":
             texts.pop()  # the final newline ends the last line; it does not start another
         texts = [line[:-1] if line.endswith("\r") else line for line in texts]
-        if texts and all("\t" in line for line in texts):
+        if texts and all(_names_audio(line) for line in texts):
             # `mms asr -f txt` of several inputs: `audio<TAB>text` per line (its texts hold no tabs)
             texts = [line.split("\t", 1)[1] for line in texts]
         if suffix == ".ltr":
@@ -292,6 +292,18 @@ def read_audio_names(path: str | os.PathLike) -> list[str] | None:
         candidates = [audio, os.path.join(here, audio)]
         found.append(next((os.path.realpath(c) for c in candidates if os.path.exists(c)), audio))
     return found
+
+
+def _names_audio(line: str) -> bool:
+    """Whether a text line is `audio<TAB>text` (`mms asr -f txt` of several inputs): a tab, and before it a file
+    name with a suffix (or `<array N>`). A reference that merely holds a tab is text: its words are scored."""
+    first, tab, _ = line.partition("\t")
+    if not tab:
+        return False
+    if first.startswith("<array ") and first.endswith(">"):
+        return True
+    suffix = os.path.splitext(first)[1]
+    return 1 < len(suffix) <= 6 and suffix[1:].isalnum() and " " not in suffix
 
 
 def _json_texts(path: str, content: str) -> tuple[list[str], list[str] | None]:

@@ -350,3 +350,14 @@ def test_align_help_does_not_import_torch():
     # the output directory writer sits below the tasks: no torch, no mms.align
     code = "import sys, mms.writers.alignment\nprint(sorted(m for m in sys.modules if m in ('torch', 'mms.align')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_a_star_line_in_the_transcript_is_the_token_not_the_word():
+    # it had been normalised into the word "star" and aligned as the letters s t a r
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
+    aligner = Aligner.load("demo", lang="eng", device="cpu", dtype="float32")
+    text = open(os.path.join(examples, "eng_story.txt"), encoding="utf-8").read().split("\n")[:2]
+    result = aligner.align(os.path.join(examples, "eng_story.wav"), ["<star>", text[0], "<star>", text[1]])
+    assert [line.tokens for line in result.lines][0::2] == ["<star>", "<star>"]
+    assert "s t a r" not in " ".join(line.tokens for line in result.lines)
+    assert [line.text for line in result.subtitles] == text[:2]

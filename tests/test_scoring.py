@@ -228,6 +228,9 @@ def test_read_the_results_of_mms_asr_in_every_line_format(tmp_path):
     # a reference with a tab on one line only is plain text
     (tmp_path / "ref.txt").write_text("a\tb\nc\n")
     assert read_texts(tmp_path / "ref.txt") == ["a\tb", "c"]
+    # a one-line reference holding a tab is text too (it had been read as `audio<TAB>text`, dropping words)
+    (tmp_path / "ref.txt").write_text("ther wetheris\tnice day\n")
+    assert read_texts(tmp_path / "ref.txt") == ["ther wetheris\tnice day"]
 
 
 def test_score_pairs_texts_by_audio_when_both_files_name_it(tmp_path):

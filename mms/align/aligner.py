@@ -419,7 +419,10 @@ class Aligner:
             wave = load_first_channel(name)
         result = Alignment(name, lang, duration=round(wave.size / SAMPLE_RATE, 3))
         texts = [line.strip() for line in lines]
-        spelling = self.tokenize(texts, lang)
+        # a line that is `<star>` alone is the token itself (speech the transcript does not hold), as --star's
+        # first line: not normalised into the word "star"
+        stars = [i for i, text in enumerate(texts) if text == STAR]
+        spelling = self.tokenize(["" if i in stars else text for i, text in enumerate(texts)], lang)
         normalized, words, names = spelling.normalized, spelling.words, spelling.names
         result.unspelled, result.lost_words = spelling.unspelled, spelling.lost_words
         line_tokens = [[c for word in ws for c in word] for ws in words]
@@ -431,13 +434,15 @@ class Aligner:
                 raise AlignmentError(f"nothing to align: the model cannot spell any character of the text (left out: "
                                      f"{show_chars(spelling.unspelled[:20])}; is --lang that of the text?)")
             raise AlignmentError("nothing to align: every line is empty after normalisation")
+        for i in stars:
+            normalized[i], line_tokens[i], words[i], names[i] = STAR, [STAR], [[STAR]], [STAR]
         if star:
             texts, normalized, line_tokens = [STAR] + texts, [STAR] + normalized, [[STAR]] + line_tokens
             words, names = [[[STAR]]] + words, [[STAR]] + names
 
         emissions, stride_ms = self.emissions(wave)
         tokens = list(self.vocab.tokens)
-        if star:
+        if star or stars:
             emissions = torch.cat([emissions, torch.zeros(emissions.shape[0], 1)], dim=1)
             tokens.append(STAR)
         index = {t: i for i, t in enumerate(tokens)}
