@@ -361,3 +361,16 @@ def test_a_star_line_in_the_transcript_is_the_token_not_the_word():
     assert [line.tokens for line in result.lines][0::2] == ["<star>", "<star>"]
     assert "s t a r" not in " ".join(line.tokens for line in result.lines)
     assert [line.text for line in result.subtitles] == text[:2]
+
+
+def test_a_transcript_of_other_speech_is_warned_about(tmp_path):
+    # it had aligned with exit 0 and no word of warning (its line scored 0.0003, the right one 0.4-0.7)
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
+    (tmp_path / "other.txt").write_text("completely unrelated words about bananas and elephants\n")
+    r = mms("align", "--model", "demo", "--lang", "eng", "--audio", os.path.join(examples, "eng_hello.wav"),
+            "--text", tmp_path / "other.txt", "--outdir", tmp_path / "out")
+    assert r.returncode == 0 and "scored below 0.01" in r.stderr and "is the transcript that of this audio?" in r.stderr
+    (tmp_path / "own.txt").write_text("good morning friend\n")
+    r = mms("align", "--model", "demo", "--lang", "eng", "--audio", os.path.join(examples, "eng_hello.wav"),
+            "--text", tmp_path / "own.txt", "--outdir", tmp_path / "own")
+    assert r.returncode == 0 and "scored below" not in r.stderr

@@ -65,6 +65,18 @@ from mms.text import show_chars
 from mms.text.normalize import text_normalize
 
 STAR = "<star>"
+
+# a line whose frames have a mean probability below this is hardly the audio's (measured on the demo model: 0.43-0.69
+# for its own transcript's lines, 0.0003 for an unrelated sentence)
+UNLIKELY_SCORE = 0.01
+
+
+def unlikely_lines(lines) -> list[tuple[int, float]]:
+    """(index in the transcript, score) of the text lines scored below UNLIKELY_SCORE."""
+    return [(line.index, line.score) for line in lines
+            if line.text and line.text != STAR and line.score is not None and line.score < UNLIKELY_SCORE]
+
+
 # languages for which data_prep passes `-l <iso>` to uroman (it lists ell and eng twice)
 UROMAN_LANGS = frozenset("ara bel bul deu ell eng fas grc heb kaz kir lav lit mkd mkd2 oss pnt pus rus srp srp2 "
                          "tur uig ukr yid".split())

@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
             say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize "
                       f"{aligner.romanize}, normalize audio {aligner.normalize_audio}")
         results = aligner.align_iter([Pair(args.audio, args.text)], star=args.star, lang=args.lang, keep_audio=True)
-        results = (warn_unspelled(r, r.audio, r.unspelled, r.lost_words) for r in results)
+        from mms.align.aligner import unlikely_lines
+
+        results = (warn_unspelled(r, r.audio, r.unspelled, r.lost_words, unlikely_lines(r.lines)) for r in results)
         return stream_results(PROG, results, writer, total=1, verbose=args.verbose,
                               describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")
     return run_manifest(args, writer, read_pairs(args.manifest))
@@ -151,7 +153,8 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
         def records():
             for row in engines.run_local(worker, rows):
                 progress.update(row["index"], seconds=row.get("duration"))
-                yield warn_unspelled(Record(row), row["audio"], row.get("unspelled"), row.get("lost_words"))
+                yield warn_unspelled(Record(row), row["audio"], row.get("unspelled"), row.get("lost_words"),
+                                     row.get("unlikely"))
 
         try:
             status = stream_results(PROG, records(), NoWriter(), total=len(rows), verbose=args.verbose,
@@ -179,9 +182,19 @@ def pair_identity(pair) -> dict:
             "\n".join(text)}
 
 
-def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: list[str] | None):
+def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: list[str] | None,
+                   unlikely: list | None = None):
     """Say which characters of a transcript the model has no token for (left out of the alignment, as data_prep
-    does silently) and which words had nothing left (they get no times); -> the result."""
+    does silently), which words had nothing left (they get no times), and which lines the audio hardly supports
+    (a transcript of other speech aligns anyway, with scores near 0); -> the result."""
+    if unlikely:
+        from mms.align.aligner import UNLIKELY_SCORE
+
+        shown = ", ".join(f"{index} ({score:.4f})" for index, score in unlikely[:5])
+        say(PROG, f"warning: {audio}: {len(unlikely)} line{'s' if len(unlikely) > 1 else ''} (alignment.json "
+                  f"index, score) scored below "
+                  f"{UNLIKELY_SCORE}: {shown}{', ...' if len(unlikely) > 5 else ''}; is the transcript that of "
+                  f"this audio?")
     if unspelled:
         lost = f"; words left out: {' '.join(lost_words)}" if lost_words else ""
         from mms.text import show_chars

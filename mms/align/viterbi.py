@@ -100,9 +100,9 @@ def _check(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, target
                                  f"[{int(tgt.min())}, {int(tgt.max())}]")
     repeats = int((tgt[1:] == tgt[:-1]).sum()) if tgt.numel() > 1 else 0
     if n_frames < tgt.numel() + repeats or n_frames == 0:
-        raise AlignmentError(f"{tgt.numel()} targets with {repeats} repeats need at least "
-                             f"{tgt.numel() + repeats} frames (a blank between repeated labels), "
-                             f"the emissions have {n_frames}")
+        raise AlignmentError(f"transcript too long for the audio: its {tgt.numel()} units need at least "
+                             f"{tgt.numel() + repeats} frames of output ({repeats} repeated units need a blank "
+                             f"between them), the audio gives {n_frames}")
     if bool(torch.isnan(log_probs).any()):
         raise AlignmentError("log_probs contain NaN")
     return log_probs, tgt
