@@ -35,8 +35,9 @@ an interrupted run resumes where it stopped; a pair that fails is reported and t
 a Hugging Face CTC directory such as mms-300m-1130-forced-aligner), or any MMS ASR model with --lang (then
 the text is aligned in that language's own characters, not romanised).
 
-exit status: 0 all aligned, 1 some pair failed (the others are written), 2 a usage, input, model or
-output error, 3 a bug.
+exit status: 0 all aligned, 1 a pair failed (its audio or transcript unreadable, nothing to align; with
+--manifest the others are written), 2 a usage, model or output error (a bad manifest, a non-empty --outdir),
+3 a bug.
 """
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import numbers
 import os
 import re
@@ -112,10 +113,10 @@ class LID:
         if not checkpoint.labels or len(checkpoint.labels) != cfg.num_labels:
             raise CheckpointError(f"{checkpoint.path}: no label for each of the model's {cfg.num_labels} outputs")
         self.options = options = options or LIDOptions()
-        for name in ("max_seconds", "window_seconds", "batch_seconds"):
+        for name in ("max_seconds", "window_seconds", "batch_seconds", "buffer_seconds"):
             value = getattr(options, name)
-            if value is not None and not value > 0:
-                raise MMSError(f"{name} must be positive, got {value}")
+            if value is not None and not (isinstance(value, numbers.Real) and 0 < value < math.inf):
+                raise MMSError(f"{name} must be a positive finite number, got {value!r}")
         self._top_k(None)  # checks options.top_k before the model is built
         self.checkpoint = checkpoint
         self.labels: list[str] = list(checkpoint.labels)
