@@ -155,6 +155,10 @@ def check_usage(args) -> None:
         raise MMSError("--file writes one output per line: use --outdir DIR instead of --wav")
     if args.wav not in (None, "-") and args.format is None and not args.wav.lower().endswith((".wav", ".flac")):
         raise MMSError(f"{args.wav}: cannot tell the audio format from the suffix; use .wav or .flac, or --format")
+    suffix = os.path.splitext(args.wav or "")[1].lower()[1:]
+    if args.format is not None and suffix in ("wav", "flac") and suffix != args.format:
+        raise MMSError(f"{args.wav}: --format {args.format} would write {args.format.upper()} into a .{suffix} file; "
+                       f"leave out --format, or name the file .{args.format}")
     if args.wav not in (None, "-"):
         from mms.files import check_writable
 
