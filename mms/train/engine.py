@@ -155,13 +155,14 @@ def new_head(hidden_size: int, vocab_size: int, generator: torch.Generator) -> n
     return head
 
 
-def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary]) -> None:
+def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary], base_heads: dict) -> None:
     """Full training from a base model continues what it learnt: a language's output layer starts from the base's
-    rows for every symbol both alphabets share (new symbols keep their fresh rows), and the LID head, where the base
-    directory has one (<base>/lid), from its rows for the languages both know."""
+    rows (`base_heads`, base_head's per language) for every symbol both alphabets share (new symbols keep their
+    fresh rows), and the LID head, where the base directory has one (<base>/lid), from its rows for the languages
+    both know."""
     kept = []
     for lang, vocab in vocabs.items():
-        found = base_head(base, lang)
+        found = base_heads.get(lang)
         if found is None:
             continue
         weight, bias, base_vocab = found
@@ -190,11 +191,10 @@ def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary]) -> N
         log.info(f"from {base.path}: output layers of {', '.join(kept)}")
 
 
-def with_base_symbols(base, lang: str, vocab: Vocabulary) -> Vocabulary:
-    """The alphabet to train for a language the base model already transcribes: the base's symbols, in its order,
-    and then the training text's new ones. Built from the training text alone, a fine-tuning corpus without a j or
-    a z would have taken those letters out of the model."""
-    found = base_head(base, lang)
+def with_base_symbols(found, lang: str, vocab: Vocabulary) -> Vocabulary:
+    """The alphabet to train for a language the base model already transcribes (`found`: base_head's answer): the
+    base's symbols, in its order, and then the training text's new ones. Built from the training text alone, a
+    fine-tuning corpus without a j or a z would have taken those letters out of the model."""
     if found is None or found[2].split_pieces or found[2].romanized:  # pieces or uroman: not extended by letters
         return vocab
     base_vocab = found[2]
@@ -323,8 +323,12 @@ class Trainer:
                              f"{', '.join(self.languages)}")
         self.vocabs: dict[str, Vocabulary] = {
             lang: build_vocabulary([e.text for e in self.train_set if e.lang == lang]) for lang in self.languages}
-        if self.base is not None and options.mode == "full":
-            self.vocabs = {lang: with_base_symbols(self.base, lang, vocab) for lang, vocab in self.vocabs.items()}
+        # the base's output layers of these languages, read once: their alphabets here, their rows below
+        base_heads = ({lang: base_head(self.base, lang) for lang in self.languages}
+                      if self.base is not None and options.mode == "full" else {})
+        if base_heads:
+            self.vocabs = {lang: with_base_symbols(base_heads[lang], lang, vocab)
+                           for lang, vocab in self.vocabs.items()}
         for example in self.train_set + self.dev_set:
             if example.lang in self.vocabs:
                 example.labels = encode(example.text, self.vocabs[example.lang])
@@ -351,7 +355,7 @@ class Trainer:
         lid = self.languages if options.lid and options.mode == "full" else None
         model = TrainModel(encoder, heads, lid, options.lid_proj_size)
         if self.base is not None and options.mode == "full":
-            keep_base_heads(model, self.base, self.vocabs)
+            keep_base_heads(model, self.base, self.vocabs, base_heads)
         self.model = model.to(self.device)
         # the dev pass runs the model being trained as inference runs a model (float32 inputs; bf16 by autocast)
         described = Checkpoint("train", str(self.out), cfg, {}, normalize=normalize, normalize_eps=eps)
