@@ -68,6 +68,17 @@ def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reas
     return np.frombuffer(result.stdout[:usable_bytes], dtype="<f4").astype(np.float32)
 
 
+def array_waveform(array, name: str) -> np.ndarray:
+    """An array input as the models read one: C-contiguous float32, 1-D (reshape(-1) would interleave or join a
+    stereo array's channels), not empty, every sample finite; else an AudioError naming the input."""
+    wave = np.ascontiguousarray(array, dtype=np.float32)
+    if wave.ndim != 1:
+        raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
+    if wave.size == 0 or not np.isfinite(wave).all():
+        raise AudioError(name, "empty audio or NaN/infinite samples")
+    return wave
+
+
 def native_path(path: str) -> str | bytes:
     """The name to give libsndfile: a name that is not UTF-8 on disk (Python holds its bytes as lone
     surrogates) goes as its bytes, which soundfile would otherwise fail to encode."""

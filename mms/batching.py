@@ -169,6 +169,9 @@ def input_name(source, i: int) -> str:
     return f"<input {i}: {type(source).__name__}>"  # not an input: its error names it so
 
 
+INPUT_TYPES = (str, bytes, os.PathLike, Item, np.ndarray)  # what the ASR and LID readers take as one input
+
+
 def check_inputs(inputs) -> None:
     """A TypeError for one path given where an iterable of inputs is expected (it would be read as one input per
     character)."""

@@ -52,7 +52,7 @@ import soxr
 import torch
 
 from mms.align.viterbi import AlignmentError, forced_align
-from mms.audio import SAMPLE_RATE, AudioError, load_audio, native_path
+from mms.audio import SAMPLE_RATE, AudioError, array_waveform, load_audio, native_path
 from mms.batching import input_name
 from mms.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from mms.decoding.ctc import collapse
@@ -421,11 +421,8 @@ class Aligner:
         if isinstance(lines, str):  # one string of lines, as Pair takes it (not one line per character)
             lines = lines.split("\n")
         if isinstance(audio, np.ndarray):
-            name, wave = "<array>", np.ascontiguousarray(audio, dtype=np.float32)
-            if wave.ndim != 1:  # (reshape(-1) would interleave or join the channels)
-                raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
-            if wave.size == 0 or not np.isfinite(wave).all():
-                raise AudioError(name, "empty audio or NaN/infinite samples")
+            name = "<array>"
+            wave = array_waveform(audio, name)
         else:
             name = os.fspath(audio)
             wave = load_first_channel(name)

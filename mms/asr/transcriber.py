@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from mms.audio import SAMPLE_RATE, AudioError, load_audio
-from mms.batching import check_inputs, input_name, prefetch, release_memory
+from mms.audio import SAMPLE_RATE, AudioError, array_waveform, load_audio
+from mms.batching import INPUT_TYPES, check_inputs, input_name, prefetch, release_memory
 from mms.checkpoints import Checkpoint, CheckpointError, add_adapter_dir, load_checkpoint
 from mms.decoding.ctc import Hypothesis, greedy_decode
 from mms.errors import MMSError
@@ -293,14 +293,10 @@ class ASR:
             job.error = str(AudioError(name, source.error))
             return job
         try:
-            if not isinstance(source, (str, bytes, os.PathLike, Item, np.ndarray)):
+            if not isinstance(source, INPUT_TYPES):
                 raise AudioError(name, "not an audio path, mms.manifest.Item or 16 kHz array")
             if isinstance(source, np.ndarray):
-                wave = np.ascontiguousarray(source, dtype=np.float32)
-                if wave.ndim != 1:  # (reshape(-1) would interleave or join the channels)
-                    raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
-                if wave.size == 0 or not np.isfinite(wave).all():
-                    raise AudioError(name, "empty audio or NaN/infinite samples")
+                wave = array_waveform(source, name)
             else:
                 wave = load_audio(name)
             if self.runner.frames(wave.size) < 1:  # an empty transcript would pass for speech without words

@@ -27,7 +27,6 @@ import difflib
 import itertools
 import math
 import numbers
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +34,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mms.audio import SAMPLE_RATE, AudioError, audio_info, stream_audio
-from mms.batching import check_inputs, input_name, release_memory, run_ahead
+from mms.audio import SAMPLE_RATE, AudioError, array_waveform, audio_info, stream_audio
+from mms.batching import INPUT_TYPES, check_inputs, input_name, release_memory, run_ahead
 from mms.checkpoints import Checkpoint, CheckpointError, UnknownLanguageError, load_checkpoint
 from mms.errors import MMSError
 from mms.langs import close_codes, language_name, matches
@@ -245,14 +244,10 @@ class LID:
         """(duration in seconds if known, consecutive raw 16 kHz pieces of `piece_samples`, the last shorter)."""
         if isinstance(source, Item) and source.error is not None:  # a manifest line that could not be read
             raise AudioError(name, source.error)
-        if not isinstance(source, (str, bytes, os.PathLike, Item, np.ndarray)):
+        if not isinstance(source, INPUT_TYPES):
             raise AudioError(name, "not an audio path, mms.manifest.Item or 16 kHz array")
         if isinstance(source, np.ndarray):
-            wave = np.asarray(source, dtype=np.float32)
-            if wave.ndim != 1:
-                raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")
-            if wave.size == 0 or not np.isfinite(wave).all():
-                raise AudioError(name, "empty audio or NaN/infinite samples")
+            wave = array_waveform(source, name)
             step = self.piece_samples
             return wave.size / SAMPLE_RATE, (wave[i:i + step] for i in range(0, wave.size, step))
         return audio_info(name), stream_audio(name, self.piece_samples)
