@@ -93,15 +93,14 @@ def score_or_minus_infinity(text: str) -> float:
     return finite(text)
 
 
-SEED_LIMIT = 2 ** 62  # torch's generators take 64-bit seeds; sentence j of a TTS input uses seed + j
-
-
 def seed(text: str) -> int:
     """An argparse type: a random seed, a whole number from 0 to 2**62."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    from mms.options import SEED_LIMIT
+
     if not 0 <= value <= SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**62, got {text}")
     return value

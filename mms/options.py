@@ -43,6 +43,12 @@ class AlignOptions:
 GPU_BATCH_TOKENS = 1000  # TTSOptions.batch_tokens off the CPU: about 40 s of speech per pass
 
 
+# bounds of the settings that take arbitrary numbers, shared by the command line's flags and the APIs' checks
+SEED_LIMIT = 2 ** 62  # torch's generators take 64-bit seeds; sentence j of a TTS input uses seed + j
+MAX_PAUSE = 60  # seconds of silence between sentences: more is surely a mistake (and a huge array)
+SAMPLE_RATES = (1000, 384000)  # output sample rates (Hz) a resampled TTS output may have
+
+
 @dataclass
 class TTSOptions:
     max_chars: int = 300  # longest sentence synthesised at once

@@ -163,27 +163,28 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     """Whether run.json is still to be written (True: there is none, nor any record); a CorpusError when an
     existing one describes another run, or when records are there without one (whose run they are of cannot be
     told: a resume would mix them with this run's)."""
-    if not os.path.exists(path) and has_records:
-        raise CorpusError(f"{path}: missing, and the output already holds records, of a run that cannot be told "
-                          f"to be this one; use another output, or remove those records to start over")
-    if os.path.exists(path):
-        old = read_run(path)
-        changed = [f"task ({old.get('task')!r} -> {description['task']!r})"] if old.get("task") != description["task"] else []
-        if old.get("inputs") != description["inputs"]:
-            changed.append(f"number of inputs ({old.get('inputs')} -> {description['inputs']})")
-        elif old.get("inputs_sha256") != description["inputs_sha256"]:
-            changed.append("the inputs (their files, order, texts or languages)")
-        # compared without performance settings (a run.json of an earlier version may hold nested ones), and
-        # named one changed value at a time
-        old_settings, new_settings = _flat(result_settings(old.get("settings", {}))), _flat(description["settings"])
-        changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
-                    for key in sorted(set(old_settings) | set(new_settings))
-                    if old_settings.get(key) != new_settings.get(key)]
-        if changed:
-            raise CorpusError(f"{path}: this output was started with other settings or inputs: "
-                              f"{', '.join(changed)}; use the same ones to resume, or another output")
-        return False
-    return True
+    if not os.path.exists(path):
+        if has_records:
+            raise CorpusError(f"{path}: missing, and the output already holds records, of a run that cannot be "
+                              f"told to be this one; use another output, or remove those records to start over")
+        return True
+    old = read_run(path)
+    changed = [f"task ({old.get('task')!r} -> {description['task']!r})"] if old.get("task") != description["task"] \
+        else []
+    if old.get("inputs") != description["inputs"]:
+        changed.append(f"number of inputs ({old.get('inputs')} -> {description['inputs']})")
+    elif old.get("inputs_sha256") != description["inputs_sha256"]:
+        changed.append("the inputs (their files, order, texts or languages)")
+    # compared without performance settings (a run.json of an earlier version may hold nested ones), and named
+    # one changed value at a time
+    old_settings, new_settings = _flat(result_settings(old.get("settings", {}))), _flat(description["settings"])
+    changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
+                for key in sorted(set(old_settings) | set(new_settings))
+                if old_settings.get(key) != new_settings.get(key)]
+    if changed:
+        raise CorpusError(f"{path}: this output was started with other settings or inputs: "
+                          f"{', '.join(changed)}; use the same ones to resume, or another output")
+    return False
 
 
 def read_run(path: str) -> dict:

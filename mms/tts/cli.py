@@ -10,7 +10,7 @@ import sys
 from mms.command import (add_common_options, add_corpus_options, add_device_options, check_engine_options, non_negative, positive, say, seed,
                          stream_results)
 from mms.errors import MMSError
-from mms.options import GPU_BATCH_TOKENS, TTSOptions, from_namespace
+from mms.options import GPU_BATCH_TOKENS, MAX_PAUSE, SAMPLE_RATES, TTSOptions, from_namespace
 
 EXAMPLES = """\
 examples:
@@ -39,9 +39,6 @@ exit status: 0 every input synthesised, 1 some input failed (the others are stil
 """
 
 
-MAX_PAUSE = 60.0  # seconds of silence between sentences: more is surely a mistake (and a huge array)
-
-
 def pause_seconds(text: str) -> float:
     value = non_negative(float)(text)
     if value > MAX_PAUSE:
@@ -51,8 +48,9 @@ def pause_seconds(text: str) -> float:
 
 def sample_rate(text: str) -> int:
     value = positive(int)(text)
-    if not 1000 <= value <= 384000:
-        raise argparse.ArgumentTypeError(f"a sample rate from 1000 to 384000 Hz, got {text}")
+    low, high = SAMPLE_RATES
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"a sample rate from {low} to {high} Hz, got {text}")
     return value
 
 

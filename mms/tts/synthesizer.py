@@ -40,7 +40,7 @@ from mms.checkpoints.vits_voice import find_voice
 from mms.device import resolve_device, resolve_dtype
 from mms.errors import MMSError
 from mms.models.vits import VitsModel
-from mms.options import GPU_BATCH_TOKENS, TTSOptions
+from mms.options import GPU_BATCH_TOKENS, MAX_PAUSE, SAMPLE_RATES, SEED_LIMIT, TTSOptions
 from mms.text.tts_text import Prepared, TextError, split_sentences
 
 __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
@@ -312,12 +312,12 @@ def check_options(o: TTSOptions) -> TTSOptions:
 
     number("max_chars", 0, integer=True, optional=False)
     number("batch_tokens", 0, integer=True)
-    number("pause", 0, 60, strict_low=False, optional=False)
+    number("pause", 0, MAX_PAUSE, strict_low=False, optional=False)
     number("speaking_rate", 0)
     number("noise_scale", 0, strict_low=False)
     number("noise_scale_duration", 0, strict_low=False)
-    number("seed", 0, 2 ** 62, strict_low=False, integer=True)
-    number("sample_rate", 1000, 384000, strict_low=False, integer=True)
+    number("seed", 0, SEED_LIMIT, strict_low=False, integer=True)
+    number("sample_rate", *SAMPLE_RATES, strict_low=False, integer=True)
     if o.split not in SPLITS:
         raise MMSError(f"unknown split {o.split!r}; choose one of {', '.join(SPLITS)}")
     return o
