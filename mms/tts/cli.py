@@ -86,10 +86,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("sentences", "none"), default=TTSOptions.split,
                    help="sentences: cut long text into sentences joined with --pause; none: speak each input "
                         "whole, as fairseq's infer.py and transformers do (default: %(default)s)")
-    p.add_argument("--pause", type=pause_seconds, metavar="SECONDS", default=TTSOptions.pause,
-                   help="seconds of silence between sentences (default: %(default)s)")
-    p.add_argument("--max-chars", type=positive(int), metavar="N", default=TTSOptions.max_chars,
-                   help="longest sentence synthesised at once, in characters (default: %(default)s)")
+    # (no argparse defaults: --split none refuses them when given; check_usage fills them in)
+    p.add_argument("--pause", type=pause_seconds, metavar="SECONDS",
+                   help=f"seconds of silence between sentences (default: {TTSOptions.pause})")
+    p.add_argument("--max-chars", type=positive(int), metavar="N",
+                   help=f"longest sentence synthesised at once, in characters (default: {TTSOptions.max_chars})")
     p.add_argument("--batch-tokens", type=positive(int), metavar="N", default=TTSOptions.batch_tokens,
                    help="padded input ids per forward pass; memory grows with it (default: one sentence per pass "
                         f"on the CPU, where batches ran slower; {GPU_BATCH_TOKENS} on GPUs)")
@@ -139,6 +140,10 @@ def read_inputs(args) -> list:
 
 
 def check_usage(args) -> None:
+    if args.split == "none" and (args.pause is not None or args.max_chars is not None):
+        raise MMSError("--pause and --max-chars apply to --split sentences; --split none speaks each input whole")
+    args.pause = TTSOptions.pause if args.pause is None else args.pause
+    args.max_chars = TTSOptions.max_chars if args.max_chars is None else args.max_chars
     if args.output_dir is not None and args.outdir is not None:
         raise MMSError("give either --outdir or --output-dir (a corpus run's folder), not both")
     outdir = args.outdir or args.output_dir
