@@ -27,6 +27,21 @@ class Result(Protocol):
     def to_dict(self) -> dict: ...
 
 
+class Task:
+    """What every task object (ASR, LID, TTS, Aligner) shares besides its results: `with X.load(...) as x:` closes
+    it at the end. close() releases what the task holds beyond memory (ASR: its beam-search worker processes);
+    the others hold nothing more, and close() does nothing there."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 @dataclass
 class Word:
     """A timed word or character: seconds from the start of the input; `score` a mean frame probability."""

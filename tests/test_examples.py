@@ -52,3 +52,22 @@ def test_align_the_story(tmp_path):
     assert [m["text"] for m in manifest] == lines
     starts = [m["audio_start_sec"] for m in manifest]
     assert starts == sorted(starts) and all((tmp_path / "out" / m["audio_filepath"]).is_file() for m in manifest)
+
+
+def test_every_task_object_is_a_context_manager():
+    # the README's `with ASR.load(...) as asr:` works for each task's object, not for ASR alone
+    from mms.align import Aligner
+    from mms.asr import ASR
+    from mms.lid import LID
+    from mms.tts import TTS
+
+    wav = str(EXAMPLES / "eng_hello.wav")
+    with ASR.load("demo", lang="eng", device="cpu") as asr:
+        assert asr.transcribe([wav])[0].text
+    with LID.load("demo", device="cpu") as lid:
+        assert lid.identify([wav])[0].predictions[0][0] == "eng"
+    with Aligner.load("demo", lang="eng", device="cpu") as aligner:
+        (line,) = aligner.align(wav, ["good morning friend"]).lines
+        assert [w.text for w in line.words] == ["good", "morning", "friend"]
+    with TTS.load("demo", lang="eng", device="cpu") as tts:
+        assert tts.synthesize("good morning")[0].size > 0

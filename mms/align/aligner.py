@@ -60,7 +60,7 @@ from mms.errors import MMSError
 from mms.models.wav2vec2 import total_stride
 from mms.runner import ModelRunner, Window
 from mms.options import AlignOptions
-from mms.results import Segment, Word, shift_times
+from mms.results import Segment, Task, Word, shift_times
 from mms.text import show_chars
 from mms.text.normalize import text_normalize
 
@@ -282,7 +282,7 @@ def pair_error(name: str, error: BaseException) -> str:
     return f"{name}: {reason}"
 
 
-class Aligner:
+class Aligner(Task):
     """A CTC model (the MMS alignment model, or any MMS ASR model in one language) used for forced alignment."""
 
     def __init__(self, model: ModelRunner | Checkpoint, device="auto", dtype="auto", lang: str | None = None,

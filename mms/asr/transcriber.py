@@ -32,7 +32,7 @@ from mms.errors import MMSError
 from mms.manifest import Item
 from mms.runner import ModelRunner, Window
 from mms.options import ASROptions
-from mms.results import Word, shift_times
+from mms.results import Task, Word, shift_times
 from mms.text.vocab import Vocabulary
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class _LanguageArray:
     lang: str
 
 
-class ASR:
+class ASR(Task):
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", lang: str | None = None,
                  options: ASROptions | None = None, beam: "BeamOptions | None" = None,
                  adapter_dir: str | Path | None = None, lid_model=None, fetch_adapters=None, rerank=None,
@@ -186,12 +186,6 @@ class ASR:
             self.beam.close()
         if self.rerank is not None and self.rerank[2] is not None:
             self.rerank[2].close()
-
-    def __enter__(self) -> "ASR":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- the model, through the shared runner ----------------------------------------------------------------
     checkpoint = property(lambda self: self.runner.checkpoint)

@@ -42,6 +42,7 @@ from mms.langs import close_codes, language_name, matches
 from mms.manifest import Item
 from mms.runner import ModelRunner
 from mms.options import LIDOptions
+from mms.results import Task
 
 BUFFER_SECONDS = 600.0  # audio decoded ahead and scored together, at least (and at least 4 batches)
 
@@ -104,7 +105,7 @@ class _Tally:
     error: str | None = None
 
 
-class LID:
+class LID(Task):
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", options: LIDOptions | None = None):
         cfg = checkpoint.config
         if not cfg.num_labels:

@@ -41,6 +41,7 @@ from mms.device import resolve_device, resolve_dtype
 from mms.errors import MMSError
 from mms.models.vits import VitsModel
 from mms.options import GPU_BATCH_TOKENS, MAX_PAUSE, SAMPLE_RATES, SEED_LIMIT, TTSOptions
+from mms.results import Task
 from mms.text.tts_text import Prepared, TextError, split_sentences
 
 __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
@@ -142,7 +143,7 @@ class _Job:
     dropped: list[str] = field(default_factory=list)
 
 
-class TTS:
+class TTS(Task):
     def __init__(self, checkpoint: VitsCheckpoint, device="auto", dtype="auto", options: TTSOptions | None = None):
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
