@@ -151,6 +151,31 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     assert again.best == min(h["dev_cer"] for h in whole.history)
 
 
+def test_audio_is_read_per_batch_not_held(data, tmp_path):
+    # a corpus of any size trains in bounded memory: examples keep their length, not their samples, and the
+    # batches read the files again (the same standardised waveforms as a reading at start would give)
+    from mms.audio import load_audio, standardize
+    from mms.train.data import DataError
+
+    folder = tmp_path / "copy"
+    shutil.copytree(data["folder"] / "train", folder / "train")
+    manifest = folder / "train.jsonl"
+    shutil.copy(data["train"], manifest)
+    trainer = Trainer(options(data, tmp_path / "out", train=[str(manifest)], epochs=1))
+    example = trainer.train_set[0]
+    assert not [name for name, value in vars(example).items() if isinstance(value, np.ndarray) and name != "labels"]
+    expected = standardize(load_audio(example.audio), 1e-7).astype(np.float32)
+    np.testing.assert_array_equal(example.wave, expected)
+    assert example.samples == expected.size and example.seconds == expected.size / 16000
+    # a file that changes under a running training stops it with a one-line error naming the file
+    sf.write(example.audio, np.zeros(example.samples + 800, np.float32), 16000)
+    with pytest.raises(DataError, match=r"0\.wav: the file changed since training started"):
+        trainer.run()
+    Path(example.audio).unlink()
+    with pytest.raises(DataError, match=r"0\.wav.*it was read when training started"):
+        example.wave
+
+
 def test_time_limit_decays_the_rate_and_ends_the_epoch_with_a_dev_pass(data, tmp_path):
     from mms.train.engine import lr_factor
 

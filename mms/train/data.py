@@ -1,5 +1,7 @@
-"""Training data: manifests -> in-memory examples (waveform, normalised text, language, label ids),
-the vocabulary built from the transcripts, and length-bucketed batches in a reproducible order."""
+"""Training data: manifests -> examples (audio file, length, normalised text, language, label ids), the
+vocabulary built from the transcripts, and length-bucketed batches in a reproducible order. The waveforms are
+not kept: each batch reads its files again (ahead of the model, on a thread), so a corpus of any size trains in
+the memory of a few batches."""
 
 from __future__ import annotations
 
@@ -32,12 +34,28 @@ class Example:
     audio: str
     lang: str
     text: str  # after MMS text normalisation
-    wave: np.ndarray  # float32, 16 kHz, standardised when the model expects it
+    samples: int  # the waveform's length at 16 kHz
     labels: np.ndarray | None = None  # ids in the language's vocabulary
+    normalize: bool = True  # standardise the waveform (the model expects it)
+    eps: float = 1e-7
 
     @property
     def seconds(self) -> float:
-        return self.wave.size / SAMPLE_RATE
+        return self.samples / SAMPLE_RATE
+
+    @property
+    def wave(self) -> np.ndarray:
+        """The float32 16 kHz waveform, read again from its file (standardised when the model expects it)."""
+        try:
+            wave = load_audio(self.audio)
+        except AudioError as e:
+            raise DataError(f"{e} (it was read when training started)") from None
+        if wave.size != self.samples:
+            raise DataError(f"{self.audio}: the file changed since training started ({wave.size} samples at 16 kHz, "
+                            f"{self.samples} before)")
+        if self.normalize:
+            wave = standardize(wave, self.eps)
+        return wave.astype(np.float32, copy=False)
 
 
 def normalize_text(text: str, lang: str) -> str:
@@ -89,7 +107,8 @@ def check_settings(values: dict, config) -> None:
 def read_examples(manifests: list[str], default_lang: str | None, normalize_audio: bool = True,
                   eps: float = 1e-7, max_seconds: float | None = None) -> tuple[list[Example], list[str]]:
     """Every usable line of the manifests, and one-line problems for the lines skipped (a line that cannot be
-    read, no text, bad audio)."""
+    read, no text, bad audio). Each file is decoded once here, to check it and measure it; its samples are not
+    kept (Example.wave reads them again)."""
     examples, problems = [], []
     for manifest in manifests:
         try:
@@ -119,9 +138,7 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
             if max_seconds and wave.size > max_seconds * SAMPLE_RATE:
                 problems.append(f"{item.audio}: longer than {max_seconds} s, skipped")
                 continue
-            if normalize_audio:
-                wave = standardize(wave, eps)
-            examples.append(Example(item.audio, lang, text, wave.astype(np.float32, copy=False)))
+            examples.append(Example(item.audio, lang, text, wave.size, normalize=normalize_audio, eps=eps))
     return examples, problems
 
 
@@ -154,17 +171,18 @@ def epoch_batches(examples: list[Example], batch_samples: int, seed: int, epoch:
     for members in groups:
         if mixed:  # shuffle before bucketing, so equal lengths do not always meet the same neighbours
             members = [members[i] for i in rng.permutation(len(members))]
-        for batch in make_batches([examples[i].wave.size for i in members], batch_samples):
+        for batch in make_batches([examples[i].samples for i in members], batch_samples):
             batches.append([members[i] for i in batch])
     order = rng.permutation(len(batches))
     return [batches[i] for i in order]
 
 
-def collate(examples: list[Example]):
-    """Right-padded waveforms [B, L], sample counts, concatenated targets and their lengths (torch tensors)."""
+def collate(examples: list[Example], waves: list[np.ndarray]):
+    """Right-padded waveforms [B, L] (those of `examples`, read), sample counts, concatenated targets and their
+    lengths (torch tensors)."""
     import torch
 
-    waves, lengths = pad([e.wave for e in examples])
+    waves, lengths = pad(waves)
     targets = torch.from_numpy(np.concatenate([e.labels for e in examples]))
     target_lengths = torch.tensor([e.labels.size for e in examples])
     return torch.from_numpy(waves), torch.tensor(lengths), targets, target_lengths

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mms.audio import SAMPLE_RATE
+from mms.batching import prefetch, release_memory
 from mms.checkpoints import Checkpoint
 from mms.decoding.ctc import greedy_decode
 from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
@@ -41,6 +42,7 @@ from mms.train.export import make_out_folder, read_state, restore_rng, rng_state
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
+READ_AHEAD = 2  # batches of audio read in advance
 
 
 @dataclass
@@ -425,7 +427,7 @@ class Trainer:
     def frames(self, example: Example) -> int:
         from mms.models.wav2vec2 import conv_output_lengths
 
-        return conv_output_lengths(example.wave.size, self.base_config.conv_kernel, self.base_config.conv_stride)
+        return conv_output_lengths(example.samples, self.base_config.conv_kernel, self.base_config.conv_stride)
 
     # -- resumable state -----------------------------------------------------------------------------------
     @property
@@ -487,10 +489,10 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def loss(self, batch: list[Example]) -> tuple[torch.Tensor, float]:
+    def loss(self, batch: list[Example], waves: list[np.ndarray]) -> tuple[torch.Tensor, float]:
         """CTC loss (each utterance through its language's output layer; mean over the batch) plus, with a LID
         head, lid_weight x its cross-entropy. Returns (loss to minimise, CTC part as a number)."""
-        waves, lengths, targets, target_lengths = collate(batch)
+        waves, lengths, targets, target_lengths = collate(batch, waves)
         offsets = np.concatenate([[0], np.cumsum(target_lengths.numpy())])
         with self.autocast():
             hidden, frame_lengths, lid = self.model(waves.to(self.device), lengths.to(self.device))
@@ -541,13 +543,16 @@ class Trainer:
                 self.epoch_losses = []
             losses = self.epoch_losses  # (resumed mid-epoch: those of the steps before, from the state)
             pending = 0
+            # the next batches' audio is read on a thread while this one trains
+            read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
+                            range(self.batch_in_epoch, len(batches)), READ_AHEAD)
             for index in range(self.batch_in_epoch, len(batches)):
                 if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
                     stopped = True  # (resumed at the limit: not one step more)
                     break
-                started = time.perf_counter()
+                started = time.perf_counter()  # (waiting for the audio counts as training time)
                 batch = [self.train_set[i] for i in batches[index]]
-                loss, ctc = self.loss(batch)
+                loss, ctc = self.loss(batch, next(read))
                 (loss / options.accumulate).backward()
                 losses.append(ctc)
                 pending += 1
@@ -569,6 +574,8 @@ class Trainer:
                         break
                     if self.step % options.save_every == 0:
                         self.save_state()
+            read.close()  # (stops the reading thread of an epoch left early)
+            release_memory()  # the waveforms were allocated on that thread (see release_memory)
             if bar is not None:
                 bar.close()
             if stopped and not out_of_time and self.batch_in_epoch < len(batches):
