@@ -262,6 +262,12 @@ def test_training_lowers_the_mel_loss(trained):
     assert all(np.isfinite(h[k]) for h in history for k in ("g", "d", "kl", "dur", "fm", "gen"))
     samples = sorted(p.name for p in (Path(summary["out"]) / "samples").iterdir())
     assert samples == ["step0000040-0.wav", "step0000040-1.wav"]
+    # the utterances keep their lengths, not their samples: each batch reads its files again
+    from mms.audio import load_audio
+
+    u = trainer.train_set[0]
+    assert not [k for k, v in vars(u).items() if isinstance(v, np.ndarray) and k != "ids"]
+    np.testing.assert_array_equal(u.wave, load_audio(u.audio, trainer.cfg.sampling_rate))
 
 
 def test_resume_is_bit_identical(corpus, tmp_path):

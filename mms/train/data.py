@@ -19,6 +19,7 @@ from mms.text.vocab import Vocabulary
 
 # transformers' Wav2Vec2CTCTokenizer layout: <pad> is the CTC blank; "|" separates words
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")
+READ_AHEAD = 2  # batches of audio the trainers read in advance
 
 
 class TrainError(MMSError):
@@ -46,16 +47,21 @@ class Example:
     @property
     def wave(self) -> np.ndarray:
         """The float32 16 kHz waveform, read again from its file (standardised when the model expects it)."""
-        try:
-            wave = load_audio(self.audio)
-        except AudioError as e:
-            raise DataError(f"{e} (it was read when training started)") from None
-        if wave.size != self.samples:
-            raise DataError(f"{self.audio}: the file changed since training started ({wave.size} samples at 16 kHz, "
-                            f"{self.samples} before)")
-        if self.normalize:
-            wave = standardize(wave, self.eps)
-        return wave.astype(np.float32, copy=False)
+        wave = read_again(self.audio, self.samples)
+        return (standardize(wave, self.eps) if self.normalize else wave).astype(np.float32, copy=False)
+
+
+def read_again(audio: str, samples: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A training file's waveform, read again during the run (the trainers keep lengths, not samples): the same
+    `samples` as when the run started, or a one-line DataError naming the file."""
+    try:
+        wave = load_audio(audio, sample_rate)
+    except AudioError as e:
+        raise DataError(f"{e} (it was read when training started)") from None
+    if wave.size != samples:
+        raise DataError(f"{audio}: the file changed since training started ({wave.size} samples at {sample_rate} Hz, "
+                        f"{samples} before)")
+    return wave
 
 
 def normalize_text(text: str, lang: str) -> str:

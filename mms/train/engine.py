@@ -35,14 +35,13 @@ from mms.decoding.ctc import greedy_decode
 from mms.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
 from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
-from mms.train.data import (SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate, encode, epoch_batches,
-                             read_examples)
+from mms.train.data import (READ_AHEAD, SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate,
+                             encode, epoch_batches, read_examples)
 from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_log, write_state
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
-READ_AHEAD = 2  # batches of audio read in advance
 
 
 @dataclass

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from mms.audio import AudioError, load_audio, write_audio
+from mms.batching import prefetch, release_memory
 from mms.errors import MMSError
 from mms.files import atomic_path
 from mms.manifest import read_manifest
@@ -49,7 +50,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
                                    mel_spectrogram, slice_segments, spec_to_mel)
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
-from mms.train.data import DataError, TrainError, check_settings
+from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
 from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json, write_log,
                               write_state)
 
@@ -370,7 +371,13 @@ class Utterance:
     audio: str
     text: str
     ids: np.ndarray  # int64 token ids, blanks interspersed
-    wave: np.ndarray  # float32 at the voice's sampling rate
+    samples: int  # the waveform's length at the voice's sampling rate
+    sample_rate: int
+
+    @property
+    def wave(self) -> np.ndarray:
+        """The float32 waveform at the voice's sampling rate, read again from its file (samples are not held)."""
+        return read_again(self.audio, self.samples, self.sample_rate)
 
 
 def read_transcribed(manifests: list[str]) -> list:
@@ -414,7 +421,8 @@ def prepare_utterances(items, text: TtsText, spectrogram: SpectrogramConfig, sam
             problems.append(f"{item.audio}: too short for its transcript ({frames} frames for {len(prepared.ids)} "
                             f"ids), skipped")
             continue
-        utterances.append(Utterance(item.audio, item.text, np.asarray(prepared.ids, dtype=np.int64), wave))
+        utterances.append(Utterance(item.audio, item.text, np.asarray(prepared.ids, dtype=np.int64), wave.size,
+                                    sample_rate))
     return utterances, problems, dropped
 
 
@@ -496,7 +504,7 @@ class TTSTrainer:
             log.warning(f"character {ch!r} is not in the voice's vocabulary: dropped from {n} transcripts")
         if not self.train_set:
             raise TrainError(f"{', '.join(options.train)}: no usable training utterances")
-        self.frames = [u.wave.size // self.spectrogram.hop_length for u in self.train_set]
+        self.frames = [u.samples // self.spectrogram.hop_length for u in self.train_set]
 
         self.generator = VitsGenerator(self.cfg)
         if voice.weights is None:
@@ -622,11 +630,12 @@ class TTSTrainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def collate(self, batch: list[Utterance]):
+    def collate(self, batch: list[Utterance], read: list[np.ndarray]):
+        """The batch's padded ids, its waveforms (`read`: those of `batch`) and their linear spectrograms."""
         ids, id_lengths = _pad([u.ids for u in batch], np.int64)
-        waves, _ = _pad([u.wave for u in batch], np.float32)
-        specs = [linear_spectrogram(torch.from_numpy(u.wave).to(self.device)[None], self.spectrogram)[0]
-                 for u in batch]
+        waves, _ = _pad(read, np.float32)
+        specs = [linear_spectrogram(torch.from_numpy(wave).to(self.device)[None], self.spectrogram)[0]
+                 for wave in read]
         spec = torch.zeros(len(batch), specs[0].shape[0], max(s.shape[1] for s in specs), device=self.device)
         for i, s in enumerate(specs):
             spec[i, :, :s.shape[1]] = s
@@ -637,10 +646,11 @@ class TTSTrainer:
         if self.options.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(module.parameters(), self.options.max_grad_norm)
 
-    def train_step(self, batch: list[Utterance]) -> dict[str, float]:
-        """One discriminator step and one generator step on a batch (VITS train_and_evaluate)."""
+    def train_step(self, batch: list[Utterance], read: list[np.ndarray]) -> dict[str, float]:
+        """One discriminator step and one generator step on a batch (VITS train_and_evaluate); `read`: the batch's
+        waveforms."""
         options, hop, seg = self.options, self.spectrogram.hop_length, self.options.segment_frames
-        ids, id_lengths, waves, spec, spec_lengths = self.collate(batch)
+        ids, id_lengths, waves, spec, spec_lengths = self.collate(batch, read)
         with self.autocast():
             out = self.generator.forward_train(ids, id_lengths, spec, spec_lengths, seg)
         y_mel = slice_segments(spec_to_mel(spec, self.mel_basis), out.starts, seg)
@@ -691,9 +701,12 @@ class TTSTrainer:
         while self.epoch < options.epochs and not stopped:
             batches = epoch_batches(self.frames, options.batch_size, options.seed, self.epoch, bucket)
             bar = self._progress(len(batches))
+            # the next batches' audio is read on a thread while this one trains
+            read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
+                            range(self.batch_in_epoch, len(batches)), READ_AHEAD)
             for index in range(self.batch_in_epoch, len(batches)):
-                started = time.perf_counter()
-                losses = self.train_step([self.train_set[i] for i in batches[index]])
+                started = time.perf_counter()  # (waiting for the audio counts as training time)
+                losses = self.train_step([self.train_set[i] for i in batches[index]], next(read))
                 self.train_seconds += time.perf_counter() - started
                 self.losses.append(losses)
                 self.step += 1
@@ -709,6 +722,8 @@ class TTSTrainer:
                 if self.step % options.save_every == 0:
                     self.save_state()
                     self.export()
+            read.close()  # (stops the reading thread of an epoch left early)
+            release_memory()  # the waveforms were allocated on that thread (see release_memory)
             if bar is not None:
                 bar.close()
             if stopped and self.batch_in_epoch < len(batches):
