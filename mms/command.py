@@ -163,7 +163,9 @@ def execute(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MMSError as e:
-        error(prog, str(e))
+        from mms.hub.download import damaged_cache_hint
+
+        error(prog, str(e) + damaged_cache_hint(str(e)))
         return 2
     except OSError as e:  # a file that cannot be read or written, named by the OS error
         error(prog, f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))

@@ -56,6 +56,8 @@ def add_parser(commands) -> None:
     _model_options(download)
     download.add_argument("--refresh", action="store_true",
                           help="ask the Hub for a newer revision even when the files are cached")
+    download.add_argument("--force", action="store_true",
+                          help="fetch every file again even when it is cached (a damaged or incomplete download)")
     download.set_defaults(run=run_download, prog="mms models download")
 
     path = actions.add_parser("path", help="print where a model is cached (exit 1 when it is not)")
@@ -89,10 +91,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 def _find(name: str, task: str):
     from mms import hub
+    from mms.hub.registry import unknown_model
 
     info = hub.find_model(name, task)
     if info is None:
-        raise hub.HubError(f"unknown model '{name}' (known: {', '.join(hub.registry())}; or a Hugging Face repo id)")
+        raise hub.HubError(unknown_model(name))
     return info
 
 
@@ -222,25 +225,27 @@ def run_download(args: argparse.Namespace) -> int:
     langs, failed = _split(args.lang), 0
     # names first: a misspelt one is a usage error (exit 2, as `path`), found before anything is fetched
     infos = {name: _find(name, args.task) for name in args.names if name != hub.DEMO}
+    jobs = []  # (name, info, languages of one fetch)
     for name in args.names:
+        info = infos.get(name)
+        if info is not None and info.per_language and not info.lang and langs:
+            jobs += [(name, info, [lang]) for lang in langs]  # one model per language: each fetched on its own
+        else:
+            jobs.append((name, info, langs))
+    for name, info, job_langs in jobs:
         try:
             if name == hub.DEMO:  # shipped: nothing to fetch
-                _check_demo_languages(args.task, langs)
+                _check_demo_languages(args.task, job_langs)
                 _demo_path(args.task)
                 continue
-            info = infos[name]
-            if info.per_language and not info.lang:
-                if not langs:
-                    raise hub.HubError(f"{name} has one model per language: give --lang, e.g. --lang eng")
-                paths = [hub.fetch(info, lang, source=args.source, refresh=args.refresh) for lang in langs]
-            else:
-                paths = [hub.fetch(info, langs, source=args.source, refresh=args.refresh)]
+            if info.per_language and not info.lang and not job_langs:
+                raise hub.HubError(f"{name} has one model per language: give --lang, e.g. --lang eng")
+            path = hub.fetch(info, job_langs, source=args.source, refresh=args.refresh, force=args.force)
         except (hub.HubError, OSError) as e:
             error("mms models download", str(e))
             failed += 1
             continue
-        for path in paths:
-            print(path)
+        print(path, flush=True)
     return 1 if failed else 0
 
 
@@ -279,7 +284,7 @@ def run_langs(args: argparse.Namespace) -> int:
         found = catalogue.search(query, task=args.task, model=args.model)
     except (ValueError, hub.HubError) as e:
         error("mms langs", str(e))
-        return 1
+        return 1 if isinstance(e, hub.NotCachedError) else 2  # (not downloaded yet, as `models path`; else usage)
     if args.format == "json":
         print(json.dumps([lang.to_dict() for lang in found], indent=2, ensure_ascii=False))
     else:

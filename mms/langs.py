@@ -21,7 +21,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mms.hub import DEMO, HubError, demo_model, find_model
+from mms.hub import DEMO, HubError, NotCachedError, demo_model, find_model
+from mms.hub.registry import unknown_model
 # codes, names and per-model lists live with the model hub, which names them in its errors; re-exported here
 from mms.hub.languages import (SCRIPT_LABELS, SCRIPT_WORDS, Code, catalogue, close_codes, iso_language,  # noqa: F401
                                known_languages, language_name, languages_at, models_with, parse, read_list,
@@ -49,9 +50,11 @@ def model_languages(model: str | Path, task: str | None = None) -> list[str] | N
         return languages_at(Path(model).expanduser())
     if str(model) == DEMO:
         return languages_at(demo_model(task or "asr"))
+    if "/" in str(model) and Path(str(model).split("/")[0]).expanduser().is_dir() or str(model).startswith((".", "~")):
+        raise HubError(f"{model}: no such model file or directory")
     info = find_model(str(model))
     if info is None:
-        raise HubError(f"unknown model '{model}' (see: mms models list)")
+        raise HubError(unknown_model(str(model)))
     return known_languages(info)
 
 
@@ -113,7 +116,7 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
                 " (a fairseq .pt keeps them inside the checkpoint; `mms asr --model FILE --lang xx` names them)"
                 if str(model).endswith(".pt") else ""))
         if languages is None:
-            raise HubError(f"the language list of {model} is not known until it is downloaded "
+            raise NotCachedError(f"the language list of {model} is not known until it is downloaded "
                            f"(mms models download {model})")
     pool = list(languages) if languages is not None else list(by_code)
     ranked = sorted((rank, code) for code in pool if (rank := matches(code, query)))

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import tarfile
 import threading
@@ -251,6 +252,19 @@ def test_local_paths_resolve_to_themselves(asr_repo, hub_env):
         hub.resolve_model("missing.pt")
 
 
+def test_a_mistyped_path_or_a_folder_named_like_a_model(asr_repo, hub_env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    # `models/tiny-mmz` beside a folder `models` is a path with a typo, not a Hub repo to ask for
+    with pytest.raises(ValueError, match="models/tiny-mmz: no such model file or directory"):
+        hub.resolve_model("models/tiny-mmz")
+    # a folder that shares a model's name but holds no model does not hide the model
+    (tmp_path / "demo").mkdir()
+    assert hub.resolve_model("demo", task="asr") == hub.demo_model("asr")
+    shutil.copytree(asr_repo, tmp_path / "demo", dirs_exist_ok=True)  # one that holds a model is the user's
+    assert hub.resolve_model("demo", task="asr") == Path("demo")
+
+
 def test_wrong_task_is_named():
     with pytest.raises(hub.HubError, match="mms-lid-126 is a lid model, not a asr model"):
         hub.resolve_model("mms-lid-126", task="asr")
@@ -465,6 +479,34 @@ def test_a_busy_hub_is_retried(fake_hub, no_retry_wait):
     assert len([p for m, p, _ in fake_hub.log if p.endswith("/config.json")]) >= 3
 
 
+def test_refresh_offline_force_and_the_reasons_of_failures(fake_hub, asr_repo, no_retry_wait, tmp_path):
+    path = hub.resolve_model("mms-1b-all", lang="fra")
+    fake_hub.log.clear()
+    # offline, --refresh cannot ask the Hub: the cache answers (it had failed, naming no file)
+    assert hub.resolve_model("mms-1b-all", lang="fra", offline=True, refresh=True) == path and fake_hub.log == []
+    # --force fetches every file again (a damaged blob is replaced)
+    blob = (path / "model.safetensors").resolve()
+    blob.write_bytes(blob.read_bytes()[:100])
+    assert hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True) == path
+    assert "model.safetensors" in fake_hub.requested() and (path / "model.safetensors").read_bytes() == \
+        (asr_repo / "model.safetensors").read_bytes()
+    with pytest.raises(hub.HubError, match="--force fetches the files again: it needs the network"):
+        hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True, offline=True)
+    # a Hub that keeps failing: its HTTP status is in the message, not only "check your connection"
+    fake_hub.busy["adapter.eng.safetensors"] = 100
+    with pytest.raises(hub.HubError, match=r"adapter.eng.safetensors: download failed \(.*503"):
+        hub.resolve_model("mms-1b-all", lang="eng")
+
+
+def test_a_cache_that_cannot_be_written_is_not_called_a_network_failure(fake_hub, monkeypatch, tmp_path):
+    home = tmp_path / "a-file"
+    home.write_text("")
+    monkeypatch.setenv("HF_HOME", str(home))
+    with pytest.raises(hub.HubError, match=r"cannot write the model cache .*a-file/hub .*set HF_HOME") as e:
+        hub.resolve_model("mms-1b-all", lang="fra")
+    assert "retry" not in str(e.value)
+
+
 def test_set_offline_is_the_offline_option(fake_hub, monkeypatch):
     from huggingface_hub import constants
 
@@ -494,7 +536,7 @@ def test_the_hub_does_not_import_the_language_catalogue():
 # original files by URL
 
 
-PAYLOAD = bytes(range(256)) * 4099  # about 1 MB, not a multiple of the chunk size
+PAYLOAD = b"PK\x03\x04" + bytes(range(256)) * 4099  # a zip's first bytes (a .pt); ~1 MB, not a multiple of the chunk size
 
 
 @pytest.fixture
@@ -544,6 +586,19 @@ def test_url_download_restarts_when_the_server_ignores_range(file_server, tmp_pa
     assert hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "big.pt").read_bytes() == PAYLOAD
 
 
+def test_url_download_refuses_a_web_page_or_a_file_of_another_kind(hub_env, tmp_path):
+    # a captive portal or a wrong mirror answers 200 with a page: kept, it would be "the model" on every later run
+    page = b"<!DOCTYPE html><html><body>Please log in to the network</body></html>"
+    with FakeHub(files={"a.pt": page, "b.pt": b"\x00" * 4096, "c.tar.gz": b"PK\x03\x04zip", "d.txt": page,
+                        "e.txt": b"eng 1\n"}) as server:
+        for name, what in (("a.pt", "a web page"), ("b.pt", "not a PyTorch checkpoint"),
+                           ("c.tar.gz", "not a gzip archive"), ("d.txt", "a web page")):
+            with pytest.raises(hub.HubError, match=f"{name}: the server sent .*{what}.*nothing kept"):
+                hub.download_url(f"{server.url}/files/{name}", tmp_path / name)
+            assert not (tmp_path / name).exists() and not (tmp_path / f"{name}.incomplete").exists()
+        assert hub.download_url(f"{server.url}/files/e.txt", tmp_path / "e.txt").read_bytes() == b"eng 1\n"
+
+
 def _tarball(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -555,7 +610,8 @@ def _tarball(members: dict[str, bytes]) -> bytes:
 
 
 def test_original_files_by_name_from_a_mirror(hub_env, monkeypatch):
-    files = {"mms/lid/mms1b_l126.pt": b"checkpoint" * 1000, "mms/lid/dict/l126/dict.lang.txt": b"eng 1\nfra 1\n",
+    files = {"mms/lid/mms1b_l126.pt": b"PK\x03\x04" + b"checkpoint" * 1000,
+             "mms/lid/dict/l126/dict.lang.txt": b"eng 1\nfra 1\n",
              "mms/tts/amh.tar.gz": _tarball({"amh/G_100000.pth": b"g" * 100, "amh/config.json": b"{}",
                                              "amh/vocab.txt": b"a\n"})}
     with FakeHub(files=files) as server:
@@ -570,9 +626,15 @@ def test_original_files_by_name_from_a_mirror(hub_env, monkeypatch):
             hub.resolve_model("mms-tts-xyz", task="tts", source="url")
         server.log.clear()
         assert hub.resolve_model("mms-lid-126", task="lid", source="url", offline=True) == pt
+        # by name alone (the Hub copy is the default source), the original files fetched before are the model
+        assert hub.resolve_model("mms-lid-126", task="lid", offline=True) == pt
         with pytest.raises(hub.NotCachedError, match="mms models download mms-lid-256 --source url"):
             hub.resolve_model("mms-lid-256", task="lid", source="url", offline=True)
         assert server.log == []
+        # --force fetches them again (a damaged download stays damaged otherwise)
+        server.files["mms/lid/mms1b_l126.pt"] = b"PK\x03\x04" + b"new" * 100
+        assert hub.fetch(hub.registry()["mms-lid-126"], source="url", force=True) == pt
+        assert pt.read_bytes() == server.files["mms/lid/mms1b_l126.pt"]
 
 
 def test_unpack_refuses_paths_outside_the_folder(tmp_path):

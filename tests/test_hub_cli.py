@@ -165,7 +165,7 @@ def test_langs_search_and_model_lists(tmp_path):
         r = mms("langs", "--model", *model, "--format", "tsv", env=env)
         assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == ["eng"]
     r = mms("langs", "--model", tmp_path, env=env)  # a local folder that is no model: not a download hint
-    assert r.returncode == 1 and "its files do not list its languages" in r.stderr and "download" not in r.stderr
+    assert r.returncode == 2 and "its files do not list its languages" in r.stderr and "download" not in r.stderr
 
 
 def test_help_does_not_import_torch():
@@ -204,3 +204,27 @@ def test_the_shipped_demo_model_is_listed_and_located(tmp_path):
     assert (Path(tts_path.stdout.strip()) / "model.safetensors").is_file()
     pretrained = mms("models", "path", "demo", "--task", "pretrained", env=env)
     assert pretrained.returncode == 2 and "no shipped demo model for pretrained" in pretrained.stderr
+
+
+def test_a_damaged_cached_file_names_the_command_that_fetches_it_again(tmp_path):
+    home = tmp_path / "home"
+    (home / "mms" / "mms-fa").mkdir(parents=True)
+    (home / "mms" / "mms-fa" / "model.pt").write_text("<html>log in</html>")  # saved by an older version
+    (home / "mms" / "mms-fa" / "dictionary.txt").write_text("a\nb\n")
+    (tmp_path / "t.txt").write_text("good morning\n")
+    r = mms("align", "--lang", "eng", "--audio", Path(__file__).resolve().parent.parent / "examples" / "eng_hello.wav",
+            "--text", tmp_path / "t.txt", "--outdir", tmp_path / "o", "--offline", env=environment(home))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "model.pt: not a readable PyTorch checkpoint" in r.stderr
+    assert "fetch it again: mms models download mms-fa --force" in r.stderr
+
+
+def test_download_of_several_voices_fetches_each_it_can(tmp_path):
+    from tests.test_hub import fake_tts_repo
+
+    with FakeHub({"facebook/mms-tts-eng": fake_tts_repo(tmp_path / "tts" / "eng")}) as server:
+        env = environment(tmp_path / "home", server.url)
+        for order in ("eng,amh", "amh,eng"):  # a missing voice fails alone, wherever it stands
+            r = mms("models", "download", "mms-tts", "--lang", order, env=env)
+            assert r.returncode == 1 and "mms-tts has no language 'amh'" in r.stderr, r.stderr
+            assert len(r.stdout.splitlines()) == 1 and "mms-tts-eng" in r.stdout

@@ -157,6 +157,27 @@ def test_forced_output_maps_to_its_label(tmp_path, fmt):
     assert result.lang == "swh" and result.probability > 0.999
 
 
+def test_a_directory_without_language_labels_is_refused_unless_given_them(hf_lid, tmp_path):
+    # (it printed output numbers as languages: "5 0.2320 7 0.2299 ...")
+    import json
+    import shutil
+
+    for id2label in (None, {str(i): f"LABEL_{i}" for i in range(len(LABELS))}):
+        folder = tmp_path / f"nolabels-{id2label is None}"
+        shutil.copytree(hf_lid, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("label2id", None)
+        config.pop("id2label")
+        if id2label:
+            config["id2label"] = id2label
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match=f"no language labels for its {len(LABELS)} outputs .*--dict"):
+            LID.load(folder, device="cpu")
+        (tmp_path / "dict.lang.txt").write_text("".join(f"{lang} 1\n" for lang in LABELS))
+        lid = LID.load(folder, device="cpu", dict_path=tmp_path / "dict.lang.txt")
+        assert lid.identify([random_audio(12000)])[0].lang in LABELS
+
+
 def test_an_asr_model_is_not_a_lid_model(hf_dir):
     with pytest.raises(CheckpointError, match="not a language identification model"):
         LID.load(hf_dir, device="cpu")

@@ -103,11 +103,15 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
         cfg.num_labels = state_dict["classifier.weight"].shape[0]
         cfg.classifier_proj_size = state_dict["projector.weight"].shape[0]
         cfg.classifier_activation = None  # transformers: projector, masked mean, classifier; no activation
-        labels = [id2label.get(str(i), str(i)) for i in range(cfg.num_labels)]
+        labels = [id2label.get(str(i)) for i in range(cfg.num_labels)]
         if dict_path:  # --dict: labels given by the user (a fairseq dict.lang.txt) over config.json's id2label
             labels = read_label_file(dict_path)
             if len(labels) != cfg.num_labels:
                 raise CheckpointError(f"{dict_path}: {len(labels)} labels, the model has {cfg.num_labels} outputs")
+        elif None in labels or labels == [f"LABEL_{i}" for i in range(cfg.num_labels)]:
+            # (LABEL_<i>: what transformers writes when a classifier was saved without names)
+            raise CheckpointError(f"{model_dir}: no language labels for its {cfg.num_labels} outputs (config.json "
+                                  f"has no id2label for them; give --dict dict.lang.txt)")
     if cfg.vocab_size is None and cfg.num_labels is None and "ForCTC" in arch:
         raise CheckpointError(f"{model_dir}: {arch} weights have no lm_head")
 

@@ -8,6 +8,7 @@ a transfer cut off) keep their retries.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -68,6 +69,19 @@ def set_offline() -> None:
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:  # it reads HF_HUB_OFFLINE once, when imported
         constants.HF_HUB_OFFLINE = True
+
+
+LOCAL_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT, errno.EISDIR}
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """An exception and the ones it was raised from (or while handling, unless `from None`), outermost first."""
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ if error.__cause__ is not None else (
+            None if error.__suppress_context__ else error.__context__)
+    return chain
 
 
 def _first_line(error: BaseException | str) -> str:
@@ -135,9 +149,11 @@ def hf_snapshot(info: ModelInfo, langs=(), repo: str | None = None) -> Path | No
     return snapshot
 
 
-def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool = False) -> str | None:
+def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool = False,
+            force: bool = False) -> str | None:
     """The local path of the first of `names` that `repo` has at `revision`: cached, else downloaded now. None when
-    the repo has none of them. `refresh`: ask the Hub even when cached."""
+    the repo has none of them. `refresh`: ask the Hub even when cached; `force`: download it again even so."""
+    refresh = refresh or force
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 
@@ -152,19 +168,27 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
         show_licence_notice()
         try:
             path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
-                                   tqdm_class=progress_bar_class())
+                                   tqdm_class=progress_bar_class(), force_download=force)
         except RemoteEntryNotFoundError:  # a 404 for this file (not "cannot reach the Hub")
             continue
         except RepositoryNotFoundError:
             raise RepositoryMissingError(f"no repository {repo} on {endpoint()} (or a private one: set HF_TOKEN)") \
                 from None
         except Exception as e:  # noqa: BLE001 - HTTP, protocol and file errors from huggingface_hub's stack
-            cached = cached_file(repo, [name], revision) if refresh else None
+            causes = _causes(e)
+            local = next((c for c in causes if isinstance(c, OSError) and c.errno in LOCAL_ERRNOS), None)
+            if local is not None:  # the cache folder, not the network: retrying would not help
+                raise HubError(f"{repo}/{name}: cannot write the model cache {hub_cache()} ({local.strerror}: "
+                               f"{local.filename}); make it writable, or set HF_HOME (or HF_HUB_CACHE) to a folder "
+                               f"that is") from None
+            cached = cached_file(repo, [name], revision) if refresh and not force else None
             if cached:  # --refresh with the Hub out of reach: the cached revision, as huggingface_hub does
                 return cached
             error = UnreachableError if isinstance(e, UnreachableError) else HubError
-            raise error(f"{repo}/{name}: download failed ({_first_line(e)}); run the same command again to retry "
-                        f"(without network: --offline or HF_HUB_OFFLINE=1 uses only the cache)") from None
+            # the innermost cause says what happened (an HTTP status, a reset); the outer ones say "check your
+            # connection" whatever it was
+            raise error(f"{repo}/{name}: download failed ({_first_line(causes[-1])}); run the same command again to "
+                        f"retry (without network: --offline or HF_HUB_OFFLINE=1 uses only the cache)") from None
         licence_notice_seen()
         return path
     return None
@@ -264,8 +288,32 @@ def download_url(url: str, dest: str | Path, expected_size: int | None = None, r
                     raise HubError(f"{url}: download broke off ({_first_line(e)}); {human_size(kept)} kept in "
                                    f"{partial}: run the same command again to resume") from None
                 time.sleep(RETRY_WAITS[min(attempt, len(RETRY_WAITS) - 1)])
+        _check_content(url, partial)
         os.replace(partial, dest)
     return dest
+
+
+ZIP_OR_PICKLE, GZIP = (b"PK\x03\x04", b"\x80"), (b"\x1f\x8b",)
+MAGIC = {".pt": ("a PyTorch checkpoint", ZIP_OR_PICKLE), ".pth": ("a PyTorch checkpoint", ZIP_OR_PICKLE),
+         ".gz": ("a gzip archive", GZIP)}  # what a file of that suffix is, and its possible first bytes
+
+
+def _check_content(url: str, path: Path) -> None:
+    """A file received whole is still refused when it is not what its name says: a web page (a captive portal, a
+    mirror's "not found" page sent with status 200), or a checkpoint or archive without its format's first bytes.
+    It is deleted: kept, it would be taken for the model on every later run."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    kind, magic = MAGIC.get(os.path.splitext(url.rsplit("/", 1)[-1])[1].lower(), (None, ()))
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html", b"<head")):
+        what = "a web page"
+    elif magic and not head.startswith(magic):
+        what = f"a file that is not {kind} (it begins {head[:8]!r})"
+    else:
+        return
+    path.unlink()
+    raise HubError(f"{url}: the server sent {what}, not the model file; nothing kept (a proxy or login page? "
+                   f"MMS_FILES_ENDPOINT set to a wrong mirror?)")
 
 
 def _transfer(url: str, partial: Path, expected_size: int | None, progress: bool) -> None:
@@ -337,6 +385,16 @@ def _url_opener():
             return self.do_open(HTTPSConnection, req, context=self._context)
 
     return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
+
+
+def forget(path: Path) -> None:
+    """Delete a cached original file (and the folder unpacked from it), to fetch it again (--force)."""
+    import shutil
+
+    if path.name.endswith(".tar.gz"):
+        shutil.rmtree(path.with_name(path.name[: -len(".tar.gz")]), ignore_errors=True)
+    for stale in (path, path.with_name(path.name + ".incomplete")):
+        stale.unlink(missing_ok=True)
 
 
 def _unpacked(archive: Path) -> Path | None:
@@ -419,6 +477,26 @@ def licence_notice_seen() -> None:
             marker.touch()
         except OSError:
             pass
+
+
+def damaged_cache_hint(message: str) -> str:
+    """For an error that names a file in the model cache first (`PATH: not a readable ...`): how to fetch it
+    again, since a damaged download stays in the cache and fails every run the same way. "" for other errors."""
+    path = Path(message.split(": ", 1)[0]).expanduser()
+    if not path.is_absolute():
+        return ""
+    for root, first in ((hub_cache(), "models--"), (url_cache(), "")):
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) < 2 or not parts[0].startswith(first):
+            return ""
+        # models--facebook--mms-1b-all/... -> facebook/mms-1b-all; mms/<name>[/<lang>]/file -> <name>[-<lang>]
+        name = parts[0][len(first):].replace("--", "/") if first else "-".join(parts[:-1][:2])
+        return f" ({path.name} is in the model cache; if its download was damaged, fetch it again: " \
+               f"mms models download {name} --force)"
+    return ""
 
 
 def cached_paths(info: ModelInfo) -> list[Path]:

@@ -105,6 +105,20 @@ def find_model(reference: str, task: str | None = None) -> ModelInfo | None:
     return None
 
 
+def near_miss(reference: str) -> str:
+    """"did you mean 'mms-1b-all'? " for a near miss of a published name (or the demo), else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(reference, [DEMO, *registry()], n=1, cutoff=0.8) if "/" not in reference else []
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def unknown_model(reference: str) -> str:
+    """The message for a name that is no model."""
+    return f"unknown model '{reference}' ({near_miss(reference)}see: mms models list; or a Hugging Face repo id or " \
+           f"a local path)"
+
+
 def _looks_like_repo_id(reference: str) -> bool:
     owner, slash, name = reference.partition("/")
     return bool(slash and owner and name and "/" not in name and not reference.startswith(".")

@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from mms.hub import languages as catalogue
-from mms.hub.download import (cached_file, download_url, has_adapters, hf_file, hf_files, hf_snapshot, hub_cache,
-                              is_offline, licence_notice_seen, original_url, show_licence_notice, unpack, url_folder,
+from mms.hub.download import (cached_file, download_url, forget, has_adapters, hf_file, hf_files, hf_snapshot,
+                              hub_cache, is_offline, licence_notice_seen, original_url, show_licence_notice, unpack, url_folder,
                               url_path)
 from mms.hub.errors import HubError, HTTPStatusError, NotCachedError, RepositoryMissingError
 from mms.hub.registry import (DEMO, LOCAL_FORMS, SOURCES, USABLE_FOR, ModelInfo, default_model, demo_model,
-                              fetch_command, find_model)
+                              fetch_command, find_model, near_miss, registry)
 
 
 def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: str | list[str] | None = None, *,
@@ -28,26 +28,46 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
     if reference is None:
         reference = default_model(task)
     path = Path(reference).expanduser()
-    if path.exists():
+    name = str(reference)
+    # a local path wins, except a folder that merely shares a model's name and holds no model (`mkdir demo`)
+    if path.exists() and not (path.is_dir() and (name == DEMO or name in registry()) and not _holds_model(path)):
         return path
-    if str(reference) == DEMO:
+    if name == DEMO:
         return demo_model(task)
-    info = find_model(str(reference), task)
+    info = find_model(name, task)
+    if info is not None and info.name == name and "/" in name and name not in registry() and \
+            Path(name.split("/")[0]).expanduser().is_dir():
+        info = None  # `models/tiny-mmz` beside a folder `models`: a mistyped path, not a Hub repo id
     if info is None:
         from mms.checkpoints import CheckpointError
 
-        raise CheckpointError(f"{reference}: no such model file or directory, published model name (see: mms models "
-                              f"list) or Hugging Face repo id (for {task}: {LOCAL_FORMS.get(task, LOCAL_FORMS['asr'])})")
+        raise CheckpointError(f"{reference}: no such model file or directory, published model name "
+                              f"({near_miss(name)}see: mms models list) or Hugging Face repo id (for {task}: "
+                              f"{LOCAL_FORMS.get(task, LOCAL_FORMS['asr'])})")
     if info.task not in USABLE_FOR.get(task, (task,)):
         raise HubError(f"{info.name} is a {info.task} model, not a {task} model (default for {task}: "
                        f"{default_model(task)}; see: mms models list --task {task})")
     return fetch(info, lang, offline=offline, source=source, refresh=refresh, vocabulary_only=vocabulary_only)
 
 
+def _holds_model(folder: Path) -> bool:
+    """Whether a folder holds files of some model format (config.json, weights, a checkpoint)."""
+    return any(p.name == "config.json" or p.suffix in (".pt", ".pth", ".safetensors", ".bin") for p in folder.iterdir())
+
+
 def fetch(info: ModelInfo, lang=None, *, offline: bool | None = None, source: str | None = None,
-          refresh: bool = False, vocabulary_only: bool = False) -> Path:
-    """The local path of a registry model with the files for `lang` (see resolve_model)."""
+          refresh: bool = False, vocabulary_only: bool = False, force: bool = False) -> Path:
+    """The local path of a registry model with the files for `lang` (see resolve_model). `force`: fetch every file
+    again, cached or not (a damaged download)."""
     langs = _languages(info, lang)
+    if force and is_offline(offline):
+        raise HubError("--force fetches the files again: it needs the network (offline mode is on)")
+    if source is None and info.source == "hf" and info.url and not (force or refresh or vocabulary_only):
+        # by name, with no source asked for: the original files fetched earlier (--source url) count as cached
+        repo = info.repo(langs[0] if info.per_language and langs else None)
+        original = url_path(info, langs)
+        if original is not None and hf_snapshot(info, langs, repo) is None:
+            return original
     source = source or info.source
     if source not in SOURCES:
         raise HubError(f"unknown source '{source}' (choose: {', '.join(SOURCES)})")
@@ -58,12 +78,12 @@ def fetch(info: ModelInfo, lang=None, *, offline: bool | None = None, source: st
     if langs and info.adapter:  # before any download: the known list (cached files or shipped list)
         catalogue.check_languages(info, langs, catalogue.known_languages(info))
     if source == "url":  # the original files: the vocabulary is inside the checkpoint
-        return _fetch_url_model(info, langs, is_offline(offline))
+        return _fetch_url_model(info, langs, is_offline(offline), force)
     if vocabulary_only:  # (mms lexicon): a few kB instead of the weights' GB
         snapshot = _fetch_hf_model(replace(info, weights=None, adapter=None), [], is_offline(offline), refresh)
         _check_model_languages(info, snapshot, langs)
         return snapshot
-    return _fetch_hf_model(info, langs, is_offline(offline), refresh)
+    return _fetch_hf_model(info, langs, is_offline(offline), refresh, force)
 
 
 def _languages(info: ModelInfo, lang) -> list[str]:
@@ -86,9 +106,10 @@ def _check_model_languages(info: ModelInfo, snapshot: Path | None, langs: list[s
         catalogue.check_languages(info, langs, catalogue.languages_at(snapshot))
 
 
-def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: bool) -> Path:
+def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: bool, force: bool = False) -> Path:
     repo = info.repo(langs[0] if info.per_language else None)
-    cached = None if refresh else hf_snapshot(info, langs, repo)
+    # (offline, --refresh cannot ask the Hub: the cache is the answer)
+    cached = None if (refresh and not offline) or force else hf_snapshot(info, langs, repo)
     if cached is not None:
         _check_model_languages(info, cached, langs)
         return cached
@@ -105,7 +126,7 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
         if lang is not None and snapshot is not None and not has_adapters(snapshot):
             continue  # a single-language model (flat vocab.json): --lang is only recorded
         try:
-            path = hf_file(repo, names, revision, refresh)
+            path = hf_file(repo, names, revision, refresh, force)
         except RepositoryMissingError as e:
             if info.per_language:  # one repo per language: no repo, no such language
                 raise catalogue.missing_language(info, langs[0], str(e)) from None
@@ -120,15 +141,17 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
     return snapshot
 
 
-def _fetch_url_model(info: ModelInfo, langs: list[str], offline: bool) -> Path:
+def _fetch_url_model(info: ModelInfo, langs: list[str], offline: bool, force: bool = False) -> Path:
     lang = langs[0] if info.per_language else None
-    cached = url_path(info, langs)
+    cached = None if force else url_path(info, langs)
     if cached is not None:
         return cached
     paths = []
     for url in info.url:
         url = url.format(lang=lang)
         path = url_folder(info, lang) / url.rsplit("/", 1)[-1]
+        if force:
+            forget(path)
         if not path.exists():
             if offline:
                 raise NotCachedError(f"{info.name}: {path.name} not in the cache ({path.parent}) and offline mode is "
