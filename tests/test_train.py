@@ -176,6 +176,19 @@ def test_audio_is_read_per_batch_not_held(data, tmp_path):
         example.wave
 
 
+def test_a_run_without_progress_bar_logs_progress_lines(data, tmp_path, monkeypatch, caplog):
+    # logged to a file (no terminal), an epoch of a large corpus said nothing until its end
+    import logging
+
+    from mms.train import engine
+
+    monkeypatch.setattr(engine, "REPORT_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="mms.train"):
+        Trainer(options(data, tmp_path / "out", epochs=1)).run()
+    lines = [r.getMessage() for r in caplog.records if ", batch " in r.getMessage()]
+    assert lines and lines[0].startswith("epoch 1, batch 1/") and "loss " in lines[0] and "audio s/s" in lines[-1]
+
+
 def test_time_limit_decays_the_rate_and_ends_the_epoch_with_a_dev_pass(data, tmp_path):
     from mms.train.engine import lr_factor
 

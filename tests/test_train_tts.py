@@ -270,6 +270,20 @@ def test_training_lowers_the_mel_loss(trained):
     np.testing.assert_array_equal(u.wave, load_audio(u.audio, trainer.cfg.sampling_rate))
 
 
+def test_a_run_without_progress_bar_logs_progress_lines(corpus, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from mms.train import engine
+
+    monkeypatch.setattr(engine, "REPORT_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out", train=[str(corpus / "small.jsonl")], batch_size=2,
+                           max_steps=2)).run()
+    lines = [r.getMessage() for r in caplog.records if ", batch " in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1, batch 1/2, step 1", "epoch 1, batch 2/2, step 2"]
+    assert all("mel " in line and "steps/s" in line for line in lines)
+
+
 def test_resume_is_bit_identical(corpus, tmp_path):
     short = dict(train=[str(corpus / "small.jsonl")], batch_size=2, epochs=3, save_every=100)  # 2 steps per epoch
     whole = TTSTrainer(options(corpus, tmp_path / "whole", max_steps=5, **short))

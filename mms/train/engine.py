@@ -42,6 +42,7 @@ from mms.train.export import make_out_folder, read_state, restore_rng, rng_state
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
+REPORT_SECONDS = 60.0  # between progress lines in the log when no progress bar shows
 
 
 @dataclass
@@ -227,6 +228,24 @@ def copy_rows(layer: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, rows: 
     with torch.no_grad():
         layer.weight[new] = weight[old]
         layer.bias[new] = bias[old]
+
+
+class Reporter:
+    """A progress line in the log every REPORT_SECONDS when no progress bar shows (a run logged to a file: an epoch
+    of a large corpus takes an hour, and its only other line comes at its end)."""
+
+    def __init__(self, active: bool):
+        self.active, self.last, self.seen = active, time.monotonic(), 0
+
+    def __call__(self, line) -> None:
+        if self.active and time.monotonic() - self.last >= REPORT_SECONDS:
+            log.info(line())
+            self.last = time.monotonic()
+
+    def mean(self, values: list[float]) -> float:
+        """The mean of the values added since the last call (all of them at first)."""
+        recent, self.seen = values[self.seen:] or values[-1:], len(values)
+        return sum(recent) / max(len(recent), 1)
 
 
 def trainable_names(model: TrainModel, options: TrainOptions) -> list[str]:
@@ -545,6 +564,7 @@ class Trainer:
             # the next batches' audio is read on a thread while this one trains
             read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
                             range(self.batch_in_epoch, len(batches)), READ_AHEAD)
+            report = Reporter(bar is None)
             for index in range(self.batch_in_epoch, len(batches)):
                 if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
                     stopped = True  # (resumed at the limit: not one step more)
@@ -563,6 +583,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{ctc:.3f}", cer=self._last_cer(), refresh=False)
+                report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: loss "
+                               f"{report.mean(losses):.3f}, {self.audio_seconds / max(self.train_seconds, 1e-9):.1f} "
+                               f"audio s/s")
                 if pending == 0:
                     self.batch_in_epoch = index + 1
                     if options.max_steps is not None and self.step >= options.max_steps:

@@ -51,6 +51,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
+from mms.train.engine import Reporter
 from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json, write_log,
                               write_state)
 
@@ -704,12 +705,16 @@ class TTSTrainer:
             # the next batches' audio is read on a thread while this one trains
             read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
                             range(self.batch_in_epoch, len(batches)), READ_AHEAD)
+            report = Reporter(bar is None)
             for index in range(self.batch_in_epoch, len(batches)):
                 started = time.perf_counter()  # (waiting for the audio counts as training time)
                 losses = self.train_step([self.train_set[i] for i in batches[index]], next(read))
                 self.train_seconds += time.perf_counter() - started
                 self.losses.append(losses)
                 self.step += 1
+                report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: mel "
+                               f"{report.mean([loss['mel'] for loss in self.losses]):.3f}, "
+                               f"{self.step / max(self.train_seconds, 1e-9):.2f} steps/s")
                 self.batch_in_epoch = index + 1
                 if bar is not None:
                     bar.update(1)
