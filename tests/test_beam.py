@@ -108,6 +108,24 @@ def test_result_is_the_brute_force_best(files, seed, lm_weight, word_score):
     assert set(hyp.text.split()) <= set(spell)  # lexicon-constrained: only lexicon words
 
 
+def test_a_spelling_without_its_closing_delimiter_is_read_as_one_word(files, tmp_path):
+    # `cat c a t` (no `|`) had let the search run words together: "good" came out "good good"
+    from mms.decoding.beam import read_lexicon
+
+    lm, _ = files
+    (tmp_path / "open.txt").write_text("cat c a t\ncad c a d\n")
+    assert read_lexicon(tmp_path / "open.txt", VOCAB) == read_lexicon(files[1], VOCAB) == {
+        "cat": [["c", "a", "t", "|"]], "cad": [["c", "a", "d", "|"]]}
+    em = emissions_for(["c", "a", "t", "|", "c", "a", "d", "|"], noise=0.1)
+    closed = BeamSearchDecoder(VOCAB, BeamOptions(lm=lm, lexicon=files[1])).decode(em)
+    opened = BeamSearchDecoder(VOCAB, BeamOptions(lm=lm, lexicon=str(tmp_path / "open.txt"))).decode(em)
+    assert opened.text == closed.text == "cat cad" and opened.score == pytest.approx(closed.score)
+    em = emissions_for(["c", "a", "t", "|"], noise=0.1)
+    assert BeamSearchDecoder(VOCAB, BeamOptions(lm=lm, lexicon=str(tmp_path / "open.txt"))).decode(em).text == "cat"
+    with pytest.raises(BeamSearchError, match="give one of the two"):  # (KenLM had failed on every input)
+        BeamSearchDecoder(VOCAB, BeamOptions(lm=lm, lexicon=files[1], unit_lm=True))
+
+
 def test_lexicon_free_with_unit_lm(tmp_path):
     units = ["|", "a", "c", "d", "t", "o"]
     arpa = ["\\data\\", f"ngram 1={len(units) + 3}", "ngram 2=1", "", "\\1-grams:",

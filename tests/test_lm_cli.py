@@ -246,6 +246,26 @@ def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_pa
     assert asr.returncode == 0, asr.stderr
     r = mms("tune", "--model", zs, "--manifest", manifest, "-o", preset)
     assert r.returncode == 2 and "without --lm, give --lexicon" in r.stderr
+    # the preset with the lexicon alone in `mms asr` (it had been refused: "--lexicon needs --lm")
+    asr = mms("asr", "--model", zs, "--lexicon", lexicon, "--config", preset, *wavs, "--decode-workers", "0",
+              "--format", "jsonl")
+    assert asr.returncode == 0, asr.stderr
+    assert {w for line in asr.stdout.splitlines() for w in json.loads(line)["text"].split()} <= {
+        "cat", "dog", "maison", "кот"}
+
+
+def test_asr_refuses_beam_options_that_would_do_nothing_or_fail(tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, random_audio(16000, seed=2), 16000)
+    (tmp_path / "lex.txt").write_text("good g o o d |\n")
+    for args, message in ((["--lm-weight", "3"], "--lm-weight is an option of beam search"),
+                          (["--beam", "5"], "--beam is an option of beam search"),
+                          (["--decode-workers", "3"], "--decode-workers is an option of beam search"),
+                          (["--unit-lm"], "--unit-lm needs --lm"),
+                          (["--unit-lm", "--lexicon", tmp_path / "lex.txt", "--lm", tmp_path / "x.arpa"],
+                           "--unit-lm decodes without a lexicon")):
+        r = mms("asr", "--model", "demo", "--lang", "eng", *args, wav)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
 def test_tune_ranges_are_finite_pairs():

@@ -275,5 +275,15 @@ def test_cli_asr_greedy_says_romanised_and_words_give_list_words(zs_hf, zs_fairs
         assert "romanized" not in record and set(record["text"].split()) <= {"кот", "собака", "maison"}
         outputs.append(record["text"])
     assert outputs[0] == outputs[1]
+    # word times and subtitle cues show the list's words too, not their romanised spelling
+    r = mms("asr", "--model", zs_hf, wav, "--words", tmp_path / "words.txt", "--format", "jsonl",
+            "--decode-workers", "0", "--timestamps", "word")
+    record = json.loads(r.stdout)
+    assert [w["text"] for w in record["words"]] == record["text"].split() and record["words"]
+    r = mms("asr", "--model", zs_hf, wav, "--words", tmp_path / "words.txt", "--format", "srt",
+            "--decode-workers", "0")
+    cue_words = [w for line in r.stdout.splitlines() if line and "-->" not in line and not line.isdigit()
+                 for w in line.split()]
+    assert cue_words == record["text"].split(), r.stdout
     r = mms("asr", "--model", zs_hf, wav, "--auto-lm")
     assert r.returncode == 2 and "need --words" in r.stderr

@@ -387,9 +387,18 @@ def beam_options(args: argparse.Namespace) -> dict | None:
         raise MMSError("--words makes the lexicon: do not give --lexicon or --unit-lm with it")
     if getattr(args, "auto_lm", None) is not None and not words:
         raise MMSError("--auto-lm / --no-auto-lm need --words")
-    if not args.lm and not words:
-        if args.lexicon or args.unit_lm:
-            raise MMSError("--lexicon and --unit-lm need --lm")
+    if args.unit_lm and args.lexicon:
+        raise MMSError("--unit-lm decodes without a lexicon (an LM over the model's units); with --lexicon the LM is "
+                       "over words: give one of the two")
+    if args.unit_lm and not args.lm:
+        raise MMSError("--unit-lm needs --lm (a unit LM: `mms lm build --units`)")
+    if not args.lm and not words and not args.lexicon:  # greedy: the beam-search options would do nothing
+        defaults = load_defaults(None)
+        given = [knob for knob in PRESET_KNOBS if hasattr(args, knob)] + [
+            knob for knob in ("unk_weight", "decode_workers") if getattr(args, knob) != defaults[knob]]
+        if given:
+            raise MMSError(f"--{given[0].replace('_', '-')} is an option of beam search: give --lm and/or --lexicon "
+                           f"(or --words), or leave it out")
         return None
     if args.unit_lm and not args.lexicon and hasattr(args, "word_score"):
         say("mms asr", "note: --word-score does nothing with --unit-lm and no --lexicon (flashlight's lexicon-free "

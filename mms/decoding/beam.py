@@ -118,6 +118,10 @@ def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str
         if len(fields) < 2:
             raise BeamSearchError(f"{path}:{n}: expected 'word u n i t s |', got {line!r}")
         word, spelling = fields[0], fields[1:]
+        if spelling[-1] != vocab.word_delimiter:
+            # `word w o r d` without the closing `|` (or a delimiter that is a space, lost in the split): a
+            # spelling must end a word, or the search runs words together and repeats them ("good good")
+            spelling.append(vocab.word_delimiter)
         unknown = [u for u in spelling if u not in known]
         if unknown:
             raise BeamSearchError(f"{path}:{n}: units {' '.join(unknown)} of '{word}' are not in the model's "
@@ -143,6 +147,9 @@ class BeamSearchDecoder:
         token_beam = options.beam_size_token or size
         if options.lm is None and not options.lexicon:
             raise BeamSearchError("beam search needs a language model, a lexicon or both")
+        if options.lexicon and options.unit_lm:  # (KenLM would be asked for unit ids of the word dictionary)
+            raise BeamSearchError("--unit-lm decodes without a lexicon (an LM over the model's units); with a "
+                                  "lexicon the LM is over words: give one of the two")
         if options.lexicon:
             lexicon = read_lexicon(options.lexicon, vocab)
             # flashlight's load_words adds "<unk>" with no spelling; the LM maps unknown words to it
@@ -190,11 +197,10 @@ class BeamSearchDecoder:
         units = [Unit(self.vocab.tokens[label], int(s), int(e)) for label, s, e in zip(labels.tolist(), starts, ends)
                  if label != self.vocab.blank and label not in self.vocab.silent]
         units = split_pieces(units, self.vocab)  # SentencePiece pieces ("▁the"): words and times as for letters
-        if self.options.lexicon:
-            text = " ".join(self.word_dict.get_entry(w) for w in best.words if w >= 0)
-        else:
-            text = units_to_text([u.token for u in units], self.vocab)
-        return Hypothesis(text, units, float(best.score))
+        if self.options.lexicon:  # the lexicon's words (a zero-shot word list: not their romanised spelling)
+            spelled = [self.word_dict.get_entry(w) for w in best.words if w >= 0]
+            return Hypothesis(" ".join(spelled), units, float(best.score), lexicon_words=spelled)
+        return Hypothesis(units_to_text([u.token for u in units], self.vocab), units, float(best.score))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ class Hypothesis:
     text: str
     units: list[Unit]  # emitted tokens (blank and silent specials removed), delimiters included
     score: float | None = None  # sum over frames of the best log-probability (fairseq's viterbi score)
+    lexicon_words: list[str] | None = None  # a lexicon search's words, as the lexicon writes them
 
     def words(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[Word]:
-        """Words with start/end seconds, split at word delimiters."""
+        """Words with start/end seconds, split at word delimiters; their text is the lexicon's word where a lexicon
+        chose them (a zero-shot word list's spelling, not the romanised units the model emitted)."""
         words, current = [], []
         for unit in self.units + [Unit(vocab.word_delimiter, -1, -1)]:
             if unit.token == vocab.word_delimiter:
@@ -42,6 +44,9 @@ class Hypothesis:
                 current = []
             else:
                 current.append(unit)
+        if self.lexicon_words is not None and len(self.lexicon_words) == len(words):
+            for word, text in zip(words, self.lexicon_words):
+                word.text = text
         return words
 
     def chars(self, vocab: Vocabulary, seconds_per_frame: float = SECONDS_PER_FRAME) -> list[Word]:
