@@ -341,3 +341,22 @@ def test_bad_manifest_lines_are_errors_in_their_place(hf_dir, wavs, tmp_path):
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 1 and [bool(rec.get("error")) for rec in records] == [False, True, False], r.stderr
     assert r.stderr.strip().endswith("m.tsv:3: expected 2 tab-separated fields (path, num_samples), found 1")
+
+
+def test_options_that_would_do_nothing_are_refused(tmp_path):
+    # each had been accepted and silently ignored
+    import soundfile as sf
+
+    from tests.conftest import random_audio
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, random_audio(16000, seed=4), 16000)
+    (tmp_path / "words.txt").write_text("привет мир\n")
+    for args, message in ((["--timestamps", "word", "--format", "tsv"], "--format tsv has no times"),
+                          (["--timestamps", "char"], "--format txt has no times"),
+                          (["--time-offsets", "0.1,0.1"], "--time-offsets shifts word and character times"),
+                          (["--uroman-lang", "rus"], "--uroman-lang picks uroman's rules for spelling --words"),
+                          (["--lid-model", "demo"], "--lid-model identifies the language for --lang auto"),
+                          (["--words", tmp_path / "words.txt"], "--words needs the MMS zero-shot model")):
+        r = mms("asr", "--model", "demo", "--lang", "eng", *args, wav)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)

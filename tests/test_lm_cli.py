@@ -100,6 +100,11 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "latin1.txt: not UTF-8" in r.stderr
     r = mms("tune", "--model", tmp_path, "--manifest", tmp_path / "none.jsonl", "--lm", bad, "--lm-weight", "x")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--lm-weight 'x': expected LO:HI" in r.stderr
+    # a model of several alphabets needs --lang (it spelled in the default adapter's, saying nothing)
+    (tmp_path / "ru.txt").write_text("сегодня хороший день\n")
+    r = mms("lexicon", "--model", "demo", tmp_path / "ru.txt", "-o", tmp_path / "lx.txt")
+    assert r.returncode == 2 and "demo has 4 languages, each with its own alphabet: give --lang" in r.stderr
+    assert mms("lexicon", "--model", "demo", "--lang", "rus", tmp_path / "ru.txt", "-o", tmp_path / "lx.txt").returncode == 0
 
 
 def test_score_json(tmp_path):

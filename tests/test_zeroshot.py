@@ -285,5 +285,7 @@ def test_cli_asr_greedy_says_romanised_and_words_give_list_words(zs_hf, zs_fairs
     cue_words = [w for line in r.stdout.splitlines() if line and "-->" not in line and not line.isdigit()
                  for w in line.split()]
     assert cue_words == record["text"].split(), r.stdout
+    r = mms("asr", "--model", zs_hf, wav, "--lang", "auto")  # one output layer: nothing for LID to choose
+    assert r.returncode == 2 and "--lang auto has nothing to choose" in r.stderr
     r = mms("asr", "--model", zs_hf, wav, "--auto-lm")
     assert r.returncode == 2 and "need --words" in r.stderr

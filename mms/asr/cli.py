@@ -287,8 +287,19 @@ def run(args: argparse.Namespace) -> int:
     if args.format in ("srt", "vtt") and len(items) > 1:  # one clock per file: cues of several would interleave
         raise MMSError(f"--format {args.format}: one recording per subtitle file, and {len(items)} inputs were given; "
                        f"run once per file, or use --format jsonl (word times of every input)")
+    if timestamps is not None and args.format in ("txt", "tsv"):
+        raise MMSError(f"--timestamps {timestamps}: --format {args.format} has no times; use --format jsonl or json "
+                       f"(or srt / vtt subtitles)")
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
+    # options that would do nothing: refused, not ignored
+    if args.time_offsets is not None and timestamps is None:
+        raise MMSError("--time-offsets shifts word and character times: add --timestamps word or char (or --format "
+                       "srt / vtt)")
+    if args.uroman_lang and not args.words:
+        raise MMSError("--uroman-lang picks uroman's rules for spelling --words: add --words")
+    if args.lid_model and args.lang != "auto":
+        raise MMSError("--lid-model identifies the language for --lang auto: add --lang auto")
     beam = beam_options(args)
     zeroshot = None
     if args.words:

@@ -142,6 +142,9 @@ class ASR(Task):
         self.buffer_samples = int((o.buffer_seconds or max(4 * self.batch_samples / SAMPLE_RATE, 600.0))
                                   * SAMPLE_RATE)
         self.auto = lang == "auto"
+        if self.auto and checkpoint.language_free:  # (it had fetched and run a 1B LID model for nothing)
+            raise MMSError(f"{checkpoint.path}: this model transcribes every language with one output layer: the "
+                           f"language cannot change its output, so --lang auto has nothing to choose; leave it out")
         self.lid_model, self.fetch_adapters = lid_model, fetch_adapters
         # lang="auto" with N-best re-ranking: (N, mms.asr.rerank.RerankWeights, zero-shot ASR or None)
         self.rerank = rerank

@@ -6,6 +6,7 @@ import sys
 from typing import Iterator
 
 from mms.asr.transcriber import ASR
+from mms.errors import MMSError
 from mms.manifest import Item
 from mms.options import ASROptions
 
@@ -57,6 +58,23 @@ class Worker:
                                 dtype=settings.get("dtype", "auto"))
         return r["n"], weights, zeroshot
 
+    @staticmethod
+    def _check_romanized(settings: dict) -> None:
+        """--words spells the list in uroman letters: only a model that writes them can use it (another model
+        failed on the spelled lexicon, naming a temporary file)."""
+        from mms.checkpoints import CheckpointError, load_vocabulary
+        from mms.hub import resolve_model
+
+        model = settings.get("model")
+        try:
+            vocab = load_vocabulary(resolve_model(model, task="asr", lang=[]), None, settings.get("dict_path"))
+        except (CheckpointError, OSError):  # (said again, better, when the model loads)
+            return
+        if not vocab.romanized:
+            raise MMSError(f"--words needs the MMS zero-shot model, which writes uroman letters (mms-zeroshot-300m); "
+                           f"{model or 'the default model'} does not: for its own letters give --lexicon (made with "
+                           f"`mms lexicon --model ...`), with or without --lm")
+
     def _zeroshot(self, settings: dict):
         """--words: the uroman lexicon (and unigram LM) in a folder of this worker, and the reference presets for
         the knobs the user left unset."""
@@ -66,6 +84,7 @@ class Worker:
         from mms.decoding.beam import BeamOptions
 
         z = settings["zeroshot"]
+        self._check_romanized(settings)
         beam = dict(settings.get("beam") or {})
         self._folder = tempfile.TemporaryDirectory(prefix="mms-zeroshot-")
         prepared = zeroshot.prepare(z["words"], self._folder.name, settings.get("lang"), z.get("uroman_lang"),

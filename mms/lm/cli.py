@@ -135,6 +135,13 @@ def run_lexicon(args) -> int:
     # a published name (demo, mms-1b-all) as in `mms asr --model`; only the vocabulary is read (a fairseq
     # dictionary alone is a vocabulary)
     model = None if fairseq_dict else resolve_model(args.model, "asr", args.lang, vocabulary_only=True)
+    if model is not None and not args.lang and not args.dict_path:
+        from mms.checkpoints import list_languages
+
+        languages = list_languages(model) or []
+        if len(languages) > 1:  # (it spelled in the default adapter's alphabet, saying nothing)
+            raise MMSError(f"{args.model} has {len(languages)} languages, each with its own alphabet: give --lang "
+                           f"(e.g. --lang {languages[0]})")
     vocab = load_vocabulary(model, args.lang, args.dict_path)
     lines = (line for path in args.corpus for line in read_corpus(path))
     entries, stats = build_lexicon(lines, vocab, args.lang, args.min_count, not args.no_normalize)
