@@ -100,6 +100,15 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "latin1.txt: not UTF-8" in r.stderr
     r = mms("tune", "--model", tmp_path, "--manifest", tmp_path / "none.jsonl", "--lm", bad, "--lm-weight", "x")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--lm-weight 'x': expected LO:HI" in r.stderr
+    (tmp_path / "empty.txt").write_text("")
+    r = mms("score", "--ref", tmp_path / "empty.txt", "--hyp", tmp_path / "empty.txt")
+    assert r.returncode == 2 and "empty.txt: no reference lines: nothing to score" in r.stderr
+    binary = tmp_path / "bin.arpa"
+    binary.write_bytes(b"\xff\xfe garbage")  # (KenLM's message quoted these bytes: a UnicodeDecodeError)
+    with pytest.raises(BeamSearchError, match="bin.arpa: KenLM cannot load it: not an ARPA file or KenLM binary$"):
+        from mms.decoding.beam import _flashlight, load_kenlm
+
+        load_kenlm(str(binary), _flashlight()[1].create_word_dict({"<unk>": [], "a": [["a"]]}))
     # a model of several alphabets needs --lang (it spelled in the default adapter's, saying nothing)
     (tmp_path / "ru.txt").write_text("сегодня хороший день\n")
     r = mms("lexicon", "--model", "demo", tmp_path / "ru.txt", "-o", tmp_path / "lx.txt")

@@ -77,6 +77,8 @@ def load_kenlm(path: str, word_dict, error=None):
             order, most = too_high.groups()
             reason = (f"its order is {order}, and the KenLM in flashlight-text loads orders up to {most} (rebuild it "
                       f"with `mms lm build --order {most}` or lower)")
+        elif isinstance(e, UnicodeDecodeError):  # KenLM's message quotes the file's bytes, which are not text
+            reason = "not an ARPA file or KenLM binary"
         else:
             reason = f"not an ARPA file or KenLM binary ({thrown.group(1)})" if thrown else message
         raise (error or BeamSearchError)(f"{path}: KenLM cannot load it: {reason}") from None

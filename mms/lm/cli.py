@@ -216,6 +216,10 @@ def run_score(args) -> int:
     from mms.scoring import format_summary, pair_by_audio, read_texts, score
 
     refs = read_texts(args.ref)
+    if not refs:  # (it printed "WER 0.00% over 0 utterances" and exit 0)
+        from mms.errors import MMSError
+
+        raise MMSError(f"{args.ref}: no reference lines: nothing to score")
     hyps = pair_by_audio(args.ref, args.hyp, read_texts(args.hyp, len(refs)),
                          lambda line: say("mms score", line))
     result = score(refs, hyps, ignore_spaces=args.ignore_spaces)
