@@ -100,6 +100,13 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "latin1.txt: not UTF-8" in r.stderr
     r = mms("tune", "--model", tmp_path, "--manifest", tmp_path / "none.jsonl", "--lm", bad, "--lm-weight", "x")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--lm-weight 'x': expected LO:HI" in r.stderr
+    for args, message in ((["--lexicon", bad, "--lm-weight", "0:3"], "--lm-weight: without --lm the LM weight is"),
+                          (["--lm", bad, "--lexicon", bad, "--sil-weight=-1:1"], "--sil-weight: it is searched with "
+                                                                                 "--unit-lm and no --lexicon"),
+                          (["--lm", bad, "--unit-lm", "--word-score=-1:1"], "--word-score: with --unit-lm and no "
+                                                                            "--lexicon the decoder has no word score")):
+        r = mms("tune", "--model", "demo", "--lang", "eng", "--manifest", tmp_path / "none.jsonl", *args)
+        assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
     (tmp_path / "empty.txt").write_text("")
     r = mms("score", "--ref", tmp_path / "empty.txt", "--hyp", tmp_path / "empty.txt")
     assert r.returncode == 2 and "empty.txt: no reference lines: nothing to score" in r.stderr

@@ -232,6 +232,19 @@ def run_tune(args) -> int:
     from mms.files import write_text_atomic
     from mms.lm.tune import parse_range, preset_yaml, tune
 
+    defaults = TuneSettings()
+    given = [name for name in ("lm_weight", "word_score", "sil_weight")
+             if getattr(args, name) != "%g:%g" % getattr(defaults, name)]
+    lexicon_free = args.unit_lm and not args.lexicon
+    for name, useless, why in (("lm_weight", not args.lm, "without --lm the LM weight is fixed at 0"),
+                               ("word_score", lexicon_free, "with --unit-lm and no --lexicon the decoder has no word "
+                                                            "score; --sil-weight is searched"),
+                               ("sil_weight", not lexicon_free, "it is searched with --unit-lm and no --lexicon; "
+                                                                "with a lexicon --word-score is")):
+        if name in given and useless:  # (a range given for nothing had been ignored)
+            from mms.errors import MMSError
+
+            raise MMSError(f"--{name.replace('_', '-')}: {why}")
     settings = TuneSettings(
         lm_weight=parse_range(args.lm_weight, "--lm-weight"), word_score=parse_range(args.word_score, "--word-score"),
         sil_weight=parse_range(args.sil_weight, "--sil-weight"), metric=args.metric, trials=args.trials,
