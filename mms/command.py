@@ -307,9 +307,10 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         return 0
     verbose = getattr(args, "verbose", False)
     if engine == "ray":
-        from mms.engines.ray import run_ray, workers
+        from mms.engines.ray import require_ray, run_ray, workers
 
-        workers(args.workers)  # a bad --workers before the run is described
+        require_ray()  # before the run is described: a failed start leaves no run.json to block the next one
+        workers(args.workers)  # a bad --workers too
         if run_file:
             engines.write_run(run_file, description)
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged

@@ -147,6 +147,20 @@ def test_a_run_that_fails_to_start_leaves_no_run_description(corpus, tmp_path):
             part.unlink()
 
 
+def test_ray_missing_leaves_no_run_description(corpus, tmp_path, monkeypatch, capsys):
+    from mms.cli import main
+    from mms.engines import CorpusError, ray as ray_engine
+
+    def missing():
+        raise CorpusError('--engine ray needs Ray: pip install "mms[ray]"')
+
+    monkeypatch.setattr(ray_engine, "require_ray", missing)
+    assert main(["asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus), "--engine", "ray",
+                 "--output-dir", str(tmp_path / "run")]) == 2
+    assert 'needs Ray: pip install "mms[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "run" / "run.json").exists()  # the corrected command is not refused by it
+
+
 def test_kill_then_resume_gives_every_input_exactly_once(tmp_path):
     manifest = tmp_path / "big.txt"
     inputs = EXAMPLES * 40

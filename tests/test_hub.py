@@ -643,3 +643,12 @@ def test_unpack_refuses_paths_outside_the_folder(tmp_path):
     with pytest.raises(hub.HubError, match="cannot unpack"):
         hub.unpack(archive)
     assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "evil").exists()
+
+
+def test_the_licence_notice_is_shown_once_even_when_the_download_fails(hub_env, monkeypatch, capsys):
+    # (it was recorded only after a download succeeded: offline users saw "shown once" on every run)
+    hub.download.show_licence_notice()
+    assert "CC-BY-NC-4.0" in capsys.readouterr().err
+    monkeypatch.setattr(hub.download, "_licence_notice_printed", False)  # a new process
+    hub.download.show_licence_notice()
+    assert capsys.readouterr().err == ""

@@ -296,3 +296,20 @@ def test_tune_ranges_are_finite_pairs():
     for bad in ("nan:1", "-inf:0", "1:inf", "1", "a:b"):
         with pytest.raises(TuneError, match="--word-score"):
             parse_range(bad, "--word-score")
+
+
+def test_uroman_missing_is_a_usage_error_naming_the_package(tmp_path, monkeypatch, capsys):
+    # (it was reported as an internal error, "a bug", exit 3)
+    import sys
+
+    from mms.cli import main
+    from mms.text import romanize
+
+    monkeypatch.setitem(sys.modules, "uroman", None)  # import uroman -> ImportError
+    romanize._uroman.cache_clear()
+    (tmp_path / "words.txt").write_text("привет\n")
+    try:
+        assert main(["lexicon", "--uroman", str(tmp_path / "words.txt"), "-o", str(tmp_path / "x.lex")]) == 2
+    finally:
+        romanize._uroman.cache_clear()
+    assert "romanisation needs the `uroman` package: pip install uroman" in capsys.readouterr().err

@@ -387,6 +387,7 @@ def test_cli_usage_and_model_errors(tmp_path):
          "--seed: must be from 0 to 2**62"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--sample-rate", "1"),
          "--sample-rate: a sample rate from 1000 to 384000 Hz"),
+        (("--model", voice_dirs().hf, "--txt", " ", "--wav", tmp_path / "x.wav"), "--txt: empty text"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--split", "none", "--pause", "1"),
          "--pause and --max-chars apply to --split sentences"),
         (("--model", voice_dirs().hf, "--txt", "x", "--wav", tmp_path / "x.wav", "--split", "none",

@@ -48,7 +48,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                     "normalisation, uroman, <star>, 30 s windows, one global Viterbi alignment).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", "-m", help="alignment model (.pt, directory, published name) or MMS ASR model with "
-                                          "--lang (default: the registry's alignment model, mms-fa)")
+                                          "--lang (default: the registry's alignment model, mms-fa; `demo`: the "
+                                          "small model shipped in the package, no download)")
     p.add_argument("--audio", "--audio_filepath", "-a", dest="audio", help="audio file (any format and rate)")
     p.add_argument("--text", "--text_filepath", "-t", dest="text", help="transcript: one output segment per line")
     p.add_argument("--manifest", metavar="FILE", help="many (audio, text) pairs: JSONL or fairseq .tsv + .wrd")

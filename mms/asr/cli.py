@@ -82,7 +82,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--model", "-m",
                    help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
                         "models list`; omniasr-ctc-* for Omnilingual ASR), Hugging Face repo id, Hugging Face "
-                        "directory, fairseq checkpoint (.pt) or fairseq2 Omnilingual ASR checkpoint (.pt)")
+                        "directory, fairseq checkpoint (.pt) or fairseq2 Omnilingual ASR checkpoint (.pt); `demo`: the "
+                        "small model shipped in the package (eng, rus, ell, hin), no download")
     p.add_argument("--lang", "-l", help="language code of the adapter to use, e.g. fra, cmn-script_simplified; "
                                          "`auto`: identify each input's language first (see --lid-model)")
     p.add_argument("--lid-model", metavar="MODEL",

@@ -54,12 +54,18 @@ def workers(text: str) -> tuple[int, int]:
     return low, high
 
 
-def run_ray(task: str, settings: dict, rows: list[dict], output_dir: str, args) -> int:
+def require_ray():
+    """The ray module, or the one-line error that says how to install it."""
     try:
         import ray
-        import ray.data
+        import ray.data  # noqa: F401 - (a Ray install without Ray Data)
     except ImportError:
         raise CorpusError('--engine ray needs Ray: pip install "mms[ray]"') from None
+    return ray
+
+
+def run_ray(task: str, settings: dict, rows: list[dict], output_dir: str, args) -> int:
+    ray = require_ray()
     low, high = workers(args.workers)
     if not args.verbose:  # Ray Data's own progress lines and logs; our bar and errors say what matters
         import logging

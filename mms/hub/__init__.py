@@ -25,7 +25,7 @@ imports mms.langs (the language catalogue builds on mms.hub.languages).
 from __future__ import annotations
 
 from mms.hub.download import (ORIGINAL_HOST, cache_root, cached_languages, cached_paths, download_url, endpoint,
-                              hf_snapshot, hub_cache, is_offline, licence_notice_seen, original_url,
+                              hf_snapshot, hub_cache, is_offline, original_url,
                               progress_bar_class, set_offline, show_licence_notice, unpack, url_cache, url_folder,
                               url_path)
 from mms.hub.errors import (HTTPStatusError, HubError, MissingLanguageError, NotCachedError, RepositoryMissingError,
@@ -39,6 +39,6 @@ __all__ = [
     "NotCachedError", "ORIGINAL_HOST", "RepositoryMissingError", "SOURCES", "TASKS", "USABLE_FOR",
     "UnreachableError", "cache_root", "cached_languages", "cached_paths", "default_model", "defaults", "demo_model",
     "download_url", "endpoint", "fetch", "fetch_command", "find_model", "hf_snapshot", "hub_cache", "human_size",
-    "is_offline", "licence", "licence_notice_seen", "original_url", "progress_bar_class", "registry",
+    "is_offline", "licence", "original_url", "progress_bar_class", "registry",
     "resolve_model", "set_offline", "show_licence_notice", "unpack", "url_cache", "url_folder", "url_path",
 ]

@@ -189,7 +189,6 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
             # connection" whatever it was
             raise error(f"{repo}/{name}: download failed ({_first_line(causes[-1])}); run the same command again to "
                         f"retry (without network: --offline or HF_HUB_OFFLINE=1 uses only the cache)") from None
-        licence_notice_seen()
         return path
     return None
 
@@ -459,24 +458,20 @@ _licence_notice_printed = False
 
 
 def show_licence_notice() -> None:
-    """The weights' licence, before downloading, until a download into this cache has succeeded."""
+    """The weights' licence, before the first download into this cache (marked there as shown once printed)."""
     global _licence_notice_printed
-    if _licence_notice_printed or (url_cache() / ".licence-notice-shown").exists():
+    marker = url_cache() / ".licence-notice-shown"
+    if _licence_notice_printed or marker.exists():
         return
     name, url = licence()
     print(f"mms: the MMS model weights are published by Meta under {name} (non-commercial use only): {url} "
           f"(this notice is shown once)", file=sys.stderr)
     _licence_notice_printed = True
-
-
-def licence_notice_seen() -> None:
-    marker = url_cache() / ".licence-notice-shown"
-    if _licence_notice_printed and not marker.exists():
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:  # (a read-only cache: shown again next time)
+        pass
 
 
 def damaged_cache_hint(message: str) -> str:

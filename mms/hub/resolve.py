@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mms.hub import languages as catalogue
 from mms.hub.download import (cached_file, download_url, forget, has_adapters, hf_file, hf_files, hf_snapshot,
-                              hub_cache, is_offline, licence_notice_seen, original_url, show_licence_notice, unpack, url_folder,
+                              hub_cache, is_offline, original_url, show_licence_notice, unpack, url_folder,
                               url_path)
 from mms.hub.errors import HubError, HTTPStatusError, NotCachedError, RepositoryMissingError
 from mms.hub.registry import (DEMO, LOCAL_FORMS, SOURCES, USABLE_FOR, ModelInfo, default_model, demo_model,
@@ -160,7 +160,6 @@ def _fetch_url_model(info: ModelInfo, langs: list[str], offline: bool, force: bo
                 show_licence_notice()
             try:
                 download_url(original_url(url), path)
-                licence_notice_seen()
             except HTTPStatusError as e:
                 if info.per_language and e.status == 404:
                     raise catalogue.missing_language(info, lang, f"{url} does not exist") from None

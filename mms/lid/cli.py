@@ -50,7 +50,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="*", help="audio files (or manifests: .tsv, .jsonl, .json, .lst, .list)")
     p.add_argument("--model", "-m", help="Hugging Face mms-lid-* directory, fairseq LID checkpoint or published name "
-                                          "(default: the registry's, mms-lid-4017)")
+                                          "(default: the registry's, mms-lid-4017; `demo`: the small model "
+                                          "shipped in the package, no download)")
     p.add_argument("--dict", dest="dict_path", metavar="FILE",
                    help="language labels (fairseq's dict.lang.txt: one language per line, line i = output i); for a "
                         "Hugging Face model, instead of its config.json id2label")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from mms.errors import MMSError
 
-class RomanizerMissing(RuntimeError):
-    pass
+
+class RomanizerMissing(MMSError):
+    """The uroman package is not installed: a usage error (exit 2) naming the pip command, not a bug."""
 
 
 @lru_cache(maxsize=1)

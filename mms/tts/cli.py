@@ -61,7 +61,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", "--model-dir", "-m", dest="model",
                    help="voice directory (original or Hugging Face), a folder of voices with --lang, or a "
-                        "published name (see mms models list) (default: mms-tts-<lang>)")
+                        "published name (see mms models list) (default: mms-tts-<lang>; `demo`: the small English "
+                        "voice shipped in the package, no download)")
     p.add_argument("--lang", "-l", help="ISO 639-3 code of the voice, e.g. eng, amh, ron (without --model: the "
                                         "voice mms-tts-<lang>; picks a voice from a folder of voices; needed for "
                                         "the Romanian ț fix)")
@@ -120,6 +121,8 @@ def text_lines(text: str) -> list[str]:
 def read_inputs(args) -> list:
     """The text for --txt or standard input, or (line number, text) of every non-blank --file line."""
     if args.txt is not None:
+        if not args.txt.strip():
+            raise MMSError("--txt: empty text")
         return [args.txt]
     if args.file is None:
         if sys.stdin.isatty():
