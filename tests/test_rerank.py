@@ -181,7 +181,7 @@ def test_kenlm_feature_is_the_natural_log_probability_of_the_words(tmp_path):
         parse_lm_specs([f"fra={tmp_path / 'nope.arpa'}"])
     (tmp_path / "bin.arpa").write_bytes(b"mmap lm http://kheafield.com/code format version 5\0\0")
     with pytest.raises(FeatureError, match="not an ARPA file"):
-        KenLMFeature({"eng": str(tmp_path / "bin.arpa")})("hello", "eng")
+        KenLMFeature({"eng": str(tmp_path / "bin.arpa")})  # when it is built, before any model runs
 
 
 FAKE_FASTTEXT = '''"""A stand-in for the fasttext package: a script guesser with fastText's API."""

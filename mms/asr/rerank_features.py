@@ -52,15 +52,25 @@ def _iso(code: str) -> str:
 
 # -- lm: per-language KenLM n-gram models ----------------------------------------------------------------------
 
-def arpa_words(path: str | Path) -> list[str]:
-    """The unigram vocabulary of an ARPA file (KenLM maps every other word to <unk>)."""
-    words, in_unigrams = [], False
+def check_arpa_header(path: str | Path) -> None:
+    """A FeatureError unless the file begins as ARPA text does (a `\\data\\` line in its first 4 kB)."""
     try:
         with open(path, encoding="utf-8") as f:
             head = f.read(4096)
-            if "\\data\\" not in head:
-                raise FeatureError(f"{path}: not an ARPA file (the lm feature reads ARPA text, not KenLM binaries)")
-            f.seek(0)
+    except UnicodeDecodeError as e:
+        raise FeatureError(f"{path}: not an ARPA file (not UTF-8 text: {e.reason})") from None
+    except OSError as e:
+        raise FeatureError(f"{path}: cannot read the LM ({e.strerror or e})") from None
+    if "\\data\\" not in head:
+        raise FeatureError(f"{path}: not an ARPA file (the lm feature reads ARPA text, not KenLM binaries)")
+
+
+def arpa_words(path: str | Path) -> list[str]:
+    """The unigram vocabulary of an ARPA file (KenLM maps every other word to <unk>)."""
+    check_arpa_header(path)
+    words, in_unigrams = [], False
+    try:
+        with open(path, encoding="utf-8") as f:
             for line in f:
                 line = line.strip()
                 if line == "\\1-grams:":
@@ -113,6 +123,7 @@ class KenLMFeature:
         for lang, path in models.items():
             if not Path(path).is_file():
                 raise FeatureError(f"--rerank-lm {lang}={path}: no such file")
+            check_arpa_header(path)  # now, before any model runs (the LM itself loads when first needed)
         self.models = dict(models)
         self._loaded: dict[str, _KenLM] = {}
         self.missing = 0  # candidates scored without an LM
