@@ -119,7 +119,7 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     assert r.returncode == 2 and "jsonl" in r.stderr  # --resume continues a jsonl file
     # settings that change no result may change (they sit in the task's options): the run resumes
     r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--format", "jsonl", "--output", out,
-            "--resume", "--batch-seconds", "7", "--decode-workers", "0")
+            "--resume", "--batch-seconds", "7")
     assert r.returncode == 1 and "other settings" not in r.stderr and "missing.wav" in r.stderr  # (the failed input)
     # records without their run.json: whose they are cannot be told, so they are not resumed
     (tmp_path / "out.jsonl.run.json").unlink()

@@ -71,3 +71,18 @@ def test_every_task_object_is_a_context_manager():
         assert [w.text for w in line.words] == ["good", "morning", "friend"]
     with TTS.load("demo", lang="eng", device="cpu") as tts:
         assert tts.synthesize("good morning")[0].size > 0
+
+
+def test_calibrated_word_times_stay_in_order_across_lines():
+    # the demo's lag was taken off line by line: a line's first word came out before the previous line's last
+    # (words of continuous speech, a start moved earlier than an end: here exaggerated, the pauses are long)
+    from mms.align import Aligner
+    from mms.options import AlignOptions
+
+    lines = (EXAMPLES / "eng_story.txt").read_text(encoding="utf-8").splitlines()
+    with Aligner.load("demo", lang="eng", device="cpu", options=AlignOptions(time_offsets=(-2.0, 0.0))) as aligner:
+        result = aligner.align(str(EXAMPLES / "eng_story.wav"), lines)
+    for kind in ("words", "chars"):
+        timed = [x for line in result.lines for x in getattr(line, kind)]
+        assert len(timed) > len(lines)
+        assert all(b.start >= a.end for a, b in zip(timed, timed[1:])), kind

@@ -109,3 +109,19 @@ def test_usage_errors_are_one_line(corpus, tmp_path):
     r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--window", "0.01")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "--window 0.01: shorter than the model's one frame of output" in r.stderr
+
+
+def test_what_was_classified_and_options_that_would_do_nothing(corpus, tmp_path):
+    model = corpus / "mms1b_l6.pt"
+    # b.wav is 2.25 s: with --max-seconds 1 only its first second is classified, and that is said
+    r = mms("lid", "--model", model, corpus / "a.wav", corpus / "b.wav", "--max-seconds", "1", "-f", "jsonl")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec.get("classified_seconds") for rec in records] == [1.0, 1.0], records
+    assert "note: 2 inputs are longer than --max-seconds 1: only the first 1 s were classified" in r.stderr
+    r = mms("lid", "--model", model, corpus / "a.wav", "-f", "jsonl")  # whole: no key, no note
+    assert "classified_seconds" not in r.stdout and "note" not in r.stderr
+    for args, message in ((["--window", "10", "--max-seconds", "5"], "--max-seconds limits what is classified "
+                                                                      "without --window"),
+                          (["--names", "-f", "fairseq", "-o", tmp_path / "fs"], "--names: the fairseq predictions")):
+        r = mms("lid", "--model", model, corpus / "a.wav", *args)
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -473,9 +473,11 @@ class Aligner(Task):
                 frames = sum(r.end - r.start + 1 for r in units)
                 line.score = round(math.exp(sum(r.score for r in units) / frames), 4)
                 line.chars, line.words = self._units(units, words[i], names[i], seconds)
-                for timed in (line.chars, line.words):
-                    shift_times(timed, *self.time_offsets, result.duration)
             result.lines.append(line)
+        # the model's lag is taken off over the whole recording at once: per line, a line's first word could be
+        # moved before the previous line's last one
+        for kind in ("chars", "words"):
+            shift_times([x for line in result.lines for x in getattr(line, kind)], *self.time_offsets, result.duration)
         if keep_audio:
             result.wave = wave
         return result

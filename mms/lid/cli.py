@@ -62,9 +62,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--langs", metavar="CODES",
                    help="candidate languages only: comma-separated codes (eng,fra,deu) or a file of codes; "
                         "the probabilities are a softmax over these")
-    p.add_argument("--max-seconds", type=positive(float), default=LIDOptions.max_seconds,
+    p.add_argument("--max-seconds", type=positive(float),  # (no argparse default: refused with --window)
                    help="without --window: classify the first this many seconds of each input "
-                        "(default: %(default)s)")
+                        f"(default: {LIDOptions.max_seconds:g})")
     p.add_argument("--window", dest="window_seconds", type=positive(float), metavar="S",
                    default=LIDOptions.window_seconds,
                    help="classify the whole input in S-second windows and average their probabilities")
@@ -102,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
     from mms.command import run_corpus
     from mms.manifest import collect_inputs
 
+    if args.window_seconds is not None and args.max_seconds is not None:
+        raise MMSError("--max-seconds limits what is classified without --window; --window classifies the whole "
+                       "input: give one of the two")
+    if args.names and args.format == "fairseq":
+        raise MMSError("--names: the fairseq predictions format has no place for names; use jsonl, json, txt or tsv")
+    args.max_seconds = LIDOptions.max_seconds if args.max_seconds is None else args.max_seconds
     items = collect_inputs(args.audio, args.manifest, keep_bad_lines=True)
     if not items:
         raise MMSError("no inputs: give audio files or a manifest")
@@ -110,5 +116,18 @@ def run(args: argparse.Namespace) -> int:
                 "options": asdict(from_namespace(LIDOptions, args))}
     rows = [{"index": i, "audio": item.audio, **({"error": item.error} if item.error is not None else {})}
             for i, item in enumerate(items)]
-    return run_corpus(args, "lid", settings, rows, args.format, {"single": len(items) == 1, "names": args.names},
-                      describe=describe)
+    partial = []  # inputs of which only the first --max-seconds were classified
+
+    def observe(record):
+        if record.get("classified_seconds") is not None:
+            partial.append(record)
+
+    status = run_corpus(args, "lid", settings, rows, args.format, {"single": len(items) == 1, "names": args.names},
+                        observe, describe=describe)
+    if partial:
+        from mms.command import say
+
+        say("mms lid", f"note: {len(partial)} input{'s are' if len(partial) > 1 else ' is'} longer than --max-seconds "
+                       f"{args.max_seconds:g}: only the first {args.max_seconds:g} s were classified (e.g. "
+                       f"{partial[0].get('audio')}); --window S classifies the whole input")
+    return status

@@ -76,6 +76,8 @@ class LanguageResult:
             record["error"] = self.error
         if self.names is not None:
             record["names"] = self.names
+        if self.duration is not None and self.predictions and self.seconds < self.duration - 0.01:
+            record["classified_seconds"] = round(self.seconds, 3)  # only the input's beginning (max_seconds)
         return record
 
 
