@@ -246,9 +246,10 @@ def check_engine_options(args: argparse.Namespace) -> None:
 
 
 def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[dict], fmt: str,
-               writer_options: dict | None = None, observer=None, describe=None) -> int:
+               writer_options: dict | None = None, observer=None, describe=None, started=None) -> int:
     """Run `task` over `rows` as the options of add_corpus_options say, writing records as they finish; ->
-    exit status 0 or 1. `observer(record)` sees every record (e.g. to score it)."""
+    exit status 0 or 1. `observer(record)` sees every record (e.g. to score it); `started()` is called once the
+    run has started (the model loaded), before anything is written."""
     import os
 
     from mms import engines
@@ -311,11 +312,15 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
 
         require_ray()  # before the run is described: a failed start leaves no run.json to block the next one
         workers(args.workers)  # a bad --workers too
+        if started is not None:
+            started()
         if run_file:
             engines.write_run(run_file, description)
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
+    if started is not None:
+        started()
     if run_file:
         engines.write_run(run_file, description)
     if verbose:

@@ -293,6 +293,10 @@ def test_cli_file_to_outdir_with_index(tmp_path):
         assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
 
+    # a new run that fails to start (a language the voices lack) leaves the previous run as it was
+    r = mms("--model", voice_dirs().root, "--lang", "xyz", "--file", lines, "--outdir", outdir)
+    assert r.returncode == 2 and "removed" not in r.stderr.decode()
+    assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
     # a new run (no --resume) in that folder: the previous run's audio goes with its index, none stays unlisted;
     # lines are split as an editor numbers them (not at U+2028), and standard input is read as --file is
     r = mms("--model", voice_dirs().root, "--lang", "eng", "--file", "-", "--outdir", outdir, "--seed", "2",

@@ -221,10 +221,12 @@ def run(args: argparse.Namespace) -> int:
                 for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
         # --outdir: index.jsonl in it; --output-dir: the corpus run's own part files
         args.output = os.path.join(args.outdir, "index.jsonl") if args.outdir is not None else None
-        if args.output and not args.resume and os.path.exists(args.output):
-            remove_previous_outputs(args.outdir, args.output)
+        replaced = args.output if args.output and not args.resume and os.path.exists(args.output) else None
+        # the earlier run's files go once this one has started (its voice loaded): a run that fails to start
+        # leaves them, and their index, as they were
         return run_corpus(args, "tts", settings, rows, "jsonl",
-                          describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)")
+                          describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)",
+                          started=(lambda: remove_previous_outputs(args.outdir, replaced)) if replaced else None)
 
     from mms.tts.synthesizer import TTS
     from mms.writers import get_writer
