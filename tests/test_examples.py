@@ -86,3 +86,19 @@ def test_calibrated_word_times_stay_in_order_across_lines():
         timed = [x for line in result.lines for x in getattr(line, kind)]
         assert len(timed) > len(lines)
         assert all(b.start >= a.end for a, b in zip(timed, timed[1:])), kind
+
+
+def test_a_model_of_several_languages_needs_the_texts_language(tmp_path):
+    # (it aligned with its first adapter's alphabet: Russian text failed as unspellable, English "worked")
+    from mms.align import Aligner
+    from mms.errors import MMSError
+
+    with Aligner.load("demo", device="cpu") as aligner:
+        with pytest.raises(MMSError, match="has 4 languages: give the text's language"):
+            aligner.align(str(EXAMPLES / "eng_hello.wav"), ["good morning friend"])
+        assert aligner.align(str(EXAMPLES / "eng_hello.wav"), ["good morning friend"], lang="eng").lines
+    r = subprocess.run([sys.executable, "-m", "mms", "align", "--model", "demo", "--audio", EXAMPLES / "rus_day.wav",
+                        "--text", EXAMPLES / "rus_day.txt", "--outdir", tmp_path / "out"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "a model of 4 languages: give the text's language with --lang" in r.stderr
+    assert not (tmp_path / "out").exists()  # a run that fails to start leaves no empty --outdir

@@ -298,6 +298,7 @@ class Aligner(Task):
         if lang is not None:
             model.set_language(lang)  # an unknown language fails here, before any audio
         self.lang = lang or model.lang
+        self.needs_lang = lang is None and len(model.languages) > 1  # (a guess among several: not used silently)
         checkpoint = model.checkpoint
         self.time_offsets = checkpoint.word_time_offsets if options.time_offsets is None \
             else tuple(options.time_offsets)
@@ -416,6 +417,9 @@ class Aligner(Task):
               keep_audio: bool = False) -> Alignment:
         """Align `lines` (one output segment each) to `audio` (a path or a 16 kHz float array); raises what
         stops it (AudioError, AlignmentError, ...)."""
+        if lang is None and self.needs_lang:  # (it aligned with the first adapter's alphabet, saying nothing)
+            raise MMSError(f"{self.runner.checkpoint.path} has {len(self.runner.languages)} languages: give the "
+                           f"text's language (--lang, or a `lang` of the pair)")
         lang = lang or self.lang
         self.runner.select_language(lang)
         if isinstance(lines, str):  # one string of lines, as Pair takes it (not one line per character)

@@ -90,8 +90,15 @@ def run(args: argparse.Namespace) -> int:
     from mms.align.aligner import Aligner, Pair, read_pairs
 
     if not args.manifest:
-        aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
-                               dict_path=args.dict_path, options=from_namespace(AlignOptions, args))
+        try:
+            aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
+                                   dict_path=args.dict_path, options=from_namespace(AlignOptions, args))
+            if aligner.needs_lang:
+                raise MMSError(f"{args.model}: a model of {len(aligner.runner.languages)} languages: give the text's "
+                               f"language with --lang")
+        except BaseException:
+            writer.close(complete=False)  # (the --outdir it made, still empty, goes)
+            raise
         if args.verbose:
             ckpt = aligner.runner.checkpoint
             say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize "
