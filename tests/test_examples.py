@@ -102,3 +102,14 @@ def test_a_model_of_several_languages_needs_the_texts_language(tmp_path):
                        text=True)
     assert r.returncode == 2 and "a model of 4 languages: give the text's language with --lang" in r.stderr
     assert not (tmp_path / "out").exists()  # a run that fails to start leaves no empty --outdir
+
+
+def test_a_line_with_nothing_to_align_gets_no_subtitle_cue(tmp_path):
+    lines = (EXAMPLES / "eng_story.txt").read_text(encoding="utf-8").splitlines()
+    text = tmp_path / "story.txt"
+    text.write_text("\n".join(lines[:2] + ["12 34"] + lines[2:]) + "\n")  # digits normalise to nothing
+    mms("align", "--model", "demo", "--lang", "eng", "--audio", EXAMPLES / "eng_story.wav", "--text", text,
+        "--outdir", tmp_path / "out")
+    cues = [line for line in (tmp_path / "out" / "subtitles.srt").read_text().splitlines() if line and "-->" not in line
+            and not line.isdigit()]
+    assert cues == lines  # (the empty line had been given a cue over its neighbours' audio)

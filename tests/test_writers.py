@@ -243,3 +243,12 @@ def test_json_output_that_cannot_be_written_fails_before_the_run(tmp_path):
     get_writer("asr", "json", str(tmp_path / "new" / "out.json"))  # a folder to be made is fine
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "new"]
     assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_vtt_cue_text_escapes_markup_characters():
+    # WebVTT reads cue text as markup: "<b>" would be bold and "&" starts an entity; SubRip keeps them as written
+    from mms.writers.text import format_subtitles
+
+    cues = [(0.0, 1.5, "good morning & friend <b>")]
+    assert "good morning &amp; friend &lt;b&gt;\n" in format_subtitles(cues, "vtt")
+    assert "good morning & friend <b>\n" in format_subtitles(cues, "srt")

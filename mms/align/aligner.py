@@ -146,8 +146,9 @@ class Alignment:
 
     @property
     def subtitles(self) -> list[Line]:
-        """The lines a subtitle file shows: those of the transcript with text (not <star>)."""
-        return [line for line in self.lines if line.text and line.text != STAR]
+        """The lines a subtitle file shows: those of the transcript with text (not <star>) that was aligned (a line
+        that normalises to nothing, such as digits alone, has no audio of its own)."""
+        return [line for line in self.lines if line.text and line.text != STAR and line.tokens]
 
     def to_dict(self) -> dict:
         record = {"audio": self.audio, "lang": self.lang, "duration": self.duration, "stride_ms": self.stride_ms,

@@ -111,7 +111,10 @@ def write_alignment(result, outdir: str) -> list[str]:
     """segment{i}.flac, manifest.json, subtitles.srt/.vtt, then alignment.json (written last: it marks the
     directory as finished). Returns the manifest lines."""
     os.makedirs(outdir, exist_ok=True)
-    for old in glob(os.path.join(escape(outdir), "segment*.flac")):  # of an earlier run (--overwrite)
+    finished = os.path.join(outdir, "alignment.json")
+    if os.path.exists(finished):  # an earlier run's (--overwrite): unmarked first, so that a kill part-way
+        os.remove(finished)  # leaves a directory that a resumed run redoes, not a mix it takes as finished
+    for old in glob(os.path.join(escape(outdir), "segment*.flac")):
         os.remove(old)
     for line in result.lines:
         first, last = int(round(line.start * SAMPLE_RATE)), int(round(line.end * SAMPLE_RATE))

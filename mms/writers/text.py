@@ -61,7 +61,10 @@ def format_cue(number: int, start: float, end: float, text: str, fmt: str) -> st
     """One SubRip cue (numbered, "00:00:01,500 --> ...") or WebVTT cue ("." in times)."""
     decimal = "," if fmt == "srt" else "."
     head = f"{number}\n" if fmt == "srt" else ""
-    return f"{head}{_timestamp(start, decimal)} --> {_timestamp(end, decimal)}\n{one_line(text)}\n"
+    text = one_line(text)
+    if fmt == "vtt":  # WebVTT cue text is markup: a literal & or < must be escaped (`<b>` would be bold)
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"{head}{_timestamp(start, decimal)} --> {_timestamp(end, decimal)}\n{text}\n"
 
 
 def format_subtitles(segments: list[tuple[float, float, str]], fmt: str) -> str:
