@@ -102,6 +102,11 @@ def test_a_model_of_several_languages_needs_the_texts_language(tmp_path):
                        text=True)
     assert r.returncode == 2 and "a model of 4 languages: give the text's language with --lang" in r.stderr
     assert not (tmp_path / "out").exists()  # a run that fails to start leaves no empty --outdir
+    r = subprocess.run([sys.executable, "-m", "mms", "align", "--model", "demo", "--lang", "eng", "--audio",
+                        EXAMPLES / "eng_hello.wav", "--text", EXAMPLES / "eng_hello.txt", "--outdir", tmp_path / "o2",
+                        "--progress"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--progress shows the progress of a --manifest run" in r.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 def test_a_line_with_nothing_to_align_gets_no_subtitle_cue(tmp_path):

@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     writer = get_writer("align", "dir", args.outdir, single=not args.manifest, overwrite=args.overwrite)
     from mms.align.aligner import Aligner, Pair, read_pairs
 
+    if not args.manifest and args.progress:
+        writer.close(complete=False)
+        raise MMSError("--progress shows the progress of a --manifest run (one pair has none to show)")
     if not args.manifest:
         try:
             aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,

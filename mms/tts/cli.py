@@ -153,7 +153,9 @@ def check_usage(args) -> None:
     if args.wav is None and outdir is None:
         raise MMSError("give --wav FILE (- for standard output) or --outdir DIR")
     if args.wav is not None and outdir is not None:
-        raise MMSError("give either --wav or --outdir, not both")
+        raise MMSError(f"give either --wav or {'--outdir' if args.outdir is not None else '--output-dir'}, not both")
+    if args.progress and outdir is None:
+        raise MMSError("--progress shows the progress of a folder of outputs: give --outdir or --output-dir")
     if (args.resume or args.shard or args.engine != "local") and outdir is None:
         raise MMSError("--resume, --shard and --engine work on a folder of outputs: give --outdir or --output-dir")
     check_engine_options(args)
