@@ -108,7 +108,7 @@ def test_usage_errors_are_one_line(corpus, tmp_path):
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "cannot write output" in r.stderr
     r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--window", "0.01")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
-    assert "--window 0.01: shorter than the model's one frame of output" in r.stderr
+    assert "--window (window_seconds) 0.01: shorter than the model's one frame of output" in r.stderr
 
 
 def test_what_was_classified_and_options_that_would_do_nothing(corpus, tmp_path):
@@ -118,6 +118,8 @@ def test_what_was_classified_and_options_that_would_do_nothing(corpus, tmp_path)
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [rec.get("classified_seconds") for rec in records] == [1.0, 1.0], records
     assert "note: 2 inputs are longer than --max-seconds 1: only the first 1 s were classified" in r.stderr
+    r = mms("lid", "--model", model, corpus / "a.wav", "--top-k", "all", "-f", "jsonl")  # as LIDOptions(top_k="all")
+    assert len(json.loads(r.stdout)["predictions"]) == len(LABELS)
     r = mms("lid", "--model", model, corpus / "a.wav", "-f", "jsonl")  # whole: no key, no note
     assert "classified_seconds" not in r.stdout and "note" not in r.stderr
     for args, message in ((["--window", "10", "--max-seconds", "5"], "--max-seconds limits what is classified "

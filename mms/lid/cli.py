@@ -57,8 +57,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                         "Hugging Face model, instead of its config.json id2label")
     p.add_argument("--manifest", metavar="FILE", action="append", default=[],
                    help="fairseq .tsv, JSONL or list of audio paths (may be repeated)")
-    p.add_argument("--top-k", "-k", type=positive(int), default=LIDOptions.top_k,
-                   help="how many languages to report per input (default: %(default)s)")
+    p.add_argument("--top-k", "-k", type=top_k, default=LIDOptions.top_k,
+                   help="how many languages to report per input, or `all` (default: %(default)s)")
     p.add_argument("--langs", metavar="CODES",
                    help="candidate languages only: comma-separated codes (eng,fra,deu) or a file of codes; "
                         "the probabilities are a softmax over these")
@@ -94,6 +94,11 @@ def read_langs(value: str) -> list[str]:
 def describe(record) -> str:
     code, probability = record["predictions"][0]
     return f"{record.name}: {code} {probability:.3f}"
+
+
+def top_k(text: str):
+    """--top-k: a positive whole number, or "all" (every candidate, as LIDOptions(top_k="all"))."""
+    return "all" if text.strip().lower() == "all" else positive(int)(text)
 
 
 def run(args: argparse.Namespace) -> int:

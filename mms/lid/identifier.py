@@ -127,7 +127,7 @@ class LID(Task):
         self.piece_samples = int((options.window_seconds or options.max_seconds) * SAMPLE_RATE)
         if self.piece_samples < self.runner.min_samples:  # not the audio's fault: no window could be classified
             flag, name = ("--window", "window_seconds") if self.windowed else ("--max-seconds", "max_seconds")
-            raise MMSError(f"{flag} {getattr(options, name)}: shorter than the model's one frame of output "
+            raise MMSError(f"{flag} ({name}) {getattr(options, name)}: shorter than the model's one frame of output "
                            f"({self.runner.min_samples / SAMPLE_RATE:.3f} s)")
         self.batch_samples = self.runner.batch_samples(options.batch_seconds)
         self.buffer_samples = (int(options.buffer_seconds * SAMPLE_RATE) if options.buffer_seconds else
