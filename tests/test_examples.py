@@ -118,3 +118,26 @@ def test_a_line_with_nothing_to_align_gets_no_subtitle_cue(tmp_path):
     cues = [line for line in (tmp_path / "out" / "subtitles.srt").read_text().splitlines() if line and "-->" not in line
             and not line.isdigit()]
     assert cues == lines  # (the empty line had been given a cue over its neighbours' audio)
+
+
+def test_an_overwrite_killed_part_way_leaves_the_pair_unfinished(tmp_path, monkeypatch):
+    # alignment.json marks a pair's directory finished: it goes first, so a kill while the segments are rewritten
+    # leaves a directory a resumed run redoes, not a mix of old and new files taken as finished
+    from mms.align import Aligner
+    from mms.writers import alignment
+
+    lines = (EXAMPLES / "eng_story.txt").read_text(encoding="utf-8").splitlines()
+    with Aligner.load("demo", lang="eng", device="cpu") as aligner:
+        result = aligner.align(str(EXAMPLES / "eng_story.wav"), lines, keep_audio=True)
+    alignment.write_alignment(result, str(tmp_path))
+    assert (tmp_path / "alignment.json").exists()
+    written = []
+
+    def killed(path, *args, **kwargs):
+        written.append(path)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(alignment, "write_audio", killed)
+    with pytest.raises(KeyboardInterrupt):
+        alignment.write_alignment(result, str(tmp_path))
+    assert not (tmp_path / "alignment.json").exists()
