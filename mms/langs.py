@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mms.hub import DEMO, HubError, NotCachedError, demo_model, find_model
-from mms.hub.registry import unknown_model
+from mms.hub.registry import looks_like_path, unknown_model
 # codes, names and per-model lists live with the model hub, which names them in its errors; re-exported here
 from mms.hub.languages import (SCRIPT_LABELS, SCRIPT_WORDS, Code, catalogue, close_codes, iso_language,  # noqa: F401
                                known_languages, language_name, languages_at, models_with, parse, read_list,
@@ -50,7 +50,7 @@ def model_languages(model: str | Path, task: str | None = None) -> list[str] | N
         return languages_at(Path(model).expanduser())
     if str(model) == DEMO:
         return languages_at(demo_model(task or "asr"))
-    if "/" in str(model) and Path(str(model).split("/")[0]).expanduser().is_dir() or str(model).startswith((".", "~")):
+    if looks_like_path(str(model)):
         raise HubError(f"{model}: no such model file or directory")
     info = find_model(str(model))
     if info is None:

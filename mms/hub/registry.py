@@ -119,9 +119,16 @@ def unknown_model(reference: str) -> str:
            f"a local path)"
 
 
+def looks_like_path(reference: str) -> bool:
+    """A reference written as a local path (./x, ~/x, /x), or `models/x` where `models` is a local folder: a
+    path with a typo when it does not exist, not a Hub repo id to ask for."""
+    return reference.startswith((".", "~", "/")) or (
+        "/" in reference and Path(reference.split("/")[0]).expanduser().is_dir())
+
+
 def _looks_like_repo_id(reference: str) -> bool:
     owner, slash, name = reference.partition("/")
-    return bool(slash and owner and name and "/" not in name and not reference.startswith(".")
+    return bool(slash and owner and name and "/" not in name and not looks_like_path(reference)
                 and not reference.endswith((".pt", ".pth", ".bin", ".safetensors")))
 
 

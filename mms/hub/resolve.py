@@ -34,10 +34,7 @@ def resolve_model(reference: str | Path | None = None, task: str = "asr", lang: 
         return path
     if name == DEMO:
         return demo_model(task)
-    info = find_model(name, task)
-    if info is not None and info.name == name and "/" in name and name not in registry() and \
-            Path(name.split("/")[0]).expanduser().is_dir():
-        info = None  # `models/tiny-mmz` beside a folder `models`: a mistyped path, not a Hub repo id
+    info = find_model(name, task)  # (None for `models/tiny-mmz` beside a folder `models`: a mistyped path)
     if info is None:
         from mms.checkpoints import CheckpointError
 
@@ -64,9 +61,8 @@ def fetch(info: ModelInfo, lang=None, *, offline: bool | None = None, source: st
         raise HubError("--force fetches the files again: it needs the network (offline mode is on)")
     if source is None and info.source == "hf" and info.url and not (force or refresh or vocabulary_only):
         # by name, with no source asked for: the original files fetched earlier (--source url) count as cached
-        repo = info.repo(langs[0] if info.per_language and langs else None)
         original = url_path(info, langs)
-        if original is not None and hf_snapshot(info, langs, repo) is None:
+        if original is not None and hf_snapshot(info, langs) is None:
             return original
     source = source or info.source
     if source not in SOURCES:
