@@ -399,11 +399,10 @@ def beam_options(args: argparse.Namespace) -> dict | None:
         raise MMSError("--words makes the lexicon: do not give --lexicon or --unit-lm with it")
     if getattr(args, "auto_lm", None) is not None and not words:
         raise MMSError("--auto-lm / --no-auto-lm need --words")
-    if args.unit_lm and args.lexicon:
-        raise MMSError("--unit-lm decodes without a lexicon (an LM over the model's units); with --lexicon the LM is "
-                       "over words: give one of the two")
-    if args.unit_lm and not args.lm:
-        raise MMSError("--unit-lm needs --lm (a unit LM: `mms lm build --units`)")
+    if not words and (args.lm or args.lexicon or args.unit_lm):  # now, not after the model has loaded
+        from mms.decoding.beam import check_combination
+
+        check_combination(args.lm, args.lexicon, args.unit_lm)
     if not args.lm and not words and not args.lexicon:  # greedy: the beam-search options would do nothing
         defaults = load_defaults(None)
         given = [knob for knob in PRESET_KNOBS if hasattr(args, knob)] + [

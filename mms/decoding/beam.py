@@ -134,6 +134,20 @@ def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str
     return lexicon
 
 
+def check_combination(lm: str | None, lexicon: str | None, unit_lm: bool) -> None:
+    """What flashlight's decoders can run: a lexicon (with a word LM or none), or a unit LM without a lexicon.
+    `mms asr` checks its flags with this before the model loads; the decoder again when it is built."""
+    if lexicon and unit_lm:  # (KenLM would be asked for unit ids of the word dictionary)
+        raise BeamSearchError("--unit-lm decodes without a lexicon (an LM over the model's units); with a lexicon "
+                              "the LM is over words: give one of the two")
+    if unit_lm and lm is None:
+        raise BeamSearchError("--unit-lm needs --lm (a unit LM: `mms lm build --units`)")
+    if lm is None and not lexicon:
+        raise BeamSearchError("beam search needs a language model, a lexicon or both")
+    if not lexicon and not unit_lm:
+        raise BeamSearchError("decoding without a lexicon needs a unit (character) LM: add --unit-lm")
+
+
 class BeamSearchDecoder:
     def __init__(self, vocab: Vocabulary, options: BeamOptions):
         decoder, dictionary, KenLM = _flashlight()
@@ -147,11 +161,7 @@ class BeamSearchDecoder:
             raise BeamSearchError(f"the vocabulary has no word delimiter {vocab.word_delimiter!r}")
         size = len(vocab)
         token_beam = options.beam_size_token or size
-        if options.lm is None and not options.lexicon:
-            raise BeamSearchError("beam search needs a language model, a lexicon or both")
-        if options.lexicon and options.unit_lm:  # (KenLM would be asked for unit ids of the word dictionary)
-            raise BeamSearchError("--unit-lm decodes without a lexicon (an LM over the model's units); with a "
-                                  "lexicon the LM is over words: give one of the two")
+        check_combination(options.lm, options.lexicon, options.unit_lm)
         if options.lexicon:
             lexicon = read_lexicon(options.lexicon, vocab)
             # flashlight's load_words adds "<unk>" with no spelling; the LM maps unknown words to it
@@ -175,8 +185,6 @@ class BeamSearchDecoder:
             self.decoder = decoder.LexiconDecoder(opts, trie, self.lm, silence, vocab.blank,
                                                   self.word_dict.get_index("<unk>"), [], options.unit_lm)
         else:
-            if not options.unit_lm:
-                raise BeamSearchError("decoding without a lexicon needs a unit (character) LM: add --unit-lm")
             self.word_dict = dictionary.create_word_dict({t: [[t]] for t in vocab.tokens})
             self.lm = load_kenlm(options.lm, self.word_dict)
             opts = decoder.LexiconFreeDecoderOptions(
