@@ -121,18 +121,20 @@ def run(args: argparse.Namespace) -> int:
                 "options": asdict(from_namespace(LIDOptions, args))}
     rows = [{"index": i, "audio": item.audio, **({"error": item.error} if item.error is not None else {})}
             for i, item in enumerate(items)]
-    partial = []  # inputs of which only the first --max-seconds were classified
+    partial = {"count": 0, "first": None}  # inputs of which only the first --max-seconds were classified
 
     def observe(record):
         if record.get("classified_seconds") is not None:
-            partial.append(record)
+            partial["count"] += 1
+            partial["first"] = partial["first"] or record.get("audio")
 
     status = run_corpus(args, "lid", settings, rows, args.format, {"single": len(items) == 1, "names": args.names},
                         observe, describe=describe)
-    if partial:
+    if partial["count"]:
         from mms.command import say
 
-        say("mms lid", f"note: {len(partial)} input{'s are' if len(partial) > 1 else ' is'} longer than --max-seconds "
+        count = partial["count"]
+        say("mms lid", f"note: {count} input{'s are' if count > 1 else ' is'} longer than --max-seconds "
                        f"{args.max_seconds:g}: only the first {args.max_seconds:g} s were classified (e.g. "
-                       f"{partial[0].get('audio')}); --window S classifies the whole input")
+                       f"{partial['first']}); --window S classifies the whole input")
     return status
