@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise MMSError("--audio and --text go together")
     if not args.manifest and (args.shard or args.engine != "local"):
         raise MMSError("--shard and --engine split a --manifest of pairs")
+    if not args.manifest and args.progress:
+        raise MMSError("--progress shows the progress of a --manifest run (one pair has none to show)")
     check_engine_options(args)
     from mms.writers import get_writer
 
@@ -89,9 +91,6 @@ def run(args: argparse.Namespace) -> int:
     writer = get_writer("align", "dir", args.outdir, single=not args.manifest, overwrite=args.overwrite)
     from mms.align.aligner import Aligner, Pair, read_pairs
 
-    if not args.manifest and args.progress:
-        writer.close(complete=False)
-        raise MMSError("--progress shows the progress of a --manifest run (one pair has none to show)")
     if not args.manifest:
         try:
             aligner = Aligner.load(args.model, lang=args.lang, device=args.device, dtype=args.dtype,
