@@ -8,14 +8,16 @@
 # text, voice and pauses) comes from .gpu/plan, espeak-ng from .espeak/ (the binary, its libraries and data, copied
 # from a Debian/Ubuntu machine), missing Python packages as wheels from .whl/. Two runs train side by side on the
 # one GPU (RUNS="small medium"; one of them alone gets the whole GPU): "small" continues the shipped demo model's
-# encoder, "medium" (~3M weights) starts from random weights.
+# encoder, "medium" (~3M weights) starts from random weights, "wide" continues the model directory $WIDE_BASE (carried
+# to the machine: e.g. docs/train.md's stage 4, 2.8M weights trained on the CPU).
 # Their exported model directories come back as $OUT/<run>.tgz.* (split into 16 MB pieces).
 set -u
 OUT=${OUT:-gpu-out}
 MINUTES=${MINUTES:-3.5}      # training time of each run (the learning rate decays to zero by then)
 DEVICE=${DEVICE:-cuda}
 SYNTH_SECONDS=${SYNTH_SECONDS:-90}
-RUNS=${RUNS:-small medium}   # which candidates to train (side by side)
+RUNS=${RUNS:-small medium}   # which candidates to train (side by side): small, medium, wide
+WIDE_BASE=${WIDE_BASE:-.gpu/wide-base}
 WORK=${WORK:-/tmp/demo-gpu}
 mkdir -p "$OUT" "$WORK/corpus"
 PLAN=${PLAN:-.gpu/plan}
@@ -49,7 +51,9 @@ for name in $RUNS; do
     case $name in
         small) train small --base mms/configs/demo --lr 1e-3 --batch-seconds 300 --warmup-steps 300 & ;;
         medium) train medium --size medium --lr 2e-3 --batch-seconds 300 --warmup-steps 500 --precision bf16 & ;;
-        *) log "unknown run $name (small, medium)" ;;
+        wide) [ -f "$WIDE_BASE/config.json" ] || { log "wide: no model directory at WIDE_BASE=$WIDE_BASE"; continue; }
+              train wide --base "$WIDE_BASE" --lr 1e-3 --batch-seconds 300 --warmup-steps 300 & ;;
+        *) log "unknown run $name (small, medium, wide)" ;;
     esac
 done
 wait
