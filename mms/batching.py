@@ -89,16 +89,26 @@ def _stop_producers() -> None:
 atexit.register(_stop_producers)
 
 
-def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
+def run_ahead(items: Iterable[T], ahead: int, cost: Callable[[T], int] | None = None,
+              budget: int = 0) -> Iterator[T]:
     """The items of an iterator, produced up to `ahead` items in advance on a background thread (reading and
-    decoding audio overlaps the model's work), in order. An exception of the producer is raised here."""
+    decoding audio overlaps the model's work), in order. An exception of the producer is raised here.
+    With `cost` (e.g. an item's samples), the items waiting also stay within `budget` of it (one item always
+    may wait): a count alone would let 16 long recordings sit in memory at once."""
     slots: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     stop = threading.Event()
+    waiting = [0]  # the cost of the items in `slots`
+    room = threading.Condition()
 
     def put(item) -> bool:
+        weight = cost(item) if cost is not None and not isinstance(item, _Raised) and item is not _END else 0
+        with room:
+            while weight and waiting[0] and waiting[0] + weight > budget and not stop.is_set():
+                room.wait(0.1)
+            waiting[0] += weight
         while not stop.is_set():
             try:
-                slots.put(item, timeout=0.1)
+                slots.put((item, weight), timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -120,7 +130,11 @@ def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            item = slots.get()
+            item, weight = slots.get()
+            if weight:
+                with room:
+                    waiting[0] -= weight
+                    room.notify()
             if item is _END:
                 return
             if isinstance(item, _Raised):
@@ -132,9 +146,10 @@ def run_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
         _producers.discard(producer)
 
 
-def prefetch(fn: Callable, items: Iterable, ahead: int) -> Iterator:
-    """map(fn, items), computed `ahead` items in advance on a background thread, in order."""
-    return run_ahead(map(fn, items), ahead)
+def prefetch(fn: Callable, items: Iterable, ahead: int, cost: Callable | None = None, budget: int = 0) -> Iterator:
+    """map(fn, items), computed `ahead` items in advance on a background thread, in order (within `budget` of
+    `cost`, as run_ahead)."""
+    return run_ahead(map(fn, items), ahead, cost, budget)
 
 
 def release_memory() -> None:

@@ -58,3 +58,24 @@ print("done", flush=True)
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (run.returncode, run.stdout.strip()) == (0, "done"), run.stderr
+
+
+def test_a_budget_bounds_what_waits_and_an_item_above_it_still_passes():
+    produced = []
+
+    def items():
+        for size in (5, 5, 5, 50, 5, 5):
+            produced.append(size)
+            yield size
+
+    it = run_ahead(items(), ahead=16, cost=lambda size: size, budget=10)
+    assert next(it) == 5
+    time.sleep(0.5)  # the reader has run as far as the budget lets it
+    # waiting: 5 + 5 (the budget); the 50 in the reader's hand, not yet queued; nothing after it produced
+    assert produced == [5, 5, 5, 50]
+    assert list(it) == [5, 5, 50, 5, 5]  # the 50 alone exceeds the budget: it passes when nothing else waits
+    unbounded = run_ahead(items(), ahead=16)
+    assert next(unbounded) == 5
+    time.sleep(0.5)
+    assert len(produced) == 6 + 6  # without a cost, only the count (16) bounds it: all six are read at once
+    unbounded.close()

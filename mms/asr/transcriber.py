@@ -86,7 +86,8 @@ class _Job:
     index: int
     name: str
     lang: str | None
-    wave: np.ndarray | None = None
+    wave: np.ndarray | None = None  # until the model has run over it
+    samples: int = 0  # its length
     error: str | None = None
     frame_ids: np.ndarray | None = None  # best label per frame
     frame_scores: np.ndarray | None = None  # its log-probability
@@ -225,7 +226,10 @@ class ASR(Task):
 
     def _transcribe(self, inputs: Iterable, default_lang: str | None, timestamps: str | None,
                     keep_emissions: bool) -> Iterator[Transcript]:
-        jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16)
+        # read ahead at most one buffer's worth of audio (and 16 inputs), so that memory does not grow with
+        # the number of long recordings
+        jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16,
+                        cost=lambda job: job.samples, budget=self.buffer_samples)
         # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work
         pending: list = []
         for buffer in self._buffers(jobs):
@@ -271,7 +275,7 @@ class ASR(Task):
         buffer, buffered = [], 0
         for job in jobs:
             buffer.append(job)
-            buffered += 0 if job.wave is None else job.wave.size
+            buffered += job.samples
             if buffered >= self.buffer_samples:
                 yield buffer
                 buffer, buffered = [], 0
@@ -297,9 +301,10 @@ class ASR(Task):
             else:
                 wave = load_audio(name)
             if self.runner.frames(wave.size) < 1:  # an empty transcript would pass for speech without words
-                raise AudioError(name, f"too short ({wave.size} samples) for one frame of the model")
+                raise AudioError(name, f"too short ({wave.size / SAMPLE_RATE:.3f} s) for one frame of the model")
             # per-utterance standardisation over the whole input (before any windowing), in float32
             job.wave = self.runner.standardize(wave)
+            job.samples = job.wave.size
         except AudioError as e:
             job.error = str(e)
         except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
@@ -334,6 +339,8 @@ class ASR(Task):
                                                              self.options.context_seconds)]
             runner.run(windows, lambda jw: jw[0].wave[jw[1].start:jw[1].end],
                        self._use, self._fail, self.batch_samples)
+            for job in group:
+                job.wave = None  # (its buffer is decoded while the next one runs: the audio is not needed)
 
     def _use(self, batch: list[tuple[_Job, Window]], logits, frame_lengths: list[int]) -> None:
         """Keep each window's frames: best label and its log-probability (and the raw logits when wanted)."""
@@ -363,7 +370,7 @@ class ASR(Task):
         return greedy_decode(job.frame_ids, job.vocab, score=float(job.frame_scores.sum()))
 
     def _finish(self, job: _Job, decoding, timestamps: str | None) -> Transcript:
-        duration = None if job.wave is None else round(job.wave.size / SAMPLE_RATE, 3)
+        duration = round(job.samples / SAMPLE_RATE, 3) if job.samples else None
         if decoding is not None and not isinstance(decoding, Hypothesis):
             try:
                 decoding = decoding.result()
