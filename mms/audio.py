@@ -24,6 +24,9 @@ from mms.files import atomic_path, is_special
 
 SAMPLE_RATE = 16000
 
+# load_audio decodes this many output samples at a time (16 s: 6 MB of 48 kHz stereo float32 read at once).
+DECODE_BLOCK = 1 << 18
+
 # write_audio: the soundfile container for each file suffix.
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
@@ -89,12 +92,13 @@ def native_path(path: str) -> str | bytes:
         return os.fsencode(path)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel: int | None = None) -> np.ndarray:
     """Read `path` as C-contiguous float32 1-D mono at `sample_rate`.
 
-    Channels are averaged; other rates are resampled with soxr (HQ).
-    Raises AudioError for a missing file, an undecodable file, empty audio
-    and audio with NaN or infinite samples.
+    Channels are averaged (or `channel` alone is kept, for files libsndfile reads); other rates are resampled
+    with soxr (HQ). Decoded block by block into the result, so that memory is the mono waveform at
+    `sample_rate`, not the file's channels at its own rate. Raises AudioError for a missing file, an
+    undecodable file, empty audio and audio with NaN or infinite samples.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -103,45 +107,97 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise AudioError(path, "no such file")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)")
-
     try:
-        data, file_rate = soundfile.read(native_path(path), dtype="float32", always_2d=True)
+        sound = soundfile.SoundFile(native_path(path))
     except (soundfile.SoundFileError, RuntimeError) as error:
-        reason = _soundfile_reason(error)
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:  # the hint only where libsndfile does not know the format (not a corrupt .flac)
-            known = os.path.splitext(path)[1][1:].upper() in soundfile.available_formats()
-            hint = "" if known else "; install ffmpeg to read other formats"
-            raise AudioError(path, f"cannot decode audio (soundfile: {reason}){hint}") from None
-        samples = _decode_with_ffmpeg(ffmpeg, path, sample_rate, reason)
-        file_rate = sample_rate
-    else:
-        # (frames, channels) -> frames; float32 in, float32 out.
-        samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+        return _decode_elsewhere(path, sample_rate, _soundfile_reason(error))
+    with sound:
+        expected = math.ceil(sound.frames * sample_rate / sound.samplerate) if sound.frames > 0 else 0
+        samples, filled = np.empty(expected + 16, np.float32), 0
+        try:
+            for block in _decode_blocks(sound, path, sample_rate, DECODE_BLOCK, channel):
+                if filled + block.size > samples.size:  # the header said less than the stream holds
+                    samples = np.concatenate([samples[:filled], np.empty(max(block.size, samples.size), np.float32)])
+                samples[filled:filled + block.size] = block
+                filled += block.size
+        except _UnreadableStream as error:
+            return _decode_elsewhere(path, sample_rate, error.reason)
+    if filled == 0:
+        raise AudioError(path, f"audio too short to resample from {sound.samplerate} Hz")
+    return samples[:filled]
 
+
+class _UnreadableStream(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, block: int,
+                   channel: int | None = None) -> Iterator[np.ndarray]:
+    """An open file as consecutive float32 mono pieces at `sample_rate` (about `block` samples each; channels
+    averaged or `channel` alone; resampled with soxr's streaming resampler, which gives the same samples as
+    resampling the whole). _UnreadableStream when libsndfile fails on the data."""
+    rate = sound.samplerate
+    resampler = None if rate == sample_rate else soxr.ResampleStream(rate, sample_rate, 1, quality="HQ")
+    step = max(1, math.ceil(block * rate / sample_rate))
+    total, done = 0, False
+    while not done:
+        try:
+            data = sound.read(step, dtype="float32", always_2d=True)
+        except (soundfile.SoundFileError, RuntimeError) as error:  # a corrupt stream past the header
+            raise _UnreadableStream(_soundfile_reason(error)) from None
+        done = len(data) < step
+        if data.shape[1] == 1 or channel is not None:
+            samples = data[:, channel or 0]
+        else:
+            samples = data.mean(axis=1)
+        # checked before resampling, which would smear one bad sample over many
+        if not np.isfinite(samples).all():
+            raise AudioError(path, "audio contains NaN or infinite samples")
+        total += samples.size
+        if resampler is not None:
+            samples = resampler.resample_chunk(samples, last=done)
+        yield samples
+    if total == 0:
+        raise AudioError(path, "empty audio (0 samples)")
+
+
+def _decode_elsewhere(path: str, sample_rate: int, reason: str) -> np.ndarray:
+    """What libsndfile cannot read, through ffmpeg when it is installed; else an AudioError with its reason."""
+    if reason.startswith("File does not exist or is not a regular file"):  # libsndfile's words for a bad mp3
+        reason = "not an audio format it reads, or a damaged file"
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        # the install hint only where libsndfile does not know the format (not for a corrupt .flac)
+        known = os.path.splitext(path)[1][1:].upper() in soundfile.available_formats()
+        hint = "" if known else "; install ffmpeg to read other formats"
+        raise AudioError(path, f"cannot decode audio (soundfile: {reason}){hint}")
+    samples = _decode_with_ffmpeg(ffmpeg, path, sample_rate, reason)
     if samples.size == 0:
         raise AudioError(path, "empty audio (0 samples)")
-    # Checked before resampling, which would smear one bad sample over many.
     if not np.isfinite(samples).all():
         raise AudioError(path, "audio contains NaN or infinite samples")
-    if file_rate != sample_rate:
-        samples = soxr.resample(samples, file_rate, sample_rate, quality="HQ")
-        if samples.size == 0:
-            raise AudioError(path, f"audio too short to resample from {file_rate} Hz")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    return samples
 
 
 def standardize(wave: np.ndarray, eps: float) -> np.ndarray:
     """Zero mean, unit variance over the whole waveform, in float32: the per-utterance normalisation that
-    wav2vec2 checkpoints with `normalize` expect (before any windowing, so every window sees the same scale)."""
+    wav2vec2 checkpoints with `normalize` expect (before any windowing, so every window sees the same scale).
+    The statistics are summed in float64 a block at a time: no float32 overflow on loud samples, and no
+    temporary copies of a long recording."""
     wave = np.asarray(wave, dtype=np.float32)
-    return ((wave - wave.mean()) / np.sqrt(wave.var() + eps)).astype(np.float32, copy=False)
+    mean = float(np.mean(wave, dtype=np.float64))
+    block = 1 << 16
+    squares = sum(float(np.square(wave[i:i + block].astype(np.float64) - mean).sum())
+                  for i in range(0, wave.size, block))
+    out = np.subtract(wave, np.float32(mean), dtype=np.float32)
+    out /= np.float32(math.sqrt(squares / max(wave.size, 1) + eps))
+    return out
 
 
 def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
     """Consecutive `block`-sample pieces (the last one shorter) of an audio file as float32 mono at 16 kHz,
-    decoded piece by piece so that memory does not grow with the file (channels averaged; other rates
-    resampled with soxr's streaming resampler, which gives the same samples as mms.audio.load_audio).
+    decoded piece by piece so that memory does not grow with the file (the same samples as load_audio).
     Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
     try:
         sound = soundfile.SoundFile(native_path(path))
@@ -151,28 +207,17 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
             yield wave[start:start + block]
         return
     with sound:
-        rate = sound.samplerate
-        resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, quality="HQ")
-        step = max(1, math.ceil(block * rate / SAMPLE_RATE))
-        pending, total, done = np.zeros(0, np.float32), 0, False
-        while not done:
-            try:
-                data = sound.read(step, dtype="float32", always_2d=True)
-            except Exception as e:  # noqa: BLE001 - a corrupt stream past the header
-                raise AudioError(path, f"cannot decode audio ({e})") from None
-            done = len(data) < step
-            samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
-            if not np.isfinite(samples).all():
-                raise AudioError(path, "audio contains NaN or infinite samples")
-            total += samples.size
-            if resampler is not None:
-                samples = resampler.resample_chunk(samples, last=done)
-            pending = np.concatenate([pending, samples])
-            while pending.size >= block or (done and pending.size):
-                yield pending[:block]
-                pending = pending[block:]
-        if total == 0:
-            raise AudioError(path, "empty audio (0 samples)")
+        pending = np.zeros(0, np.float32)
+        try:
+            for samples in _decode_blocks(sound, path, SAMPLE_RATE, block):
+                pending = np.concatenate([pending, samples])
+                while pending.size >= block:
+                    yield pending[:block]
+                    pending = pending[block:]
+        except _UnreadableStream as error:
+            raise AudioError(path, f"cannot decode audio (soundfile: {error.reason})") from None
+        if pending.size:
+            yield pending
 
 
 def audio_info(path: str | os.PathLike) -> float | None:

@@ -202,3 +202,55 @@ def test_write_audio_to_stdout(monkeypatch):
     data, rate = soundfile.read(io.BytesIO(fake_stdout.buffer.getvalue()))
     assert rate == 16000
     assert len(data) == 160
+
+
+def test_long_stereo_48k_is_decoded_in_blocks_with_the_same_samples(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import soxr
+
+    rng = np.random.default_rng(0)
+    stereo = (0.1 * rng.standard_normal((48000 * 60 + 77, 2))).astype(np.float32)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, stereo, 48000, subtype="FLOAT")
+    monkeypatch.setattr(audio, "DECODE_BLOCK", 1 << 14)  # (a block is small against the file, as in a long one)
+    tracemalloc.start()
+    wave = load_audio(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # what decoding the whole file first gave: the channels averaged, then resampled in one call
+    whole = soxr.resample(stereo.mean(axis=1), 48000, 16000, quality="HQ")
+    assert wave.dtype == np.float32 and wave.flags.c_contiguous
+    np.testing.assert_array_equal(wave, whole)
+    # the result and one block, not the file's stereo float32 at 48 kHz (6x the result) and its copies
+    assert peak < 1.5 * wave.nbytes, (peak, wave.nbytes)
+    np.testing.assert_array_equal(load_audio(path, channel=0), soxr.resample(stereo[:, 0], 48000, 16000, quality="HQ"))
+    streamed = np.concatenate(list(audio.stream_audio(str(path), 40000)))
+    np.testing.assert_array_equal(streamed, whole)
+
+
+def test_standardize_is_float64_exact_on_loud_audio_without_copies():
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    wave = rng.standard_normal(16000 * 120).astype(np.float32)
+    tracemalloc.start()
+    out = audio.standardize(wave, 1e-7)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.3 * wave.nbytes  # the result alone (the old formula held three temporaries)
+    expected = (wave.astype(np.float64) - wave.mean(dtype=np.float64)) / np.sqrt(wave.var(dtype=np.float64) + 1e-7)
+    assert out.dtype == np.float32 and np.abs(out - expected).max() < 1e-5
+    loud = audio.standardize(wave * np.float32(1e25), 1e-7)  # float32 squares overflow at ~1e19
+    assert np.isfinite(loud).all() and abs(float(loud.std()) - 1) < 1e-3
+
+
+def test_a_damaged_mp3_is_not_called_a_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    path = tmp_path / "song.mp3"
+    path.write_bytes(b"\xff\xfb\x90\x00" + bytes(range(256)) * 40)
+    with pytest.raises(AudioError) as error:
+        load_audio(path)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "cannot decode audio" in message, message
+    assert "does not exist" not in message

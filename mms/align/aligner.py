@@ -47,12 +47,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
-import soundfile
-import soxr
 import torch
 
 from mms.align.viterbi import AlignmentError, forced_align
-from mms.audio import SAMPLE_RATE, AudioError, array_waveform, load_audio, native_path
+from mms.audio import SAMPLE_RATE, AudioError, array_waveform, load_audio
 from mms.batching import input_name
 from mms.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from mms.decoding.ctc import collapse
@@ -182,21 +180,9 @@ class Pair:
 
 
 def load_first_channel(path: str) -> np.ndarray:
-    """Channel 0 at 16 kHz, as data_prep keeps it (mms.audio.load_audio averages the channels instead; it is
-    used for mono files and for formats only ffmpeg reads)."""
-    try:
-        info = soundfile.info(native_path(path))
-    except Exception:  # noqa: BLE001 - not for soundfile: load_audio decodes or explains
-        return load_audio(path)
-    if info.channels == 1:
-        return load_audio(path)
-    data, rate = soundfile.read(native_path(path), dtype="float32", always_2d=True)
-    wave = np.ascontiguousarray(data[:, 0])
-    if wave.size == 0 or not np.isfinite(wave).all():
-        raise AudioError(path, "empty audio or NaN/infinite samples")
-    if rate != SAMPLE_RATE:
-        wave = soxr.resample(wave, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return wave
+    """Channel 0 at 16 kHz, as data_prep keeps it (mms.audio.load_audio averages the channels by default; formats
+    only ffmpeg reads are averaged still)."""
+    return load_audio(path, channel=0)
 
 
 def fairseq_windows(n_samples: int, frames_per_second: float, chunk: float = 30.0, context: float = 3.0,
@@ -368,7 +354,7 @@ class Aligner(Task):
         windows = fairseq_windows(wave.size, self.frames_per_second, self.options.chunk_seconds,
                                   self.options.context_seconds, runner.frames)
         if not windows:
-            raise AlignmentError(f"audio too short ({wave.size} samples) for one frame")
+            raise AlignmentError(f"audio too short ({wave.size / SAMPLE_RATE:.3f} s) for one frame")
         total = windows[-1].out_at + windows[-1].keep_to - windows[-1].keep_from
         out = torch.empty(total, runner.model.lm_head.out_features, dtype=torch.float32)
 
