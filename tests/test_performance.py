@@ -394,3 +394,39 @@ def test_the_model_compiles_as_one_graph(tmp_path):
         traced = torch.compile(runner.model, backend="eager")(wave, lengths)[0]  # C++ compiler needed)
     torch._dynamo.reset()
     assert (traced - eager).abs().max().item() < 1e-5
+
+
+CONV_CACHE_SCRIPT = """
+import mms, torch
+torch.set_num_threads(1)
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+conv = torch.nn.Conv1d(192, 192, 5, padding=2)
+with torch.no_grad():
+    conv(torch.randn(1, 192, 100))
+    before = rss()
+    for n in range(200, 1400, 6):  # 200 lengths, as the sentences of a long TTS text or the files of a corpus
+        conv(torch.randn(1, 192, n))
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident size from /proc")
+def test_importing_mms_bounds_onednns_kernel_cache():
+    """oneDNN keeps a compiled kernel per input shape (1,024 by default): memory grew with the number of distinct
+    lengths; mms sets a smaller cache unless the user set one."""
+    def growth(capacity: str | None) -> int:
+        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+        if capacity:
+            env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = capacity
+        run = subprocess.run([sys.executable, "-c", CONV_CACHE_SCRIPT], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout.split()[-1])
+
+    unbounded = growth("1024")
+    if unbounded < 40:
+        pytest.skip(f"this CPU's convolutions keep no large kernel cache ({unbounded} MB over 200 lengths)")
+    assert growth(None) < unbounded / 2
