@@ -74,13 +74,18 @@ class Segment:
 
 def shift_times(items: list[Word], start_offset: float, end_offset: float, duration: float) -> None:
     """Move the times of `items` (in order) by the offsets (a model's measured emission lag), keeping them inside
-    [0, duration], every end at or after its start and every start at or after the previous end."""
+    [0, duration], every start at or after the previous end and every end after its start (where the audio
+    leaves room: a word the offsets would end at or before its start, e.g. one at 0 s clamped there, keeps its own
+    length instead of becoming a zero-length word and subtitle cue)."""
     if not (start_offset or end_offset):
         return
     previous_end = 0.0
     for item in items:
         start = min(max(item.start + start_offset, previous_end), duration)
-        end = min(max(item.end + end_offset, start), duration)
+        end = item.end + end_offset
+        if end <= start:
+            end = start + max(item.end - item.start, 0.001)
+        end = min(end, duration)
         item.start, item.end = round(start, 3), round(end, 3)
         previous_end = end
 

@@ -205,7 +205,7 @@ class ModelRunner:
         """Raw CTC logits [T, V] (float32, CPU) of one model-ready waveform of any length, run in windows."""
         windows = self.windows(wave.size, chunk_seconds, context_seconds)
         if not windows:
-            raise ValueError(f"audio too short ({wave.size} samples) for one frame")
+            raise ValueError(f"audio too short ({wave.size / SAMPLE_RATE:.3f} s) for one frame")
         out = np.zeros((self.frames(wave.size), self.model.lm_head.out_features), dtype=np.float32)
 
         def use(batch: list[Window], logits: torch.Tensor, frames: list) -> None:

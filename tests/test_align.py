@@ -321,7 +321,7 @@ def test_align_iter_reports_each_pair_and_goes_on(fa_path, audio, tmp_path):
     assert [r.name for r in results] == ["<array 0>", str(tmp_path / "missing.wav"), "chapter", "<array 3>"]
     assert [r.error is None for r in results] == [True, False, True, False]
     assert results[1].error.startswith(str(tmp_path / "missing.wav") + ": ")
-    assert results[3].error == "<array 3>: audio too short (100 samples) for one frame"
+    assert results[3].error == "<array 3>: audio too short (0.006 s) for one frame"
     line = results[2].lines[2]
     assert isinstance(line, Segment) and all(isinstance(w, Word) for w in line.words + line.chars)
     assert [w.text for w in line.words] == ["another", "line"] and results[2].wave is None

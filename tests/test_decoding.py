@@ -177,6 +177,10 @@ def test_time_offsets_move_times_in_order_and_inside_the_audio():
     same = [Word("x", 0.1, 0.2)]
     shift_times(same, 0.0, 0.0, duration=1.0)
     assert same == [Word("x", 0.1, 0.2)]
+    # a word at the start of a 0.1 s clip: the offsets would clamp both ends to 0 (a zero-length subtitle cue)
+    short = [Word("hi", 0.0, 0.06)]
+    shift_times(short, -0.13, -0.07, duration=0.1)
+    assert [(w.start, w.end) for w in short] == [(0.0, 0.06)]
 
 
 def test_a_model_config_states_its_time_offsets(hf_dir, tmp_path, wavs):

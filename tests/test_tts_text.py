@@ -12,8 +12,9 @@ from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText, read_vocab_txt, split_sentences
 from tests.tts_factory import ENG_SYMBOLS, voice_dirs
 
+# (not a tab, dash or slash between words: a word break here, test_a_tab_no_break_space_...)
 TRICKY = ["kat", "akka", "stinks", "k", "kk k", " k a k ", "KAT", "Kk", "Hello, World!", "don't – stop_3 -1",
-          "naïve CAFÉ", "<unk> x", "a\tb", "!!!", "", "   ", "12 + 34 = 46", "k.k.k", "Q&A: 42%"]
+          "naïve CAFÉ", "<unk> x", "!!!", "", "   ", "12 + 34 = 46", "k.k.k", "Q&A: 42%"]
 
 
 def infer_py_ids(text: str, symbols: list[str], lang=None, uroman=False) -> list[int]:
@@ -160,3 +161,16 @@ def test_long_sentences_are_cut_at_clauses_spaces_or_the_limit():
     assert all(len(p) <= 50 for p in pieces) and " ".join(pieces) == words
     unspaced = "字" * 250
     assert [len(p) for p in split_sentences(unspaced, max_chars=100)] == [100, 100, 50]
+
+
+def test_a_tab_no_break_space_or_dash_between_words_stays_a_word_break():
+    """Both references drop such characters (not in the vocabulary) and join the words; here they become the
+    space the vocabulary has, unless a space is already there (then the text is the references')."""
+    symbols = ["_", " ", "a", "b", "c"]
+    for style in ("fairseq", "transformers"):
+        text = TtsText(symbols, style, special_tokens=("_",) if style == "transformers" else ())
+        assert text.prepare("ab\tcab\u00a0ba\u2014cc/a").text == "ab cab ba cc a"
+        assert text.prepare("ab \t ba").text == "ab  ba"  # as the references give it: the tab alone dropped
+        assert text.prepare("\tab-\n").text == "ab"
+        assert text.prepare("ab\t").dropped == [] and text.prepare("a!").dropped == ["!"]
+    assert TtsText(["_", "a", "b"], "fairseq").prepare("a\tb").text == "ab"  # no space in the vocabulary

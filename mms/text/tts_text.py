@@ -10,6 +10,8 @@ Hugging Face checkpoints follow transformers' VitsTokenizer:
     intersperse blanks within each piece only, each special token as one bare id. So an id-0 letter at the
     edges or repeated yields fewer ids than fairseq's interspersing would.
 Both references drop unknown characters silently; here they are returned (`Prepared.dropped`) for a warning.
+One deliberate difference: whitespace other than a space (a tab, a no-break space), a hyphen, dash or slash
+outside the vocabulary, which both references drop (joining the words around it), is a space here.
 
 Long texts are cut into sentences first (`split_sentences`, unless the caller synthesises each input whole);
 each sentence is prepared on its own.
@@ -48,6 +50,10 @@ CLAUSE_MARKS = ",:;،؛、，；፣፤፥"  # where an over-long sentence is cut
 _SENTENCE_END = re.compile(
     rf"(?:[{re.escape(FINAL_BEFORE_SPACE)}]+[{re.escape(CLOSERS)}]*(?=\s|$)"
     rf"|[{re.escape(FINAL_ANYWHERE)}]+[{re.escape(CLOSERS)}]*)")
+
+
+# Characters outside a voice's vocabulary that separate words (besides whitespace): hyphens, dashes, slashes.
+WORD_BREAKS = "-\u2010\u2012\u2013\u2014\u2015/"
 
 
 def split_sentences(text: str, max_chars: int = 300) -> list[str]:
@@ -121,8 +127,17 @@ class TtsText:
 
     def _filter(self, text: str) -> tuple[str, list[str]]:
         kept, dropped = [], []
-        for ch in text:
-            (kept if ch in self.token_to_id else dropped).append(ch)
+        space = " " in self.token_to_id
+        for i, ch in enumerate(text):
+            if ch in self.token_to_id:
+                kept.append(ch)
+            elif space and (ch.isspace() or ch in WORD_BREAKS):
+                # Both references drop a tab, a no-break space or a dash between words, which joins the words
+                # ("tab\tseparated" -> "tabseparated"): it is a word break here, where a space is not already.
+                if kept and kept[-1] != " " and text[i + 1:i + 2] != " ":
+                    kept.append(" ")
+            else:
+                dropped.append(ch)
         return "".join(kept).strip(), dropped
 
     def _prepare_fairseq(self, text: str) -> Prepared:
