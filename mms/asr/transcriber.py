@@ -10,8 +10,9 @@ each waveform is standardised as its checkpoint specifies and cut into windows (
 windows with `context_seconds` of extra audio on each side, whose frames are thrown away); windows are grouped
 by language (one adapter swap per group) and run by the shared ModelRunner in length-sorted batches of up to
 `batch_seconds` of padded audio; the best label and its log-probability per frame are written into each input's
-frame arrays; finished inputs are decoded and yielded in input order. Memory is bounded by the buffer and the
-batch, not by the number or length of inputs. A failing input becomes a result with `error` set; the others
+frame arrays (the waveform is then let go); finished inputs are decoded and yielded in input order. Memory is
+bounded by the buffer, the read-ahead (one buffer of audio, or one input longer than that) and the batch, not by
+the number of inputs. A failing input becomes a result with `error` set; the others
 carry on. `lang="auto"` first identifies each input's language with an MMS LID model (mms.asr.auto).
 """
 
