@@ -7,8 +7,10 @@ through ffmpeg when it is installed. No torch here, so importing is cheap.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from mms.errors import MMSError
 from mms.files import atomic_path, is_special
 
 SAMPLE_RATE = 16000
+log = logging.getLogger("mms.audio")
 
 # load_audio decodes this many output samples at a time (16 s: 6 MB of 48 kHz stereo float32 read at once).
 DECODE_BLOCK = 1 << 18
@@ -112,6 +115,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
     except (soundfile.SoundFileError, RuntimeError) as error:
         return _decode_elsewhere(path, sample_rate, _soundfile_reason(error))
     with sound:
+        warn_if_cut_off(sound, path)
         expected = math.ceil(sound.frames * sample_rate / sound.samplerate) if sound.frames > 0 else 0
         samples, filled = np.empty(expected + 16, np.float32), 0
         try:
@@ -125,6 +129,25 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
     if filled == 0:
         raise AudioError(path, f"audio too short to resample from {sound.samplerate} Hz")
     return samples[:filled]
+
+
+_warned_cut_off: set[str] = set()
+
+
+def warn_if_cut_off(sound: soundfile.SoundFile, path: str) -> None:
+    """A warning naming a WAV file whose data ends before its header says (an interrupted copy or download):
+    libsndfile reads what is there without a word. (Streaming headers, which state no length, are not cut off.)"""
+    if sound.format not in ("WAV", "WAVEX"):
+        return
+    stated = re.search(r"^data : (\d+) \(should be (\d+)\)", sound.extra_info, re.MULTILINE)
+    if stated is None:
+        return
+    declared, present = int(stated.group(1)), int(stated.group(2))
+    if 0 < present < declared < 0xFFFFFF00 and path not in _warned_cut_off:
+        _warned_cut_off.add(path)  # once a run: training reads its files again every epoch
+        seconds = sound.frames / sound.samplerate
+        log.warning(f"{path}: warning: the file is cut off: its header promises {seconds * declared / present:.1f} s "
+                    f"of audio, it holds {seconds:.1f} s (read as it is)")
 
 
 class _UnreadableStream(Exception):
@@ -207,6 +230,7 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
             yield wave[start:start + block]
         return
     with sound:
+        warn_if_cut_off(sound, path)
         pending = np.zeros(0, np.float32)
         try:
             for samples in _decode_blocks(sound, path, SAMPLE_RATE, block):

@@ -254,3 +254,21 @@ def test_a_damaged_mp3_is_not_called_a_missing_file(tmp_path, monkeypatch):
     message = str(error.value)
     assert message.startswith(str(path)) and "cannot decode audio" in message, message
     assert "does not exist" not in message
+
+
+def test_a_cut_off_wav_is_read_with_a_warning_naming_it(tmp_path, caplog):
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, sine(440, 2.0, 16000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:32044])  # the header and 1 s of its 2 s
+    streamed = tmp_path / "streamed.wav"  # a streaming header: its data size is 0xFFFFFFFF, "until the end"
+    data = bytearray(whole.read_bytes())
+    data[40:44] = b"\xff\xff\xff\xff"
+    streamed.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="mms.audio"):
+        assert load_audio(whole).size == 32000 and load_audio(streamed).size == 32000
+        assert not caplog.records
+        assert load_audio(cut).size == 16000
+        list(audio.stream_audio(str(cut), 4000))  # (read again: warned once)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut}: warning: the file is cut off: its header promises 2.0 s of audio, it holds 1.0 s (read as it is)"]
