@@ -274,3 +274,43 @@ def test_the_time_major_decoder_equals_the_channels_first_one():
     assert fast.shape == plain.shape == (2, 40 * 256)
     assert (fast - plain).abs().max().item() <= 1e-5
     assert fast[1, 25 * 256:].abs().max().item() == 0.0  # padding stays silent
+
+
+def test_a_kernel_kept_for_inference_follows_a_weight_computed_on_each_access():
+    """mms.models.layout keeps convolution kernels laid out for oneDNN between calls. A weight made anew on each
+    access (weight norm while training) can sit at the address an earlier one had, with the same version: the
+    kept kernel was then served for other weights (dev mel and samples of mms train-tts from stale kernels)."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from mms.models.layout import conv_time_major, time_major
+
+    class Recomputed(torch.nn.Conv1d):
+        """Its weight a new tensor at every access, always at the same address (as an allocator may give it)."""
+
+        def __init__(self):
+            super().__init__(2, 3, 3, padding=1, bias=False)
+            self.memory = np.zeros((3, 2, 3), np.float32)
+            del self.weight
+
+        @property
+        def weight(self):
+            return torch.from_numpy(self.memory)
+
+    conv = Recomputed()
+    x = torch.randn(1, 2, 7)
+    with torch.no_grad():
+        for value in (1.0, -2.0):
+            conv.memory[...] = value  # (not through torch: the tensor's version stays 0)
+            got = conv_time_major(conv, time_major(x))[:, :, 0, :]
+            torch.testing.assert_close(got, F.conv1d(x, conv.weight, padding=1), rtol=0, atol=1e-6)
+    plain = torch.nn.Conv1d(2, 3, 3, padding=1)
+    with torch.no_grad():
+        conv_time_major(plain, time_major(x))
+        kept = plain.__dict__["_derived"]["channels_last"][2]
+        conv_time_major(plain, time_major(x))
+        assert plain.__dict__["_derived"]["channels_last"][2] is kept  # a lasting weight's kernel is kept
+        plain.weight.mul_(2)  # an in-place change (an optimiser step): made anew
+        out = conv_time_major(plain, time_major(x))[:, :, 0, :]
+        assert plain.__dict__["_derived"]["channels_last"][2] is not kept
+        torch.testing.assert_close(out, plain(x), rtol=0, atol=1e-5)

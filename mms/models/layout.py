@@ -6,6 +6,8 @@ way in inference (docs/performance.md)."""
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,16 +15,20 @@ from torch import nn
 
 def derived_weight(module: nn.Module, name: str, make, *args) -> torch.Tensor:
     """make(module.weight, *args), computed once per weights and kept on the module under `name` (out of its state
-    dict): keyed by the weight's storage, version and dtype, so loading, .to() or an optimiser step makes it anew."""
+    dict): keyed by the weight tensor itself (a weak reference), its storage, version and dtype, so loading, .to()
+    or an optimiser step makes it anew. A weight that is computed on each access (weight norm while training) is a
+    new tensor every time, so it is derived every time: its storage address alone can be one an earlier weight
+    had, which served that weight's stale kernel to the dev evaluation of mms train-tts."""
     weight = module.weight
     if torch.compiler.is_compiling():  # a compiled graph cannot compare storages: it derives the weight each call
         return make(weight.detach(), *args)  # (torch.compile folds or fuses it; no graph break)
     key = (weight.data_ptr(), weight._version, weight.dtype, *args)
     slots = module.__dict__.setdefault("_derived", {})
-    if name not in slots or slots[name][0] != key:
+    kept = slots.get(name)
+    if kept is None or kept[0]() is not weight or kept[1] != key:
         with torch.no_grad():
-            slots[name] = (key, make(weight.detach(), *args))
-    return slots[name][1]
+            kept = slots[name] = (weakref.ref(weight), key, make(weight.detach(), *args))
+    return kept[2]
 
 
 def time_major(x: torch.Tensor) -> torch.Tensor:
