@@ -101,6 +101,41 @@ def test_full_training_learns_the_words(trained):
     assert list(vocab) == ["<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c"]  # normalised: lower case, no "."
 
 
+def test_ctrl_c_saves_the_step_under_way_and_a_rerun_continues(data, tmp_path, caplog):
+    """The first Ctrl-C stops after the step under way with its state saved (not at the last --save-every save);
+    the same command run again ends where an uninterrupted run ends."""
+    import os
+    import signal
+
+    short = dict(epochs=2, save_every=100)
+    whole = Trainer(options(data, tmp_path / "whole", **short))
+    whole.run()
+    first = Trainer(options(data, tmp_path / "resumed", **short))
+    optimizer_step = first.optimizer_step
+
+    def step_then_ctrl_c():
+        optimizer_step()
+        if first.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first.optimizer_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    assert first.step == 5 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    second = Trainer(options(data, tmp_path / "resumed", **short))
+    assert second.load_state() and second.step == 5
+    second = Trainer(options(data, tmp_path / "resumed", **short))
+    second.run()
+    assert second.step == whole.step
+    a, b = dict(whole.model.named_parameters()), dict(second.model.named_parameters())
+    assert max(float((a[n] - b[n]).abs().max().detach()) for n in a) <= 1e-5
+    # run once more, it has nothing left to do, and says so (a new manifest would otherwise go unnoticed)
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "resumed", **short)).run()
+    assert any(r.getMessage().startswith(f"nothing to train: {tmp_path / 'resumed'} holds a run that has reached "
+                                         f"its limit (epoch 2, step {whole.step}") for r in caplog.records)
+
+
 def test_exported_model_transcribes_like_the_trainer(trained, data):
     """The exported directory, read by the ASR loader, gives the trainer's own dev hypotheses at its best epoch."""
     from mms.asr import ASR

@@ -310,6 +310,32 @@ def test_resume_is_bit_identical(corpus, tmp_path):
     assert at_end.epoch == 2 and at_end.batch_in_epoch == 0 and [h["step"] for h in at_end.history] == [2, 4]
 
 
+def test_ctrl_c_saves_the_step_under_way(corpus, tmp_path, caplog):
+    import os
+    import signal
+
+    short = dict(train=[str(corpus / "small.jsonl")], batch_size=2, epochs=3, save_every=100)
+    first = TTSTrainer(options(corpus, tmp_path / "out", **short))
+    train_step = first.train_step
+
+    def step_then_ctrl_c(*args):
+        losses = train_step(*args)
+        if first.step == 2:  # (train_step's caller counts the step after it returns: this is step 3)
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    first.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    assert first.step == 3 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    again = TTSTrainer(options(corpus, tmp_path / "out", **short))
+    assert again.load_state() and again.step == 3 and again.epoch == 1 and again.batch_in_epoch == 1
+    assert (tmp_path / "out" / "model.safetensors").exists()  # exported too: the voice of step 3 speaks
+    with caplog.at_level("WARNING", logger="mms.train"):  # a finished run, run again: nothing to train, said so
+        TTSTrainer(options(corpus, tmp_path / "out", **dict(short, max_steps=3))).run()
+    assert any(r.getMessage().startswith("nothing to train:") for r in caplog.records)
+
+
 def test_exported_voice_speaks_the_same_in_mms_and_transformers(trained):
     import transformers
 

@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -246,6 +248,44 @@ class Reporter:
         """The mean of the values added since the last call (all of them at first)."""
         recent, self.seen = values[self.seen:] or values[-1:], len(values)
         return sum(recent) / max(len(recent), 1)
+
+
+def nothing_left(state_path: Path, epoch: int, step: int, limits: str) -> str:
+    return (f"nothing to train: {state_path.parent} holds a run that has reached its limit (epoch {epoch}, step "
+            f"{step}; {state_path.name}); raise {limits} to train it on, or give another --out to start afresh")
+
+
+class StopRequest:
+    """Ctrl-C while training: the first one asks the loop to stop after the step under way, with its state saved,
+    so that rerunning the command continues from that step (not from the last `--save-every` save, up to 1,000
+    steps back); a second one interrupts at once. Only where Python's own Ctrl-C handler is in place, in the main
+    thread."""
+
+    def __init__(self):
+        self.asked, self._previous = False, None
+
+    def __enter__(self) -> "StopRequest":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, signum, frame) -> None:
+        self.asked = True
+        signal.signal(signal.SIGINT, self._previous)
+        log.warning("stopping after this step (its state saved); Ctrl-C again to stop at once")
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._ask:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def stop_here(self, step: int, save, state_path) -> None:
+        """At a step's end: if asked, save (save()) and raise KeyboardInterrupt."""
+        if self.asked:
+            save()
+            log.warning(f"interrupted at step {step}: the state is saved in {state_path}; run the same command "
+                        "again to continue")
+            raise KeyboardInterrupt
 
 
 def trainable_names(model: TrainModel, options: TrainOptions) -> list[str]:
@@ -554,56 +594,61 @@ class Trainer:
         stopped = out_of_time = False
         if options.time_limit is not None and self.train_seconds >= options.time_limit:
             stopped = True  # resumed after the time limit: nothing left to do
-        while self.epoch < options.epochs and not stopped:
-            batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch, self.mixed)
-            bar = self._progress(len(batches))
-            if self.batch_in_epoch == 0:
-                self.epoch_losses = []
-            losses = self.epoch_losses  # (resumed mid-epoch: those of the steps before, from the state)
-            pending = 0
-            # the next batches' audio is read on a thread while this one trains
-            read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
-                            range(self.batch_in_epoch, len(batches)), READ_AHEAD)
-            report = Reporter(bar is None)
-            for index in range(self.batch_in_epoch, len(batches)):
-                if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
-                    stopped = True  # (resumed at the limit: not one step more)
-                    break
-                started = time.perf_counter()  # (waiting for the audio counts as training time)
-                batch = [self.train_set[i] for i in batches[index]]
-                loss, ctc = self.loss(batch, next(read))
-                (loss / options.accumulate).backward()
-                losses.append(ctc)
-                pending += 1
-                if pending == options.accumulate or index == len(batches) - 1:
-                    self.optimizer_step()
-                    pending = 0
-                self.train_seconds += time.perf_counter() - started
-                self.audio_seconds += sum(e.seconds for e in batch)
+        if resumed and (stopped or self.epoch >= options.epochs
+                        or (options.max_steps is not None and self.step >= options.max_steps)):
+            log.warning(nothing_left(self.state_path, self.epoch, self.step, "--epochs, --max-steps or --time-limit"))
+        with StopRequest() as stop:
+            while self.epoch < options.epochs and not stopped:
+                batches = epoch_batches(self.train_set, self.batch_samples, options.seed, self.epoch, self.mixed)
+                bar = self._progress(len(batches))
+                if self.batch_in_epoch == 0:
+                    self.epoch_losses = []
+                losses = self.epoch_losses  # (resumed mid-epoch: those of the steps before, from the state)
+                pending = 0
+                # the next batches' audio is read on a thread while this one trains
+                read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
+                                range(self.batch_in_epoch, len(batches)), READ_AHEAD)
+                report = Reporter(bar is None)
+                for index in range(self.batch_in_epoch, len(batches)):
+                    if pending == 0 and options.max_steps is not None and self.step >= options.max_steps:
+                        stopped = True  # (resumed at the limit: not one step more)
+                        break
+                    started = time.perf_counter()  # (waiting for the audio counts as training time)
+                    batch = [self.train_set[i] for i in batches[index]]
+                    loss, ctc = self.loss(batch, next(read))
+                    (loss / options.accumulate).backward()
+                    losses.append(ctc)
+                    pending += 1
+                    if pending == options.accumulate or index == len(batches) - 1:
+                        self.optimizer_step()
+                        pending = 0
+                    self.train_seconds += time.perf_counter() - started
+                    self.audio_seconds += sum(e.seconds for e in batch)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{ctc:.3f}", cer=self._last_cer(), refresh=False)
+                    report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: "
+                                   f"loss {report.mean(losses):.3f}, "
+                                   f"{self.audio_seconds / max(self.train_seconds, 1e-9):.1f} audio s/s")
+                    if pending == 0:
+                        self.batch_in_epoch = index + 1
+                        if options.max_steps is not None and self.step >= options.max_steps:
+                            stopped = True
+                            break
+                        if options.time_limit is not None and self.train_seconds >= options.time_limit:
+                            stopped = out_of_time = True
+                            break
+                        if self.step % options.save_every == 0:
+                            self.save_state()
+                        stop.stop_here(self.step, self.save_state, self.state_path)
+                read.close()  # (stops the reading thread of an epoch left early)
+                release_memory()  # the waveforms were allocated on that thread (see release_memory)
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{ctc:.3f}", cer=self._last_cer(), refresh=False)
-                report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: loss "
-                               f"{report.mean(losses):.3f}, {self.audio_seconds / max(self.train_seconds, 1e-9):.1f} "
-                               f"audio s/s")
-                if pending == 0:
-                    self.batch_in_epoch = index + 1
-                    if options.max_steps is not None and self.step >= options.max_steps:
-                        stopped = True
-                        break
-                    if options.time_limit is not None and self.train_seconds >= options.time_limit:
-                        stopped = out_of_time = True
-                        break
-                    if self.step % options.save_every == 0:
-                        self.save_state()
-            read.close()  # (stops the reading thread of an epoch left early)
-            release_memory()  # the waveforms were allocated on that thread (see release_memory)
-            if bar is not None:
-                bar.close()
-            if stopped and not out_of_time and self.batch_in_epoch < len(batches):
-                self.save_state()  # mid-epoch: the epoch ends (dev pass, export) when a rerun finishes it
-                break
-            self.end_epoch(losses)  # also at the time limit: the last steps are the best trained, keep them
+                    bar.close()
+                if stopped and not out_of_time and self.batch_in_epoch < len(batches):
+                    self.save_state()  # mid-epoch: the epoch ends (dev pass, export) when a rerun finishes it
+                    break
+                self.end_epoch(losses)  # also at the time limit: the last steps are the best trained, keep them
         if stopped:
             self.stop_reason = "time_limit" if out_of_time or (
                 options.time_limit is not None and self.train_seconds >= options.time_limit) else "max_steps"

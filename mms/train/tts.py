@@ -51,7 +51,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
-from mms.train.engine import Reporter
+from mms.train.engine import Reporter, StopRequest, nothing_left
 from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json, write_log,
                               write_state)
 
@@ -695,48 +695,57 @@ class TTSTrainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> dict:
         options = self.options
-        if self.load_state():
+        resumed = self.load_state()
+        if resumed:
             log.info(f"resuming from {self.state_path}: epoch {self.epoch + 1}, step {self.step}")
         stopped = options.max_steps is not None and self.step >= options.max_steps
+        if resumed and (stopped or self.epoch >= options.epochs):
+            log.warning(nothing_left(self.state_path, self.epoch, self.step, "--epochs or --max-steps"))
         bucket = max(1, self.cfg.sampling_rate // self.spectrogram.hop_length)
-        while self.epoch < options.epochs and not stopped:
-            batches = epoch_batches(self.frames, options.batch_size, options.seed, self.epoch, bucket)
-            bar = self._progress(len(batches))
-            # the next batches' audio is read on a thread while this one trains
-            read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
-                            range(self.batch_in_epoch, len(batches)), READ_AHEAD)
-            report = Reporter(bar is None)
-            for index in range(self.batch_in_epoch, len(batches)):
-                started = time.perf_counter()  # (waiting for the audio counts as training time)
-                losses = self.train_step([self.train_set[i] for i in batches[index]], next(read))
-                self.train_seconds += time.perf_counter() - started
-                self.losses.append(losses)
-                self.step += 1
-                report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: mel "
-                               f"{report.mean([loss['mel'] for loss in self.losses]):.3f}, "
-                               f"{self.step / max(self.train_seconds, 1e-9):.2f} steps/s")
-                self.batch_in_epoch = index + 1
+        with StopRequest() as stop:
+            while self.epoch < options.epochs and not stopped:
+                batches = epoch_batches(self.frames, options.batch_size, options.seed, self.epoch, bucket)
+                bar = self._progress(len(batches))
+                # the next batches' audio is read on a thread while this one trains
+                read = prefetch(lambda index: [self.train_set[i].wave for i in batches[index]],
+                                range(self.batch_in_epoch, len(batches)), READ_AHEAD)
+                report = Reporter(bar is None)
+                for index in range(self.batch_in_epoch, len(batches)):
+                    started = time.perf_counter()  # (waiting for the audio counts as training time)
+                    losses = self.train_step([self.train_set[i] for i in batches[index]], next(read))
+                    self.train_seconds += time.perf_counter() - started
+                    self.losses.append(losses)
+                    self.step += 1
+                    report(lambda: f"epoch {self.epoch + 1}, batch {index + 1}/{len(batches)}, step {self.step}: mel "
+                                   f"{report.mean([loss['mel'] for loss in self.losses]):.3f}, "
+                                   f"{self.step / max(self.train_seconds, 1e-9):.2f} steps/s")
+                    self.batch_in_epoch = index + 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+                    if options.sample_every and self.step % options.sample_every == 0:
+                        self.write_samples()
+                    if options.max_steps is not None and self.step >= options.max_steps:
+                        stopped = True
+                        break
+                    if self.step % options.save_every == 0:
+                        self.save_state()
+                        self.export()
+                    stop.stop_here(self.step, self._save_and_export, self.state_path)
+                read.close()  # (stops the reading thread of an epoch left early)
+                release_memory()  # the waveforms were allocated on that thread (see release_memory)
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-                if options.sample_every and self.step % options.sample_every == 0:
-                    self.write_samples()
-                if options.max_steps is not None and self.step >= options.max_steps:
-                    stopped = True
-                    break
-                if self.step % options.save_every == 0:
-                    self.save_state()
-                    self.export()
-            read.close()  # (stops the reading thread of an epoch left early)
-            release_memory()  # the waveforms were allocated on that thread (see release_memory)
-            if bar is not None:
-                bar.close()
-            if stopped and self.batch_in_epoch < len(batches):
-                break  # mid-epoch: a resumed run finishes it
-            self.end_epoch()  # (also when --max-steps fell on the epoch's last batch: its dev pass, log and decay)
+                    bar.close()
+                if stopped and self.batch_in_epoch < len(batches):
+                    break  # mid-epoch: a resumed run finishes it
+                self.end_epoch()  # (also when --max-steps fell on the epoch's last batch: its dev pass, log and decay)
         self.save_state()
         self.export()
         return self.summary(stopped)
+
+    def _save_and_export(self) -> None:
+        self.save_state()
+        self.export()
 
     def _progress(self, total: int):
         if not self.options.progress:
