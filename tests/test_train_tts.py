@@ -443,6 +443,15 @@ def test_command_line(corpus, tmp_path, capsys):
     code = main(["train-tts", "--config", "tiny", "--lang", "eng", "--train", str(corpus / "small.jsonl"),
                  "--out", str(tmp_path / "short-segments"), "--segment-frames", "1"])  # had been a torch error
     assert code == 2 and "--segment-frames 1: at least 2" in capsys.readouterr().err
+    for lang, reason in (("English", "--lang 'English': not an ISO 639-3 language code"),
+                         ("en", "--lang 'en': give the ISO 639-3 code, 'eng'")):
+        code = main(["train-tts", "--config", "tiny", "--lang", lang, "--train", str(corpus / "small.jsonl"),
+                     "--out", str(tmp_path / "lang")])
+        assert code == 2 and reason in capsys.readouterr().err
+    keys = tmp_path / "keys.jsonl"  # a manifest with other keys than "text": named, with the keys it needs
+    keys.write_text(json.dumps({"audio_filepath": str(corpus / "0.wav"), "sentence": "hello"}) + "\n")
+    code = main(["train-tts", "--config", "tiny", "--train", str(keys), "--out", str(tmp_path / "keys")])
+    assert code == 2 and f'{keys}: no line has a transcript (a JSON line needs "text"' in capsys.readouterr().err
 
 
 def test_architecture_from_a_config_file(tmp_path):
@@ -523,3 +532,15 @@ def test_an_out_that_is_a_file_is_one_line(corpus, tmp_path):
                         (tmp_path / "a-file" / "voice", "a-file is a file, not a folder")):
         with pytest.raises(TrainError, match=reason):
             TTSTrainer(options(corpus, out))
+
+
+def test_a_character_dropped_from_train_and_dev_transcripts_is_counted_in_both(trained, corpus, tmp_path, caplog):
+    _, summary, _, _ = trained
+    line = lambda i, text: json.dumps({"audio_filepath": str(corpus / f"{i}.wav"), "text": text})  # noqa: E731
+    (tmp_path / "train.jsonl").write_text(line(0, "Hello there!") + "\n" + line(1, "And more") + "\n")
+    (tmp_path / "dev.jsonl").write_text(line(2, "Wow!") + "\n" + line(3, "Again!") + "\n")
+    with caplog.at_level("WARNING", logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out", init_config=None, model=summary["out"],
+                           train=[str(tmp_path / "train.jsonl")], dev=[str(tmp_path / "dev.jsonl")]))
+    said = [r.getMessage() for r in caplog.records if "'!'" in r.getMessage()]
+    assert said == ["character '!' is not in the voice's vocabulary: dropped from 3 transcripts"]

@@ -381,6 +381,18 @@ class Utterance:
         return read_again(self.audio, self.samples, self.sample_rate)
 
 
+def check_voice_language(lang: str) -> None:
+    """A new voice's --lang is what `mms tts --lang` will be asked for, and what turns on the Romanian fix: an
+    ISO 639-3 code (an ISO 639-1 one is refused naming its three-letter form)."""
+    from mms.hub.languages import parse, to_iso639_3
+
+    iso = to_iso639_3(lang)
+    if iso is None:
+        raise TrainError(f"--lang {lang!r}: not an ISO 639-3 language code (e.g. eng, ron; `mms langs NAME` finds one)")
+    if parse(lang).iso != iso:
+        raise TrainError(f"--lang {lang!r}: give the ISO 639-3 code, {iso!r} (the code `mms tts --lang` takes)")
+
+
 def read_transcribed(manifests: list[str]) -> list:
     items = []
     for manifest in manifests:
@@ -472,7 +484,13 @@ class TTSTrainer:
                 width = 1.0
             else:
                 cfg, spectrogram, width = read_config(options.config)
-            text = new_voice_text([i.text for i in train_items if i.text], options.lang, options.uroman)
+            transcripts = [i.text for i in train_items if i.text and i.text.strip()]
+            if not transcripts:
+                raise TrainError(f"{', '.join(options.train)}: no line has a transcript (a JSON line needs \"text\" "
+                                 f"beside \"audio_filepath\" or \"audio\"; a fairseq .tsv, a .wrd file beside it)")
+            if options.lang is not None:
+                check_voice_language(options.lang)
+            text = new_voice_text(transcripts, options.lang, options.uroman)
             cfg.vocab_size = len(text.symbols)
             voice = Voice(cfg, spectrogram, text, options.lang, discriminator_width=width,
                           source=f"new voice ({options.config or 'given architecture'})")
@@ -501,8 +519,10 @@ class TTSTrainer:
         self.dev_set, dev_problems, dev_dropped = prepare_utterances(dev_items, self.text, self.spectrogram, rate, None)
         for problem in problems + dev_problems:
             log.warning(problem)
-        for ch, n in {**dev_dropped, **dropped}.items():
-            log.warning(f"character {ch!r} is not in the voice's vocabulary: dropped from {n} transcripts")
+        for ch in {**dropped, **dev_dropped}:
+            n = dropped.get(ch, 0) + dev_dropped.get(ch, 0)
+            log.warning(f"character {ch!r} is not in the voice's vocabulary: dropped from {n} transcript"
+                        f"{'s' if n != 1 else ''}")
         if not self.train_set:
             raise TrainError(f"{', '.join(options.train)}: no usable training utterances")
         self.frames = [u.samples // self.spectrogram.hop_length for u in self.train_set]
