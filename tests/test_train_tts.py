@@ -234,6 +234,8 @@ def options(corpus: Path, out: Path, **overrides) -> TTSTrainOptions:
     values = dict(init_config=VitsConfig(**TINY_CFG), discriminator_width=1 / 16, train=[str(corpus / "train.jsonl")],
                   out=str(out), epochs=100, batch_size=3, segment_frames=16, device="cpu", threads=1, progress=False,
                   sample_every=0, lr=2e-3)
+    if overrides.get("model"):  # a voice to fine-tune: its discriminators' width, or VITS's for new ones
+        values["discriminator_width"] = None
     values.update(overrides)
     return TTSTrainOptions(**values)
 
@@ -544,3 +546,18 @@ def test_a_character_dropped_from_train_and_dev_transcripts_is_counted_in_both(t
                            train=[str(tmp_path / "train.jsonl")], dev=[str(tmp_path / "dev.jsonl")]))
     said = [r.getMessage() for r in caplog.records if "'!'" in r.getMessage()]
     assert said == ["character '!' is not in the voice's vocabulary: dropped from 3 transcripts"]
+
+
+def test_options_that_would_be_ignored_are_refused(corpus, tmp_path, trained):
+    _, summary, _, _ = trained
+    for overrides, reason in (
+            (dict(init_config=None, model=summary["out"], uroman=True), "--uroman is for a new voice"),
+            (dict(sample_texts=["hello"], sample_every=0), "--sample-text with --sample-every 0"),
+            (dict(discriminator="D_1.pth", discriminator_width=0.5), "--discriminator-width with --discriminator"),
+            (dict(lr_decay=2.0), "--lr-decay 2.0: must be in (0, 1]")):
+        with pytest.raises(TrainError, match=re.escape(reason)):
+            options(corpus, tmp_path / "out", **overrides).check()
+    # a voice that brings its discriminators (the trained one has its D_*.pth): their width, not another
+    with pytest.raises(TrainError, match="comes with its discriminators"):
+        TTSTrainer(options(corpus, tmp_path / "out", init_config=None, model=summary["out"], discriminator_width=0.5))
+    assert not (tmp_path / "out").exists()

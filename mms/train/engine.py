@@ -360,7 +360,7 @@ class Trainer:
     def __init__(self, options: TrainOptions):
         options.check()
         self.options = options
-        self.out = make_out_folder(options.out)
+        self.out = make_out_folder(options.out, create=False)
         from mms.device import resolve_device
 
         self.device = resolve_device(options.device)
@@ -441,6 +441,7 @@ class Trainer:
         self.history: list[dict] = []
         self.audio_seconds, self.train_seconds = 0.0, 0.0
         self.epoch_losses: list[float] = []  # this epoch's batch losses so far, for its logged mean
+        make_out_folder(self.out)
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _load_base(self):

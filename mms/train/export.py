@@ -44,8 +44,10 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtyp
         os.chmod(tmp, 0o666 & ~umask)
 
 
-def make_out_folder(out: str | Path) -> Path:
-    """The trainers' --out folder, made if new; a file in its place (or in a parent's) is a one-line TrainError."""
+def make_out_folder(out: str | Path, create: bool = True) -> Path:
+    """The trainers' --out folder, made if new (`create`: the trainers check it first and make it once every other
+    check has passed, so that a refused run leaves no empty folder); a file in its place (or in a parent's) is a
+    one-line TrainError."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {out}: is a file; give a folder (new or the one of a run to resume)")
@@ -55,6 +57,8 @@ def make_out_folder(out: str | Path) -> Path:
             (out / name).exists() for name in ("config.json", "model.safetensors", "vocab.json")):
         raise TrainError(f"--out {out}: holds a model that no training run left there; give a new folder (to add "
                          f"an adapter to a model, copy it in as docs/train.md shows)")
+    if not create:
+        return out
     try:
         ensure_parent(out / "train_state.pt")
     except OSError as e:

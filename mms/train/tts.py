@@ -117,12 +117,21 @@ class TTSTrainOptions:
             raise TrainError(f"--precision {self.precision}: use auto, fp32 or bf16")
         if self.epochs < 1 or self.batch_size < 1 or self.segment_frames < 1:
             raise TrainError("--epochs, --batch-size and --segment-frames must be positive")
-        if not self.lr > 0 or not 0 < self.lr_decay <= 1:
-            raise TrainError("--lr must be positive and --lr-decay in (0, 1]")
+        if not self.lr > 0:
+            raise TrainError(f"--lr {self.lr}: must be positive")
+        if not 0 < self.lr_decay <= 1:
+            raise TrainError(f"--lr-decay {self.lr_decay}: must be in (0, 1]")
         if self.save_every < 1 or self.sample_every < 0:
             raise TrainError("--save-every must be positive and --sample-every 0 or more")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise TrainError("--max-grad-norm must be positive")
+        if self.model is not None and self.uroman:
+            raise TrainError("--uroman is for a new voice (--config): a voice to fine-tune keeps its own text "
+                             "preparation")
+        if self.sample_texts and not self.sample_every:
+            raise TrainError("--sample-text with --sample-every 0: no samples would be written")
+        if self.discriminator is not None and self.discriminator_width is not None:
+            raise TrainError("--discriminator-width with --discriminator: the width is the checkpoint's")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -464,7 +473,7 @@ class TTSTrainer:
     def __init__(self, options: TTSTrainOptions):
         options.check()
         self.options = options
-        self.out = make_out_folder(options.out)
+        self.out = make_out_folder(options.out, create=False)
         from mms.device import resolve_device
 
         self.device = resolve_device(options.device)
@@ -497,7 +506,10 @@ class TTSTrainer:
             if options.discriminator:
                 voice.discriminator = read_discriminator(Path(options.discriminator))
                 voice.discriminator_width = discriminator_width(voice.discriminator)
-        if options.discriminator_width and voice.discriminator is None:
+        if options.discriminator_width and voice.discriminator is not None:
+            raise TrainError(f"--discriminator-width: {voice.source} comes with its discriminators (a D_*.pth), "
+                             "whose width is theirs")
+        if options.discriminator_width:
             voice.discriminator_width = options.discriminator_width
         self.voice, self.cfg, self.text, self.spectrogram = voice, voice.config, voice.text, voice.spectrogram
         try:
@@ -556,6 +568,7 @@ class TTSTrainer:
         self.history: list[dict] = []
         self.train_seconds = 0.0
         self.losses: list[dict] = []  # this epoch's, for its log record
+        make_out_folder(self.out)
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _precision(self) -> str:
