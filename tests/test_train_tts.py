@@ -427,6 +427,10 @@ def test_fine_tuning_a_transformers_voice_without_discriminators(corpus, tmp_pat
     trainer.run()
     exported = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
     assert exported["pad_token"] == "k" and exported["language"] == "eng"
+    # the original layout keeps the language too (its folder is "original", not models/<iso>/): Romanian's fix
+    from mms.checkpoints import vits_original
+
+    assert vits_original.load(tmp_path / "out" / "original").lang == "eng"
 
 
 def test_command_line(corpus, tmp_path, capsys):
@@ -561,3 +565,13 @@ def test_options_that_would_be_ignored_are_refused(corpus, tmp_path, trained):
     with pytest.raises(TrainError, match="comes with its discriminators"):
         TTSTrainer(options(corpus, tmp_path / "out", init_config=None, model=summary["out"], discriminator_width=0.5))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sample_text_the_voice_cannot_speak_is_named_and_keeps_its_number(corpus, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out", train=[str(corpus / "small.jsonl")], max_steps=1,
+                           sample_every=1, sample_texts=["???", "", "Hello there"])).run()
+    assert sorted(p.name for p in (tmp_path / "out" / "samples").iterdir()) == ["step0000001-2.wav"]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--sample-text")]
+    assert said == ["--sample-text '???': no character of it is in the voice's vocabulary: no sample 0",
+                    "--sample-text '': no character of it is in the voice's vocabulary: no sample 1"]

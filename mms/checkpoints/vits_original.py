@@ -227,6 +227,8 @@ def load(model_dir: Path, lang: str | None = None) -> VitsCheckpoint:
         raise CheckpointError(f"{vocab_path}: {len(symbols)} symbols, but the model embeds "
                               f"{None if embedding is None else embedding.shape[0]}")
     is_uroman = str(data.get("training_files", "")).split(".")[-1] == "uroman"
+    if lang is None and isinstance(data.get("language"), str):  # written by mms train-tts
+        lang = data["language"]
     text = TtsText(symbols=symbols, style="fairseq", lang=lang, uroman=is_uroman,
                    add_blank=bool(data.get("add_blank", True)))
     return VitsCheckpoint("original", str(model_dir), cfg, state, text, lang)

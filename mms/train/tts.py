@@ -601,13 +601,17 @@ class TTSTrainer:
                         f"(an inference-only export): they start from random weights")
         self._load(self.generator, state, self.voice.source)
 
-    def _sample_ids(self) -> list[tuple[str, np.ndarray]]:
+    def _sample_ids(self) -> list[tuple[int, np.ndarray]]:
+        """(i, ids) of each sample text that the voice can speak; i numbers the texts as given (the file name and
+        seed), so that one the voice cannot speak leaves its number out, named in a warning."""
         texts = self.options.sample_texts or [u.text for u in (self.dev_set or self.train_set)[:2]]
         out = []
-        for text in texts:
+        for i, text in enumerate(texts):
             prepared = self.text.prepare(text)
-            if prepared.ids:
-                out.append((text, np.asarray(prepared.ids, dtype=np.int64)))
+            if prepared.ids and prepared.text:
+                out.append((i, np.asarray(prepared.ids, dtype=np.int64)))
+            else:
+                log.warning(f"--sample-text {text!r}: no character of it is in the voice's vocabulary: no sample {i}")
         return out
 
     # -- resumable state -----------------------------------------------------------------------------------
@@ -834,7 +838,7 @@ class TTSTrainer:
         self.generator.eval()
         try:
             with torch.no_grad():
-                for i, (text, ids) in enumerate(self.samples):
+                for i, ids in self.samples:
                     if self._frames(ids, seed=i) > 30 * self.cfg.sampling_rate / self.cfg.hop_length:
                         log.warning(f"sample {i} would last more than 30 s at step {self.step}: not written")
                         continue
@@ -911,7 +915,10 @@ def original_hparams(trainer: TTSTrainer) -> dict:
                  "text_cleaners": ["transliteration_cleaners"], "max_wav_value": 32768.0,
                  "sampling_rate": cfg.sampling_rate, "filter_length": s.filter_length, "hop_length": s.hop_length,
                  "win_length": s.win_length, "n_mel_channels": s.n_mel_channels, "mel_fmin": s.mel_fmin,
-                 "mel_fmax": s.mel_fmax, "add_blank": trainer.text.add_blank, "n_speakers": 0, "cleaned_text": True},
+                 "mel_fmax": s.mel_fmax, "add_blank": trainer.text.add_blank, "n_speakers": 0, "cleaned_text": True,
+                 # (not VITS's: the voice's language, which the fairseq layout otherwise takes from its folder's
+                 # name, models/<iso>/, and which turns on the Romanian fix)
+                 "language": trainer.voice.lang},
         "model": {"inter_channels": cfg.flow_size, "hidden_channels": cfg.hidden_size, "filter_channels": cfg.ffn_dim,
                   "n_heads": cfg.num_attention_heads, "n_layers": cfg.num_hidden_layers,
                   "kernel_size": cfg.ffn_kernel_size, "p_dropout": 0.1, "resblock": "1",
