@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from mms.train.data import TrainError
 from mms.train.engine import Trainer, TrainOptions
 from tests.factory import random_model, tiny_config, write_hf
 
@@ -159,6 +160,8 @@ def test_resume_continues_like_an_uninterrupted_run(data, tmp_path):
     first = Trainer(options(data, tmp_path / "resumed", max_steps=11, **short))  # stops mid-epoch 2
     summary = first.run()
     assert summary["stopped_early"] and summary["step"] == 11 and first.epoch == 1
+    with pytest.raises(TrainError, match="--batch-seconds 2.0: the run in .* stopped mid-epoch with 3.0"):
+        Trainer(options(data, tmp_path / "resumed", **dict(short, batch_seconds=2.0))).run()
     second = Trainer(options(data, tmp_path / "resumed", **short))
     second.run()
     assert second.step == whole.step

@@ -575,3 +575,13 @@ def test_a_sample_text_the_voice_cannot_speak_is_named_and_keeps_its_number(corp
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--sample-text")]
     assert said == ["--sample-text '???': no character of it is in the voice's vocabulary: no sample 0",
                     "--sample-text '': no character of it is in the voice's vocabulary: no sample 1"]
+
+
+def test_a_resumed_run_keeps_the_settings_it_was_started_with(corpus, tmp_path):
+    short = dict(train=[str(corpus / "small.jsonl")], batch_size=2, max_steps=1)
+    TTSTrainer(options(corpus, tmp_path / "out", **short)).run()
+    with pytest.raises(TrainError, match=r"--batch-size 3: this run was started with 2 .*resume with the same"):
+        TTSTrainer(options(corpus, tmp_path / "out", **dict(short, batch_size=3, max_steps=2))).run()
+    resumed = TTSTrainer(options(corpus, tmp_path / "out", **dict(short, max_steps=2)))  # --max-steps may grow
+    resumed.run()
+    assert resumed.step == 2

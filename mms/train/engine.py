@@ -525,6 +525,13 @@ class Trainer:
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
                              f"use another --out or delete it to start over")
+        if state["batch_in_epoch"]:  # mid-epoch: its remaining batches are those of the plan it started with
+            for key in ("batch_seconds", "seed", "accumulate"):
+                value = state["options"].get(key, getattr(self.options, key))
+                if value != getattr(self.options, key):
+                    raise TrainError(f"--{key.replace('_', '-')} {getattr(self.options, key)}: the run in "
+                                     f"{self.out} stopped mid-epoch with {value}, whose batches it has to finish; "
+                                     "resume with the same, or give another --out")
         params = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in state["weights"].items():

@@ -469,6 +469,10 @@ def _pad(arrays: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor]:
 # Training
 
 
+# Settings a resumed run must keep (batch plan, segments, learning-rate schedule); --epochs and --max-steps may grow.
+RUN_SETTINGS = ("batch_size", "seed", "lr", "lr_decay", "segment_frames")
+
+
 class TTSTrainer:
     def __init__(self, options: TTSTrainOptions):
         options.check()
@@ -625,6 +629,7 @@ class TTSTrainer:
             "format": "mms train-tts 1",
             "config": asdict(self.cfg), "spectrogram": asdict(self.spectrogram), "symbols": self.text.symbols,
             "discriminator_width": self.discriminator.width,
+            "settings": {key: getattr(self.options, key) for key in RUN_SETTINGS},
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "optim_g": self.optim_g.state_dict(), "optim_d": self.optim_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
@@ -643,6 +648,13 @@ class TTSTrainer:
         if state["symbols"] != self.text.symbols or state["config"] != asdict(self.cfg):
             raise TrainError(f"{self.state_path}: saved for another voice (architecture or symbols differ); use "
                              f"another --out or delete it to start over")
+        # the batches' plan depends on these: changed on resume, the epoch under way would be cut differently
+        # (batches skipped or repeated) and the exported config would report settings the run did not use
+        for key, value in (state.get("settings") or {}).items():
+            if key in RUN_SETTINGS and getattr(self.options, key) != value:
+                flag = "--" + key.replace("_", "-")
+                raise TrainError(f"{flag} {getattr(self.options, key)}: this run was started with {value} "
+                                 f"({self.state_path}); resume with the same, or give another --out")
         if state["discriminator_width"] != self.discriminator.width:
             self.discriminator = VitsDiscriminator(state["discriminator_width"]).to(self.device).train()
             self.optim_d = torch.optim.AdamW(self.discriminator.parameters(), self.options.lr,
