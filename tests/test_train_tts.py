@@ -585,3 +585,27 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(corpus, tmp_path):
     resumed = TTSTrainer(options(corpus, tmp_path / "out", **dict(short, max_steps=2)))  # --max-steps may grow
     resumed.run()
     assert resumed.step == 2
+
+
+def test_each_skipped_utterance_is_named_with_its_reason(tmp_path):
+    from mms.manifest import Item
+    from mms.models.vits_train import SpectrogramConfig
+    from mms.text.tts_text import TtsText
+    from mms.train.tts import prepare_utterances
+
+    text = TtsText(["_", " ", "a", "b"], "transformers", special_tokens=("_",))
+    for name, seconds in (("ok", 1.0), ("blip", 0.03), ("rushed", 0.1), ("long", 3.0)):
+        sf.write(tmp_path / f"{name}.wav", np.full(int(16000 * seconds), 0.1, np.float32), 16000)
+    items = [Item(str(tmp_path / "ok.wav"), text="ab ba"), Item(str(tmp_path / "gone.wav"), text="ab"),
+             Item(str(tmp_path / "ok.wav"), text="  "), Item(str(tmp_path / "ok.wav"), text="?!"),
+             Item(str(tmp_path / "blip.wav"), text="ab"), Item(str(tmp_path / "rushed.wav"), text="ab " * 20),
+             Item(str(tmp_path / "long.wav"), text="ab")]
+    kept, problems, dropped = prepare_utterances(items, text, SpectrogramConfig(), 16000, max_seconds=2.0)
+    assert [u.audio for u in kept] == [str(tmp_path / "ok.wav")] and dropped == {"?": 1, "!": 1}
+    assert problems == [
+        f"{tmp_path / 'gone.wav'}: no such file, skipped",
+        f"{tmp_path / 'ok.wav'}: no transcript, skipped",
+        f"{tmp_path / 'ok.wav'}: no character of the transcript is in the voice's vocabulary, skipped",
+        f"{tmp_path / 'blip.wav'}: shorter than one spectrogram window (480 samples, the window 1024), skipped",
+        f"{tmp_path / 'rushed.wav'}: too short for its transcript (6 frames for 119 ids), skipped",
+        f"{tmp_path / 'long.wav'}: longer than 2.0 s, skipped"]

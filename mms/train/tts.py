@@ -439,7 +439,11 @@ def prepare_utterances(items, text: TtsText, spectrogram: SpectrogramConfig, sam
             problems.append(f"{item.audio}: longer than {max_seconds} s, skipped")
             continue
         frames = wave.size // spectrogram.hop_length
-        if wave.size < spectrogram.filter_length or frames < len(prepared.ids):
+        if wave.size < spectrogram.filter_length:
+            problems.append(f"{item.audio}: shorter than one spectrogram window ({wave.size} samples, the window "
+                            f"{spectrogram.filter_length}), skipped")
+            continue
+        if frames < len(prepared.ids):
             problems.append(f"{item.audio}: too short for its transcript ({frames} frames for {len(prepared.ids)} "
                             f"ids), skipped")
             continue
