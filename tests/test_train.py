@@ -526,3 +526,10 @@ def test_delay_penalised_ctc_is_the_sum_over_penalised_paths():
     grad_expected, = torch.autograd.grad(expected, log_probs)
     assert abs(got.item() - expected.item()) < 1e-5
     assert float((grad_got - grad_expected).abs().max()) < 1e-5
+
+
+def test_an_out_folder_holding_a_model_no_run_made_is_refused(data, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(TrainError, match="no training run left there; give a new folder \\(to add an adapter"):
+        Trainer(options(data, tmp_path / "model"))

@@ -609,3 +609,12 @@ def test_each_skipped_utterance_is_named_with_its_reason(tmp_path):
         f"{tmp_path / 'blip.wav'}: shorter than one spectrogram window (480 samples, the window 1024), skipped",
         f"{tmp_path / 'rushed.wav'}: too short for its transcript (6 frames for 119 ids), skipped",
         f"{tmp_path / 'long.wav'}: longer than 2.0 s, skipped"]
+
+
+def test_an_out_folder_holding_a_voice_no_run_made_is_refused(corpus, tmp_path):
+    (tmp_path / "voice").mkdir()
+    (tmp_path / "voice" / "config.json").write_text("{}")
+    with pytest.raises(TrainError) as error:
+        TTSTrainer(options(corpus, tmp_path / "voice"))
+    assert str(error.value) == (f"--out {tmp_path / 'voice'}: holds a model that no training run left there; give a "
+                                "new folder")

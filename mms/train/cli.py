@@ -212,7 +212,7 @@ def run_tts(args: argparse.Namespace) -> int:
     last = summary["last"] or {}
     mel = f", mel L1 {last['mel']:.3f}" if last.get("mel") is not None else ""
     dev = f", dev mel L1 {last['dev_mel']:.3f}" if last.get("dev_mel") is not None else ""
-    stop = " (stopped at --max-steps; rerun to continue)" if summary["stopped_early"] else ""
+    stop = " (stopped at --max-steps: rerun with a higher one to continue)" if summary["stopped_early"] else ""
     say("mms train-tts", f"{summary['epochs_done']} epochs, {summary['step']} steps{mel}{dev}; "
                          f"{summary['steps_per_second']} steps/s; voice in {summary['out']} (original layout in "
                          f"{summary['out']}/original){stop}")

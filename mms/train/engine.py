@@ -360,7 +360,8 @@ class Trainer:
     def __init__(self, options: TrainOptions):
         options.check()
         self.options = options
-        self.out = make_out_folder(options.out, create=False)
+        self.out = make_out_folder(options.out, create=False, hint=" (to add an adapter to a model, copy it in as "
+                                                                  "docs/train.md shows)")
         from mms.device import resolve_device
 
         self.device = resolve_device(options.device)

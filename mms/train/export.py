@@ -44,7 +44,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtyp
         os.chmod(tmp, 0o666 & ~umask)
 
 
-def make_out_folder(out: str | Path, create: bool = True) -> Path:
+def make_out_folder(out: str | Path, create: bool = True, hint: str = "") -> Path:
     """The trainers' --out folder, made if new (`create`: the trainers check it first and make it once every other
     check has passed, so that a refused run leaves no empty folder); a file in its place (or in a parent's) is a
     one-line TrainError."""
@@ -55,8 +55,7 @@ def make_out_folder(out: str | Path, create: bool = True) -> Path:
     # merge into its files and leave it broken
     if out.is_dir() and not (out / "train_state.pt").exists() and any(
             (out / name).exists() for name in ("config.json", "model.safetensors", "vocab.json")):
-        raise TrainError(f"--out {out}: holds a model that no training run left there; give a new folder (to add "
-                         f"an adapter to a model, copy it in as docs/train.md shows)")
+        raise TrainError(f"--out {out}: holds a model that no training run left there; give a new folder{hint}")
     if not create:
         return out
     try:
