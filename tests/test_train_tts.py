@@ -618,3 +618,16 @@ def test_an_out_folder_holding_a_voice_no_run_made_is_refused(corpus, tmp_path):
         TTSTrainer(options(corpus, tmp_path / "voice"))
     assert str(error.value) == (f"--out {tmp_path / 'voice'}: holds a model that no training run left there; give a "
                                 "new folder")
+
+
+def test_a_new_voices_alphabet_leaves_out_utterances_that_cannot_be_trained_on(corpus, tmp_path):
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, np.zeros(16000 * 5, np.float32), 16000)
+    lines = [json.dumps({**record, "audio_filepath": str(corpus / record["audio_filepath"])}) for record in
+             map(json.loads, (corpus / "small.jsonl").read_text().splitlines())] + [
+        json.dumps({"audio_filepath": str(tmp_path / "gone.wav"), "text": "ñ"}),  # missing: skipped
+        json.dumps({"audio_filepath": str(long_clip), "text": "Ω"})]  # over --max-seconds: skipped
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    trainer = TTSTrainer(options(corpus, tmp_path / "out", train=[str(tmp_path / "train.jsonl")], max_seconds=4.0))
+    assert len(trainer.train_set) == 3
+    assert not {"ñ", "ω", "Ω"} & set(trainer.text.symbols)

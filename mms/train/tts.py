@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mms.audio import AudioError, load_audio, write_audio
+from mms.audio import AudioError, audio_info, load_audio, write_audio
 from mms.batching import prefetch, release_memory
 from mms.errors import MMSError
 from mms.files import atomic_path
@@ -390,6 +390,15 @@ class Utterance:
         return read_again(self.audio, self.samples, self.sample_rate)
 
 
+def likely_usable(audio: str, max_seconds: float | None) -> bool:
+    """Whether an utterance's audio exists and, by its header, is no longer than max_seconds (prepare_utterances
+    decides for good, decoding it)."""
+    seconds = audio_info(audio)
+    if seconds is None:
+        return Path(audio).is_file()  # (a format only ffmpeg reads: no header to go by)
+    return not (max_seconds and seconds > max_seconds)
+
+
 def check_voice_language(lang: str) -> None:
     """A new voice's --lang is what `mms tts --lang` will be asked for, and what turns on the Romanian fix: an
     ISO 639-3 code (an ISO 639-1 one is refused naming its three-letter form)."""
@@ -507,7 +516,11 @@ class TTSTrainer:
                                  f"beside \"audio_filepath\" or \"audio\"; a fairseq .tsv, a .wrd file beside it)")
             if options.lang is not None:
                 check_voice_language(options.lang)
-            text = new_voice_text(transcripts, options.lang, options.uroman)
+            # the alphabet from the utterances that will be trained on, as far as their headers tell (a missing
+            # file's or an over-long one's letters would get embeddings that never learn)
+            usable = [i.text for i in train_items if i.text and i.text.strip() and i.error is None
+                      and likely_usable(i.audio, options.max_seconds)]
+            text = new_voice_text(usable or transcripts, options.lang, options.uroman)
             cfg.vocab_size = len(text.symbols)
             voice = Voice(cfg, spectrogram, text, options.lang, discriminator_width=width,
                           source=f"new voice ({options.config or 'given architecture'})")
