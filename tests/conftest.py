@@ -52,3 +52,14 @@ def demo_held_out_set(tmp_path_factory):
     from tests.test_demo import make_held_out
 
     return make_held_out(tmp_path_factory.mktemp("demo-held-out"))
+
+
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler for the test (a job started in the background, as CI may run, ignores SIGINT,
+    and then the trainers leave it alone)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -102,17 +102,6 @@ def test_full_training_learns_the_words(trained):
     assert list(vocab) == ["<pad>", "<s>", "</s>", "<unk>", "|", "a", "b", "c"]  # normalised: lower case, no "."
 
 
-@pytest.fixture
-def python_ctrl_c():
-    """Python's own Ctrl-C handler for the test (a job started in the background, as CI may run, ignores SIGINT,
-    and then the trainers leave it alone)."""
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_saves_the_step_under_way_and_a_rerun_continues(data, tmp_path, caplog, python_ctrl_c):
     """The first Ctrl-C stops after the step under way with its state saved (not at the last --save-every save);
     the same command run again ends where an uninterrupted run ends."""

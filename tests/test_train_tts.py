@@ -312,17 +312,6 @@ def test_resume_is_bit_identical(corpus, tmp_path):
     assert at_end.epoch == 2 and at_end.batch_in_epoch == 0 and [h["step"] for h in at_end.history] == [2, 4]
 
 
-@pytest.fixture
-def python_ctrl_c():
-    """Python's own Ctrl-C handler for the test (a job started in the background, as CI may run, ignores SIGINT,
-    and then the trainers leave it alone)."""
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_saves_the_step_under_way(corpus, tmp_path, caplog, python_ctrl_c):
     import os
     import signal

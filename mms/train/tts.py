@@ -510,17 +510,16 @@ class TTSTrainer:
                 width = 1.0
             else:
                 cfg, spectrogram, width = read_config(options.config)
-            transcripts = [i.text for i in train_items if i.text and i.text.strip()]
-            if not transcripts:
+            transcribed = [i for i in train_items if i.text and i.text.strip()]
+            if not transcribed:
                 raise TrainError(f"{', '.join(options.train)}: no line has a transcript (a JSON line needs \"text\" "
                                  f"beside \"audio_filepath\" or \"audio\"; a fairseq .tsv, a .wrd file beside it)")
             if options.lang is not None:
                 check_voice_language(options.lang)
             # the alphabet from the utterances that will be trained on, as far as their headers tell (a missing
             # file's or an over-long one's letters would get embeddings that never learn)
-            usable = [i.text for i in train_items if i.text and i.text.strip() and i.error is None
-                      and likely_usable(i.audio, options.max_seconds)]
-            text = new_voice_text(usable or transcripts, options.lang, options.uroman)
+            usable = [i for i in transcribed if i.error is None and likely_usable(i.audio, options.max_seconds)]
+            text = new_voice_text([i.text for i in usable or transcribed], options.lang, options.uroman)
             cfg.vocab_size = len(text.symbols)
             voice = Voice(cfg, spectrogram, text, options.lang, discriminator_width=width,
                           source=f"new voice ({options.config or 'given architecture'})")
@@ -795,8 +794,7 @@ class TTSTrainer:
                         stopped = True
                         break
                     if self.step % options.save_every == 0:
-                        self.save_state()
-                        self.export()
+                        self._save_and_export()
                     stop.stop_here(self.step, self._save_and_export, self.state_path)
                 read.close()  # (stops the reading thread of an epoch left early)
                 release_memory()  # the waveforms were allocated on that thread (see release_memory)
@@ -805,8 +803,7 @@ class TTSTrainer:
                 if stopped and self.batch_in_epoch < len(batches):
                     break  # mid-epoch: a resumed run finishes it
                 self.end_epoch()  # (also when --max-steps fell on the epoch's last batch: its dev pass, log and decay)
-        self.save_state()
-        self.export()
+        self._save_and_export()
         return self.summary(stopped)
 
     def _save_and_export(self) -> None:
