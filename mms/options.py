@@ -61,6 +61,8 @@ class TTSOptions:
     noise_scale_duration: float | None = None  # rhythm variation; None: the voice's (0.8)
     seed: int | None = None  # the same text and seed give the same speech
     sample_rate: int | None = None  # resample the output; None: the voice's
+    numbers: str = "words"  # "words": spell digits in the voice's language (mms/text/numbers.py); "as-is": as the
+    # references do (a voice without digits drops them)
 
 
 @dataclass

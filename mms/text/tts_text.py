@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from mms.errors import MMSError
+from mms.text.numbers import spell_numbers
 from mms.text.romanize import romanize
 
 
@@ -115,6 +116,13 @@ class TtsText:
             raise ValueError(f"unknown text preparation style {self.style!r}")
         if not self.token_to_id:
             self.token_to_id = {s: i for i, s in enumerate(self.symbols)}  # a repeated symbol: the last id wins
+
+    def spell_numbers(self, text: str) -> str:
+        """`text` with its numbers spelled as words of the voice's language (mms/text/numbers.py). Not part of
+        either reference's preparation: the synthesiser and the trainer apply it before `prepare`, unless told to
+        leave numbers as they are. Also where the vocabulary has digits: mms-tts-eng's has 0-6 but not 7-9, symbols
+        of its training text that no speaker read as digits."""
+        return spell_numbers(text, self.lang)
 
     def prepare(self, text: str) -> Prepared:
         if self.style == "fairseq":

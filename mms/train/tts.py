@@ -48,6 +48,7 @@ from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscrimina
                                    discriminator_loss, discriminator_width, feature_loss, fold_weight_norm,
                                    generator_loss, init_weights, kl_loss, linear_spectrogram, mel_filterbank, mel_l1,
                                    mel_spectrogram, slice_segments, spec_to_mel)
+from mms.text.numbers import spell_numbers
 from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
@@ -354,8 +355,8 @@ def check_vits(cfg: VitsConfig) -> None:
 
 def _vocabulary_form(text: str, lang: str | None, uroman: bool) -> str:
     """What a new voice's text preparation leaves of a transcript before filtering (the transformers style of
-    mms/text/tts_text.py with nothing in the vocabulary yet): lower case, Romanian fix, uroman."""
-    text = text.lower()
+    mms/text/tts_text.py with nothing in the vocabulary yet): numbers spelled, lower case, Romanian fix, uroman."""
+    text = spell_numbers(text, lang).lower()
     if lang == "ron":
         text = text.replace("ț", "ţ")
     if uroman and any(ord(ch) > 127 for ch in text):
@@ -433,7 +434,7 @@ def prepare_utterances(items, text: TtsText, spectrogram: SpectrogramConfig, sam
         if not item.text or not item.text.strip():
             problems.append(f"{item.audio}: no transcript, skipped")
             continue
-        prepared = text.prepare(item.text)
+        prepared = text.prepare(text.spell_numbers(item.text))  # as `mms tts` reads them by default
         for ch in prepared.dropped:
             dropped[ch] = dropped.get(ch, 0) + 1
         if not prepared.text:
@@ -627,7 +628,7 @@ class TTSTrainer:
         texts = self.options.sample_texts or [u.text for u in (self.dev_set or self.train_set)[:2]]
         out = []
         for i, text in enumerate(texts):
-            prepared = self.text.prepare(text)
+            prepared = self.text.prepare(self.text.spell_numbers(text))
             if prepared.ids and prepared.text:
                 out.append((i, np.asarray(prepared.ids, dtype=np.int64)))
             else:

@@ -92,6 +92,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help=f"seconds of silence between sentences (default: {TTSOptions.pause})")
     p.add_argument("--max-chars", type=positive(int), metavar="N",
                    help=f"longest sentence synthesised at once, in characters (default: {TTSOptions.max_chars})")
+    p.add_argument("--numbers", choices=("words", "as-is"), default=TTSOptions.numbers,
+                   help="words: numbers written in digits are spoken as words of the voice's language (num2words; "
+                        "\"21st\", \"3.5\", \"1,000\"); as-is: left to the voice, as fairseq and transformers do "
+                        "(voices without digits skip them) (default: %(default)s)")
     p.add_argument("--batch-tokens", type=positive(int), metavar="N", default=TTSOptions.batch_tokens,
                    help="padded input ids per forward pass; memory grows with it (default: one sentence per pass "
                         f"on the CPU, where batches ran slower; {GPU_BATCH_TOKENS} on GPUs)")

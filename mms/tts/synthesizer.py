@@ -9,13 +9,14 @@
 
 How work flows: each input is cut into sentences (script-aware, at most `max_chars` each; with split="none"
 the input stays whole, as fairseq's infer.py and transformers' VitsModel take it) and every sentence is turned
-into ids as the voice's format does it (mms/text/tts_text.py); characters not in the vocabulary are dropped
-with one warning per input. Sentences of a buffer of inputs are sorted by length and synthesised in padded
-batches of at most `batch_tokens` ids (by default one sentence per pass on the CPU, where padded batches ran
-slower, and GPU_BATCH_TOKENS on GPUs); each waveform is cut at its true length (the model zeroes the padding),
-and an input's sentences are joined with `pause` seconds of silence. Memory is bounded by the batch and the
-buffer, not by the length or number of inputs. A failing input becomes a `Speech` with `error` set; the others
-carry on.
+into ids as the voice's format does it (mms/text/tts_text.py), numbers first spelled as words of the voice's
+language (mms/text/numbers.py; `numbers="as-is"` leaves them to the voice, as both references do); characters
+not in the vocabulary are dropped with one warning per input. Sentences of a buffer of inputs are sorted by
+length and synthesised in padded batches of at most `batch_tokens` ids (by default one sentence per pass on the
+CPU, where padded batches ran slower, and GPU_BATCH_TOKENS on GPUs); each waveform is cut at its true length (the
+model zeroes the padding), and an input's sentences are joined with `pause` seconds of silence. Memory is bounded
+by the batch and the buffer, not by the length or number of inputs. A failing input becomes a `Speech` with
+`error` set; the others carry on.
 
 Noise: sentence j of an input is synthesised with seed `seed + j` (a random seed when none is given), so the
 same text and seed give the same speech whatever else is in the batch; a one-sentence input with seed s gives
@@ -49,6 +50,7 @@ __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
 log = logging.getLogger("mms.tts")
 
 SPLITS = ("sentences", "none")
+NUMBERS = ("words", "as-is")
 
 # An input of synthesize_iter: a text, or (its line number, the text) to have results named "line N".
 Text = Union[str, tuple[int, str]]
@@ -183,6 +185,8 @@ class TTS(Task):
             raise TextError("empty text")
         # Whole: the outer whitespace goes (a piped text's newline), which changes no id: both references
         # strip the text after dropping unknown characters.
+        if options.numbers == "words":
+            text = self.text.spell_numbers(text)
         pieces = split_sentences(text, options.max_chars) if options.split == "sentences" else [text.strip()]
         sentences, dropped = [], {}
         for piece in pieces:
@@ -235,9 +239,17 @@ class TTS(Task):
         job.waves = [None] * len(job.sentences)
         job.seed = int(torch.randint(0, 2 ** 62, ())) if options.seed is None else options.seed
         if job.dropped and not job.error:
-            log.warning("%s: dropped characters not in the vocabulary of the voice: %s",
-                        _label(text), _show(job.dropped))
+            log.warning("%s: dropped characters not in the vocabulary of the voice: %s%s",
+                        _label(text), _show(job.dropped), self._digits_hint(job.dropped, options))
         return job
+
+    def _digits_hint(self, dropped: list[str], options: TTSOptions) -> str:
+        if not any(ch.isdigit() for ch in dropped):
+            return ""
+        if options.numbers == "as-is":
+            return " (--numbers words speaks numbers as words)"
+        return (f" (numbers are spoken as words in the languages num2words knows; not in this voice's "
+                f"language, {self.lang or 'which its folder does not name'})")
 
     def _run(self, jobs: list[_Job], options: TTSOptions) -> Iterator[Speech]:
         items = [(job, j) for job in jobs if not job.error for j in range(len(job.sentences))]
@@ -321,6 +333,8 @@ def check_options(o: TTSOptions) -> TTSOptions:
     number("sample_rate", *SAMPLE_RATES, strict_low=False, integer=True)
     if o.split not in SPLITS:
         raise MMSError(f"unknown split {o.split!r}; choose one of {', '.join(SPLITS)}")
+    if o.numbers not in NUMBERS:
+        raise MMSError(f"unknown numbers {o.numbers!r}; choose one of {', '.join(NUMBERS)}")
     return o
 
 

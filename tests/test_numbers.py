@@ -1,0 +1,115 @@
+"""Numbers spoken as words by `mms tts` (mms/text/numbers.py, num2words), and `--numbers as-is`."""
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mms.options import TTSOptions
+from mms.text.numbers import MAX_DIGITS, num2words_language, spell_numbers
+from mms.tts import TTS
+from tests.tts_factory import voice_dirs
+
+
+@pytest.mark.parametrize("text, lang, spoken", [
+    ("I have 3 cats", "eng", "I have three cats"),
+    ("1,000,000 people", "eng", "one million people"),
+    ("1,500 people in 1500", "eng", "one thousand five hundred people in fifteen hundred"),
+    ("room 3.5", "eng", "room three point five"),
+    ("the 21st of May 1984", "eng", "the twenty-first of May nineteen eighty-four"),
+    ("50% off", "eng", "fifty percent off"),
+    ("agent 007", "eng", "agent zero zero seven"),
+    ("mp3 player", "eng", "mp three player"),
+    ("call 12345678901", "eng", "call " + " ".join(["one", "two", "three", "four", "five", "six", "seven", "eight",
+                                                    "nine", "zero", "one"])),
+    ("Il a 3,5 ans et 1.000 euros.", "fra", "Il a trois virgule cinq ans et mille euros."),
+    ("У меня 3 кошки", "rus", "У меня три кошки"),
+    ("Ich bin 42.", "deu-script_latin", "Ich bin zweiundvierzig."),
+    ("नमस्ते 5", "hin", "नमस्ते 5"),  # num2words has no Hindi: the digits stay (the voice drops them, with a warning)
+    ("abc 12", "xyz", "abc 12"),
+    ("abc 12", None, "abc 12"),
+    ("ሰላም 1234567", "amh", "ሰላም 1234567"),  # num2words 0.5.14's Amharic loops forever on millions: not used
+])
+def test_numbers_are_spelled_in_the_voice_language(text, lang, spoken):
+    assert spell_numbers(text, lang) == spoken
+
+
+def test_member_languages_map_to_their_macrolanguage():
+    assert num2words_language("pes") == "fa" and num2words_language("azj-script_latin") == "az"
+    assert num2words_language("eng") == "en" and num2words_language("amh") is None
+
+
+def test_every_language_spells_integers_in_time():
+    """Each language num2words offers here spells integers up to MAX_DIGITS digits, in a child process with a
+    time limit: a converter that loops (as Amharic's did) fails this test instead of hanging a synthesis."""
+    code = f"""
+import pycountry
+from num2words import CONVERTER_CLASSES
+from mms.options import TTSOptions
+from mms.text.numbers import MEMBER_LANGUAGES, num2words_language, spell_numbers
+codes = {{l.alpha_3 for l in pycountry.languages if getattr(l, "alpha_2", None) in CONVERTER_CLASSES}}
+codes |= set(MEMBER_LANGUAGES)
+spoken = [c for c in sorted(codes) if num2words_language(c)]
+for c in spoken:
+    for n in (0, 7, 13, 101, 1000, 12345, 999999, 1234567, {10 ** MAX_DIGITS - 1}):
+        out = spell_numbers(f"x {{n}} y", c)
+        assert not any(ch.isdigit() for ch in out), (c, n, out)
+print(len(spoken))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 40
+
+
+@pytest.fixture(scope="module")
+def tts():
+    return TTS.load(voice_dirs().hf, device="cpu")
+
+
+def test_tts_speaks_numbers_as_words_unless_told_not_to(tts, caplog):
+    # the test voice has mms-tts-eng's symbols: the digits 0-6 but not 7-9
+    words, _ = tts.synthesize("we saw 7 ships", seed=1)
+    spelled, _ = tts.synthesize("we saw seven ships", seed=1)
+    np.testing.assert_array_equal(words, spelled)
+    with caplog.at_level(logging.WARNING, logger="mms.tts"):
+        as_is, _ = tts.synthesize("we saw 7 ships", seed=1, numbers="as-is")
+    reference, _ = tts.synthesize("we saw  ships", seed=1, numbers="as-is")  # what both references speak
+    np.testing.assert_array_equal(as_is, reference)
+    assert "'7'" in caplog.text and "--numbers words" in caplog.text
+    assert tts.prepare("3 4")[0][0].text == "three four"
+    assert tts.prepare("3 4", TTSOptions(numbers="as-is"))[0][0].text == "3 4"
+
+
+def test_unknown_numbers_setting_is_refused(tts):
+    from mms.errors import MMSError
+
+    with pytest.raises(MMSError, match="unknown numbers 'digits'"):
+        tts.synthesize("3", numbers="digits")
+
+
+def test_cli_numbers_option(tmp_path):
+    base = [sys.executable, "-m", "mms", "tts", "--model", str(voice_dirs().hf), "--device", "cpu", "--seed", "2"]
+    for mode, text in (("words", "7 ships"), ("as-is", "7 ships"), ("words", "seven ships")):
+        out = tmp_path / f"{mode}-{text[0]}.wav"
+        done = subprocess.run(base + ["--numbers", mode, "--txt", text, "--wav", str(out)], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+    import soundfile as sf
+
+    assert np.array_equal(sf.read(tmp_path / "words-7.wav")[0], sf.read(tmp_path / "words-s.wav")[0])
+    assert not np.array_equal(sf.read(tmp_path / "as-is-7.wav")[0], sf.read(tmp_path / "words-s.wav")[0])
+    done = subprocess.run(base + ["--numbers", "digits", "--txt", "1"], capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice: 'digits'" in done.stderr
+
+
+def test_train_tts_learns_numbers_as_words():
+    """A new voice's alphabet and its transcripts are what `mms tts` will ask it to read: numbers as words."""
+    from mms.train.tts import new_voice_text
+
+    text = new_voice_text(["I have 3 cats", "the 2nd"], "eng", uroman=False)
+    assert not any(ch.isdigit() for ch in text.symbols)
+    assert text.prepare(text.spell_numbers("3 cats")).text == "three cats"
+    unknown = new_voice_text(["abc 12"], None, uroman=False)  # language unknown: the digits stay symbols
+    assert {"1", "2"} <= set(unknown.symbols)
