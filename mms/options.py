@@ -47,6 +47,9 @@ GPU_BATCH_TOKENS = 1000  # TTSOptions.batch_tokens off the CPU: about 40 s of sp
 SEED_LIMIT = 2 ** 62  # torch's generators take 64-bit seeds; sentence j of a TTS input uses seed + j
 MAX_PAUSE = 60  # seconds of silence between sentences: more is surely a mistake (and a huge array)
 SAMPLE_RATES = (1000, 384000)  # output sample rates (Hz) a resampled TTS output may have
+# train-tts: new discriminators at most this factor on VITS's channel counts (parameters grow with its square: 4 is
+# about 750M parameters, 16 times VITS's own; 1000 asked the allocator for terabytes)
+MAX_DISCRIMINATOR_WIDTH = 4.0
 
 
 @dataclass

@@ -16,7 +16,7 @@ from tests.tts_factory import voice_dirs
 @pytest.mark.parametrize("text, lang, spoken", [
     ("I have 3 cats", "eng", "I have three cats"),
     ("1,000,000 people", "eng", "one million people"),
-    ("1,500 people in 1500", "eng", "one thousand five hundred people in fifteen hundred"),
+    ("1,500 people in 1500", "eng", "one thousand five hundred people in fifteen hundred"),  # 1,500: no year
     ("room 3.5", "eng", "room three point five"),
     ("the 21st of May 1984", "eng", "the twenty-first of May nineteen eighty-four"),
     ("50% off", "eng", "fifty percent off"),

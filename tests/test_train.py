@@ -533,3 +533,17 @@ def test_an_out_folder_holding_a_model_no_run_made_is_refused(data, tmp_path):
     (tmp_path / "model" / "model.safetensors").write_bytes(b"")
     with pytest.raises(TrainError, match="no training run left there; give a new folder \\(to add an adapter"):
         Trainer(options(data, tmp_path / "model"))
+
+
+def test_a_folder_another_run_is_training_into_is_refused(data, tmp_path):
+    from filelock import FileLock
+
+    (tmp_path / "out").mkdir()
+    other = FileLock(tmp_path / "out" / ".train.lock")
+    other.acquire(timeout=0)
+    trainer = Trainer(options(data, tmp_path / "out", max_steps=1))
+    with pytest.raises(TrainError, match=r"--out .*out: another training run is using this folder"):
+        trainer.run()
+    other.release()
+    trainer.run()
+    assert (tmp_path / "out" / "train_state.pt").exists()

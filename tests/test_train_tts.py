@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import re
 import shutil
@@ -631,3 +632,44 @@ def test_a_new_voices_alphabet_leaves_out_utterances_that_cannot_be_trained_on(c
     trainer = TTSTrainer(options(corpus, tmp_path / "out", train=[str(tmp_path / "train.jsonl")], max_seconds=4.0))
     assert len(trainer.train_set) == 3
     assert not {"ñ", "ω", "Ω"} & set(trainer.text.symbols)
+
+
+def test_a_folder_another_run_is_training_into_is_refused(corpus, tmp_path):
+    """Two runs on one --out would overwrite each other's state: the second is refused while the first holds the
+    folder's lock; the lock goes with the run (here: released), so the folder trains again."""
+    from filelock import FileLock
+
+    from mms.train.data import TrainError
+
+    short = dict(train=[str(corpus / "small.jsonl")], batch_size=2, max_steps=1)
+    (tmp_path / "out").mkdir()
+    other = FileLock(tmp_path / "out" / ".train.lock")
+    other.acquire(timeout=0)  # another process's run, as the operating system sees it (a second open file)
+    with pytest.raises(TrainError, match=r"another training run is using this folder; wait for it to end"):
+        TTSTrainer(options(corpus, tmp_path / "out", **short)).run()
+    assert not (tmp_path / "out" / "train_state.pt").exists()
+    other.release()
+    TTSTrainer(options(corpus, tmp_path / "out", **short)).run()
+    assert (tmp_path / "out" / "train_state.pt").exists()
+
+
+def test_discriminator_width_and_max_seconds_limits(corpus, tmp_path):
+    from mms.train.data import TrainError
+
+    with pytest.raises(TrainError, match=r"--discriminator-width 1000: must be above 0 and at most 4"):
+        TTSTrainer(options(corpus, tmp_path / "out", discriminator_width=1000))
+    with pytest.raises(TrainError, match=r"--max-seconds 0: must be positive \(None: keep every utterance\)"):
+        TTSTrainer(options(corpus, tmp_path / "out", max_seconds=0))
+    kept = TTSTrainer(options(corpus, tmp_path / "out", max_seconds=None))  # `--max-seconds 0` on the command line
+    assert len(kept.train_set) == len(SENTENCES)
+
+
+def test_a_segment_longer_than_most_utterances_is_warned(corpus, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out", segment_frames=100000))
+    assert f"--segment-frames 100000 is longer than {len(SENTENCES)} of the {len(SENTENCES)} training utterances" \
+        in caplog.text and "padded with silence" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out2"))
+    assert "--segment-frames" not in caplog.text

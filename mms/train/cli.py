@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from mms.command import add_common_options, error, non_negative, positive, say, seed
+from mms.options import MAX_DISCRIMINATOR_WIDTH
 
 ADAPTER_EXAMPLES = """\
 examples:
@@ -95,8 +96,8 @@ def common_options(p: argparse.ArgumentParser, lr: float, epochs: int, from_scra
     p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice; 1 is often "
                                                "fastest on a busy machine)")
     p.add_argument("--seed", type=seed, default=0, help="seed of initialisation and batch order (default: 0)")
-    p.add_argument("--max-seconds", type=positive(float), default=30.0,
-                   help="skip training utterances longer than this (default: %(default)s)")
+    p.add_argument("--max-seconds", type=non_negative(float), default=30.0,
+                   help="skip training utterances longer than this (default: %(default)s; 0: keep every one)")
     p.add_argument("--save-every", type=positive(int), default=50,
                    help="optimizer steps between resumable states (default: %(default)s; also every epoch)")
     p.add_argument("--max-steps", type=positive(int), help="stop after this many optimizer steps in all (resumable)")
@@ -172,8 +173,8 @@ def tts_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive(int), help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=seed, default=1234, help="seed of initialisation, batches and noise (default: "
                                                           "%(default)s)")
-    p.add_argument("--max-seconds", type=positive(float), default=20.0,
-                   help="skip training utterances longer than this (default: %(default)s)")
+    p.add_argument("--max-seconds", type=non_negative(float), default=20.0,
+                   help="skip training utterances longer than this (default: %(default)s; 0: keep every one)")
     p.add_argument("--save-every", type=positive(int), default=1000,
                    help="steps between resumable states and voice exports (default: %(default)s; also at the end)")
     p.add_argument("--sample-every", type=non_negative(int), default=1000,
@@ -183,7 +184,8 @@ def tts_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--discriminator", metavar="D_PTH",
                    help="start the discriminators from this VITS D_*.pth (default: the voice's own when it has one)")
     p.add_argument("--discriminator-width", type=positive(float),
-                   help="new discriminators: factor on VITS's channel counts (default: 1; 1/16 with --config tiny)")
+                   help="new discriminators: factor on VITS's channel counts, at most "
+                        f"{MAX_DISCRIMINATOR_WIDTH:g} (default: 1; 1/16 with --config tiny)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_options(p)
 
@@ -201,7 +203,7 @@ def run_tts(args: argparse.Namespace) -> int:
         out=args.out, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
         lr_decay=args.lr_decay, segment_frames=args.segment_frames, max_grad_norm=args.max_grad_norm,
         precision=args.precision, device=args.device, threads=args.threads, seed=args.seed,
-        max_seconds=args.max_seconds, save_every=args.save_every, sample_every=args.sample_every,
+        max_seconds=args.max_seconds or None, save_every=args.save_every, sample_every=args.sample_every,
         sample_texts=args.sample_text, discriminator=args.discriminator,
         discriminator_width=args.discriminator_width, progress=not args.no_progress and sys.stderr.isatty())
     try:
@@ -268,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         batch_seconds=args.batch_seconds, accumulate=args.accumulate, precision=args.precision, device=args.device,
-        seed=args.seed, max_seconds=args.max_seconds, save_every=args.save_every, max_steps=args.max_steps,
+        seed=args.seed, max_seconds=args.max_seconds or None, save_every=args.save_every, max_steps=args.max_steps,
         time_limit=args.time_limit * 60 if args.time_limit else None, delay_penalty=args.delay_penalty,
         progress=not args.no_progress and sys.stderr.isatty(), threads=args.threads,
         freeze_feature_encoder=getattr(args, "freeze_feature_encoder", False), lid=getattr(args, "lid", False))

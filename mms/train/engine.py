@@ -39,7 +39,8 @@ from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import (READ_AHEAD, SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate,
                              encode, epoch_batches, read_examples)
-from mms.train.export import make_out_folder, read_state, restore_rng, rng_state, write_log, write_state
+from mms.train.export import (lock_out_folder, make_out_folder, read_state, restore_rng, rng_state, write_log,
+                              write_state)
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -65,7 +66,7 @@ class TrainOptions:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     device: str = "auto"
     seed: int = 0
-    max_seconds: float | None = 30.0  # longer training utterances are skipped
+    max_seconds: float | None = 30.0  # longer training utterances are skipped (None: none is)
     freeze_feature_encoder: bool = False  # full mode
     lid: bool = False  # full mode: also train a language-identification head
     lid_weight: float = 0.5
@@ -593,6 +594,10 @@ class Trainer:
         self.step += 1
 
     def run(self) -> dict:
+        with lock_out_folder(self.out):
+            return self._run()
+
+    def _run(self) -> dict:
         """Train (or resume) until the last epoch, max_steps or time_limit; returns the summary written to
         train_log."""
         options = self.options

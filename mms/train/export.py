@@ -65,6 +65,23 @@ def make_out_folder(out: str | Path, create: bool = True, hint: str = "") -> Pat
     return out
 
 
+def lock_out_folder(out: Path):
+    """The --out folder's lock (`with lock_out_folder(out): ...`), held for a whole training run: two runs on one
+    folder would overwrite each other's state and exports. The operating system releases it when the process
+    ends, however it ends, so a killed run never leaves the folder locked."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(out / ".train.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrainError(f"--out {out}: another training run is using this folder; wait for it to end, or give "
+                         f"another folder") from None
+    except OSError as e:
+        raise TrainError(f"--out {out}: cannot lock it ({e.strerror or e})") from None
+    return lock
+
+
 def write_log(path: Path, history: list[dict]) -> None:
     """train_log.jsonl, rewritten whole from the run's history (which the state keeps): an epoch that ended, was
     logged and then redone after a kill (its state not yet saved) is logged once, not twice."""

@@ -43,6 +43,7 @@ from mms.batching import prefetch, release_memory
 from mms.errors import MMSError
 from mms.files import atomic_path
 from mms.manifest import read_manifest
+from mms.options import MAX_DISCRIMINATOR_WIDTH
 from mms.models.vits import ACTIVATIONS, VitsConfig
 from mms.models.vits_train import (WN_G, WN_V, SpectrogramConfig, VitsDiscriminator, VitsGenerator, convert_weight_norms,
                                    discriminator_loss, discriminator_width, feature_loss, fold_weight_norm,
@@ -53,8 +54,8 @@ from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
 from mms.train.engine import Reporter, StopRequest, nothing_left
-from mms.train.export import (make_out_folder, read_state, restore_rng, rng_state, save_tensors, write_json, write_log,
-                              write_state)
+from mms.train.export import (lock_out_folder, make_out_folder, read_state, restore_rng, rng_state, save_tensors,
+                              write_json, write_log, write_state)
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -101,7 +102,7 @@ class TTSTrainOptions:
     device: str = "auto"
     threads: int | None = None
     seed: int = 1234
-    max_seconds: float | None = 20.0  # longer training utterances are skipped
+    max_seconds: float | None = 20.0  # longer training utterances are skipped (None: none is)
     save_every: int = 1000  # steps between resumable states and exports (and at the end)
     sample_every: int = 1000  # steps between sample wavs (0: none)
     sample_texts: list[str] = field(default_factory=list)  # default: the first two dev (or train) transcripts
@@ -133,6 +134,11 @@ class TTSTrainOptions:
             raise TrainError("--sample-text with --sample-every 0: no samples would be written")
         if self.discriminator is not None and self.discriminator_width is not None:
             raise TrainError("--discriminator-width with --discriminator: the width is the checkpoint's")
+        if self.discriminator_width is not None and not 0 < self.discriminator_width <= MAX_DISCRIMINATOR_WIDTH:
+            raise TrainError(f"--discriminator-width {self.discriminator_width}: must be above 0 and at most "
+                             f"{MAX_DISCRIMINATOR_WIDTH:g} (1 is VITS's own size)")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise TrainError(f"--max-seconds {self.max_seconds}: must be positive (None: keep every utterance)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -559,6 +565,13 @@ class TTSTrainer:
         if not self.train_set:
             raise TrainError(f"{', '.join(options.train)}: no usable training utterances")
         self.frames = [u.samples // self.spectrogram.hop_length for u in self.train_set]
+        short = sum(f < options.segment_frames for f in self.frames)
+        if short > len(self.frames) // 2:
+            # a segment longer than its utterance is padded with zeros, and the voice learns to make silence
+            log.warning(f"--segment-frames {options.segment_frames} is longer than {short} of the "
+                        f"{len(self.frames)} training utterances (median {int(np.median(self.frames))} frames): "
+                        f"their segments are padded with silence (at most {int(np.percentile(self.frames, 10))} fits nine "
+                        f"in ten)")
 
         self.generator = VitsGenerator(self.cfg)
         if voice.weights is None:
@@ -760,6 +773,10 @@ class TTSTrainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> dict:
+        with lock_out_folder(self.out):
+            return self._run()
+
+    def _run(self) -> dict:
         options = self.options
         resumed = self.load_state()
         if resumed:
