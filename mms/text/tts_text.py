@@ -53,6 +53,13 @@ _SENTENCE_END = re.compile(
     rf"|[{re.escape(FINAL_ANYWHERE)}]+[{re.escape(CLOSERS)}]*)")
 
 
+# A full stop after these (case ignored) or after a single letter (an initial: "J. Smith") is taken for an
+# abbreviation's, not a sentence's end: a pause there would cut "Dr. Smith" in two. Titles of Latin-script
+# languages, and "e.g."/"i.e." ("etc." often ends a sentence, so it is not here).
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "vs", "no", "nr", "fig", "hr", "fr", "sra",
+                 "srta", "mme", "mlle", "e.g", "i.e"}
+PRONOUNS = {"i", "я"}  # single letters that end sentences ("So did I."), not initials
+
 # Characters outside a voice's vocabulary that separate words (besides whitespace): hyphens, dashes, slashes.
 WORD_BREAKS = "-\u2010\u2012\u2013\u2014\u2015/"
 
@@ -65,6 +72,8 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
     for line in text.splitlines():
         start = 0
         for end in _SENTENCE_END.finditer(line):
+            if end.group() == "." and _abbreviation(line[start:end.start()]):
+                continue
             sentences.append(line[start:end.end()])
             start = end.end()
         sentences.append(line[start:])
@@ -78,6 +87,13 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
         if sentence:
             out.append(sentence)
     return [s for s in out if s]
+
+
+def _abbreviation(before: str) -> bool:
+    """Whether the word ending `before` (the text up to a full stop) is an initial or a known abbreviation."""
+    words = before.split()
+    word = words[-1].lstrip("\"'“‘«([{").lower() if words else ""
+    return (len(word) == 1 and word.isalpha() and word not in PRONOUNS) or word in ABBREVIATIONS
 
 
 def _cut_point(sentence: str, max_chars: int) -> int:
