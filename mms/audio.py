@@ -146,7 +146,7 @@ def warn_if_cut_off(sound: soundfile.SoundFile, path: str) -> None:
     if 0 < present < declared < 0xFFFFFF00 and path not in _warned_cut_off:
         _warned_cut_off.add(path)  # once a run: training reads its files again every epoch
         seconds = sound.frames / sound.samplerate
-        log.warning(f"{path}: warning: the file is cut off: its header promises {seconds * declared / present:.1f} s "
+        log.warning(f"{path}: the file is cut off: its header promises {seconds * declared / present:.1f} s "
                     f"of audio, it holds {seconds:.1f} s (read as it is)")
 
 

@@ -143,10 +143,28 @@ def error(prog: str, message: str) -> None:
     print(f"{prog}: error: {lines[0]}", file=sys.stderr)
 
 
+def _name_audio_warnings(prog: str) -> None:
+    """The audio layer's warnings (a file cut off) as `<prog>: warning: ...` lines, like the command's own
+    messages (Python's last-resort handler printed them bare)."""
+    import logging
+
+    class CommandWarnings(logging.StreamHandler):
+        def emit(self, record):
+            if not logging.getLogger().handlers:  # a command that set up logging (the trainers) prints them itself
+                super().emit(record)
+
+    logger = logging.getLogger("mms.audio")
+    if not logger.handlers:
+        handler = CommandWarnings(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{prog}: warning: %(message)s"))
+        logger.addHandler(handler)
+
+
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
     prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
     verbose = getattr(args, "verbose", False)
+    _name_audio_warnings(prog)
     try:
         if getattr(args, "offline", False):
             from mms.hub import set_offline

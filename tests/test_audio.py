@@ -271,4 +271,19 @@ def test_a_cut_off_wav_is_read_with_a_warning_naming_it(tmp_path, caplog):
         assert load_audio(cut).size == 16000
         list(audio.stream_audio(str(cut), 4000))  # (read again: warned once)
     assert [r.getMessage() for r in caplog.records] == [
-        f"{cut}: warning: the file is cut off: its header promises 2.0 s of audio, it holds 1.0 s (read as it is)"]
+        f"{cut}: the file is cut off: its header promises 2.0 s of audio, it holds 1.0 s (read as it is)"]
+
+
+def test_audio_warnings_carry_the_commands_name(tmp_path):
+    """Every message of a command starts with its name (`mms asr: ...`), the audio layer's warnings too."""
+    import subprocess
+    import sys
+
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, sine(440, 2.0, 16000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:32044])
+    done = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", "demo", "--lang", "eng", str(cut)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"mms asr: warning: {cut}: the file is cut off" in done.stderr, done.stderr

@@ -360,3 +360,34 @@ def test_options_that_would_do_nothing_are_refused(tmp_path):
                           (["--words", tmp_path / "words.txt"], "--words needs the MMS zero-shot model")):
         r = mms("asr", "--model", "demo", "--lang", "eng", *args, wav)
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_a_presets_beam_options_without_an_lm_are_said_not_silently_dropped(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = mms("asr", "--model", "demo", "--lang", "eng", "--config", str(root / "configs" / "asr.yaml"),
+               str(root / "examples" / "eng_hello.wav"))
+    assert done.returncode == 0, done.stderr
+    assert "note: --config" in done.stderr and "sets beam-search options (beam, beam_size_token), which do nothing " \
+        "without --lm" in done.stderr
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("chunk_seconds: 20\n")
+    done = mms("asr", "--model", "demo", "--lang", "eng", "--config", str(plain), str(root / "examples" / "eng_hello.wav"))
+    assert done.returncode == 0 and "note" not in done.stderr, done.stderr
+
+
+def test_references_with_capitals_and_punctuation_are_also_scored_normalised(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    audio = root / "examples" / "eng_hello.wav"
+    heard = mms("asr", "--model", "demo", "--lang", "eng", audio).stdout.strip()
+    (tmp_path / "ref.txt").write_text(heard.capitalize() + ".\n")
+    done = mms("asr", "--model", "demo", "--lang", "eng", "--ref", tmp_path / "ref.txt", audio)
+    assert done.returncode == 0, done.stderr
+    assert "against the references normalised as MMS transcripts are" in done.stderr
+    assert "CER 0.00%" in done.stderr.split("normalised as MMS")[1] and "WER 0.00%" not in done.stderr.split("\n")[0]
+    (tmp_path / "ref.txt").write_text(heard + "\n")  # already as the model writes: one line, no second score
+    done = mms("asr", "--model", "demo", "--lang", "eng", "--ref", tmp_path / "ref.txt", audio)
+    assert "WER 0.00%" in done.stderr and "normalised" not in done.stderr

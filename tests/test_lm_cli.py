@@ -135,6 +135,18 @@ def test_score_json(tmp_path):
     assert bad.returncode == 2 and "missing.txt" in bad.stderr
 
 
+def test_score_normalize_scores_as_mms_transcripts_are_written(tmp_path):
+    (tmp_path / "ref.txt").write_text("Hello, World!\nGood morning.\n")
+    (tmp_path / "hyp.txt").write_text("hello world\ngood morning\n")
+    raw = json.loads(mms("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt").stdout)
+    assert raw["wer"] == 100.0  # every word differs by its capital or its punctuation
+    r = mms("score", "--normalize", "--lang", "eng", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["wer"] == 0.0 and json.loads(r.stdout)["cer"] == 0.0
+    r = mms("score", "--lang", "eng", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt")
+    assert r.returncode == 2 and "--lang is for --normalize" in r.stderr
+
+
 def dev_set(folder, refs: list[str], lengths: list[int], seed: int):
     """Random-audio dev files and their manifest (text = refs): (manifest, wav paths)."""
     wavs = []

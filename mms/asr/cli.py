@@ -335,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
         say("mms asr", f"note: windows of {args.chunk_seconds:g} s with {args.context_seconds:g} s of context on "
                        f"each side compute a long input {computed:.0f} times over; raise --chunk-seconds or lower "
                        "--context-seconds")
-    scorer = None
+    scorer = normalized_scorer = None
     with_text = sum(item.text is not None for item in items)
     if not args.ref and 0 < with_text < len(items):  # references for some inputs only: no corpus score to print
         say("mms asr", f"note: not scored: {len(items) - with_text} of {len(items)} inputs have no reference text "
@@ -345,6 +345,13 @@ def run(args: argparse.Namespace) -> int:
 
         references = read_texts(args.ref, len(items)) if args.ref else texts_from_items(items)
         scorer = CorpusScorer()
+        # references with capitals or punctuation, which MMS models never write: also scored normalised, as the
+        # trainers score their dev sets
+        from mms.text.normalize import normalize_transcript
+
+        lang = None if args.lang in (None, "auto") else args.lang
+        normalized = [normalize_transcript(ref, lang) for ref in references]
+        normalized_scorer = CorpusScorer() if normalized != list(references) else None
 
     failed = 0
 
@@ -352,6 +359,8 @@ def run(args: argparse.Namespace) -> int:
         nonlocal failed
         failed += bool(record.get("error"))
         scorer.add(references[record["index"]], None if record.get("error") else record["text"])
+        if normalized_scorer is not None:
+            normalized_scorer.add(normalized[record["index"]], None if record.get("error") else record["text"])
 
     status = run_corpus(args, "asr", settings, rows, args.format, {"single": len(items) == 1},
                         score if scorer is not None else None,
@@ -361,6 +370,9 @@ def run(args: argparse.Namespace) -> int:
 
         say("mms asr", format_summary(scorer.summary())
             + (f"; failed inputs scored as empty transcripts: {failed}" if failed else ""))
+        if normalized_scorer is not None:
+            say("mms asr", "against the references normalised as MMS transcripts are (lower case, no punctuation; "
+                           "as `mms train` scores its dev set): " + format_summary(normalized_scorer.summary()))
     elif scorer is not None and args.engine == "ray":  # the records are in the actors' parts, not seen here
         say("mms asr", f"note: not scored here (the Ray actors wrote the records): mms merge {args.output_dir} -o "
                        f"hyps.jsonl, then mms score --ref REFERENCES --hyp hyps.jsonl")
@@ -410,6 +422,11 @@ def beam_options(args: argparse.Namespace) -> dict | None:
         if given:
             raise MMSError(f"--{given[0].replace('_', '-')} is an option of beam search: give --lm and/or --lexicon "
                            f"(or --words), or leave it out")
+        preset = load_defaults(args.config) if getattr(args, "config", None) else defaults
+        unused = [knob for knob in PRESET_KNOBS + ("unk_weight",) if preset[knob] != defaults[knob]]
+        if unused:  # a preset may serve greedy and beam runs alike: said, not refused
+            say("mms asr", f"note: --config {args.config} sets beam-search options ({', '.join(unused)}), which do "
+                           f"nothing without --lm, --lexicon or --words: decoding greedily")
         return None
     if args.unit_lm and not args.lexicon and hasattr(args, "word_score"):
         say("mms asr", "note: --word-score does nothing with --unit-lm and no --lexicon (flashlight's lexicon-free "

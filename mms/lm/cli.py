@@ -36,6 +36,8 @@ def add_parser(commands) -> None:
     p.add_argument("--min-count", type=positive(int), default=1, help="drop words seen fewer times (default: %(default)s)")
     p.add_argument("--no-normalize", action="store_true", help="take the corpus as it is")
     p.add_argument("--output", "-o", default="-", help="lexicon file (default: stdout)")
+    p.add_argument("--offline", action="store_true",
+                   help="use only models already on disk or in the cache, never the network (as HF_HUB_OFFLINE=1)")
     p.set_defaults(run=run_lexicon)
 
     p = commands.add_parser(
@@ -65,28 +67,34 @@ def add_parser(commands) -> None:
     p.add_argument("--ref", required=True, help="references")
     p.add_argument("--hyp", required=True, help="hypotheses")
     p.add_argument("--ignore-spaces", action="store_true", help="CER without spaces (as MMS's lid_rerank)")
+    p.add_argument("--normalize", action="store_true",
+                   help="normalise both sides as MMS transcripts are (lower case, punctuation removed; MMS data "
+                        "prep, as `mms train` scores its dev set) before scoring")
+    p.add_argument("--lang", "-l", help="with --normalize: the language's own rules (ISO 639-3)")
     p.add_argument("--output", "-o", default="-", help="JSON file (default: stdout)")
     p.set_defaults(run=run_score)
 
     p = commands.add_parser(
         "tune", help="search --lm-weight / --word-score on a dev set",
         description="Compute the model's emissions of a dev set once (cached on disk), then search LM weight and "
-                    "word score for the lowest WER with KenLM beam search, and write the best as a preset for "
-                    "`mms asr --config`. With --lexicon and no --lm (e.g. the zero-shot model's uroman lexicon) "
-                    "only the word score is searched.", formatter_class=raw,
+                    "word score for the lowest WER (or CER: --metric cer) with KenLM beam search, and write the best "
+                    "as a preset for `mms asr --config`. With --lexicon and no --lm (e.g. the zero-shot model's "
+                    "uroman lexicon) only the word score is searched; with --unit-lm and no lexicon, the LM weight "
+                    "and the silence score (--sil-weight).", formatter_class=raw,
         epilog="example:\n  mms tune --model M --lang yor --manifest dev.tsv --ref dev.wrd --lm lm.bin "
                "--lexicon lex.txt -o yor-lm.yaml\n  mms asr --model M --lang yor --lm lm.bin --lexicon lex.txt "
                "--config yor-lm.yaml test/*.wav\n"
                "  mms lexicon --uroman --dedupe words.txt -o lex.txt      # zero-shot, lexicon only:\n"
                "  mms tune --model mms-zeroshot-300m --lexicon lex.txt --manifest dev.jsonl --word-score=-7:1 "
                "-o zs.yaml\n  mms asr --model mms-zeroshot-300m --words words.txt --config zs.yaml test/*.wav")
-    p.add_argument("--model", "-m", required=True)
-    p.add_argument("--lang", "-l")
-    p.add_argument("--dict", dest="dict_path", metavar="FILE")
+    p.add_argument("--model", "-m", required=True, help="the ASR model: a path or a published name (as mms asr)")
+    p.add_argument("--lang", "-l", help="the adapter's language (ISO 639-3), for a multilingual model")
+    p.add_argument("--dict", dest="dict_path", metavar="FILE",
+                   help="fairseq dictionary (dict.ltr.txt) of a fine-tuned checkpoint without its own vocabulary")
     p.add_argument("--manifest", required=True, help="dev set: fairseq .tsv, JSONL or list of paths")
     p.add_argument("--ref", help="references (default: the manifest's text)")
     p.add_argument("--lm", help="KenLM language model (ARPA or binary); without it, --lexicon alone (LM weight 0)")
-    p.add_argument("--lexicon")
+    p.add_argument("--lexicon", help="lexicon: `word u n i t s |` per line (see `mms lexicon`)")
     p.add_argument("--unit-lm", action="store_true", help="the LM is over the model's units (`mms lm build --units`)")
     d = TuneSettings  # the defaults are typed once, there
     p.add_argument("--lm-weight", default="%g:%g" % d.lm_weight, metavar="LO:HI",
@@ -101,11 +109,15 @@ def add_parser(commands) -> None:
     search = p.add_mutually_exclusive_group()
     search.add_argument("--trials", type=positive(int), default=d.trials,
                         help="random settings tried (default: %(default)s)")
-    search.add_argument("--grid", type=positive(int), metavar="N", help="an N x N grid instead of random trials")
-    p.add_argument("--beam", type=positive(int), default=d.beam)
-    p.add_argument("--beam-size-token", type=positive(int))
-    p.add_argument("--beam-threshold", type=non_negative(float), default=d.beam_threshold)
-    p.add_argument("--seed", type=seed, default=d.seed)
+    search.add_argument("--grid", type=positive(int), metavar="N",
+                        help="N evenly spaced values of each searched option instead of random trials: N x N "
+                             "settings, or N when only one option is searched (no --lm)")
+    p.add_argument("--beam", type=positive(int), default=d.beam, help="beam size (default: %(default)s)")
+    p.add_argument("--beam-size-token", type=positive(int),
+                   help="tokens considered per frame (default: the whole vocabulary)")
+    p.add_argument("--beam-threshold", type=non_negative(float), default=d.beam_threshold,
+                   help="prune hypotheses this far below the best (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the random trials (default: %(default)s)")
     p.add_argument("--decode-workers", type=non_negative(int), default=d.decode_workers,
                    help="beam-search processes (0: in-process; default: %(default)s)")
     p.add_argument("--cache", metavar="DIR", help="emission cache (default: ~/.cache/mms/emissions)")
@@ -222,6 +234,15 @@ def run_score(args) -> int:
         raise MMSError(f"{args.ref}: no reference lines: nothing to score")
     hyps = pair_by_audio(args.ref, args.hyp, read_texts(args.hyp, len(refs)),
                          lambda line: say("mms score", line))
+    if args.lang and not args.normalize:
+        from mms.errors import MMSError
+
+        raise MMSError("--lang is for --normalize (the language's normalisation rules)")
+    if args.normalize:
+        from mms.text.normalize import normalize_transcript
+
+        refs = [normalize_transcript(text, args.lang) for text in refs]
+        hyps = [None if text is None else normalize_transcript(text, args.lang) for text in hyps]
     result = score(refs, hyps, ignore_spaces=args.ignore_spaces)
     write_text_atomic(args.output, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     say("mms score", format_summary(result))

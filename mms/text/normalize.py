@@ -129,3 +129,12 @@ def text_normalize(text: str, iso_code: str | None = None, lower_case: bool = Tr
                                "(pip install unidecode)") from None
         text = unidecode(text)
     return WHITESPACE.sub(" ", text).strip()
+
+
+def normalize_transcript(text: str, lang: str | None) -> str:
+    """A reference transcript as MMS models write theirs (text_normalize), for training and scoring; a language
+    whose rule needs an optional package falls back to the generic rule."""
+    try:
+        return text_normalize(text, lang)
+    except MissingPackageError:
+        return text_normalize(text, None)

@@ -14,7 +14,7 @@ from mms.audio import SAMPLE_RATE, AudioError, load_audio, standardize
 from mms.batching import make_batches, pad
 from mms.errors import MMSError
 from mms.manifest import Item, read_manifest
-from mms.text.normalize import MissingPackageError, text_normalize
+from mms.text.normalize import normalize_transcript
 from mms.text.vocab import Vocabulary
 
 # transformers' Wav2Vec2CTCTokenizer layout: <pad> is the CTC blank; "|" separates words
@@ -65,10 +65,7 @@ def read_again(audio: str, samples: int, sample_rate: int = SAMPLE_RATE) -> np.n
 
 
 def normalize_text(text: str, lang: str) -> str:
-    try:
-        return text_normalize(text, lang)
-    except MissingPackageError:  # a language whose rule needs an optional package: fall back to the generic rule
-        return text_normalize(text, None)
+    return normalize_transcript(text, lang)
 
 
 LANGUAGE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
