@@ -107,7 +107,7 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
     """Languages matching `query` (a code, an ISO 639-1/3 code, or part of an English name), best first.
 
     Searched: `languages` if given, else the languages of `model`, else those of every registry model (for
-    `task`) whose list is known. Each result names the registry models that have it."""
+    `task`) whose list is known. Each result names the registry models that have it (`model` first, when given)."""
     by_code, _ = catalogue(task)
     if languages is None and model is not None:
         languages = model_languages(model, task)
@@ -122,4 +122,8 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
     ranked = sorted((rank, code) for code in pool if (rank := matches(code, query)))
     if ranked and ranked[0][0] <= 2:  # the query is a code: not also every name containing those letters
         ranked = [(rank, code) for rank, code in ranked if rank <= 2]
-    return [describe(code, by_code.get(code)) for _, code in ranked]
+    if model is None:
+        return [describe(code, by_code.get(code)) for _, code in ranked]
+    # the model asked about has each of its languages, first; then the registry models that also have it
+    return [describe(code, [str(model)] + [m for m in by_code.get(code) or [] if m != str(model)])
+            for _, code in ranked]

@@ -161,6 +161,7 @@ def test_langs_search_and_model_lists(tmp_path):
     r = mms("langs", "--model", "demo", "--format", "tsv", env=env)  # the shipped model, by its name
     assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == [
         "ell", "eng", "hin", "rus"]
+    assert all(line.split("\t")[3].startswith("demo, ") for line in r.stdout.splitlines()[1:])  # the model asked
     for model in (["demo", "--task", "tts"], [str(demo_model("tts"))]):  # the demo voice speaks English only
         r = mms("langs", "--model", *model, "--format", "tsv", env=env)
         assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == ["eng"]

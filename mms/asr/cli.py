@@ -78,7 +78,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "asr", help="speech recognition (wav2vec2 CTC with per-language adapters)",
         description="Transcribe speech with an MMS CTC model (fairseq .pt or Hugging Face directory).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", nargs="*", help="audio files to transcribe (or manifests: .tsv, .jsonl, .json, .lst)")
+    p.add_argument("audio", nargs="*", help="audio files to transcribe (or manifests: .tsv, .jsonl, .json, .lst, .list)")
     p.add_argument("--model", "-m",
                    help="published name (default: mms-1b-all, fetched once with only the adapters used; see `mms "
                         "models list`; omniasr-ctc-* for Omnilingual ASR), Hugging Face repo id, Hugging Face "
@@ -104,7 +104,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="output file (default: stdout); line formats are written and flushed input by input, json "
                         "and srt/vtt at the end, atomically")
     p.add_argument("--timestamps", choices=("none", "word", "char"), default=d["timestamps"],
-                   help="add word (and character) start/end seconds to jsonl/json output (default: %(default)s)")
+                   help="add word (and character) start/end seconds to jsonl/json output; srt and vtt have their "
+                        "times without it (default: %(default)s)")
     add_time_offsets_option(p)
     add_device_options(p, d["device"], d["dtype"], quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=d["batch_seconds"],

@@ -30,7 +30,7 @@ windows whose probabilities are averaged (weighted by length). Long files are re
 
 output (best first, softmax probabilities over the candidate languages):
   txt      <audio><TAB>eng 0.9812 fra 0.0101 ...  (just the predictions for a single input)
-  jsonl    {"audio": ..., "predictions": [["eng", 0.9812], ...], "duration": 3.2}  (+ "error", "names")
+  jsonl    {"index": 0, "audio": ..., "predictions": [["eng", 0.9812], ...], "duration": 3.2}  (+ "error", "names")
   json     the same records as one JSON list
   tsv      audio, lang, probability, predictions (code:probability ...), duration, error (+ name)
   fairseq  predictions.txt of fairseq's examples/mms/lid/infer.py: one JSON list per input, in input order
