@@ -173,7 +173,7 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
         if data.shape[1] == 1 or channel is not None:
             samples = data[:, channel or 0]
         else:
-            samples = data.mean(axis=1)
+            samples = _downmix(data, path)
         # checked before resampling, which would smear one bad sample over many
         if not np.isfinite(samples).all():
             raise AudioError(path, "audio contains NaN or infinite samples")
@@ -183,6 +183,24 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
         yield samples
     if total == 0:
         raise AudioError(path, "empty audio (0 samples)")
+
+
+CANCELLED = 1e-3  # a downmix with less than this share of its channels' energy: channels in opposite phase
+_warned_cancelled: set[str] = set()
+
+
+def _downmix(data: np.ndarray, path: str) -> np.ndarray:
+    """The channels' average; but where that cancels them (a channel recorded or wired in opposite phase, so the
+    average is near silence while each channel is not), the first channel, with a warning once per file."""
+    mixed = data.mean(axis=1)
+    energy = float(np.mean(np.square(data, dtype=np.float64)))
+    if energy > 1e-8 and float(np.mean(np.square(mixed, dtype=np.float64))) < CANCELLED * energy:
+        if path not in _warned_cancelled:
+            _warned_cancelled.add(path)
+            log.warning(f"{path}: its channels cancel out when averaged (one is in opposite phase): "
+                        f"reading the first channel")
+        return np.ascontiguousarray(data[:, 0])
+    return mixed
 
 
 def _decode_elsewhere(path: str, sample_rate: int, reason: str) -> np.ndarray:

@@ -287,3 +287,21 @@ def test_audio_warnings_carry_the_commands_name(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"mms asr: warning: {cut}: the file is cut off" in done.stderr, done.stderr
+
+
+def test_channels_in_opposite_phase_are_not_averaged_into_silence(tmp_path, caplog):
+    voice = sine(300, 1.0, SAMPLE_RATE).astype(np.float32)
+    path = tmp_path / "inverted.wav"
+    soundfile.write(path, np.stack([voice, -voice], axis=1), SAMPLE_RATE, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="mms.audio"):
+        wave = load_audio(path)
+        load_audio(path)
+    np.testing.assert_array_equal(wave, voice)  # the first channel, not zeros
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: its channels cancel out when averaged (one is in opposite phase): reading the first channel"]
+    same = tmp_path / "same.wav"  # ordinary stereo is still averaged, without a word
+    soundfile.write(same, np.stack([voice, 0.5 * voice], axis=1), SAMPLE_RATE, subtype="FLOAT")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mms.audio"):
+        np.testing.assert_allclose(load_audio(same), 0.75 * voice, atol=1e-7)
+    assert not caplog.records
