@@ -294,14 +294,23 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
             raise engines.CorpusError(f"--output-dir writes jsonl parts, not {fmt}; `mms merge {output_dir} "
                                       f"{merged}` joins them")
         os.makedirs(output_dir, exist_ok=True)
-        records = [engines.read_records(part, repair=True) for part in engines.part_files(output_dir)]
+        own = os.path.join(output_dir, f"part-{k:05d}-of-{n:05d}.jsonl")
+        # only this shard's own part is cut back to its last whole line: another shard may be writing its part now
+        # (its last line half written), and a Ray run's driver is the only writer when it starts
+        records = [engines.read_records(part, repair=engine == "ray" or os.path.abspath(part) == os.path.abspath(own))
+                   for part in engines.part_files(output_dir)]
         if engines.check_run(os.path.join(output_dir, "run.json"), description, any(records)):
             run_file = os.path.join(output_dir, "run.json")
         for part_records in records:
             done |= engines.finished(part_records)
-        dest, fmt, append = os.path.join(output_dir, f"part-{k:05d}-of-{n:05d}.jsonl"), "jsonl", True
+        dest, fmt, append = own, "jsonl", True
     elif engine == "ray":
         raise engines.CorpusError("--engine ray writes one part per worker: give --output-dir DIR")
+    elif n > 1 and args.output not in (None, "-") and not is_special(args.output):
+        given = f"--outdir {args.outdir}" if getattr(args, "outdir", None) else f"--output {args.output}"
+        raise engines.CorpusError(f"--shard {k}/{n} with {given}: every shard would replace the others' results "
+                                  f"there; give "
+                                  f"--output-dir DIR (one part per shard; `mms merge DIR` joins them)")
     elif resume:
         if args.output in (None, "-") or fmt != "jsonl":
             raise engines.CorpusError("--resume continues a jsonl file: give --output FILE --format jsonl "

@@ -374,3 +374,15 @@ def test_a_transcript_of_other_speech_is_warned_about(tmp_path):
     r = mms("align", "--model", "demo", "--lang", "eng", "--audio", os.path.join(examples, "eng_hello.wav"),
             "--text", tmp_path / "own.txt", "--outdir", tmp_path / "own")
     assert r.returncode == 0 and "scored below" not in r.stderr
+
+
+def test_pair_folders_never_collide(tmp_path):
+    """Two files named utt.wav and one named utt_2.wav (in three folders) get three folders: the second utt is not
+    written into utt_2.wav's (which had lost a pair's alignment and still counted it done)."""
+    from mms.align.aligner import read_pairs
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": f"{folder}/{name}.wav", "text": "x"}) + "\n" for folder, name in
+                                [("a", "utt"), ("b", "utt"), ("c", "utt_2"), ("d", "UTT"), ("e", "utt")]))
+    names = [pair.name for pair in read_pairs(str(manifest))]
+    assert names == ["utt", "utt_2", "utt_2_2", "UTT_3", "utt_4"] and len({n.casefold() for n in names}) == 5

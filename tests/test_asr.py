@@ -182,3 +182,16 @@ def test_api_auto_keeps_arrays_and_uses_the_models_own_lid_head():
     results = asr.transcribe([str(examples / "rus_day.wav"), wave], lang="auto")
     assert [(r.lang, r.error) for r in results] == [("rus", None), ("eng", None)]
     assert asr.lang == "eng" and results[1].text == asr.transcribe([wave])[0].text
+
+
+def test_a_greedy_buffers_results_come_out_before_the_next_buffer_runs(hf_dir, audio_files, monkeypatch):
+    """A kill loses at most the buffer in progress: each buffer's transcripts are yielded before the model runs
+    the next one (beam search alone holds one buffer back, to overlap its worker processes with the model)."""
+    asr = ASR.load(hf_dir, lang="eng", device="cpu", buffer_seconds=0.5, batch_seconds=0.5)
+    runs = []
+    real_run = asr._run
+    monkeypatch.setattr(asr, "_run", lambda buffer, keep: (runs.append(len(buffer)), real_run(buffer, keep)))
+    seen = []
+    for result in asr.transcribe_iter(audio_files[:3]):
+        seen.append(len(runs))
+    assert len(runs) == 3 and seen == [1, 2, 3]

@@ -261,3 +261,40 @@ def test_a_file_name_that_is_not_utf8_is_read_and_written(tmp_path):
         assert r.returncode == 0, r.stderr
     assert os.fsencode(str(tmp_path / name)) in (tmp_path / "out.txt").read_bytes()  # its bytes, as on disk
     assert [m["audio"] for m in json.loads((tmp_path / "out.json").read_text())] == inputs
+
+
+def test_a_shard_leaves_the_other_shards_parts_as_they_are(corpus, tmp_path):
+    """A shard that starts while another is half way through writing a line must not cut that line (the other
+    shard then finishes it): only its own part is repaired."""
+    out = tmp_path / "run"
+    assert mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out,
+               "--shard", "0/2").returncode == 0
+    other = out / "part-00000-of-00002.jsonl"
+    whole = other.read_text()
+    other.write_text(whole + '{"index": 99, "audio": "being writ')  # shard 0 still writing (as if)
+    assert mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out,
+               "--shard", "1/2").returncode == 1  # (index 3, the missing file, is shard 1's)
+    assert other.read_text() == whole + '{"index": 99, "audio": "being writ'
+
+
+def test_shards_into_one_output_file_are_refused(corpus, tmp_path):
+    out = tmp_path / "out.jsonl"
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "-f", "jsonl", "-o", out, "--shard", "1/2")
+    assert r.returncode == 2 and "--shard 1/2 with --output" in r.stderr and "give --output-dir DIR" in r.stderr
+    assert not out.exists()
+    text = tmp_path / "t.txt"
+    text.write_text("one\ntwo\n")
+    r = mms("tts", "--model", "demo", "--lang", "eng", "--file", text, "--outdir", tmp_path / "voice", "--shard", "0/2")
+    assert r.returncode == 2 and "--shard 0/2 with --outdir" in r.stderr
+    assert mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--shard", "0/2").returncode == 0  # stdout
+
+
+def test_tts_outdir_holding_other_files_is_refused(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "0001.wav").write_bytes(b"the user's own recording")
+    r = mms("tts", "--model", "demo", "--lang", "eng", "--txt", "hello", "--outdir", mine)
+    assert r.returncode == 2 and "holds files but no index.jsonl of an earlier `mms tts` run" in r.stderr
+    assert (mine / "0001.wav").read_bytes() == b"the user's own recording"
+    assert mms("tts", "--model", "demo", "--lang", "eng", "--txt", "hello", "--outdir", tmp_path / "new").returncode == 0
+    assert mms("tts", "--model", "demo", "--lang", "eng", "--txt", "again", "--outdir", tmp_path / "new").returncode == 0

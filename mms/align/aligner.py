@@ -521,7 +521,10 @@ def read_pairs(manifest: str) -> list[Pair]:
             pairs.append(Pair(item.audio, error=f"{item.audio}: {error}", name=item.audio))
             continue
         stem = os.path.splitext(os.path.basename(item.audio))[0] or "audio"
-        seen[stem] = seen.get(stem, 0) + 1
-        name = stem if seen[stem] == 1 else f"{stem}_{seen[stem]}"
+        name, count = stem, 1
+        while name.casefold() in seen:  # "utt", "utt" and "utt_2": utt, utt_2, utt_2_2 (case-blind filesystems too)
+            count += 1
+            name = f"{stem}_{count}"
+        seen[name.casefold()] = True
         pairs.append(Pair(item.audio, text_file, item.lang, item.text, name))
     return pairs

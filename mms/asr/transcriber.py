@@ -231,7 +231,9 @@ class ASR(Task):
         # the number of long recordings
         jobs = prefetch(lambda pair: self._prepare(pair[0], pair[1], default_lang), enumerate(inputs), ahead=16,
                         cost=lambda job: job.samples, budget=self.buffer_samples)
-        # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work
+        # one buffer of decoding (beam search in worker processes) overlaps the next buffer's model work; greedy
+        # decoding is done at once, and its buffer's results go out before the next buffer runs (a kill loses
+        # the buffer in progress only)
         pending: list = []
         for buffer in self._buffers(jobs):
             self._run(buffer, keep_emissions)
@@ -239,6 +241,10 @@ class ASR(Task):
             for job, decoding in pending:
                 yield self._finish(job, decoding, timestamps)
             pending = submitted
+            if self.beam is None:
+                for job, decoding in pending:
+                    yield self._finish(job, decoding, timestamps)
+                pending = []
             release_memory()
         for job, decoding in pending:
             yield self._finish(job, decoding, timestamps)

@@ -227,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
                 for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
         # --outdir: index.jsonl in it; --output-dir: the corpus run's own part files
         args.output = os.path.join(args.outdir, "index.jsonl") if args.outdir is not None else None
+        if args.output and not os.path.exists(args.output) and os.path.isdir(args.outdir) and os.listdir(args.outdir):
+            # numbered files would replace the user's own 0001.wav ...: only a folder of an earlier run is reused
+            raise MMSError(f"--outdir {args.outdir}: holds files but no index.jsonl of an earlier `mms tts` run; "
+                           f"give a new or empty folder")
         replaced = args.output if args.output and not args.resume and os.path.exists(args.output) else None
         # the earlier run's files go once this one has started (its voice loaded): a run that fails to start
         # leaves them, and their index, as they were
