@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Iterable
 
@@ -128,6 +129,15 @@ def config_values(parser: argparse.ArgumentParser, values: dict, source: str) ->
     return parsed
 
 
+def output_format(args: argparse.Namespace, choices: tuple[str, ...]) -> str:
+    """--format as given, else the one --output's suffix names (out.jsonl, subs.srt), else txt: `-o out.jsonl`
+    alone wrote plain text into a .jsonl file, which --resume then refused."""
+    if args.format is None:
+        suffix = os.path.splitext(str(args.output or ""))[1].lstrip(".").lower()
+        args.format = suffix if suffix in choices and suffix != "fairseq" else "txt"
+    return args.format
+
+
 def non_negative(kind):
     """An argparse type: a finite number of `kind`, 0 or more."""
     return positive(kind, zero=True)
@@ -143,9 +153,10 @@ def error(prog: str, message: str) -> None:
     print(f"{prog}: error: {lines[0]}", file=sys.stderr)
 
 
-def _name_audio_warnings(prog: str) -> None:
-    """The audio layer's warnings (a file cut off) as `<prog>: warning: ...` lines, like the command's own
-    messages (Python's last-resort handler printed them bare)."""
+def _name_layer_warnings(prog: str) -> None:
+    """The audio and manifest layers' warnings (a file cut off, a .wrd that does not match its .tsv) as
+    `<prog>: warning: ...` lines, like the command's own messages (Python printed them bare, or as a
+    UserWarning with its source line)."""
     import logging
 
     class CommandWarnings(logging.StreamHandler):
@@ -153,18 +164,19 @@ def _name_audio_warnings(prog: str) -> None:
             if not logging.getLogger().handlers:  # a command that set up logging (the trainers) prints them itself
                 super().emit(record)
 
-    logger = logging.getLogger("mms.audio")
-    if not logger.handlers:
-        handler = CommandWarnings(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"{prog}: warning: %(message)s"))
-        logger.addHandler(handler)
+    for name in ("mms.audio", "mms.manifest"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = CommandWarnings(sys.stderr)
+            handler.setFormatter(logging.Formatter(f"{prog}: warning: %(message)s"))
+            logger.addHandler(handler)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
     prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
     verbose = getattr(args, "verbose", False)
-    _name_audio_warnings(prog)
+    _name_layer_warnings(prog)
     try:
         if getattr(args, "offline", False):
             from mms.hub import set_offline

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import warnings
 from dataclasses import dataclass
 
 from mms.errors import MMSError
+
+log = logging.getLogger("mms.manifest")
 
 # JSON lines: the keys that may hold the audio path, the first present wins.
 JSON_AUDIO_KEYS = ("audio_filepath", "audio", "path")
@@ -144,11 +146,8 @@ def _read_fairseq_tsv(path: str, lines: list[str], base_dir: str, keep_bad_lines
             for item, transcript in zip(items, transcripts):
                 item.text = transcript.strip()
         else:
-            warnings.warn(
-                f"{words_path}: {len(transcripts)} lines but {path} has {len(items)} entries;"
-                " ignoring the transcripts",
-                stacklevel=3,
-            )
+            log.warning(f"{words_path}: {len(transcripts)} lines but {path} has {len(items)} entries; ignoring "
+                        f"the transcripts")
     return items
 
 

@@ -391,3 +391,36 @@ def test_references_with_capitals_and_punctuation_are_also_scored_normalised(tmp
     (tmp_path / "ref.txt").write_text(heard + "\n")  # already as the model writes: one line, no second score
     done = mms("asr", "--model", "demo", "--lang", "eng", "--ref", tmp_path / "ref.txt", audio)
     assert "WER 0.00%" in done.stderr and "normalised" not in done.stderr
+
+
+def test_buffer_seconds_is_an_option_and_a_checked_preset_value(tmp_path):
+    from pathlib import Path
+
+    audio = Path(__file__).resolve().parent.parent / "examples" / "eng_hello.wav"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("buffer_seconds: banana\n")
+    done = mms("asr", "--model", "demo", "--lang", "eng", "--config", bad, audio)
+    assert done.returncode == 2 and "buffer_seconds: not a number: 'banana'" in done.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("buffer_seconds: 5\n")
+    out = tmp_path / "out.jsonl"
+    assert mms("asr", "--model", "demo", "--lang", "eng", "--config", good, "-f", "jsonl", "-o", out, audio).returncode == 0
+    assert "--buffer-seconds" in mms("asr", "--help").stdout
+    assert mms("lid", "--model", "demo", "--buffer-seconds", "-1", audio).returncode == 2
+
+
+def test_the_output_suffix_names_the_format_unless_one_is_given(tmp_path):
+    from pathlib import Path
+
+    audio = Path(__file__).resolve().parent.parent / "examples" / "eng_hello.wav"
+    assert mms("asr", "--model", "demo", "--lang", "eng", audio, "-o", tmp_path / "a.jsonl").returncode == 0
+    assert json.loads((tmp_path / "a.jsonl").read_text())["text"]  # jsonl, not bare text
+    assert mms("asr", "--model", "demo", "--lang", "eng", audio, "-o", tmp_path / "a.jsonl", "--resume").returncode == 0
+    assert mms("asr", "--model", "demo", "--lang", "eng", audio, "-o", tmp_path / "a.srt").returncode == 0
+    assert (tmp_path / "a.srt").read_text().startswith("1\n00:00:")
+    assert mms("asr", "--model", "demo", "--lang", "eng", audio, "-o", tmp_path / "a.out").returncode == 0
+    assert not (tmp_path / "a.out").read_text().startswith("{")  # an unknown suffix: txt
+    assert mms("asr", "--model", "demo", "--lang", "eng", audio, "-f", "txt", "-o", tmp_path / "b.jsonl").returncode == 0
+    assert not (tmp_path / "b.jsonl").read_text().startswith("{")  # --format wins
+    assert mms("lid", "--model", "demo", audio, "-o", tmp_path / "l.json").returncode == 0
+    assert json.loads((tmp_path / "l.json").read_text())[0]["predictions"][0][0] == "eng"

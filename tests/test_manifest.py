@@ -33,12 +33,13 @@ def test_fairseq_wrd_sidecar(tmp_path):
     assert [item.text for item in items] == ["hello world", "second line"]
 
 
-def test_fairseq_wrd_with_wrong_line_count_is_ignored(tmp_path):
+def test_fairseq_wrd_with_wrong_line_count_is_ignored(tmp_path, caplog):
     manifest = tmp_path / "test.tsv"
     manifest.write_text("/d\na.wav\t1\nb.wav\t2\n")
     (tmp_path / "test.wrd").write_text("only one\n")
-    with pytest.warns(UserWarning, match="ignoring the transcripts"):
+    with caplog.at_level("WARNING", logger="mms.manifest"):
         items = read_manifest(manifest)
+    assert caplog.messages == [f"{tmp_path / 'test.wrd'}: 1 lines but {manifest} has 2 entries; ignoring the transcripts"]
     assert [item.text for item in items] == [None, None]
 
 

@@ -42,7 +42,7 @@ def load_defaults(config_path: str | None = None) -> dict:
 
     from mms.options import ASROptions, BeamOptions
 
-    defaults = {"device": "auto", "dtype": "auto", "format": "txt", "timestamps": "none"}
+    defaults = {"device": "auto", "dtype": "auto", "format": None, "timestamps": "none"}  # format None: --output's
     for cls in (ASROptions, BeamOptions):
         defaults.update({f.name: f.default for f in fields(cls) if f.name not in ("lm", "lexicon", "unit_lm")})
     if config_path:
@@ -99,7 +99,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("--manifest", metavar="FILE", action="append", default=[],
                    help="fairseq .tsv, JSONL or list of audio paths (repeatable)")
     p.add_argument("--format", "-f", choices=formats("asr"), default=d["format"],
-                   help="output format; srt/vtt are subtitles from word times (default: %(default)s)")
+                   help="output format; srt/vtt are subtitles from word times (default: "
+                        + (d["format"] or "the --output file's suffix, else txt") + ")")
     p.add_argument("--output", "-o", default="-",
                    help="output file (default: stdout); line formats are written and flushed input by input, json "
                         "and srt/vtt at the end, atomically")
@@ -110,6 +111,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_device_options(p, d["device"], d["dtype"], quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=d["batch_seconds"],
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 10 on CPU)")
+    p.add_argument("--buffer-seconds", type=positive(float), default=d["buffer_seconds"],
+                   help="audio decoded ahead, sorted by length and run before its results are written: a kill "
+                        "loses at most this much (default: the larger of 4 batches and 600 s)")
     p.add_argument("--chunk-seconds", type=positive(float), default=d["chunk_seconds"],
                    help="window length for long inputs (default: %(default)s)")
     p.add_argument("--context-seconds", type=non_negative(float), default=d["context_seconds"],
@@ -278,10 +282,11 @@ def _peek_config(argv: list[str]) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mms.command import run_corpus, say
+    from mms.command import output_format, run_corpus, say
     from mms.manifest import collect_inputs
     from mms.options import ASROptions, from_namespace
 
+    output_format(args, formats("asr"))
     items = collect_inputs(args.audio, args.manifest, keep_bad_lines=True)
     if not items:
         raise MMSError("no inputs: give audio files or --manifest")

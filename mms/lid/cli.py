@@ -69,11 +69,15 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    default=LIDOptions.window_seconds,
                    help="classify the whole input in S-second windows and average their probabilities")
     p.add_argument("--names", action="store_true", help="add English language names (ISO 639-3) to the output")
-    p.add_argument("--format", "-f", choices=formats("lid"), default="txt", help="output format (default: %(default)s)")
+    p.add_argument("--format", "-f", choices=formats("lid"),
+                   help="output format (default: the --output file's suffix, else txt)")
     p.add_argument("--output", "-o", default="-", help="output file, or a directory for fairseq (default: stdout)")
     add_device_options(p, quantize=True)
     p.add_argument("--batch-seconds", type=positive(float), default=LIDOptions.batch_seconds,
                    help="padded audio seconds per forward pass (default: 200 on CUDA, 10 on CPU)")
+    p.add_argument("--buffer-seconds", type=positive(float), default=LIDOptions.buffer_seconds,
+                   help="audio read ahead and run before its results are written: a kill loses at most this much "
+                        "(default: the larger of 4 batches and 600 s)")
     add_common_options(p)
     add_corpus_options(p)
     p.set_defaults(run=run)
@@ -104,9 +108,10 @@ def top_k(text: str):
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mms.command import run_corpus
+    from mms.command import output_format, run_corpus
     from mms.manifest import collect_inputs
 
+    output_format(args, formats("lid"))
     if args.window_seconds is not None and args.max_seconds is not None:
         raise MMSError("--max-seconds limits what is classified without --window; --window classifies the whole "
                        "input: give one of the two")
