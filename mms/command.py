@@ -361,7 +361,11 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     if started is not None:
         started()
     if run_file:
-        engines.write_run(run_file, description)
+        try:
+            engines.write_run(run_file, description)
+        except OSError as e:  # the output's folder, named: not the side file the user never asked for
+            raise engines.CorpusError(f"{output_dir or dest}: cannot write the output there "
+                                      f"({e.strerror or e})") from None
     if verbose:
         say(prog, worker.describe())
     writer = get_writer(task, fmt, dest, append=append, **(writer_options or {}))

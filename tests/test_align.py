@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,3 +387,20 @@ def test_pair_folders_never_collide(tmp_path):
                                 [("a", "utt"), ("b", "utt"), ("c", "utt_2"), ("d", "UTT"), ("e", "utt")]))
     names = [pair.name for pair in read_pairs(str(manifest))]
     assert names == ["utt", "utt_2", "utt_2_2", "UTT_3", "utt_4"] and len({n.casefold() for n in names}) == 5
+
+
+def test_overwrite_redoes_the_pairs_with_new_settings(tmp_path):
+    """--overwrite starts the run anew (its settings recorded again); without it, other settings are refused before
+    anything says "resuming"."""
+    root = Path(__file__).resolve().parent.parent
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": str(root / "examples" / "eng_hello.wav"), "text": "good morning friend"})
+                        + "\n")
+    base = [sys.executable, "-m", "mms", "align", "--model", "demo", "--lang", "eng", "--manifest", str(manifest),
+            "--outdir", str(tmp_path / "out")]
+    assert subprocess.run(base, capture_output=True, text=True).returncode == 0
+    refused = subprocess.run(base + ["--star"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "other settings" in refused.stderr and "resuming" not in refused.stderr
+    redone = subprocess.run(base + ["--star", "--overwrite"], capture_output=True, text=True)
+    assert redone.returncode == 0, redone.stderr
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["settings"]["star"] is True

@@ -424,3 +424,13 @@ def test_the_output_suffix_names_the_format_unless_one_is_given(tmp_path):
     assert not (tmp_path / "b.jsonl").read_text().startswith("{")  # --format wins
     assert mms("lid", "--model", "demo", audio, "-o", tmp_path / "l.json").returncode == 0
     assert json.loads((tmp_path / "l.json").read_text())[0]["predictions"][0][0] == "eng"
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path):
+    from pathlib import Path
+
+    audio = Path(__file__).resolve().parent.parent / "examples" / "eng_hello.wav"
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "x.jsonl"
+    done = mms("asr", "--model", "demo", "--lang", "eng", audio, "-o", out)
+    assert done.returncode == 2 and done.stderr.startswith(f"mms asr: error: {out}: ") and ".run.json" not in done.stderr

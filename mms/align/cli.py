@@ -130,8 +130,6 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
              "name": pair.name, "error": pair.error}
             for i, (pair, done) in enumerate(zip(pairs, finished)) if not done and i % n == k]
     skipped = sum(1 for i, done in enumerate(finished) if done and i % n == k)
-    if skipped:
-        say(PROG, f"resuming: {skipped} pairs done before, {len(rows)} to do")
     settings = {"model": args.model, "lang": args.lang, "dict_path": args.dict_path, "device": args.device,
                 "dtype": args.dtype, "star": args.star, "outdir": args.outdir,
                 "options": asdict(from_namespace(AlignOptions, args))}
@@ -143,8 +141,11 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
     if any(finished) and not os.path.exists(run_file):  # an --outdir of a version before run.json: kept
         say(PROG, f"note: {args.outdir} has no run.json (a run of an earlier version): its finished pairs are "
                   f"taken as this run's, and its settings recorded from now on")
-    if not engines.check_run(run_file, description):
+    # --overwrite redoes every pair: the run starts anew, with its own settings; else they must be the run's
+    if not args.overwrite and not engines.check_run(run_file, description):
         run_file = None
+    if skipped:  # (said once the settings are known to be the run's)
+        say(PROG, f"resuming: {skipped} pairs done before, {len(rows)} to do")
     status = 0
     if rows and args.engine == "ray":
         from mms.engines.ray import run_ray, workers
