@@ -180,6 +180,7 @@ def test_bad_inputs_get_errors_and_the_others_complete(tts, caplog):
     assert [s.error is None for s in speeches] == [True, False, False, True]
     assert speeches[1].error == "text: empty text"
     assert "no character" in speeches[2].error and "'!'" in speeches[2].error
+    assert speeches[2].dropped == ["!", "?"]  # named in its record too
     assert speeches[3].dropped == ["ü", "ï", ","]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "'ü' 'ï' ','" in warnings[0]

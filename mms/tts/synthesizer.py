@@ -195,8 +195,10 @@ class TTS(Task):
             if prepared.text:  # with no letter left, fairseq's ids would still be one blank
                 sentences.append(prepared)
         if not sentences:
-            raise TextError(f"no character of the text is in the voice's vocabulary (dropped: "
-                            f"{_show(list(dropped))})")
+            error = TextError(f"no character of the text is in the voice's vocabulary (dropped: "
+                              f"{_show(list(dropped))})")
+            error.dropped = list(dropped)  # for the input's record, as a spoken input's
+            raise error
         return sentences, list(dropped)
 
     def synthesize(self, text: str, options: TTSOptions | None = None, **overrides) -> tuple[np.ndarray, int]:
@@ -233,7 +235,7 @@ class TTS(Task):
         try:
             job.sentences, job.dropped = self.prepare(text, options)
         except TextError as e:
-            job.error = str(e)
+            job.error, job.dropped = str(e), getattr(e, "dropped", [])
         except Exception as e:  # noqa: BLE001 - e.g. romanisation failing on one input must not stop the others
             job.error = f"cannot prepare the text ({type(e).__name__}: {e})"
         job.waves = [None] * len(job.sentences)
