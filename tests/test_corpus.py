@@ -115,7 +115,8 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     r = mms("asr", "--model", "demo", "--lang", "rus", "--manifest", corpus, "--format", "jsonl", "--output", out,
             "--resume")
     assert r.returncode == 2 and "lang ('eng' -> 'rus')" in r.stderr and len(r.stderr.splitlines()) == 1
-    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output", out, "--resume")
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output", out, "--format", "txt",
+            "--resume")
     assert r.returncode == 2 and "jsonl" in r.stderr  # --resume continues a jsonl file
     # settings that change no result may change (they sit in the task's options): the run resumes
     r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--format", "jsonl", "--output", out,
