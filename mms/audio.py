@@ -163,17 +163,19 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
     rate = sound.samplerate
     resampler = None if rate == sample_rate else soxr.ResampleStream(rate, sample_rate, 1, quality="HQ")
     step = max(1, math.ceil(block * rate / sample_rate))
-    total, done = 0, False
+    total, done, first_only = 0, False, None  # first_only: decided once per file, on its first audible block
     while not done:
         try:
             data = sound.read(step, dtype="float32", always_2d=True)
         except (soundfile.SoundFileError, RuntimeError) as error:  # a corrupt stream past the header
             raise _UnreadableStream(_soundfile_reason(error)) from None
         done = len(data) < step
-        if data.shape[1] == 1 or channel is not None:
-            samples = data[:, channel or 0]
+        if first_only is None and data.shape[1] > 1 and channel is None:
+            first_only = _channels_cancel(data, path)
+        if data.shape[1] == 1 or channel is not None or first_only:
+            samples = np.ascontiguousarray(data[:, channel or 0])
         else:
-            samples = _downmix(data, path)
+            samples = data.mean(axis=1)
         # checked before resampling, which would smear one bad sample over many
         if not np.isfinite(samples).all():
             raise AudioError(path, "audio contains NaN or infinite samples")
@@ -185,22 +187,24 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
         raise AudioError(path, "empty audio (0 samples)")
 
 
-CANCELLED = 1e-3  # a downmix with less than this share of its channels' energy: channels in opposite phase
+CANCELLED = 0.05  # a downmix with less than this share of its channels' energy: channels in opposite phase (the
+# average of two equally loud channels of correlation r keeps (1 + r) / 2 of their energy: 0.05 is r < -0.9)
 _warned_cancelled: set[str] = set()
 
 
-def _downmix(data: np.ndarray, path: str) -> np.ndarray:
-    """The channels' average; but where that cancels them (a channel recorded or wired in opposite phase, so the
-    average is near silence while each channel is not), the first channel, with a warning once per file."""
-    mixed = data.mean(axis=1)
+def _channels_cancel(data: np.ndarray, path: str) -> bool | None:
+    """Whether averaging the channels of this block cancels them (one channel recorded or wired in opposite phase:
+    the average is near silence while each channel is not), with a warning; None for a silent block (undecided).
+    The caller decides once per file, so a file is never read partly averaged, partly from one channel."""
     energy = float(np.mean(np.square(data, dtype=np.float64)))
-    if energy > 1e-8 and float(np.mean(np.square(mixed, dtype=np.float64))) < CANCELLED * energy:
-        if path not in _warned_cancelled:
-            _warned_cancelled.add(path)
-            log.warning(f"{path}: its channels cancel out when averaged (one is in opposite phase): "
-                        f"reading the first channel")
-        return np.ascontiguousarray(data[:, 0])
-    return mixed
+    if energy <= 1e-8:
+        return None
+    cancelled = float(np.mean(np.square(data.mean(axis=1), dtype=np.float64))) < CANCELLED * energy
+    if cancelled and path not in _warned_cancelled:  # once a run: training reads its files again every epoch
+        _warned_cancelled.add(path)
+        log.warning(f"{path}: its channels cancel out when averaged (one is in opposite phase): reading the first "
+                    f"channel")
+    return cancelled
 
 
 def _decode_elsewhere(path: str, sample_rate: int, reason: str) -> np.ndarray:

@@ -153,30 +153,40 @@ def error(prog: str, message: str) -> None:
     print(f"{prog}: error: {lines[0]}", file=sys.stderr)
 
 
-def _name_layer_warnings(prog: str) -> None:
+class _CommandWarnings:
     """The audio and manifest layers' warnings (a file cut off, a .wrd that does not match its .tsv) as
-    `<prog>: warning: ...` lines, like the command's own messages (Python printed them bare, or as a
-    UserWarning with its source line)."""
-    import logging
+    `<command>: warning: ...` lines on the standard error of the moment, like the command's own messages (Python
+    printed them bare, or as a UserWarning with its source line). Installed once; `execute` names the command."""
 
-    class CommandWarnings(logging.StreamHandler):
-        def emit(self, record):
-            if not logging.getLogger().handlers:  # a command that set up logging (the trainers) prints them itself
-                super().emit(record)
+    prog: str | None = None
+    installed = False
 
-    for name in ("mms.audio", "mms.manifest"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            handler = CommandWarnings(sys.stderr)
-            handler.setFormatter(logging.Formatter(f"{prog}: warning: %(message)s"))
-            logger.addHandler(handler)
+    @classmethod
+    def install(cls, prog: str) -> None:
+        import logging
+
+        cls.prog = prog
+        if cls.installed:
+            return
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                if logging.getLogger().handlers:  # logging set up (the trainers, an application): printed there
+                    return
+                # outside a command (library use): bare, as Python's last-resort handler would print it
+                print(f"{cls.prog}: warning: {record.getMessage()}" if cls.prog else record.getMessage(),
+                      file=sys.stderr)
+
+        for name in ("mms.audio", "mms.manifest"):
+            logging.getLogger(name).addHandler(Handler())
+        cls.installed = True
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
     prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
     verbose = getattr(args, "verbose", False)
-    _name_layer_warnings(prog)
+    _CommandWarnings.install(prog)
     try:
         if getattr(args, "offline", False):
             from mms.hub import set_offline
@@ -209,6 +219,8 @@ def execute(args: argparse.Namespace) -> int:
         error(prog, f"internal error (a bug; please report it): {type(e).__name__}: {first}"
                     + ("" if verbose else " (run with --verbose for the traceback)"))
         return BUG
+    finally:
+        _CommandWarnings.prog = None
 
 
 def stream_results(prog: str, results: Iterable, writer, total: int | None = None, verbose: bool = False,
@@ -275,6 +287,18 @@ def check_engine_options(args: argparse.Namespace) -> None:
         raise CorpusError(f"{', '.join(given)}: for Ray actors; add --engine ray (this run is local)")
 
 
+def _shard_of(run_file: str) -> str | None:
+    """The shard ("K/N") whose results an output holds, by the run description beside it; None if none is said."""
+    import json
+
+    try:
+        with open(run_file, encoding="utf-8") as f:
+            shard = json.load(f).get("shard")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return shard if isinstance(shard, str) else None
+
+
 def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[dict], fmt: str,
                writer_options: dict | None = None, observer=None, describe=None, started=None) -> int:
     """Run `task` over `rows` as the options of add_corpus_options say, writing records as they finish; ->
@@ -296,6 +320,18 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     check_engine_options(args)
     dest, append, done = args.output, False, set()
     run_file = None  # the run description to write once the run has started (a failed start leaves none)
+    if n > 1 and not output_dir and getattr(args, "outdir", None):  # shards would share (and replace) one index
+        raise engines.CorpusError(f"--shard {k}/{n} with --outdir {args.outdir}: every shard would replace the "
+                                  f"others' index there; give --output-dir DIR (one part per shard; `mms merge DIR` "
+                                  f"joins them)")
+    if n > 1 and not output_dir and args.output not in (None, "-") and not is_special(args.output):
+        # each shard its own --output (out_$SLURM_ARRAY_TASK_ID.jsonl) is fine; one file for all is not
+        description["shard"] = f"{k}/{n}"
+        other = _shard_of(args.output + ".run.json")
+        if other not in (None, description["shard"]):
+            raise engines.CorpusError(f"--output {args.output}: holds the results of shard {other}, which this "
+                                      f"shard ({k}/{n}) would replace; give each shard its own --output, or use "
+                                      f"--output-dir DIR (one part per shard; `mms merge DIR` joins them)")
     if output_dir:
         if args.output not in (None, "-"):
             raise engines.CorpusError("give either --output or --output-dir, not both")
@@ -318,11 +354,6 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         dest, fmt, append = own, "jsonl", True
     elif engine == "ray":
         raise engines.CorpusError("--engine ray writes one part per worker: give --output-dir DIR")
-    elif n > 1 and args.output not in (None, "-") and not is_special(args.output):
-        given = f"--outdir {args.outdir}" if getattr(args, "outdir", None) else f"--output {args.output}"
-        raise engines.CorpusError(f"--shard {k}/{n} with {given}: every shard would replace the others' results "
-                                  f"there; give "
-                                  f"--output-dir DIR (one part per shard; `mms merge DIR` joins them)")
     elif resume:
         if args.output in (None, "-") or fmt != "jsonl":
             raise engines.CorpusError("--resume continues a jsonl file: give --output FILE --format jsonl "

@@ -305,3 +305,35 @@ def test_channels_in_opposite_phase_are_not_averaged_into_silence(tmp_path, capl
     with caplog.at_level("WARNING", logger="mms.audio"):
         np.testing.assert_allclose(load_audio(same), 0.75 * voice, atol=1e-7)
     assert not caplog.records
+
+
+def test_each_command_names_its_own_audio_warnings_in_one_process(tmp_path):
+    """Two commands run by main() in one process (a notebook): each warning carries the command that read the file,
+    and a library call afterwards prints it bare."""
+    import subprocess
+    import sys
+
+    whole = tmp_path / "whole.wav"
+    soundfile.write(whole, sine(440, 2.0, 16000), 16000, subtype="PCM_16")
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.wav").write_bytes(whole.read_bytes()[:32044])
+    code = (f"from mms.cli import main\nfrom mms.audio import load_audio\n"
+            f"main(['asr', '--model', 'demo', '--lang', 'eng', {str(tmp_path / 'a.wav')!r}])\n"
+            f"main(['lid', '--model', 'demo', {str(tmp_path / 'b.wav')!r}])\n"
+            f"load_audio({str(tmp_path / 'c.wav')!r})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = [line for line in done.stderr.splitlines() if "cut off" in line]
+    assert [line.split(": the file")[0] for line in lines] == [
+        f"mms asr: warning: {tmp_path / 'a.wav'}", f"mms lid: warning: {tmp_path / 'b.wav'}", str(tmp_path / "c.wav")]
+
+
+def test_an_inverted_noisy_recording_is_read_from_one_channel_throughout(tmp_path):
+    """Decided once per file (not block by block, which would switch between the average and one channel), and
+    with independent noise in each channel (20 dB below the speech), which keeps the average from cancelling fully."""
+    rng = np.random.default_rng(0)
+    voice = np.tile(sine(300, 1.0, SAMPLE_RATE), 40)  # 40 s: several decoding blocks
+    noise = rng.normal(0, 0.1 * float(np.std(voice)), (voice.size, 2))
+    path = tmp_path / "inverted-noisy.wav"
+    soundfile.write(path, (np.stack([voice, -voice], axis=1) + noise).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+    wave = load_audio(path)
+    np.testing.assert_allclose(wave, (voice + noise[:, 0]).astype(np.float32), atol=1e-6)

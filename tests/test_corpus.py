@@ -279,10 +279,19 @@ def test_a_shard_leaves_the_other_shards_parts_as_they_are(corpus, tmp_path):
 
 
 def test_shards_into_one_output_file_are_refused(corpus, tmp_path):
-    out = tmp_path / "out.jsonl"
-    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "-f", "jsonl", "-o", out, "--shard", "1/2")
-    assert r.returncode == 2 and "--shard 1/2 with --output" in r.stderr and "give --output-dir DIR" in r.stderr
-    assert not out.exists()
+    """Each shard its own --output is fine (out_$SLURM_ARRAY_TASK_ID.jsonl); a second shard into the first one's
+    file would replace its results, and is refused."""
+    for k in range(2):
+        r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "-o", tmp_path / f"out{k}.jsonl",
+                "--shard", f"{k}/2")
+        assert r.returncode == k, r.stderr  # (index 3, the missing file, is shard 1's)
+    out = tmp_path / "out0.jsonl"
+    before = out.read_text()
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "-o", out, "--shard", "1/2")
+    assert r.returncode == 2 and "holds the results of shard 0/2, which this shard (1/2) would replace" in r.stderr
+    assert out.read_text() == before
+    again = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "-o", out, "--shard", "0/2", "--resume")
+    assert again.returncode == 0 and "resuming: 3 inputs done before, 0 to do" in again.stderr
     text = tmp_path / "t.txt"
     text.write_text("one\ntwo\n")
     r = mms("tts", "--model", "demo", "--lang", "eng", "--file", text, "--outdir", tmp_path / "voice", "--shard", "0/2")
@@ -299,3 +308,18 @@ def test_tts_outdir_holding_other_files_is_refused(tmp_path):
     assert (mine / "0001.wav").read_bytes() == b"the user's own recording"
     assert mms("tts", "--model", "demo", "--lang", "eng", "--txt", "hello", "--outdir", tmp_path / "new").returncode == 0
     assert mms("tts", "--model", "demo", "--lang", "eng", "--txt", "again", "--outdir", tmp_path / "new").returncode == 0
+
+
+def test_a_run_from_before_a_setting_existed_resumes_with_its_behaviour(tmp_path):
+    """A `mms tts` run started before --numbers (digits then left to the voice) resumes with --numbers as-is, and is
+    refused, naming the setting, with the new default."""
+    from mms.engines import CorpusError, check_run, run_description, write_run
+
+    rows = [{"index": 0, "text": "3 cats"}]
+    old = run_description("tts", {"model": "demo", "options": {"seed": 1}}, rows)
+    write_run(str(tmp_path / "run.json"), old)
+    as_is = run_description("tts", {"model": "demo", "options": {"seed": 1, "numbers": "as-is"}}, rows)
+    assert check_run(str(tmp_path / "run.json"), as_is) is False  # the same run: resumed
+    words = run_description("tts", {"model": "demo", "options": {"seed": 1, "numbers": "words"}}, rows)
+    with pytest.raises(CorpusError, match=r"options.numbers \('as-is' -> 'words'\)"):
+        check_run(str(tmp_path / "run.json"), words)

@@ -25,6 +25,11 @@ from tests.tts_factory import voice_dirs
     ("call 12345678901", "eng", "call " + " ".join(["one", "two", "three", "four", "five", "six", "seven", "eight",
                                                     "nine", "zero", "one"])),
     ("Il a 3,5 ans et 1.000 euros.", "fra", "Il a trois virgule cinq ans et mille euros."),
+    ("2.50 and 1,000,000,000", "eng", "two point five zero and one billion"),  # grouped: never digit by digit
+    ("2 500 € et 2\u202f500", "fra", "deux mille cinq cents € et deux mille cinq cents"),
+    ("1 000 000 рублей, 3,5 кг", "rus", "один миллион рублей, три целых пять десятых кг"),
+    ("1.234,56 €", "deu", "eintausendzweihundertvierunddreißig Komma fünf sechs €"),
+    ("12,75", "ita", "dodici virgola sette cinque"),  # num2words alone drops an Italian fraction
     ("У меня 3 кошки", "rus", "У меня три кошки"),
     ("Ich bin 42.", "deu-script_latin", "Ich bin zweiundvierzig."),
     ("नमस्ते 5", "hin", "नमस्ते 5"),  # num2words has no Hindi: the digits stay (the voice drops them, with a warning)

@@ -547,3 +547,18 @@ def test_a_folder_another_run_is_training_into_is_refused(data, tmp_path):
     other.release()
     trainer.run()
     assert (tmp_path / "out" / "train_state.pt").exists()
+
+
+def test_a_filesystem_without_locks_warns_and_trains(tmp_path, monkeypatch, caplog):
+    import filelock
+
+    from mms.train.export import lock_out_folder
+
+    def unsupported(self, *args, **kwargs):
+        raise NotImplementedError("FileSystem does not appear to support flock")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", unsupported)
+    with caplog.at_level("WARNING", logger="mms.train"):
+        with lock_out_folder(tmp_path):
+            pass
+    assert "this filesystem cannot lock files: make sure no other run trains into it" in caplog.text

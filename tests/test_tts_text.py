@@ -151,11 +151,12 @@ def test_split_sentences_by_script():
     assert split_sentences("यह एक वाक्य है। यह दूसरा है।") == ["यह एक वाक्य है।", "यह दूसरा है।"]
     assert split_sentences("هل أنت بخير؟ نعم") == ["هل أنت بخير؟", "نعم"]
     assert split_sentences("  \n\n ") == []
-    # abbreviations and initials do not end a sentence; "etc." and a word of two letters do
-    assert split_sentences("Dr. Smith met J. R. Tolkien, e.g. at St. Mary's. They spoke. Fine etc. Go. It is ok. "
-                           "Yes") == ["Dr. Smith met J. R. Tolkien, e.g. at St. Mary's.", "They spoke.", "Fine etc.",
+    # title abbreviations do not end a sentence; "etc.", "no.", a single letter and a word of two letters do
+    assert split_sentences("Dr. Smith met Mrs. Jones, e.g. at St. Mary's. They spoke. Fine etc. Go. It is ok. "
+                           "Yes") == ["Dr. Smith met Mrs. Jones, e.g. at St. Mary's.", "They spoke.", "Fine etc.",
                                       "Go.", "It is ok.", "Yes"]
-    assert split_sentences("So did I. Then we left.") == ["So did I.", "Then we left."]
+    assert split_sentences("So did I. The answer is no. I took vitamin C. It helped.") == [
+        "So did I.", "The answer is no.", "I took vitamin C.", "It helped."]
 
 
 def test_long_sentences_are_cut_at_clauses_spaces_or_the_limit():

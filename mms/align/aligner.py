@@ -522,9 +522,9 @@ def read_pairs(manifest: str) -> list[Pair]:
             continue
         stem = os.path.splitext(os.path.basename(item.audio))[0] or "audio"
         name, count = stem, 1
-        while name.casefold() in seen:  # "utt", "utt" and "utt_2": utt, utt_2, utt_2_2 (case-blind filesystems too)
+        while name in seen:  # "utt", "utt" and "utt_2": utt, utt_2, utt_2_2
             count += 1
             name = f"{stem}_{count}"
-        seen[name.casefold()] = True
+        seen[name] = True
         pairs.append(Pair(item.audio, text_file, item.lang, item.text, name))
     return pairs

@@ -355,8 +355,8 @@ def run(args: argparse.Namespace) -> int:
         # trainers score their dev sets
         from mms.text.normalize import normalize_transcript
 
-        lang = None if args.lang in (None, "auto") else args.lang
-        normalized = [normalize_transcript(ref, lang) for ref in references]
+        langs = [item.lang or (None if args.lang in (None, "auto") else args.lang) for item in items]
+        normalized = [normalize_transcript(ref, lang) for ref, lang in zip(references, langs)]
         normalized_scorer = CorpusScorer() if normalized != list(references) else None
 
     failed = 0
@@ -365,8 +365,10 @@ def run(args: argparse.Namespace) -> int:
         nonlocal failed
         failed += bool(record.get("error"))
         scorer.add(references[record["index"]], None if record.get("error") else record["text"])
-        if normalized_scorer is not None:
-            normalized_scorer.add(normalized[record["index"]], None if record.get("error") else record["text"])
+        if normalized_scorer is not None:  # both sides, as `mms score --normalize` (a model may write capitals)
+            i = record["index"]
+            normalized_scorer.add(normalized[i], None if record.get("error") else
+                                  normalize_transcript(record["text"], record.get("lang") or langs[i]))
 
     status = run_corpus(args, "asr", settings, rows, args.format, {"single": len(items) == 1},
                         score if scorer is not None else None,

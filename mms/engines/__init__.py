@@ -159,6 +159,11 @@ def _flat(settings: dict, prefix: str = "") -> dict:
     return out
 
 
+# Settings added to a task after runs were made without them, with the behaviour those runs had: such a run resumes
+# with that value (`mms tts --numbers as-is`), and is refused, naming it, with another.
+ADDED_SETTINGS = {"options.numbers": "as-is"}
+
+
 def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     """Whether run.json is still to be written (True: there is none, nor any record); a CorpusError when an
     existing one describes another run, or when records are there without one (whose run they are of cannot be
@@ -178,6 +183,9 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     # compared without performance settings (a run.json of an earlier version may hold nested ones), and named
     # one changed value at a time
     old_settings, new_settings = _flat(result_settings(old.get("settings", {}))), _flat(description["settings"])
+    for key, before in ADDED_SETTINGS.items():  # a run started before the setting existed ran as it says
+        if key in new_settings:
+            old_settings.setdefault(key, before)
     changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
                 for key in sorted(set(old_settings) | set(new_settings))
                 if old_settings.get(key) != new_settings.get(key)]

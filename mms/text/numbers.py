@@ -5,11 +5,14 @@ them: "Call 911 at 10:30" is spoken "call at". Here the digits are spelled in th
 (a maintained package with rules for about 50 languages) when it knows the language, before romanisation, so a
 uroman voice reads the words of its own script. What is read how:
 
-* an integer: a cardinal ("42" -> "forty-two"); thousands written with the language's group separator are one
-  number ("1,000,000" in English, "1.000.000" in German), never a year;
-* a decimal with the language's decimal mark ("3.5" in English, "3,5" in French), in the languages where
-  num2words' decimals were checked (DECIMAL_LANGUAGES); elsewhere its parts are read as two integers;
-* a digit string that starts with 0 or has more than MAX_DIGITS digits (a phone or account number): digit by digit;
+* an integer: a cardinal ("42" -> "forty-two"); thousands grouped with the language's separator are one number,
+  never a year nor digit by digit ("1,000,000" in English; "1.000.000" or "1 000 000" in German, French or
+  Russian; a no-break or narrow no-break space in any language);
+* a decimal with the language's decimal mark ("3.05" in English, "3,5" in French, "1.234,56" in German): the
+  integer, the word for the mark, then the fraction digit by digit ("three point zero five"), or num2words' own
+  reading where the language declines it (Russian "три целых пять десятых");
+* an ungrouped digit string that starts with 0 or has more than MAX_DIGITS digits (a phone or account number):
+  digit by digit;
 * English only: ordinals ("21st"), years (a 4-digit number from 1100 to 2099: "1984" -> "nineteen eighty-four")
   and "%" ("percent").
 A sign is not read (a hyphen before a digit is more often a range or a dash than a minus). Languages num2words does
@@ -21,7 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-MAX_DIGITS = 9  # longer digit strings are read digit by digit (num2words stops at 10 digits in some languages)
+MAX_DIGITS = 9  # longer ungrouped digit strings are read digit by digit (phone and account numbers)
 
 # ISO 639-3 codes that pycountry gives no two-letter code for (individual languages of a macrolanguage), mapped to
 # the num2words language of their macrolanguage.
@@ -29,16 +32,25 @@ MEMBER_LANGUAGES = {"arb": "ar", "azj": "az", "azb": "az", "pes": "fa", "prs": "
                     "nno": "no", "zsm": "id", "ind": "id", "ekk": "et", "kaz": "kz", "tet": "tet", "tgk": "tg"}
 # num2words languages left out: Amharic's converter loops forever on millions and fails from 10,000 (0.5.14).
 BROKEN = {"am"}
-# Languages whose decimals num2words reads correctly ("three point five"); Vietnamese, Persian and Arabic gave
-# wrong words for some decimals in 0.5.14, so the others read the two parts as integers.
-DECIMAL_LANGUAGES = {"en", "fr", "de", "es", "it", "pt", "nl", "ru", "uk", "pl", "cs", "sk", "sv", "da", "no", "fi",
-                     "tr", "id", "ro", "ca", "hu", "lt", "lv", "sl", "sr", "be", "is", "cy", "eo"}
-# Languages writing the decimal mark as a point and grouping thousands with a comma (the others: the reverse).
+# The word for the decimal mark where num2words has none, or none usable (0.5.14 dropped the fraction in Italian
+# and Welsh, misread it in Vietnamese, Persian and Arabic). A decimal is read as its integer, this word (or the
+# converter's `pointword`), then the fraction's digits one by one ("3.05" -> "three point zero five"), which keeps
+# trailing zeros; languages whose converter reads decimals grammatically with a declined word (Russian "три целых
+# пять десятых", Japanese) keep num2words' own reading.
+POINT_WORDS = {"it": "virgola", "cy": "pwynt", "id": "koma", "vi": "phẩy", "fa": "ممیز", "ar": "فاصلة",
+               "es": "coma"}  # (Spanish: "punto" where the mark is a point; the comma, read "coma", is assumed here)
+# Languages writing the decimal mark as a point and grouping thousands with a comma (the others: the reverse, and
+# also a space). A no-break or narrow no-break space groups thousands in every language.
 POINT_DECIMAL = {"en", "he", "ja", "ko", "th", "te", "kn", "bn", "hi", "ta"}
+SPACES = "\u00a0\u202f"
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
+
+
+def _number_pattern(code: str) -> re.Pattern:
+    group, decimal = (","  + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
+    return re.compile(rf"(?<![\d])(\d{{1,3}}(?:[{group}]\d{{3}})+(?!\d)|\d+)(?:{re.escape(decimal)}(\d+))?")
 
 
 @lru_cache(maxsize=None)
@@ -62,35 +74,44 @@ def num2words_language(lang: str | None) -> str | None:
 def spell_numbers(text: str, lang: str | None) -> str:
     """`text` with its numbers spelled in `lang` (an MMS/ISO 639-3 code); unchanged when num2words does not know
     the language or the text has no digit."""
-    code = num2words_language(lang) if any(ch.isdigit() for ch in text) else None
+    code = num2words_language(lang) if any(ch.isdecimal() for ch in text) else None
     if code is None:
         return text
     if code == "en":
         text = _ORDINAL.sub(lambda m: _pad(text, m, _words(m.group(1), code, "ordinal")), text)
         text = re.sub(r"(?<=\d)\s?%", " percent", text)
-    return _NUMBER.sub(lambda m: _pad(text, m, _spell(m.group(0), code)), text)
+    return _number_pattern(code).sub(lambda m: _pad(text, m, _spell(m.group(1), m.group(2), code)), text)
 
 
-def _spell(number: str, code: str) -> str:
-    group, decimal = (",", ".") if code in POINT_DECIMAL else (".", ",")
-    if re.fullmatch(rf"\d{{1,3}}(?:{re.escape(group)}\d{{3}})+", number):
-        return _integer(number.replace(group, ""), code, year=False)  # thousands: one number, never a year
-    parts = re.split(r"[.,]", number)
-    if len(parts) == 2 and decimal in number and code in DECIMAL_LANGUAGES and len(parts[0]) <= MAX_DIGITS:
+def _spell(whole: str, fraction: str | None, code: str) -> str:
+    grouped = not whole.isdecimal()
+    whole = re.sub(r"\D", "", whole)  # thousands: one number, never a year nor digit by digit
+    if fraction is None:
+        return _integer(whole, code, grouped)
+    point = POINT_WORDS.get(code) or getattr(_converters()[code], "pointword", None)
+    if not isinstance(point, str):  # a declined decimal word: the converter's own reading
         from decimal import Decimal
 
-        spoken = _words(Decimal(number.replace(decimal, ".")), code)
+        spoken = _words(Decimal(f"{whole}.{fraction}"), code)
         if spoken:
             return spoken
-    return " ".join(_integer(part, code) for part in parts)
+        point = ""
+    digits = " ".join(_words(d, code) or d for d in fraction)
+    return " ".join(part for part in (_integer(whole, code, True), point, digits) if part)
 
 
-def _integer(digits: str, code: str, year: bool = True) -> str:
-    if (len(digits) > 1 and digits[0] == "0") or len(digits) > MAX_DIGITS:
+def _converters() -> dict:
+    from num2words import CONVERTER_CLASSES
+
+    return CONVERTER_CLASSES
+
+
+def _integer(digits: str, code: str, grouped: bool = False) -> str:
+    if not grouped and ((len(digits) > 1 and digits[0] == "0") or len(digits) > MAX_DIGITS):
         return " ".join(_words(d, code) or d for d in digits)
-    if year and code == "en" and len(digits) == 4 and 1100 <= int(digits) <= 2099:
+    if not grouped and code == "en" and len(digits) == 4 and 1100 <= int(digits) <= 2099:
         return _words(digits, code, "year") or digits
-    return _words(digits, code) or digits
+    return _words(digits, code) or " ".join(_words(d, code) or d for d in digits)  # (too large for the converter)
 
 
 def _words(number, code: str, to: str = "cardinal") -> str | None:

@@ -53,12 +53,11 @@ _SENTENCE_END = re.compile(
     rf"|[{re.escape(FINAL_ANYWHERE)}]+[{re.escape(CLOSERS)}]*)")
 
 
-# A full stop after these (case ignored) or after a single letter (an initial: "J. Smith") is taken for an
-# abbreviation's, not a sentence's end: a pause there would cut "Dr. Smith" in two. Titles of Latin-script
-# languages, and "e.g."/"i.e." ("etc." often ends a sentence, so it is not here).
-ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "vs", "no", "nr", "fig", "hr", "fr", "sra",
-                 "srta", "mme", "mlle", "e.g", "i.e"}
-PRONOUNS = {"i", "я"}  # single letters that end sentences ("So did I."), not initials
+# A full stop after these (case ignored) is taken for an abbreviation's, not a sentence's end: a pause there would
+# cut "Dr. Smith" in two. Titles of Latin-script languages, and "e.g."/"i.e.". Not "no." ("The answer is no."),
+# "etc." (often a sentence's end) nor single letters (an initial, "J. Smith", or "vitamin C." at a sentence's end).
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "vs", "fig", "hr", "fr", "sra", "srta",
+                 "mme", "mlle", "e.g", "i.e"}
 
 # Characters outside a voice's vocabulary that separate words (besides whitespace): hyphens, dashes, slashes.
 WORD_BREAKS = "-\u2010\u2012\u2013\u2014\u2015/"
@@ -90,10 +89,9 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
 
 
 def _abbreviation(before: str) -> bool:
-    """Whether the word ending `before` (the text up to a full stop) is an initial or a known abbreviation."""
+    """Whether the word ending `before` (the text up to a full stop) is a known abbreviation."""
     words = before.split()
-    word = words[-1].lstrip("\"'“‘«([{").lower() if words else ""
-    return (len(word) == 1 and word.isalpha() and word not in PRONOUNS) or word in ABBREVIATIONS
+    return bool(words) and words[-1].lstrip("\"'“‘«([{").lower() in ABBREVIATIONS
 
 
 def _cut_point(sentence: str, max_chars: int) -> int:

@@ -77,6 +77,13 @@ def lock_out_folder(out: Path):
     except Timeout:
         raise TrainError(f"--out {out}: another training run is using this folder; wait for it to end, or give "
                          f"another folder") from None
+    except NotImplementedError:  # a filesystem without file locks (Lustre mounted noflock, some NFS)
+        import logging
+        from contextlib import nullcontext
+
+        logging.getLogger("mms.train").warning(
+            f"--out {out}: this filesystem cannot lock files: make sure no other run trains into it")
+        return nullcontext()
     except OSError as e:
         raise TrainError(f"--out {out}: cannot lock it ({e.strerror or e})") from None
     return lock

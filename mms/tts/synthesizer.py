@@ -43,6 +43,7 @@ from mms.errors import MMSError
 from mms.models.vits import VitsModel
 from mms.options import GPU_BATCH_TOKENS, MAX_PAUSE, SAMPLE_RATES, SEED_LIMIT, TTSOptions
 from mms.results import Task
+from mms.text.numbers import num2words_language
 from mms.text.tts_text import Prepared, TextError, split_sentences
 
 __all__ = ["TTS", "Speech", "TextError", "build_model", "load_voice"]
@@ -246,10 +247,12 @@ class TTS(Task):
         return job
 
     def _digits_hint(self, dropped: list[str], options: TTSOptions) -> str:
-        if not any(ch.isdigit() for ch in dropped):
+        if not any(ch.isdecimal() for ch in dropped):  # (not ² or ¾: never spelled)
             return ""
         if options.numbers == "as-is":
             return " (--numbers words speaks numbers as words)"
+        if num2words_language(self.lang) is not None:
+            return ""
         return (f" (numbers are spoken as words in the languages num2words knows; not in this voice's "
                 f"language, {self.lang or 'which its folder does not name'})")
 
