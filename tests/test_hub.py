@@ -309,6 +309,8 @@ def test_a_vocabulary_only_fetch_takes_the_small_files(fake_hub, asr_repo, tmp_p
     from mms.checkpoints import load_vocabulary
     from mms.cli import main
 
+    with pytest.raises(hub.NotCachedError, match="run the command once online: it fetches only those files"):
+        hub.resolve_model("mms-1b-all", task="asr", lang="fra", vocabulary_only=True, offline=True)  # not the GBs
     path = hub.resolve_model("mms-1b-all", task="asr", lang="fra", vocabulary_only=True)
     assert sorted(fake_hub.requested()) == ["config.json", "preprocessor_config.json", "tokenizer_config.json",
                                             "vocab.json"]  # no weights, no adapter

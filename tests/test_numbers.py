@@ -19,6 +19,7 @@ from tests.tts_factory import voice_dirs
     ("1,500 people in 1500", "eng", "one thousand five hundred people in fifteen hundred"),  # 1,500: no year
     ("room 3.5", "eng", "room three point five"),
     ("the 21st of May 1984", "eng", "the twenty-first of May nineteen eighty-four"),
+    ("the 1,000th", "eng", "the one thousandth"),
     ("50% off", "eng", "fifty percent off"),
     ("agent 007", "eng", "agent zero zero seven"),
     ("mp3 player", "eng", "mp three player"),

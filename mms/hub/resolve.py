@@ -112,8 +112,11 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
     if offline:
         missing = [names[0] for names, optional, _ in hf_files(info, langs)
                    if not optional and cached_file(repo, names) is None]
+        # (the vocabulary alone, for mms lexicon: not the download of the whole model, GBs for a few kB)
+        hint = ("run the command once online: it fetches only those files, a few kB" if info.weights is None
+                else f"fetch with: {fetch_command(info, langs, 'hf')}")
         raise NotCachedError(f"{info.name}: {', '.join(missing)} not in the cache ({hub_cache()}) and offline mode "
-                             f"is on; fetch with: {fetch_command(info, langs, 'hf')}")
+                             f"is on; {hint}")
     revision, snapshot, checked = "main", None, False
     for names, optional, lang in hf_files(info, langs):
         if snapshot is not None and lang is not None and not checked:

@@ -44,7 +44,7 @@ POINT_WORDS = {"it": "virgola", "cy": "pwynt", "id": "koma", "vi": "phẩy", "fa
 POINT_DECIMAL = {"en", "he", "ja", "ko", "th", "te", "kn", "bn", "hi", "ta"}
 SPACES = "\u00a0\u202f"
 
-_ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
 
@@ -78,7 +78,7 @@ def spell_numbers(text: str, lang: str | None) -> str:
     if code is None:
         return text
     if code == "en":
-        text = _ORDINAL.sub(lambda m: _pad(text, m, _words(m.group(1), code, "ordinal")), text)
+        text = _ORDINAL.sub(lambda m: _pad(text, m, _words(m.group(1).replace(",", ""), code, "ordinal")), text)
         text = re.sub(r"(?<=\d)\s?%", " percent", text)
     return _number_pattern(code).sub(lambda m: _pad(text, m, _spell(m.group(1), m.group(2), code)), text)
 
