@@ -12,6 +12,7 @@ Exit status, the same for every command:
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -153,40 +154,32 @@ def error(prog: str, message: str) -> None:
     print(f"{prog}: error: {lines[0]}", file=sys.stderr)
 
 
-class _CommandWarnings:
+class _LayerWarnings(logging.Handler):
     """The audio and manifest layers' warnings (a file cut off, a .wrd that does not match its .tsv) as
     `<command>: warning: ...` lines on the standard error of the moment, like the command's own messages (Python
-    printed them bare, or as a UserWarning with its source line). Installed once; `execute` names the command."""
+    printed them bare, or as a UserWarning with its source line). `execute` names the command while it runs."""
 
     prog: str | None = None
-    installed = False
+    loggers = ("mms.audio", "mms.manifest")
 
-    @classmethod
-    def install(cls, prog: str) -> None:
-        import logging
-
-        cls.prog = prog
-        if cls.installed:
+    def emit(self, record):
+        if logging.getLogger().handlers:  # logging set up (the trainers, an application): printed there
             return
+        # outside a command (library use): bare, as Python's last-resort handler would print it
+        print(f"{self.prog}: warning: {record.getMessage()}" if self.prog else record.getMessage(), file=sys.stderr)
 
-        class Handler(logging.Handler):
-            def emit(self, record):
-                if logging.getLogger().handlers:  # logging set up (the trainers, an application): printed there
-                    return
-                # outside a command (library use): bare, as Python's last-resort handler would print it
-                print(f"{cls.prog}: warning: {record.getMessage()}" if cls.prog else record.getMessage(),
-                      file=sys.stderr)
 
-        for name in ("mms.audio", "mms.manifest"):
-            logging.getLogger(name).addHandler(Handler())
-        cls.installed = True
+_LAYER_WARNINGS = _LayerWarnings()
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
     prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
     verbose = getattr(args, "verbose", False)
-    _CommandWarnings.install(prog)
+    _LAYER_WARNINGS.prog = prog
+    for name in _LAYER_WARNINGS.loggers:
+        if _LAYER_WARNINGS not in logging.getLogger(name).handlers:
+            logging.getLogger(name).addHandler(_LAYER_WARNINGS)
     try:
         if getattr(args, "offline", False):
             from mms.hub import set_offline
@@ -220,7 +213,7 @@ def execute(args: argparse.Namespace) -> int:
                     + ("" if verbose else " (run with --verbose for the traceback)"))
         return BUG
     finally:
-        _CommandWarnings.prog = None
+        _LAYER_WARNINGS.prog = None
 
 
 def stream_results(prog: str, results: Iterable, writer, total: int | None = None, verbose: bool = False,
@@ -288,13 +281,13 @@ def check_engine_options(args: argparse.Namespace) -> None:
 
 
 def _shard_of(run_file: str) -> str | None:
-    """The shard ("K/N") whose results an output holds, by the run description beside it; None if none is said."""
-    import json
+    """The shard ("K/N") whose results an output holds, by the run description beside it; None if none is said
+    (no description, or one that cannot be read: this run replaces it)."""
+    from mms import engines
 
     try:
-        with open(run_file, encoding="utf-8") as f:
-            shard = json.load(f).get("shard")
-    except (OSError, ValueError, AttributeError):
+        shard = engines.read_run(run_file).get("shard")
+    except engines.CorpusError:
         return None
     return shard if isinstance(shard, str) else None
 

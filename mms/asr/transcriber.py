@@ -238,13 +238,9 @@ class ASR(Task):
         for buffer in self._buffers(jobs):
             self._run(buffer, keep_emissions)
             submitted = [(job, self._decode(job, keep_emissions)) for job in buffer]
-            for job, decoding in pending:
+            ready, pending = (pending, submitted) if self.beam is not None else (submitted, [])
+            for job, decoding in ready:
                 yield self._finish(job, decoding, timestamps)
-            pending = submitted
-            if self.beam is None:
-                for job, decoding in pending:
-                    yield self._finish(job, decoding, timestamps)
-                pending = []
             release_memory()
         for job, decoding in pending:
             yield self._finish(job, decoding, timestamps)

@@ -224,20 +224,17 @@ def run_lm_build(args) -> int:
 
 
 def run_score(args) -> int:
+    from mms.errors import MMSError
     from mms.files import write_text_atomic
     from mms.scoring import format_summary, pair_by_audio, read_texts, score
 
+    if args.lang and not args.normalize:
+        raise MMSError("--lang is for --normalize (the language's normalisation rules)")
     refs = read_texts(args.ref)
     if not refs:  # (it printed "WER 0.00% over 0 utterances" and exit 0)
-        from mms.errors import MMSError
-
         raise MMSError(f"{args.ref}: no reference lines: nothing to score")
     hyps = pair_by_audio(args.ref, args.hyp, read_texts(args.hyp, len(refs)),
                          lambda line: say("mms score", line))
-    if args.lang and not args.normalize:
-        from mms.errors import MMSError
-
-        raise MMSError("--lang is for --normalize (the language's normalisation rules)")
     if args.normalize:
         from mms.text.normalize import normalize_transcript
 

@@ -48,8 +48,9 @@ _ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
 
+@lru_cache(maxsize=None)
 def _number_pattern(code: str) -> re.Pattern:
-    group, decimal = (","  + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
+    group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
     return re.compile(rf"(?<![\d])(\d{{1,3}}(?:[{group}]\d{{3}})+(?!\d)|\d+)(?:{re.escape(decimal)}(\d+))?")
 
 
@@ -88,7 +89,9 @@ def _spell(whole: str, fraction: str | None, code: str) -> str:
     whole = re.sub(r"\D", "", whole)  # thousands: one number, never a year nor digit by digit
     if fraction is None:
         return _integer(whole, code, grouped)
-    point = POINT_WORDS.get(code) or getattr(_converters()[code], "pointword", None)
+    from num2words import CONVERTER_CLASSES
+
+    point = POINT_WORDS.get(code) or getattr(CONVERTER_CLASSES[code], "pointword", None)
     if not isinstance(point, str):  # a declined decimal word: the converter's own reading
         from decimal import Decimal
 
@@ -96,22 +99,19 @@ def _spell(whole: str, fraction: str | None, code: str) -> str:
         if spoken:
             return spoken
         point = ""
-    digits = " ".join(_words(d, code) or d for d in fraction)
-    return " ".join(part for part in (_integer(whole, code, True), point, digits) if part)
+    return " ".join(part for part in (_integer(whole, code, True), point, _digit_by_digit(fraction, code)) if part)
 
 
-def _converters() -> dict:
-    from num2words import CONVERTER_CLASSES
-
-    return CONVERTER_CLASSES
+def _digit_by_digit(digits: str, code: str) -> str:
+    return " ".join(_words(d, code) or d for d in digits)
 
 
 def _integer(digits: str, code: str, grouped: bool = False) -> str:
     if not grouped and ((len(digits) > 1 and digits[0] == "0") or len(digits) > MAX_DIGITS):
-        return " ".join(_words(d, code) or d for d in digits)
+        return _digit_by_digit(digits, code)
     if not grouped and code == "en" and len(digits) == 4 and 1100 <= int(digits) <= 2099:
         return _words(digits, code, "year") or digits
-    return _words(digits, code) or " ".join(_words(d, code) or d for d in digits)  # (too large for the converter)
+    return _words(digits, code) or _digit_by_digit(digits, code)  # (too large for the converter)
 
 
 def _words(number, code: str, to: str = "cardinal") -> str | None:

@@ -14,7 +14,7 @@ from mms.audio import SAMPLE_RATE, AudioError, load_audio, standardize
 from mms.batching import make_batches, pad
 from mms.errors import MMSError
 from mms.manifest import Item, read_manifest
-from mms.text.normalize import normalize_transcript
+from mms.text.normalize import normalize_transcript as normalize_text  # (the trainers' name for it)
 from mms.text.vocab import Vocabulary
 
 # transformers' Wav2Vec2CTCTokenizer layout: <pad> is the CTC blank; "|" separates words
@@ -62,10 +62,6 @@ def read_again(audio: str, samples: int, sample_rate: int = SAMPLE_RATE) -> np.n
         raise DataError(f"{audio}: the file changed since training started ({wave.size} samples at {sample_rate} Hz, "
                         f"{samples} before)")
     return wave
-
-
-def normalize_text(text: str, lang: str) -> str:
-    return normalize_transcript(text, lang)
 
 
 LANGUAGE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
