@@ -47,3 +47,32 @@ def conv_time_major(conv: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> to
         return F.conv_transpose2d(x, kernel, conv.bias, stride, padding, (0, conv.output_padding[0]), conv.groups,
                                   dilation)
     return F.conv2d(x, kernel, conv.bias, stride, padding, dilation, conv.groups)
+
+
+def conv_as_products(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for time-major x [B, T, C] -> [B, T', C'], as matrix products with no copy of x, for a kernel that
+    spans at most two strides (k <= 2s, no padding, dilation or groups: wav2vec2's 3/2 and 2/2 layers). Frames
+    s*t .. s*t+s-1 are one row of x viewed as [B, T/s, s*C], so the first s taps are one product; the other k - s
+    taps read the first (k - s)*C values of the next row, a strided view whose rows are still contiguous.
+    On the AMX CPU this ran a 15 s input's feature encoder in bfloat16 faster than oneDNN's convolution
+    (docs/performance.md)."""
+    k, s = conv.kernel_size[0], conv.stride[0]
+    b, t, c = x.shape
+    n = (t - k) // s + 1
+    if n < 1:
+        raise ValueError(f"{t} frames are fewer than the kernel's {k}")
+    head, tail = derived_weight(conv, "taps", _taps, s)
+    rows = x[:, :s * n].reshape(b * n, s * c)
+    y = (rows @ head.t() if conv.bias is None else torch.addmm(conv.bias, rows, head.t())).view(b, n, -1)
+    if k > s:
+        rest = x.contiguous()[:, s:].as_strided((b, n, (k - s) * c), (t * c, s * c, 1))  # from frame s on
+        for row in range(b):  # per row: a 2-d strided matrix is one GEMM operand as it is, a 3-d one is copied
+            y[row].addmm_(rest[row], tail.t())
+    return y
+
+
+def _taps(weight: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[out, in, k] -> the first s taps as [out, s*in] and the others as [out, (k-s)*in]; column j*in + c holds
+    weight[:, c, j], the order of frames laid side by side."""
+    taps = weight.permute(0, 2, 1)
+    return taps[:, :s].reshape(len(weight), -1).contiguous(), taps[:, s:].reshape(len(weight), -1).contiguous()
