@@ -184,6 +184,11 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
             "--manifest", manifest, "--decode-workers", "0")
     assert r.returncode == 0, r.stderr
     assert "WER" in r.stderr  # the manifest's text is used as reference
+    assert "has no effect" not in r.stderr
+    (tmp_path / "zero.yaml").write_text("lm_weight: 0\n")  # a preset tuned without an LM, on a run with one
+    r = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", lm, "--lexicon", lexicon, "--config",
+            tmp_path / "zero.yaml", "--manifest", manifest, "--decode-workers", "0")
+    assert r.returncode == 0 and f"zero.yaml sets lm_weight 0: the LM {lm} has no effect" in r.stderr, r.stderr
     # usage errors: a file as --cache, --grid with --trials, --lang other than the dev set's
     r = mms(*argv[:-4], "--cache", preset, "-o", tmp_path / "x.yaml")
     assert r.returncode == 2 and "is a file; give a folder" in r.stderr
@@ -257,7 +262,15 @@ def test_tune_lexicon_only_searches_the_word_score_of_the_zero_shot_model(tmp_pa
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("WER") == 4  # a 3-point word-score line, not 3 x 3: the LM weight does nothing
     values = yaml.safe_load(preset.read_text())
-    assert values["lm_weight"] == 0 and values["word_score"] in (-30, 0, 30) and "no LM" in preset.read_text()
+    assert "lm_weight" not in values and values["word_score"] in (-30, 0, 30) and "no LM" in preset.read_text()
+    # its word score with a word list's automatic LM: the LM keeps the zero-shot preset's weight; a preset that sets
+    # the weight to 0 (as `mms tune` wrote them before) is said to switch the LM off
+    (tmp_path / "repeated.txt").write_text("cat dog cat\nmaison\n")
+    (tmp_path / "old.yaml").write_text(preset.read_text() + "lm_weight: 0.0\n")
+    for config, warned in ((preset, False), (tmp_path / "old.yaml", True)):
+        r = mms("asr", "--model", zs, "--words", tmp_path / "repeated.txt", "--config", config, wavs[0])
+        assert r.returncode == 0 and "automatic unigram LM" in r.stderr, r.stderr
+        assert ("LM weight 0" in r.stderr) == warned, r.stderr
 
     result = tune(str(zs), str(manifest), None, lexicon=str(lexicon),
                   settings=TuneSettings(grid=3, word_score=(-30, 30), decode_workers=0), cache=tmp_path / "cache")

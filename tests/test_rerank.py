@@ -40,6 +40,13 @@ def test_fairseq_best_coefficients_are_parsed_not_evaluated(tmp_path):
     (tmp_path / "bad.yaml").write_text("features: {slid: 1, vibes: 2}\n")
     with pytest.raises(RerankError, match="unknown features vibes"):
         load_weights(tmp_path / "bad.yaml")
+    for value in (".nan", ".inf", "-.inf"):  # a NaN score picks nothing and writes invalid JSON
+        (tmp_path / "nan.yaml").write_text(f"features: {{slid: 1, asr: {value}}}\n")
+        with pytest.raises(RerankError, match="weight of asr is not a finite number"):
+            load_weights(tmp_path / "nan.yaml")
+    path.write_text("{'weights': [1, 2, 3, 4, float('nan'), 6]}")
+    with pytest.raises(RerankError):
+        load_weights(path)
 
 
 def test_default_weights_are_lid_only():
@@ -136,6 +143,21 @@ def test_rerank_end_to_end_on_the_demo_model(setup):
 
 def test_rerank_usage_errors(setup):
     d, zs, wavs = setup
+    # the uasr feature needs a uroman zero-shot model: a model with per-language letters is refused
+    (d / "uasr.yaml").write_text("features: {slid: 1.0, uasr: 2.0}\n")
+    r = mms("asr", "--model", "demo", "--lang", "auto", "--rerank", "2", "--rerank-weights", d / "uasr.yaml",
+            "--zeroshot-model", "demo", wavs[0])
+    assert r.returncode == 2 and "--zeroshot-model demo: not a uroman zero-shot model" in r.stderr, r.stderr
+    # the weights file's recorded zero-shot model (`mms tune-rerank` writes it) is the default
+    (d / "recorded.yaml").write_text(f"features: {{slid: 1.0, uasr: 2.0}}\nzeroshot_model: {zs}\n")
+    r = mms("asr", "--model", "demo", "--lang", "auto", "--lid-model", "demo", "--rerank", "2", "--rerank-weights",
+            d / "recorded.yaml", "--format", "jsonl", wavs[0])
+    assert r.returncode == 0, r.stderr
+    assert "uasr" in json.loads(r.stdout)["candidates"][0]["features"]
+    (d / "recorded.yaml").write_text("features: {slid: 1.0, uasr: 2.0}\nzeroshot_model: demo\n")
+    r = mms("asr", "--model", "demo", "--lang", "auto", "--lid-model", "demo", "--rerank", "2", "--rerank-weights",
+            d / "recorded.yaml", "--zeroshot-model", zs, wavs[0])
+    assert r.returncode == 0 and "was tuned with the zero-shot model demo" in r.stderr, r.stderr
     r = mms("asr", "--model", "demo", "--lang", "eng", "--rerank", "3", wavs[0])
     assert r.returncode == 2 and "--lang auto" in r.stderr
     r = mms("asr", "--model", "demo", "--lang", "auto", "--rerank-weights", d / "nope.yaml", wavs[0])

@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
         weights = load_weights(args.rerank_weights) if args.rerank_weights else RerankWeights()
         weights.plugins = rerank_plugins(args, weights)
         rerank = {"n": args.rerank, "weights": weights.weights, "plugins": weights.plugins,
-                  "zeroshot_model": args.zeroshot_model or "mms-zeroshot-300m"}
+                  "zeroshot_model": rerank_zeroshot_model(args, weights)}
     elif args.rerank_weights or args.zeroshot_model or args.rerank_lm or args.rerank_wlid:
         raise MMSError("--rerank-weights, --zeroshot-model, --rerank-lm and --rerank-wlid need --rerank N")
     settings = {"rerank": rerank, "model": args.model, "lang": args.lang, "dict_path": args.dict_path, "tokenizer": args.tokenizer,
@@ -406,6 +406,17 @@ def rerank_plugins(args: argparse.Namespace, weights) -> dict:
     return {name: spec for name, spec in plugins.items() if name in used}
 
 
+def rerank_zeroshot_model(args: argparse.Namespace, weights) -> str:
+    """The zero-shot model of the uasr feature: --zeroshot-model, else the one the weights were tuned with (`mms
+    tune-rerank` records it), else mms-zeroshot-300m; another than the recorded one is said."""
+    recorded = weights.extra.get("zeroshot_model")
+    recorded = str(recorded) if recorded else None
+    if args.zeroshot_model and recorded and args.zeroshot_model != recorded and weights.used("uasr"):
+        say("mms asr", f"note: {args.rerank_weights} was tuned with the zero-shot model {recorded}; the uasr feature "
+                       f"now comes from {args.zeroshot_model}")
+    return args.zeroshot_model or recorded or "mms-zeroshot-300m"
+
+
 # beam-search settings a preset (--words) may set when neither the command line nor --config does
 PRESET_KNOBS = ("beam", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "sil_weight")
 
@@ -449,4 +460,7 @@ def beam_options(args: argparse.Namespace) -> dict | None:
             options[knob] = config[knob]
         else:
             options[knob] = None
+    if args.lm and options["lm_weight"] == 0:
+        source = "--lm-weight 0" if hasattr(args, "lm_weight") else f"--config {args.config} sets lm_weight 0"
+        say("mms asr", f"warning: {source}: the LM {args.lm} has no effect (a preset tuned without an LM?)")
     return options

@@ -83,6 +83,8 @@ def load_weights(path: str | Path) -> RerankWeights:
         if len(values) != len(FEATURES) or not all(isinstance(v, (int, float)) for v in values):
             raise RerankError(f"{path}: 'weights' must be {len(FEATURES)} numbers ({', '.join(FEATURES)})")
         extra = {k: v for k, v in data.items() if k != "weights"}
+        if not all(math.isfinite(v) for v in values):
+            raise RerankError(f"{path}: 'weights' must be finite numbers")
         return RerankWeights(dict(zip(FEATURES, map(float, values))), extra={"fairseq": extra} if extra else {})
     import yaml
 
@@ -99,6 +101,9 @@ def load_weights(path: str | Path) -> RerankWeights:
         weights = {name: float(w) for name, w in data["features"].items()}
     except (TypeError, ValueError):
         raise RerankError(f"{path}: feature weights must be numbers") from None
+    bad = sorted(name for name, w in weights.items() if not math.isfinite(w))
+    if bad:
+        raise RerankError(f"{path}: the weight of {', '.join(bad)} is not a finite number")
     n, plugins = data.get("n"), data.get("plugins") or {}
     if not isinstance(plugins, dict):
         raise RerankError(f"{path}: `plugins` must be a mapping {{lm: {{LANG: FILE}}, wlid: FILE}}")

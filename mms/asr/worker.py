@@ -56,6 +56,11 @@ class Worker:
         if weights.weights.get("uasr"):
             zeroshot = ASR.load(r["zeroshot_model"], device=settings.get("device", "auto"),
                                 dtype=settings.get("dtype", "auto"))
+            if not (zeroshot.checkpoint.language_free and zeroshot.vocab is not None and zeroshot.vocab.romanized):
+                zeroshot.close()
+                raise MMSError(f"--zeroshot-model {r['zeroshot_model']}: not a uroman zero-shot model (one output layer "
+                               f"of uroman letters for every language, as mms-zeroshot-300m); the uasr feature "
+                               f"scores candidates in uroman letters")
         return r["n"], weights, zeroshot
 
     @staticmethod
@@ -94,6 +99,10 @@ class Worker:
         for knob, value in zeroshot.preset(prepared.lm is not None).items():
             if beam.get(knob) is None:
                 beam[knob] = value
+        if prepared.lm is not None and beam["lm_weight"] == 0:
+            source = "automatic unigram LM" if prepared.auto_lm else f"LM {prepared.lm}"
+            print(f"mms asr: warning: LM weight 0 (a preset tuned without an LM?): the {source} has no effect; give "
+                  "--lm-weight, or a preset tuned with the LM", file=sys.stderr)
         return BeamOptions(**beam)
 
     def describe(self) -> str:

@@ -222,10 +222,11 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
 def preset_yaml(result: dict) -> str:
     """The winner of tune() as a preset for `mms asr --config`."""
     size = result["beam_size_token"]
-    no_lm = "; no LM (lexicon only): LM weight fixed at 0" if "lm" in result and result["lm"] is None else ""
+    no_lm = "; no LM (lexicon only): no lm_weight set" if "lm" in result and result["lm"] is None else ""
     name = result["searched"]
     return (f"# mms tune: WER {result['wer']:.2f}, CER {result['cer']:.2f} on {result['manifest']} "
             f"({result['utterances']} utterances), {len(result['trials'])} settings, lowest {result['metric']}{no_lm}\n"
-            f"lm_weight: {result['lm_weight']}\n{name}: {result[name]}\nbeam: {result['beam']}\n"
+            + ("" if no_lm else f"lm_weight: {result['lm_weight']}\n")  # (0 would switch off a later run's LM)
+            + f"{name}: {result[name]}\nbeam: {result['beam']}\n"
             f"beam_size_token: {'null' if size is None else size}\n"
             f"beam_threshold: {result['beam_threshold']}\n")
