@@ -114,6 +114,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
 
+def missing_file(path: str | os.PathLike, what: str = "file") -> str | None:
+    """Why `path` is not a readable regular file ("no such {what}", "is a directory, not a {what}"), or None."""
+    if os.path.isfile(path):
+        return None
+    return f"is a directory, not a {what}" if os.path.isdir(path) else f"no such {what}"
+
+
 def open_input(path: str | os.PathLike, error: type[Exception]):
     """open(path, "rb"), raising `error` with one line naming the file when it cannot be opened."""
     path = os.fspath(path)

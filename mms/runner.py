@@ -132,6 +132,8 @@ class ModelRunner:
         """set_language, or with None check that the model has a language to run in."""
         if lang is not None:
             self.set_language(lang)
+        elif self.vocab is None and not self.languages:  # (no dictionary beside a fairseq file: nothing to choose)
+            raise CheckpointError(f"{self.checkpoint.path}: no vocabulary (give a dict file with --dict)")
         elif self.vocab is None or (self.checkpoint.adapters is not None and self.lang is None):
             raise CheckpointError(f"no language given; this model has {len(self.languages)} "
                                   f"(use --lang, e.g. {', '.join(self.languages[:5])})")

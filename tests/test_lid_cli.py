@@ -109,6 +109,14 @@ def test_usage_errors_are_one_line(corpus, tmp_path):
     r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--window", "0.01")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "--window (window_seconds) 0.01: shorter than the model's one frame of output" in r.stderr
+    # --langs: a file that is not UTF-8, an empty file, a folder, nothing
+    (tmp_path / "latin1.txt").write_bytes("eng\nfra # fran\xe7ais\n".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("# none\n")
+    for value, message in ((tmp_path / "latin1.txt", "latin1.txt: not UTF-8 text"),
+                           (tmp_path / "empty.txt", f"--langs {tmp_path / 'empty.txt'}: no language codes"),
+                           (tmp_path, "is a directory; give a file of language codes"), ("", "--langs '': no language")):
+        r = mms("lid", "--model", corpus / "mms1b_l6.pt", corpus / "a.wav", "--langs", value)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and message in r.stderr, r.stderr
 
 
 def test_what_was_classified_and_options_that_would_do_nothing(corpus, tmp_path):

@@ -110,6 +110,19 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     r = mms("score", "--ref", tmp_path / "empty.txt", "--hyp", tmp_path / "empty.txt")
     assert r.returncode == 2 and "empty.txt: no reference lines: nothing to score" in r.stderr
+    r = mms("lm", "build", tmp_path / "empty.txt", "--no-lmplz", "-o", tmp_path / "x.arpa")
+    assert r.returncode == 2 and r.stderr.startswith("mms lm build: error: ") and "empty.txt: the corpus has no words" in r.stderr
+    # an output that cannot be written stops the run before the model runs (it ran every trial first)
+    for argv in (["tune", "--model", "demo", "--lang", "eng", "--manifest", tmp_path / "none.jsonl", "--lexicon", bad],
+                 ["tune-rerank", "--model", "demo", "--manifest", tmp_path / "none.jsonl"],
+                 ["lm", "build", bad, "--no-lmplz"]):
+        r = mms(*argv, "-o", tmp_path)
+        assert r.returncode == 2 and r.stderr.endswith(f"{tmp_path}: is a directory\n"), (argv, r.stderr)
+    # a folder where a file is expected is said to be one
+    r = mms("asr", "--model", "demo", "--lang", "eng", "--lexicon", tmp_path, tmp_path / "none.wav")
+    assert r.returncode == 2 and f"{tmp_path}: is a directory, not a lexicon file" in r.stderr, r.stderr
+    r = mms("asr", "--model", "demo", "--words", tmp_path, tmp_path / "none.wav")
+    assert r.returncode == 2 and f"--words {tmp_path}: is a directory, not a file" in r.stderr, r.stderr
     binary = tmp_path / "bin.arpa"
     binary.write_bytes(b"\xff\xfe garbage")  # (KenLM's message quoted these bytes: a UnicodeDecodeError)
     with pytest.raises(BeamSearchError, match="bin.arpa: KenLM cannot load it: not an ARPA file or KenLM binary$"):

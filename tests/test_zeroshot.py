@@ -11,7 +11,8 @@ import torch
 
 from mms.asr.zeroshot import (PRESET_LM, PRESET_NO_LM, WordList, build_uroman_lexicon, norm_uroman, prepare,
                               unigram_arpa, uroman_spelling)
-from mms.checkpoints import instantiate, load_checkpoint
+from mms.asr import ASR
+from mms.checkpoints import CheckpointError, instantiate, load_checkpoint
 from mms.decoding.beam import BeamOptions, BeamSearchDecoder, pseudo_bigram
 from mms.text.vocab import Vocabulary, VocabularyError, read_vocabulary_file
 from tests.conftest import random_audio
@@ -70,6 +71,15 @@ def test_token_file_size_must_match_the_head(zs, tmp_path):
     (tmp_path / "bad" / "tokens.txt").write_text("<s>\n<pad>\n</s>\n<unk>\n|\na\n")
     with pytest.raises(Exception, match="6 tokens.*32 rows"):
         load_checkpoint(pt)
+
+
+def test_a_model_file_without_its_tokens_is_refused_at_load(zs, tmp_path):
+    """model.pt without tokens.txt beside it: one error naming the model when it loads (it was an error of every
+    input, "no language given; this model has 0")."""
+    pt = write_zeroshot_fairseq(zs, tmp_path / "alone")
+    (tmp_path / "alone" / "tokens.txt").unlink()
+    with pytest.raises(CheckpointError, match="model.pt: no vocabulary .*give one with --dict"):
+        ASR.load(str(pt), device="cpu")
 
 
 def test_registry_entry():

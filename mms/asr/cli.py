@@ -240,8 +240,9 @@ def add_tune_rerank_parser(commands) -> argparse.ArgumentParser:
 def run_tune_rerank(args: argparse.Namespace) -> int:
     from mms.asr.rerank_features import parse_lm_specs
     from mms.asr.tune_rerank import tune_rerank, weights_yaml
-    from mms.files import write_text_atomic
+    from mms.files import check_writable, write_text_atomic
 
+    check_writable(args.output)  # now, not after every candidate has been computed
     plugins = {}
     if args.rerank_lm:
         plugins["lm"] = parse_lm_specs(args.rerank_lm)
@@ -312,8 +313,10 @@ def run(args: argparse.Namespace) -> int:
     if args.words:
         from pathlib import Path
 
-        if not Path(args.words).is_file():
-            raise MMSError(f"--words {args.words}: no such file")
+        from mms.files import missing_file
+
+        if missing_file(args.words):
+            raise MMSError(f"--words {args.words}: {missing_file(args.words)}")
         zeroshot = {"words": str(Path(args.words).resolve()), "auto_lm": args.auto_lm, "uroman_lang": args.uroman_lang}
     rerank = None
     if args.rerank is not None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from mms.errors import MMSError
+from mms.files import missing_file
 
 LM_MISSING_PER_WORD = math.log(1e-9)  # a word of a language that has no LM (the floor of the uasr feature)
 WLID_MISSING = -1000.0  # the reference's (nllb/infer.py) score of a language the text LID model does not have
@@ -121,8 +122,8 @@ class KenLMFeature:
 
     def __init__(self, models: dict[str, str]):
         for lang, path in models.items():
-            if not Path(path).is_file():
-                raise FeatureError(f"--rerank-lm {lang}={path}: no such file")
+            if missing_file(path):
+                raise FeatureError(f"--rerank-lm {lang}={path}: {missing_file(path)}")
             check_arpa_header(path)  # now, before any model runs (the LM itself loads when first needed)
         self.models = dict(models)
         self._loaded: dict[str, _KenLM] = {}
@@ -161,8 +162,8 @@ def parse_lm_specs(specs: list[str] | None) -> dict[str, str]:
             lang, path = lang.strip(), path.strip()
             if not lang or not path:
                 raise FeatureError(f"--rerank-lm {spec!r}: expected LANG=FILE or a directory of LANG.arpa files")
-            if not Path(path).is_file():
-                raise FeatureError(f"--rerank-lm {spec}: no such file")
+            if missing_file(path):
+                raise FeatureError(f"--rerank-lm {spec}: {missing_file(path)}")
             models[lang] = str(Path(path).resolve())
         elif Path(spec).is_dir():
             found = sorted(Path(spec).glob("*.arpa"))
@@ -195,8 +196,8 @@ class FastTextLID:
         except ImportError:
             raise FeatureError("the wlid feature needs the fasttext package, which is not installed: "
                                "pip install fasttext (or fasttext-wheel)") from None
-        if not Path(path).is_file():
-            raise FeatureError(f"--rerank-wlid {path}: no such file")
+        if missing_file(path):
+            raise FeatureError(f"--rerank-wlid {path}: {missing_file(path)}")
         self._fasttext, self.path, self._model = fasttext, str(path), None
         self._cache: dict[str, list[tuple[str, float]]] = {}
 

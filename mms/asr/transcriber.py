@@ -132,6 +132,9 @@ class ASR(Task):
             raise CheckpointError(f"{checkpoint.path}: not a CTC speech recognition model (no output layer)")
         if adapter_dir is not None:
             add_adapter_dir(checkpoint, adapter_dir)
+        if checkpoint.vocab is None and not checkpoint.adapters:  # now, not as an error of every input
+            raise CheckpointError(f"{checkpoint.path}: no vocabulary (none in the checkpoint, and no dict.ltr.txt, "
+                                  f"tokens.txt or vocab.json beside it): give one with --dict")
         self.options = replace(options or ASROptions(), **overrides)
         check_windows(self.options)
         self.runner = ModelRunner(checkpoint, device, dtype, quantize=self.options.quantize)

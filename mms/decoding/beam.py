@@ -20,6 +20,7 @@ import numpy as np
 
 from mms.decoding.ctc import Hypothesis, Unit, collapse, split_pieces, units_to_text
 from mms.errors import MMSError
+from mms.files import missing_file
 from mms.options import BeamOptions  # defined with the other options (torch- and numpy-free)
 from mms.text.vocab import Vocabulary
 
@@ -154,8 +155,9 @@ class BeamSearchDecoder:
         self.vocab, self.options = vocab, options
         for name in ("lm", "lexicon"):
             value = getattr(options, name)
-            if value and not Path(value).is_file():
-                raise BeamSearchError(f"{value}: no such {'language model' if name == 'lm' else 'lexicon'} file")
+            why = value and missing_file(value, "language model file" if name == "lm" else "lexicon file")
+            if why:
+                raise BeamSearchError(f"{value}: {why}")
         silence = vocab.index(vocab.word_delimiter)
         if silence is None:
             raise BeamSearchError(f"the vocabulary has no word delimiter {vocab.word_delimiter!r}")

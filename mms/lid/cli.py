@@ -7,6 +7,7 @@ import os
 
 from mms.command import add_common_options, add_corpus_options, add_device_options, positive
 from mms.errors import MMSError
+from mms.files import read_text
 from mms.options import LIDOptions, from_namespace
 from mms.writers import formats
 
@@ -86,13 +87,16 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def read_langs(value: str) -> list[str]:
     """--langs: a file of codes (one per line, or separated by commas/spaces; # comments) or the codes."""
+    source = f"--langs {value!r}"
     if os.path.isfile(value):
-        try:
-            with open(value, encoding="utf-8-sig") as f:
-                value = " ".join(line.split("#")[0] for line in f)
-        except OSError as e:
-            raise MMSError(f"--langs {value}: {e.strerror or e}") from None
-    return [code for code in value.replace(",", " ").split() if code]
+        source = f"--langs {value}"
+        value = " ".join(line.split("#")[0] for line in read_text(value, MMSError).splitlines())
+    elif os.path.isdir(value):
+        raise MMSError(f"--langs {value}: is a directory; give a file of language codes or the codes")
+    codes = [code for code in value.replace(",", " ").split() if code]
+    if not codes:
+        raise MMSError(f"{source}: no language codes")
+    return codes
 
 
 def describe(record) -> str:

@@ -56,7 +56,7 @@ def add_parser(commands) -> None:
                    help="a unit (character) LM for `mms asr --unit-lm`: sentences become `h e l l o | ...`")
     b.add_argument("--no-lmplz", action="store_true", help="never use lmplz")
     b.add_argument("--output", "-o", required=True, help="ARPA file to write")
-    b.set_defaults(run=run_lm_build)
+    b.set_defaults(run=run_lm_build, prog="mms lm build")
 
     p = commands.add_parser(
         "score", help="WER and CER of hypotheses against references",
@@ -199,7 +199,8 @@ def run_uroman_lexicon(args) -> int:
 
 
 def run_lm_build(args) -> int:
-    from mms.lm.kneser_ney import build_arpa
+    from mms.files import check_writable
+    from mms.lm.kneser_ney import LMError, build_arpa
     from mms.lm.lexicon import normalizer, read_corpus
 
     norm = normalizer(args.lang) if args.lang else (lambda line: " ".join(line.split()))
@@ -216,7 +217,13 @@ def run_lm_build(args) -> int:
     if args.order > KENLM_MAX_ORDER:  # still built: other KenLM builds (KENLM_MAX_ORDER raised) can load it
         say("mms lm build", f"warning: order {args.order}: `mms asr --lm` (flashlight-text's KenLM) loads orders up "
                             f"to {KENLM_MAX_ORDER} only")
-    stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
+    check_writable(args.output)
+    try:
+        stats = build_arpa(sentences(), args.output, order=args.order, use_lmplz=False if args.no_lmplz else None)
+    except LMError as e:
+        if str(e).startswith("the corpus has no words"):  # the estimator reads sentences, not files: name them
+            raise LMError(f"{', '.join(map(str, args.corpus))}: {e}") from None
+        raise
     if stats.order < args.order:
         say("mms lm build", f"order {stats.order}, not {args.order}: no sentence has {args.order - 2} words or more")
     say("mms lm build", json.dumps(stats.to_dict()))
@@ -247,7 +254,7 @@ def run_score(args) -> int:
 
 
 def run_tune(args) -> int:
-    from mms.files import write_text_atomic
+    from mms.files import check_writable, write_text_atomic
     from mms.lm.tune import parse_range, preset_yaml, tune
 
     defaults = TuneSettings()
@@ -268,6 +275,7 @@ def run_tune(args) -> int:
         sil_weight=parse_range(args.sil_weight, "--sil-weight"), metric=args.metric, trials=args.trials,
         grid=args.grid, seed=args.seed, beam=args.beam, beam_size_token=args.beam_size_token,
         beam_threshold=args.beam_threshold, decode_workers=args.decode_workers)
+    check_writable(args.output)  # now, not after the model and every trial have run
     result = tune(args.model, args.manifest, args.lm, lexicon=args.lexicon, lang=args.lang, refs=args.ref,
                   dict_path=args.dict_path, unit_lm=args.unit_lm, settings=settings, device=args.device,
                   dtype=args.dtype, cache=args.cache, log=lambda line: say("mms tune", line))

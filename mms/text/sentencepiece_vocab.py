@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mms.files import missing_file
 from mms.text.vocab import Vocabulary, VocabularyError
 
 SPACES = (" ", "\u2581")  # a literal space piece first, then SentencePiece's escaped space "▁"
@@ -70,8 +71,8 @@ def from_tokenizer_json(path: str | Path) -> Vocabulary:
 def load_tokenizer(path: str | Path) -> Vocabulary:
     """A SentencePiece `.model` file, or a transformers `tokenizer.json`."""
     path = Path(path)
-    if not path.is_file():
-        raise VocabularyError(f"{path}: no such tokenizer file")
+    if missing_file(path, "tokenizer file"):
+        raise VocabularyError(f"{path}: {missing_file(path, 'tokenizer file')}")
     if path.suffix == ".json":
         return from_tokenizer_json(path)
     return from_sentencepiece(path)
