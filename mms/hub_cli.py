@@ -240,6 +240,9 @@ def run_download(args: argparse.Namespace) -> int:
                 continue
             if info.per_language and not info.lang and not job_langs:
                 raise hub.HubError(f"{name} has one model per language: give --lang, e.g. --lang eng")
+            if job_langs and not info.adapter and not info.per_language:  # (a typo there was accepted, unread)
+                raise hub.HubError(f"{name} has no per-language files (one output layer for all its languages): "
+                                   f"leave out --lang")
             path = hub.fetch(info, job_langs, source=args.source, refresh=args.refresh, force=args.force)
         except (hub.HubError, OSError) as e:
             error("mms models download", str(e))
@@ -298,6 +301,10 @@ def run_langs(args: argparse.Namespace) -> int:
         notes = []
         if unknown:
             notes.append(f"not included (list known once downloaded): {', '.join(unknown)}")
+        anywhere = [info.name for info in hub.registry().values()
+                    if info.any_language and args.task in (None, info.task)]
+        if anywhere:
+            notes.append(f"any language, from a word list (no list): {', '.join(anywhere)}")
         if args.task in (None, "tts"):
             voices = hub.cached_languages(hub.registry()["mms-tts"])
             notes.append("TTS voices: one per language, facebook/mms-tts-<code> (list not shipped)"

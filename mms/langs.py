@@ -113,8 +113,13 @@ def search(query: str = "", task: str | None = None, model: str | Path | None = 
         languages = model_languages(model, task)
         if languages is None and Path(model).expanduser().exists():
             raise HubError(f"{model}: its files do not list its languages" + (
-                " (a fairseq .pt keeps them inside the checkpoint; `mms asr --model FILE --lang xx` names them)"
+                " (a fairseq .pt keeps its adapters' languages inside the checkpoint: `mms asr --model FILE --lang "
+                "xx` names them; a zero-shot or Omnilingual ASR file has one output layer for every language)"
                 if str(model).endswith(".pt") else ""))
+        info = find_model(str(model)) if languages is None else None
+        if info is not None and info.any_language:
+            raise HubError(f"{model} has no language list: it transcribes any language from a word list "
+                           f"(`mms asr --model {model} --words WORDS.txt`; docs/zeroshot.md)")
         if languages is None:
             raise NotCachedError(f"the language list of {model} is not known until it is downloaded "
                            f"(mms models download {model})")

@@ -250,20 +250,24 @@ def test_hf_missing_adapter_file(hf_dir, tmp_path):
 
 
 @pytest.mark.parametrize("asked, suggested", [("fr", "fra"), ("frx", "fra"), ("fre", "fra"), ("en", "eng")])
-def test_hf_unknown_language_suggests_close_matches(hf_ckpt, asked, suggested):
+def test_unknown_language_of_many_suggests_close_matches(asked, suggested):
+    from mms.checkpoints import check_language
+
+    languages = ["eng", "fra"] + [f"q{i:02d}" for i in range(60)]
     with pytest.raises(UnknownLanguageError) as info:
-        hf_ckpt.adapters.load(asked)
+        check_language(asked, languages, "model")
     message = str(info.value)
-    assert f"'{asked}'" in message and f"close matches: {suggested}" in message, message
+    assert f"'{asked}' in model (62 languages)" in message and f"close matches: {suggested}" in message, message
     other = ({"eng", "fra"} - {suggested}).pop()
     assert other not in message.split("close matches:")[1], message
     assert isinstance(info.value, CheckpointError)
 
 
-def test_hf_unknown_language_without_close_match(hf_ckpt):
+def test_unknown_language_of_a_few_lists_them(hf_ckpt):
+    """A model of a few languages names them all (`mms langs` cannot read a fairseq file's list)."""
     with pytest.raises(UnknownLanguageError) as info:
         hf_ckpt.adapters.load("xyz")
-    assert "close matches" not in str(info.value) and "2 languages" in str(info.value)
+    assert "close matches" not in str(info.value) and str(info.value).endswith("(2 languages: eng, fra)")
 
 
 def test_dir_without_config_json(hf_dir, tmp_path):

@@ -128,7 +128,7 @@ def test_bad_side_files_are_one_line_errors_before_any_audio(hf_dir, wavs, tmp_p
     (tmp_path / "adir").mkdir()
     presets = {}  # values a flag refuses are refused in a --config file too (a 0 s window ran forever)
     for name, text in [("zero", "chunk_seconds: 0"), ("context", "context_seconds: -3"), ("nan", "lm_weight: nan"),
-                       ("choice", "quantize: int4"), ("pair", "time_offsets: abc")]:
+                       ("choice", "quantize: int4"), ("pair", "time_offsets: abc"), ("list", "hello world")]:
         presets[name] = tmp_path / f"{name}.yaml"
         presets[name].write_text(text + "\n")
     cases = [(["--dict", small_dict], "the vocabulary has 6 symbols, the output layer"),
@@ -140,6 +140,7 @@ def test_bad_side_files_are_one_line_errors_before_any_audio(hf_dir, wavs, tmp_p
              (["--config", presets["nan"]], "nan.yaml: lm_weight: must be a finite number, got nan"),
              (["--config", presets["choice"]], "choice.yaml: quantize: 'int4' is not one of int8"),
              (["--config", presets["pair"]], "pair.yaml: time_offsets: 'abc': give two numbers of seconds"),
+             (["--config", presets["list"]], "list.yaml: not a preset (a YAML mapping of options"),
              (["--lm-weight", "nan"], "argument --lm-weight: must be a finite number, got nan"),
              (["--beam-threshold", "-1"], "argument --beam-threshold: must be 0 or more, got -1"),
              (["--device", "mps"], "device 'mps' requested but MPS (Apple GPUs) is not available here"),

@@ -167,6 +167,19 @@ def test_langs_search_and_model_lists(tmp_path):
         assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == ["eng"]
     r = mms("langs", "--model", tmp_path, env=env)  # a local folder that is no model: not a download hint
     assert r.returncode == 2 and "its files do not list its languages" in r.stderr and "download" not in r.stderr
+    # the zero-shot model has no list to download: it takes any language from a word list
+    r = mms("langs", "--model", "mms-zeroshot-300m", env=env)
+    assert r.returncode == 2 and "has no language list: it transcribes any language" in r.stderr
+    r = mms("langs", "swahili", env=env)
+    assert "any language, from a word list (no list): mms-zeroshot-300m" in r.stderr
+    assert "mms-zeroshot-300m" not in r.stderr.split("known once downloaded")[1].splitlines()[0]
+    # a model of one output layer fetches nothing per language: --lang is refused, and not offered in hints
+    r = mms("models", "download", "omniasr-ctc-1b", "--lang", "xyz", env=env)
+    assert r.returncode == 1 and "omniasr-ctc-1b has no per-language files" in r.stderr
+    from mms.hub import find_model, fetch_command
+
+    assert fetch_command(find_model("omniasr-ctc-1b"), ["eng"]) == "mms models download omniasr-ctc-1b"
+    assert fetch_command(find_model("mms-1b-all"), ["eng"]) == "mms models download mms-1b-all --lang eng"
 
 
 def test_help_does_not_import_torch():

@@ -112,6 +112,15 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     assert r.returncode == 2 and "empty.txt: no reference lines: nothing to score" in r.stderr
     r = mms("lm", "build", tmp_path / "empty.txt", "--no-lmplz", "-o", tmp_path / "x.arpa")
     assert r.returncode == 2 and r.stderr.startswith("mms lm build: error: ") and "empty.txt: the corpus has no words" in r.stderr
+    (tmp_path / "few.txt").write_text("hello world hello\n")
+    r = mms("lexicon", "--uroman", "--min-count", "5", tmp_path / "few.txt")
+    assert r.returncode == 2 and "none of its 2 words occurs --min-count 5 times" in r.stderr, r.stderr
+    # a --lang that picks normalisation or uroman rules must be a language code (a typo picked no rules)
+    for argv in (["lexicon", "--uroman", "--lang", "zzz", bad], ["lexicon", "--uroman", "--uroman-lang", "xxx", bad],
+                 ["lm", "build", bad, "--lang", "xx", "-o", tmp_path / "x.arpa"],
+                 ["score", "--ref", bad, "--hyp", bad, "--normalize", "--lang", "qq"]):
+        r = mms(*argv)
+        assert r.returncode == 2 and "not an ISO 639 language code" in r.stderr, (argv, r.stderr)
     # an output that cannot be written stops the run before the model runs (it ran every trial first)
     for argv in (["tune", "--model", "demo", "--lang", "eng", "--manifest", tmp_path / "none.jsonl", "--lexicon", bad],
                  ["tune-rerank", "--model", "demo", "--manifest", tmp_path / "none.jsonl"],

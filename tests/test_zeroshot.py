@@ -297,5 +297,14 @@ def test_cli_asr_greedy_says_romanised_and_words_give_list_words(zs_hf, zs_fairs
     assert cue_words == record["text"].split(), r.stdout
     r = mms("asr", "--model", zs_hf, wav, "--lang", "auto")  # one output layer: nothing for LID to choose
     assert r.returncode == 2 and "--lang auto has nothing to choose" in r.stderr
+    # --lang is recorded (and with --words picks the normalisation rules): a code ISO 639 does not know is refused
+    for args in (["--lang", "xyz"], ["--lang", "xxx", "--words", tmp_path / "words.txt"],
+                 ["--uroman-lang", "xxx", "--words", tmp_path / "words.txt"]):
+        r = mms("asr", "--model", zs_hf, wav, *args)
+        assert r.returncode == 2 and f"{args[0]} {args[1]}: not an ISO 639 language code" in r.stderr, r.stderr
+    r = mms("asr", "--model", zs_hf, wav, "--lang", "rus", "--words", tmp_path / "words.txt", "--decode-workers", "0")
+    assert r.returncode == 0 and "does not change it" not in r.stderr, r.stderr  # (it picks the rules)
+    r = mms("asr", "--model", zs_hf, wav, "--lang", "rus")
+    assert r.returncode == 0 and "--lang rus is recorded with each result but does not change it" in r.stderr
     r = mms("asr", "--model", zs_hf, wav, "--auto-lm")
     assert r.returncode == 2 and "need --words" in r.stderr

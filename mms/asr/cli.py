@@ -59,7 +59,10 @@ def load_defaults(config_path: str | None = None) -> dict:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
             raise MMSError(f"--config {config_path}: not valid YAML: {getattr(e, 'problem', None) or e}{where}") from None
-        unknown = sorted(set(preset) - set(defaults)) if isinstance(preset, dict) else ["(not a mapping)"]
+        if not isinstance(preset, dict):
+            raise MMSError(f"--config {config_path}: not a preset (a YAML mapping of options, `lm_weight: 1.5`; "
+                           f"known: {', '.join(sorted(defaults))})")
+        unknown = sorted(set(preset) - set(defaults))
         if unknown:
             raise MMSError(f"--config {config_path}: unknown option {', '.join(map(str, unknown))}; known: "
                            f"{', '.join(sorted(defaults))}")
@@ -317,6 +320,12 @@ def run(args: argparse.Namespace) -> int:
 
         if missing_file(args.words):
             raise MMSError(f"--words {args.words}: {missing_file(args.words)}")
+        from mms.hub.languages import check_code
+
+        if args.uroman_lang:
+            check_code(args.uroman_lang, "--uroman-lang")
+        if args.lang and args.lang != "auto":
+            check_code(args.lang)  # it picks the word list's normalisation rules
         zeroshot = {"words": str(Path(args.words).resolve()), "auto_lm": args.auto_lm, "uroman_lang": args.uroman_lang}
     rerank = None
     if args.rerank is not None:

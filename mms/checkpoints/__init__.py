@@ -87,10 +87,13 @@ class Checkpoint:
 def check_language(lang: str, languages: list[str], source: str = "") -> None:
     if lang in languages:
         return
+    where = f" in {source}" if source else ""
+    if len(languages) <= 40:  # all of them (`mms langs` cannot read a fairseq file's list: this message tells it)
+        raise UnknownLanguageError(f"no adapter for language '{lang}'{where} ({len(languages)} languages: "
+                                   f"{', '.join(languages)})")
     close = difflib.get_close_matches(lang, languages, n=5, cutoff=0.5)
     close += [code for code in languages if code.startswith(lang + "-") and code not in close][:5]
     hint = f"; close matches: {', '.join(close)}" if close else ""
-    where = f" in {source}" if source else ""
     raise UnknownLanguageError(f"no adapter for language '{lang}'{where} ({len(languages)} languages){hint}")
 
 

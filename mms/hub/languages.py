@@ -71,6 +71,16 @@ def to_iso639_3(code: str) -> str | None:
     return None if language is None else language.alpha_3
 
 
+def check_code(lang: str, option: str = "--lang") -> None:
+    """An MMSError unless `lang` is an ISO 639 code (a script or dialect suffix allowed), for the options no model's
+    language list checks: normalisation and uroman rules, a language-free model's records (a typo picked no rules,
+    silently)."""
+    if to_iso639_3(lang) is None:
+        from mms.errors import MMSError
+
+        raise MMSError(f"{option} {lang}: not an ISO 639 language code (e.g. eng, fra; `mms langs NAME` finds one)")
+
+
 @functools.lru_cache(maxsize=None)
 def script_code(code: str) -> str | None:
     """ISO 15924 code of a -script_ suffix: azj-script_latin -> "Latn", cmn-script_simplified -> "Hans"."""
@@ -190,6 +200,8 @@ def catalogue(task: str | None = None) -> tuple[dict[str, list[str]], list[str]]
     unknown = []
     for info in registry().values():
         if task and info.task != task:
+            continue
+        if info.any_language:  # (not "known once downloaded": it has no list)
             continue
         languages = known_languages(info)
         if languages is None:

@@ -41,6 +41,7 @@ class ModelInfo:
     per_language: bool = False
     lang: str | None = None  # per-language models named with their language: mms-tts-amh -> "amh"
     licence: str | None = None  # the weights' licence where it is not the registry's (Omnilingual ASR: Apache-2.0)
+    any_language: bool = False  # no language list: any language, from a word list (the zero-shot model)
 
     def repo(self, lang: str | None = None) -> str | None:
         return self.hf.format(lang=lang or self.lang) if self.hf and self.per_language else self.hf
@@ -137,7 +138,7 @@ def fetch_command(info: ModelInfo, langs=(), source: str | None = None) -> str:
     lang = info.lang
     name = f"{info.name}-{lang}" if lang else info.name
     command = f"mms models download {name}"
-    if langs and not lang:
+    if langs and not lang and (info.adapter or info.per_language):  # (only these are fetched per language)
         command += f" --lang {','.join(langs)}"
     if info.name not in registry() and not lang:
         command += f" --task {info.task}"

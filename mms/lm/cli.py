@@ -178,17 +178,22 @@ def run_uroman_lexicon(args) -> int:
 
     if args.model or args.dict_path:
         raise MMSError("--uroman spells in the zero-shot model's uroman letters: do not give --model or --dict")
-    if args.uroman_lang:
-        from mms.hub.languages import to_iso639_3
+    from mms.hub.languages import check_code
 
-        if to_iso639_3(args.uroman_lang) is None:  # uroman would silently apply no language's rules
-            raise MMSError(f"--uroman-lang {args.uroman_lang}: not an ISO 639 language code (e.g. amh, ell)")
+    if args.uroman_lang:
+        check_code(args.uroman_lang, "--uroman-lang")  # uroman would silently apply no language's rules
+    if args.lang:
+        check_code(args.lang)  # (the normalisation rules of no language)
     words = WordList.read((line for path in args.corpus for line in read_corpus(path)), args.lang,
                           not args.no_normalize)
+    read = len(words.counts)
     words.counts = Counter({w: c for w, c in words.counts.items() if c >= args.min_count})
+    if read and not words.counts:
+        raise MMSError(f"{', '.join(map(str, args.corpus))}: none of its {read} words occurs --min-count "
+                       f"{args.min_count} times; nothing written")
     lexicon = build_uroman_lexicon(words, args.uroman_lang, args.dedupe)
     if not lexicon.entries:
-        raise MMSError(f"{', '.join(map(str, args.corpus))}: no word could be spelled in uroman ({len(words.counts)} "
+        raise MMSError(f"{', '.join(map(str, args.corpus))}: no word could be spelled in uroman ({read} "
                        f"words read); nothing written")
     write_text_atomic(args.output, lexicon_text(lexicon.entries))
     note = (f"; without a romanisation: {' '.join(lexicon.unspelled[:10])}" if lexicon.unspelled else "")
@@ -203,6 +208,10 @@ def run_lm_build(args) -> int:
     from mms.lm.kneser_ney import LMError, build_arpa
     from mms.lm.lexicon import normalizer, read_corpus
 
+    if args.lang:
+        from mms.hub.languages import check_code
+
+        check_code(args.lang)
     norm = normalizer(args.lang) if args.lang else (lambda line: " ".join(line.split()))
 
     def sentences():
@@ -237,6 +246,10 @@ def run_score(args) -> int:
 
     if args.lang and not args.normalize:
         raise MMSError("--lang is for --normalize (the language's normalisation rules)")
+    if args.lang:
+        from mms.hub.languages import check_code
+
+        check_code(args.lang)
     refs = read_texts(args.ref)
     if not refs:  # (it printed "WER 0.00% over 0 utterances" and exit 0)
         raise MMSError(f"{args.ref}: no reference lines: nothing to score")
