@@ -27,9 +27,21 @@ from tests.tts_factory import voice_dirs
                                                     "nine", "zero", "one"])),
     ("Il a 3,5 ans et 1.000 euros.", "fra", "Il a trois virgule cinq ans et mille euros."),
     ("2.50 and 1,000,000,000", "eng", "two point five zero and one billion"),  # grouped: never digit by digit
-    ("2 500 € et 2\u202f500", "fra", "deux mille cinq cents € et deux mille cinq cents"),
+    ("2 500 € et 2\u202f500", "fra", "deux mille cinq cents euros et deux mille cinq cents"),
     ("1 000 000 рублей, 3,5 кг", "rus", "один миллион рублей, три целых пять десятых кг"),
-    ("1.234,56 €", "deu", "eintausendzweihundertvierunddreißig Komma fünf sechs €"),
+    ("1.234,56 €", "deu", "eintausendzweihundertvierunddreißig Euro und sechsundfünfzig Cent"),
+    ("1.234,56 km", "deu", "eintausendzweihundertvierunddreißig Komma fünf sechs km"),
+    # money: the sign before or after, whole amounts without "zero cents"; a currency the converter lacks: the
+    # number alone (the voice drops the sign)
+    ("It costs $3.50.", "eng", "It costs three dollars fifty cents."),
+    ("Pay $1 now or £1,000 later", "eng", "Pay one dollar now or one thousand pounds sterling later"),
+    ("Il coûte 20 €.", "fra", "Il coûte vingt euros."),
+    ("¥500 and $3.505", "eng", "¥ five hundred and $ three point five zero five"),
+    # English clock times
+    ("Call at 10:30.", "eng", "Call at ten thirty."),
+    ("at 9:05 pm, then 7:00", "eng", "at nine oh five p m, then seven o'clock"),
+    ("at 14:00 or 6 a.m.", "eng", "at fourteen hundred or six a.m."),
+    ("John 3:16", "eng", "John three sixteen"),
     ("12,75", "ita", "dodici virgola sette cinque"),  # num2words alone drops an Italian fraction
     ("У меня 3 кошки", "rus", "У меня три кошки"),
     ("Ich bin 42.", "deu-script_latin", "Ich bin zweiundvierzig."),
@@ -62,6 +74,9 @@ for c in spoken:
     for n in (0, 7, 13, 101, 1000, 12345, 999999, 1234567, {10 ** MAX_DIGITS - 1}):
         out = spell_numbers(f"x {{n}} y", c)
         assert not any(ch.isdigit() for ch in out), (c, n, out)
+    for sign in "$€£₹¥":  # amounts of money (each language's converter, where it has the currency)
+        out = spell_numbers(f"x {{sign}}1234567.05 y 12 {{sign}}", c)
+        assert not any(ch.isdigit() for ch in out), (c, sign, out)
 print(len(spoken))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

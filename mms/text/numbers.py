@@ -13,8 +13,11 @@ uroman voice reads the words of its own script. What is read how:
   reading where the language declines it (Russian "три целых пять десятых");
 * an ungrouped digit string that starts with 0 or has more than MAX_DIGITS digits (a phone or account number):
   digit by digit;
-* English only: ordinals ("21st"), years (a 4-digit number from 1100 to 2099: "1984" -> "nineteen eighty-four")
-  and "%" ("percent").
+* an amount of money, a currency sign before or after it ("$3.50", "20 €", "£1,000"), in the languages whose
+  num2words converter has that currency ("three dollars, fifty cents"; whole amounts without "zero cents");
+* English only: ordinals ("21st"), years (a 4-digit number from 1100 to 2099: "1984" -> "nineteen eighty-four"),
+  "%" ("percent") and clock times ("10:30" -> "ten thirty", "9:05 pm" -> "nine oh five p m", "7:00" -> "seven
+  o'clock", "14:00" -> "fourteen hundred").
 A sign is not read (a hyphen before a digit is more often a range or a dash than a minus). Languages num2words does
 not know keep their digits, which the voice then drops with the usual warning.
 """
@@ -44,6 +47,9 @@ POINT_WORDS = {"it": "virgola", "cy": "pwynt", "id": "koma", "vi": "phẩy", "fa
 POINT_DECIMAL = {"en", "he", "ja", "ko", "th", "te", "kn", "bn", "hi", "ta"}
 SPACES = "\u00a0\u202f"
 
+# currency signs and the ISO 4217 codes num2words knows them by
+CURRENCIES = {"$": "USD", "€": "EUR", "£": "GBP", "₹": "INR", "¥": "JPY"}
+_TIME = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s?([ap])\.?m\b\.?)?", re.IGNORECASE)
 _ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
@@ -52,6 +58,14 @@ _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a num
 def _number_pattern(code: str) -> re.Pattern:
     group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
     return re.compile(rf"(?<![\d])(\d{{1,3}}(?:[{group}]\d{{3}})+(?!\d)|\d+)(?:{re.escape(decimal)}(\d+))?")
+
+
+@lru_cache(maxsize=None)
+def _money_pattern(code: str) -> re.Pattern:
+    group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
+    amount = rf"(\d{{1,3}}(?:[{group}]\d{{3}})+|\d+)(?:{re.escape(decimal)}(\d{{1,2}}))?(?![.,]?\d)"
+    signs = re.escape("".join(CURRENCIES))
+    return re.compile(rf"(?<![\d.,])(?:([{signs}])\s?{amount}|{amount}\s?([{signs}]))")
 
 
 @lru_cache(maxsize=None)
@@ -78,10 +92,42 @@ def spell_numbers(text: str, lang: str | None) -> str:
     code = num2words_language(lang) if any(ch.isdecimal() for ch in text) else None
     if code is None:
         return text
+    text = _money_pattern(code).sub(lambda m: _pad(text, m, _money(m, code)), text)
     if code == "en":
         text = _ORDINAL.sub(lambda m: _pad(text, m, _words(m.group(1).replace(",", ""), code, "ordinal")), text)
         text = re.sub(r"(?<=\d)\s?%", " percent", text)
+        text = _TIME.sub(lambda m: _pad(text, m, _clock(*m.groups())), text)
     return _number_pattern(code).sub(lambda m: _pad(text, m, _spell(m.group(1), m.group(2), code)), text)
+
+
+def _money(match: re.Match, code: str) -> str | None:
+    """An amount with its currency in words, or None (the number alone is read then) where the language's
+    converter lacks the currency."""
+    from decimal import Decimal
+
+    from num2words import num2words
+
+    sign, whole, cents = match.group(1, 2, 3) if match.group(1) else match.group(6, 4, 5)
+    value = Decimal(re.sub(r"\D", "", whole) + "." + (cents or "0").ljust(2, "0"))
+    try:  # once with a separator of ours, to drop a whole amount's "zero cents"; else the language's own
+        words = num2words(value, lang=code, to="currency", currency=CURRENCIES[sign], separator=" |")
+        if not cents or not int(cents):
+            words = words.partition(" |")[0]
+        else:
+            words = num2words(value, lang=code, to="currency", currency=CURRENCIES[sign])
+    except Exception:  # noqa: BLE001 - a currency (or a keyword) the converter lacks
+        return None
+    return re.sub(r"\s+", " ", words.replace(",", " ")).strip()
+
+
+def _clock(hours: str, minutes: str, half: str | None) -> str:
+    """English clock time: "ten thirty", "nine oh five p m", "seven o'clock", "fourteen hundred"."""
+    hour, minute = _words(hours, "en"), int(minutes)
+    if minute == 0:
+        spoken = hour if half else f"{hour} o'clock" if 1 <= int(hours) <= 12 else f"{hour} hundred"
+    else:
+        spoken = f"{hour} {'oh ' if minute < 10 else ''}{_words(str(minute), 'en')}"
+    return spoken + (f" {half.lower()} m" if half else "")
 
 
 def _spell(whole: str, fraction: str | None, code: str) -> str:
