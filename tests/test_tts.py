@@ -290,8 +290,8 @@ def test_cli_file_to_outdir_with_index(tmp_path):
     assert [r["text"] for r in index] == ["first line", "?!?", "third, with a comma"]
     assert index[1]["error"] and index[1]["path"] is None and index[1]["duration"] is None
     for record in (index[0], index[2]):
-        assert record["error"] is None and record["path"] == str(outdir / f"{record['index'] + 1:04d}.flac")
-        assert abs(sf.info(record["path"]).duration - record["duration"]) < 1e-3
+        assert record["error"] is None and record["path"] == f"{record['index'] + 1:04d}.flac"  # relative to the index
+        assert abs(sf.info(outdir / record["path"]).duration - record["duration"]) < 1e-3
     assert sorted(p.name for p in outdir.iterdir()) == ["0001.flac", "0003.flac", "index.jsonl", "index.jsonl.run.json"]
 
     # a new run that fails to start (a language the voices lack) leaves the previous run as it was
@@ -336,6 +336,24 @@ def test_without_model_the_language_picks_the_default_voice(tts, tmp_path, monke
     np.testing.assert_array_equal(written, tts.forward([tts.text.prepare(text).ids], [5])[0])
 
 
+def test_the_index_of_an_outdir_is_a_manifest_for_asr(tmp_path):
+    """index.jsonl names its files relative to itself, as manifests do: `mms asr --manifest DIR/index.jsonl` reads
+    them from another working directory and scores them against their text (the paths had been relative to the
+    cwd of the TTS run, which the manifest reader resolved to DIR/DIR/0001.wav)."""
+    (tmp_path / "lines.txt").write_text("good morning\nhello friend\n")
+    r = subprocess.run([sys.executable, "-m", "mms", "tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt",
+                        "--outdir", "voice", "--seed", "1"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "elsewhere").mkdir()
+    r = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", "demo", "--lang", "eng", "--manifest",
+                        tmp_path / "voice" / "index.jsonl", "--format", "jsonl"], cwd=tmp_path / "elsewhere",
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["audio"] for rec in records] == [str(tmp_path / "voice" / f"000{i}.wav") for i in (1, 2)]
+    assert "CER" in r.stderr and all(rec["text"] for rec in records)
+
+
 def test_speech_writer_streams_the_index_and_names_failed_writes(tmp_path):
     from mms.writers import get_writer
 
@@ -352,8 +370,9 @@ def test_speech_writer_streams_the_index_and_names_failed_writes(tmp_path):
     assert [r["path"] is None for r in records] == [i in (4, 6) for i in range(12)]
     assert records[6]["error"].startswith(f"line 7: {outdir / '00007.wav'}: cannot write audio")
     assert speeches[6].error == records[6]["error"]
-    written, rate = sf.read(records[3]["path"], dtype="float32")
-    assert rate == 8000 and records[3]["path"].endswith("00004.wav") and abs(written[0] - 0.3) < 1e-4
+    written, rate = sf.read(outdir / records[3]["path"], dtype="float32")
+    assert rate == 8000 and records[3]["path"] == "00004.wav" and abs(written[0] - 0.3) < 1e-4
+    assert speeches[3].path == str(outdir / "00004.wav")  # the Python result: where the file is
     assert not any(p.name.endswith(".tmp") for p in outdir.iterdir())
 
     single = get_writer("tts", "audio", str(tmp_path / "one.flac"))

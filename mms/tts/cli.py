@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         # the earlier run's files go once this one has started (its voice loaded): a run that fails to start
         # leaves them, and their index, as they were
         return run_corpus(args, "tts", settings, rows, "jsonl",
-                          describe=lambda r: f"{r.get('path')} ({r.get('duration') or 0:.2f} s)",
+                          describe=lambda r: f"{os.path.join(outdir, r.get('path') or '')} ({r.get('duration') or 0:.2f} s)",
                           started=(lambda: remove_previous_outputs(args.outdir, replaced)) if replaced else None)
 
     from mms.tts.synthesizer import TTS

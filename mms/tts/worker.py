@@ -28,7 +28,7 @@ class Worker:
         for row, speech in zip(rows, speeches):
             speech.index = row["index"]  # the file is named by the input's place in the whole list
             self.audio.write(speech)
-            yield speech.to_dict()
+            yield self.audio.record(speech)
 
     def close(self) -> None:
         self.audio.close()

@@ -84,7 +84,10 @@ class LineWriter(Writer):
         raise NotImplementedError
 
     def write(self, result) -> None:
-        self._put(self.format(result.to_dict()))
+        self.write_record(result.to_dict())
+
+    def write_record(self, record: dict) -> None:
+        self._put(self.format(record))
 
     def close(self, complete: bool = True) -> None:
         if self.file is not sys.stdout:

@@ -1,5 +1,6 @@
 """The audio output of text to speech: one file (`--wav PATH`, "-" for standard output), or a folder of numbered
-files (0001.wav, 0002.wav, ... numbered by input position) with DIR/index.jsonl, one record per input.
+files (0001.wav, 0002.wav, ... numbered by input position) with DIR/index.jsonl, one record per input (its
+`path`: the file's name, relative to the index).
 
 Each file is written atomically (mms.audio.write_audio) as its result arrives, and its index.jsonl line is
 written and flushed right after, so a killed run keeps every finished line and file. A file that cannot be
@@ -46,7 +47,15 @@ class SpeechWriter(Writer):
             except (OSError, RuntimeError, ValueError) as e:  # soundfile's errors are RuntimeErrors
                 result.error = f"{result.name}: {path}: cannot write audio ({getattr(e, 'strerror', None) or e})"
         if self.index is not None:
-            self.index.write(result)
+            self.index.write_record(self.record(result))
+
+    def record(self, result) -> dict:
+        """The index.jsonl record of a result: in a folder, `path` is the file's name, relative to the index as
+        manifest paths are (`mms asr --manifest DIR/index.jsonl` reads the files; the folder can move)."""
+        record = result.to_dict()
+        if self.outdir and record.get("path"):
+            record["path"] = os.path.basename(record["path"])
+        return record
 
     def close(self, complete: bool = True) -> None:
         if self.index is not None:
