@@ -319,7 +319,7 @@ def test_align_iter_reports_each_pair_and_goes_on(fa_path, audio, tmp_path):
              Pair(str(audio), str(tmp_path / "t.txt"), "eng", name="chapter"), (wave[:100], ["hello"])]
     results = list(aligner.align_iter(pairs, star=True))
     assert [r.index for r in results] == [0, 1, 2, 3]
-    assert [r.name for r in results] == ["<array 0>", str(tmp_path / "missing.wav"), "chapter", "<array 3>"]
+    assert [r.name for r in results] == ["array", "missing", "chapter", "array_2"]  # distinct output names
     assert [r.error is None for r in results] == [True, False, True, False]
     assert results[1].error.startswith(str(tmp_path / "missing.wav") + ": ")
     assert results[3].error == "<array 3>: audio too short (0.006 s) for one frame"
@@ -327,13 +327,25 @@ def test_align_iter_reports_each_pair_and_goes_on(fa_path, audio, tmp_path):
     assert isinstance(line, Segment) and all(isinstance(w, Word) for w in line.words + line.chars)
     assert [w.text for w in line.words] == ["another", "line"] and results[2].wave is None
     record = results[2].to_dict()
-    assert list(record) == ["audio", "lang", "duration", "stride_ms", "lines"] and record["lang"] == "eng"
+    assert list(record) == ["index", "audio", "name", "lang", "duration", "stride_ms", "lines"]
+    assert (record["index"], record["name"], record["lang"]) == (2, "chapter", "eng")
     assert list(record["lines"][2]) == ["index", "text", "normalized_text", "tokens", "start", "end", "score",
                                         "words", "chars"]
     # a malformed pair is its own error; a string of lines is split at "\n" (it had been one line per character);
     # a stereo array is refused (it had been flattened, channels interleaved)
     bad = list(aligner.align_iter([(str(audio), None), (wave, ["hello"], "eng")]))
     assert all("not a Pair or an (audio, text) tuple" in r.error for r in bad)
+    with pytest.raises(TypeError, match="an iterable of pairs"):  # (a path was taken as pairs, one per character)
+        list(aligner.align_iter(str(audio)))
+    # the same audio twice (or an absolute path) in a directory: each pair in a folder of its own, inside it
+    from mms.writers import get_writer
+
+    with get_writer("align", "dir", str(tmp_path / "out"), single=False) as writer:
+        for result in aligner.align_iter([(str(audio), "one line"), (str(audio), ["another line"])], keep_audio=True):
+            writer.write(result)
+    stem = os.path.splitext(os.path.basename(str(audio)))[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["manifest.json", stem, f"{stem}_2"])
+    assert len((tmp_path / "out" / "manifest.json").read_text().splitlines()) == 2
     assert len(aligner.align(str(audio), "one line\nanother line").lines) == 2
     with pytest.raises(AudioError, match="expected a 1-D waveform"):
         aligner.align(np.stack([wave, wave], 1), ["hello"])

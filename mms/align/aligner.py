@@ -136,7 +136,8 @@ class Alignment:
     index: int = 0  # the pair's position among align_iter's pairs
     unspelled: list[str] = field(default_factory=list)  # characters of the text the model has no token for
     lost_words: list[str] = field(default_factory=list)  # words of the text with no character left to align
-    name: str = ""  # the pair's name (its sub-directory in a manifest run), else its audio
+    name: str = ""  # its output name (sub-directory in a manifest run): align_iter gives each pair a distinct one
+    # (the Pair's name, else its audio file's stem: utt, utt_2, ...); align alone: its audio
     wave: np.ndarray | None = field(default=None, repr=False)  # the 16 kHz channel-0 audio that was aligned
 
     def __post_init__(self):
@@ -149,8 +150,8 @@ class Alignment:
         return [line for line in self.lines if line.text and line.text != STAR and line.tokens]
 
     def to_dict(self) -> dict:
-        record = {"audio": self.audio, "lang": self.lang, "duration": self.duration, "stride_ms": self.stride_ms,
-                  "lines": [line.to_dict() for line in self.lines]}
+        record = {"index": self.index, "audio": self.audio, "name": self.name, "lang": self.lang,
+                  "duration": self.duration, "stride_ms": self.stride_ms, "lines": [line.to_dict() for line in self.lines]}
         if self.unspelled:
             record["unspelled"], record["lost_words"] = self.unspelled, self.lost_words
         if self.error is not None:
@@ -376,34 +377,40 @@ class Aligner(Task):
         read in its turn). A pair is a Pair or an (audio, text) tuple: audio a path or a 16 kHz array, text a
         list of lines or one string of lines. `lang`: for pairs that name none (else the Aligner's). A pair
         that cannot be aligned gets `error` (one line naming its audio) and the others go on."""
+        if isinstance(pairs, (str, bytes, os.PathLike, Pair)) or (isinstance(pairs, tuple) and len(pairs) == 2
+                                                                   and isinstance(pairs[1], str)):
+            raise TypeError("align_iter takes an iterable of pairs (a Pair or an (audio, text) tuple each); for "
+                            "one pair, align(audio, lines) or align_iter([pair])")
+        seen: set[str] = set()  # output names: distinct, so that a directory writer keeps every pair apart
         for index, pair in enumerate(pairs):
             if not isinstance(pair, Pair):
                 if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], (str, list, tuple))):
                     result = Alignment(f"<pair {index}>", lang or self.lang, error=f"<pair {index}>: not a Pair or "
                                        f"an (audio, text) tuple with text a string or list of lines")
-                    result.index, result.name = index, None
+                    result.index = index
                     yield result
                     continue
                 audio, text = pair
                 pair = Pair(audio, text=text)
             audio = input_name(pair.audio, index)
+            name = unique_name(pair.name or audio_stem(pair.audio), seen)
             if pair.error is not None:  # a manifest line that could not be read (read_pairs)
                 result = Alignment(audio, pair.lang or lang or self.lang, error=pair.error)
-                result.index, result.name = index, None
+                result.index, result.name = index, name
                 yield result
                 continue
             try:
                 result = self.align(pair.audio, pair.lines(), lang=pair.lang or lang, star=star,
-                                    keep_audio=keep_audio)
+                                    keep_audio=keep_audio, name=audio)
             except (MMSError, OSError, RuntimeError, MemoryError) as e:  # not a bug: this pair's own problem
                 result = Alignment(audio, pair.lang or lang or self.lang, error=pair_error(audio, e))
-            result.index, result.name = index, pair.name or audio
+            result.index, result.name = index, name
             yield result
 
     def align(self, audio, lines: list[str], lang: str | None = None, star: bool = False,
-              keep_audio: bool = False) -> Alignment:
+              keep_audio: bool = False, name: str | None = None) -> Alignment:
         """Align `lines` (one output segment each) to `audio` (a path or a 16 kHz float array); raises what
-        stops it (AudioError, AlignmentError, ...)."""
+        stops it (AudioError, AlignmentError, ...). `name`: how an array is named in errors (default "<array>")."""
         if lang is None and self.needs_lang:  # (it aligned with the first adapter's alphabet, saying nothing)
             raise MMSError(f"{self.runner.checkpoint.path} has {len(self.runner.languages)} languages: give the "
                            f"text's language (--lang, or a `lang` of the pair)")
@@ -412,7 +419,7 @@ class Aligner(Task):
         if isinstance(lines, str):  # one string of lines, as Pair takes it (not one line per character)
             lines = lines.split("\n")
         if isinstance(audio, np.ndarray):
-            name = "<array>"
+            name = name or "<array>"
             wave = array_waveform(audio, name)
         else:
             name = os.fspath(audio)
@@ -512,7 +519,7 @@ def read_pairs(manifest: str) -> list[Pair]:
                 record = None  # its item carries the error
             path = record.get("text_filepath") if isinstance(record, dict) else None
             text_files.append(os.path.join(base, path) if isinstance(path, str) and path else None)
-    pairs, seen = [], {}
+    pairs, seen = [], set()
     for item, text_file in zip(items, text_files):
         error = item.error
         if error is None and item.text is None and text_file is None:
@@ -520,11 +527,23 @@ def read_pairs(manifest: str) -> list[Pair]:
         if error is not None:
             pairs.append(Pair(item.audio, error=f"{item.audio}: {error}", name=item.audio))
             continue
-        stem = os.path.splitext(os.path.basename(item.audio))[0] or "audio"
-        name, count = stem, 1
-        while name in seen:  # "utt", "utt" and "utt_2": utt, utt_2, utt_2_2
-            count += 1
-            name = f"{stem}_{count}"
-        seen[name] = True
-        pairs.append(Pair(item.audio, text_file, item.lang, item.text, name))
+        pairs.append(Pair(item.audio, text_file, item.lang, item.text, unique_name(audio_stem(item.audio), seen)))
     return pairs
+
+
+def audio_stem(audio) -> str:
+    """The file name of a pair's audio without its suffix ("array" for an array): its default output name."""
+    if isinstance(audio, np.ndarray):
+        return "array"
+    return os.path.splitext(os.path.basename(os.fspath(audio)))[0] or "audio"
+
+
+def unique_name(stem: str, seen: set) -> str:
+    """`stem`, made distinct from the names in `seen` ("utt", "utt" and "utt_2": utt, utt_2, utt_2_2), and added
+    to it."""
+    name, count = stem, 1
+    while name in seen:
+        count += 1
+        name = f"{stem}_{count}"
+    seen.add(name)
+    return name

@@ -43,7 +43,13 @@ class AlignmentWriter(Writer):
         self.manifests: dict[str, list[str]] = {}  # a manifest run's pairs in order -> their manifest lines
 
     def directory(self, name: str) -> str:
-        return self.dest if self.single else os.path.join(self.dest, name)
+        if self.single:
+            return self.dest
+        if not name or os.path.isabs(name) or os.pardir in name.split(os.sep) or os.sep in name:
+            # (a path as a name wrote outside dest, or nested folders two pairs could share)
+            raise WriterError(f"{name!r}: not a pair name for a folder in {self.dest} (Aligner.align_iter names "
+                              f"pairs from their audio files)")
+        return os.path.join(self.dest, name)
 
     def done(self, name: str) -> bool:
         """Whether a manifest run's pair `name` was finished by an earlier run (its alignment.json exists) and
