@@ -211,3 +211,18 @@ def test_conv_as_products_equals_the_convolution(kernel, stride, bias):
         assert (got - want).abs().max().item() <= 1e-12, frames
     with pytest.raises(ValueError, match="fewer than the kernel"):
         conv_as_products(conv, torch.randn(1, kernel - 1, 6, dtype=torch.float64))
+
+
+def test_the_feature_encoder_runs_under_autocast_in_inference():
+    """A trainer's dev pass: float32 weights, bfloat16 autocast, no gradients (the products' in-place step is not
+    autocast: it met a bfloat16 output and a float32 weight)."""
+    from mms.models.wav2vec2 import FeatureEncoder
+
+    torch.manual_seed(0)
+    encoder = FeatureEncoder(tiny_config(conv_dim=(24,) * 7))
+    wave = torch.randn(2, 8000)
+    with torch.no_grad():
+        exact = encoder(wave)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = encoder(wave).float()
+    assert (mixed - exact).abs().max().item() <= 0.05 * exact.abs().max().item()
