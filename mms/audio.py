@@ -76,7 +76,16 @@ def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reas
 
 def array_waveform(array, name: str) -> np.ndarray:
     """An array input as the models read one: C-contiguous float32, 1-D (reshape(-1) would interleave or join a
-    stereo array's channels), not empty, every sample finite; else an AudioError naming the input."""
+    stereo array's channels), not empty, every sample finite; else an AudioError naming the input. Integer samples
+    (int16 as read from a wav file) are scaled to [-1, 1) as soundfile reads them: cast as they were, they were
+    32768 times too loud for the models that take audio unstandardised."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iu":
+        info = np.iinfo(array.dtype)
+        middle = (info.max + 1) // 2 if array.dtype.kind == "u" else 0  # (unsigned: 8-bit wav's offset)
+        array = (array.astype(np.float64) - middle) / (info.max + 1 - middle)
+    elif array.dtype.kind != "f":
+        raise AudioError(name, f"expected a waveform of float or integer samples, got an array of {array.dtype}")
     wave = np.ascontiguousarray(array, dtype=np.float32)
     if wave.ndim != 1:
         raise AudioError(name, f"expected a 1-D waveform at 16 kHz, got an array of shape {wave.shape}")

@@ -160,7 +160,7 @@ class _LayerWarnings(logging.Handler):
     printed them bare, or as a UserWarning with its source line). `execute` names the command while it runs."""
 
     prog: str | None = None
-    loggers = ("mms.audio", "mms.manifest")
+    loggers = ("mms.audio", "mms.manifest", "mms.checkpoints")
 
     def emit(self, record):
         if logging.getLogger().handlers:  # logging set up (the trainers, an application): printed there

@@ -24,6 +24,10 @@ class Item:
     text: str | None = None
     error: str | None = None  # why its manifest line could not be read (`audio` is then "manifest:line")
 
+    def __post_init__(self):
+        if isinstance(self.audio, (bytes, os.PathLike)):  # a pathlib.Path: its records are JSON, as a str's
+            self.audio = os.fsdecode(self.audio)
+
 
 class ManifestError(MMSError):
     """A manifest that cannot be read; str() is one line: "file:line: reason"."""

@@ -45,3 +45,18 @@ def test_auto_with_no_usable_language_is_a_per_input_error(hf_dir, tmp_path, wav
     record = json.loads(r.stdout)
     assert "no adapter" in record["error"] and record["text"] == ""
     assert r.stderr.count("error:") == 1
+
+
+def test_auto_keeps_an_items_own_language_and_names_what_is_no_input(hf_dir, lid_dir, wavs):
+    """lang="auto" is the language of the inputs without their own: an Item's language is kept (LID had replaced
+    it), and an input that is no audio is its own error (a TypeError had ended the batch)."""
+    from mms.asr import ASR
+    from mms.manifest import Item
+
+    asr = ASR.load(str(hf_dir), lang="auto", lid_model=str(lid_dir), device="cpu")
+    results = asr.transcribe([Item(str(wavs[0]), lang="eng"), str(wavs[1]), 42])
+    assert [r.lang for r in results[:2]] == ["eng", "fra"] and results[0].lid is None
+    assert results[1].lid["lid_lang"] == "fra"
+    assert results[2].error == "<input 2: int>: not an audio path, mms.manifest.Item or 16 kHz array"
+    direct = ASR.load(str(hf_dir), lang="eng", device="cpu").transcribe([str(wavs[0])])[0]
+    assert results[0].text == direct.text

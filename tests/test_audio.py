@@ -337,3 +337,16 @@ def test_an_inverted_noisy_recording_is_read_from_one_channel_throughout(tmp_pat
     soundfile.write(path, (np.stack([voice, -voice], axis=1) + noise).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
     wave = load_audio(path)
     np.testing.assert_allclose(wave, (voice + noise[:, 0]).astype(np.float32), atol=1e-6)
+
+
+def test_integer_arrays_are_scaled_as_soundfile_reads_them(tmp_path):
+    """An int16 array (as a wav file holds it) is the same waveform as soundfile's float reading of that file
+    (cast without scaling it was 32768 times too loud); a non-numeric array is refused, naming the input."""
+    from mms.audio import array_waveform
+
+    samples = (np.sin(np.arange(1600) / 5) * 20000).astype(np.int16)
+    soundfile.write(tmp_path / "a.wav", samples, 16000, subtype="PCM_16")
+    np.testing.assert_array_equal(array_waveform(samples, "x"), soundfile.read(tmp_path / "a.wav", dtype="float32")[0])
+    np.testing.assert_array_equal(array_waveform(np.array([0, 128, 255], np.uint8), "x"), [-1, 0, 127 / 128])
+    with pytest.raises(AudioError, match="<array 3>: expected a waveform of float or integer samples"):
+        array_waveform(np.array(["a"]), "<array 3>")

@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -436,3 +437,30 @@ def test_api_options_are_checked_when_given(tts):
                          (dict(sample_rate=0), "sample_rate must be"), (dict(split="x"), "unknown split")):
         with pytest.raises(MMSError, match=message):
             tts.synthesize_iter(["good morning. today"], **bad)  # at the call, not at the first next()
+    # a numpy integer seed is an integer (torch's generator took only a Python int); one string is not a list
+    np_seed = [s.wave for s in tts.synthesize_iter(["good morning"], seed=np.int64(3))]
+    np.testing.assert_array_equal(np_seed[0], tts.synthesize_iter(["good morning"], seed=3).__next__().wave)
+    with pytest.raises(TypeError, match="an iterable of texts"):
+        tts.synthesize_iter("good morning")
+
+
+def test_library_warnings_are_not_printed_unless_logging_is_set_up():
+    """The dropped-character warning goes to the application's logging; a library user who set none gets no
+    stderr lines per text (the Speech carries `dropped`), a user who did gets it through logging."""
+    code = ("import logging, sys\nfrom mms.tts import TTS\n"
+            "tts = TTS.load('demo', lang='eng', device='cpu')\n"
+            "print(list(tts.synthesize_iter(['good morning!']))[0].dropped)\n"
+            "logging.basicConfig(stream=sys.stdout, format='LOG %(message)s')\n"
+            "list(tts.synthesize_iter(['good morning!']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.splitlines()[0] == "['!']" and "LOG " in r.stdout and "dropped characters" in r.stdout
+
+
+def test_the_audio_writer_refuses_what_it_cannot_write_when_made(tmp_path):
+    from mms.writers import WriterError, get_writer
+
+    for dest, message in ((tmp_path / "out.mp3", "cannot write audio format 'mp3'"),
+                          (tmp_path, "is a directory (a folder of numbered files: outdir=True)")):
+        with pytest.raises(WriterError, match=re.escape(message)):
+            get_writer("tts", "audio", str(dest))

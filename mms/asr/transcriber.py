@@ -101,12 +101,13 @@ def check_windows(o: ASROptions) -> None:
     """The long-audio windows: chunk_seconds above 0 (0 had run a 10 s input as thousands of windows), context
     at least 0, both finite (the command line checks its flags the same way)."""
     import math
+    import numbers
 
     for name, low in (("chunk_seconds", 0.0), ("context_seconds", None), ("batch_seconds", 0.0)):
         value = getattr(o, name)
         if value is None and name == "batch_seconds":  # (the device's default)
             continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or \
                 (value <= low if low is not None else value < 0):
             raise MMSError(f"{name} must be a finite number {'above 0' if low is not None else 'at least 0'}, "
                            f"got {value!r}")
@@ -252,8 +253,11 @@ class ASR(Task):
         from mms.asr.auto import identify_languages, own_lid_model
 
         arrays = {i: source for i, source in enumerate(items) if isinstance(source, np.ndarray)}
-        items = [source if isinstance(source, (Item, np.ndarray)) else Item(os.fspath(source), None)
-                 for source in items]
+        # paths as Items; what is no input at all becomes an Item carrying its error (not a TypeError of the batch)
+        items = [source if isinstance(source, (Item, np.ndarray)) else
+                 Item(input_name(source, i)) if isinstance(source, INPUT_TYPES) else
+                 Item(input_name(source, i), error="not an audio path, mms.manifest.Item or 16 kHz array")
+                 for i, source in enumerate(items)]
         if self.rerank is not None:
             from mms.asr.rerank import transcribe_reranked
 
@@ -264,7 +268,12 @@ class ASR(Task):
         languages = None if self.checkpoint.language_free else self.languages
         # a model loaded with a language and asked for "auto" per call: its own LID head too, where it has one
         lid_model = self.lid_model or own_lid_model(self.checkpoint.path)
-        chosen = identify_languages(items, languages, lid_model, self.device, self.dtype)
+        # an Item with its own language keeps it: "auto" is the language of the inputs without one
+        given = {i: item.lang for i, item in enumerate(items)
+                 if isinstance(item, Item) and item.lang not in (None, "auto") and item.error is None}
+        unknown = [item for i, item in enumerate(items) if i not in given]
+        identified = iter(identify_languages(unknown, languages, lid_model, self.device, self.dtype) if unknown else [])
+        chosen = [(given[i], {}) if i in given else next(identified) for i in range(len(items))]
         if self.fetch_adapters is not None:
             self.fetch_adapters({lang for lang, _ in chosen if lang})
         inputs = [_LanguageArray(arrays[i], lang or "") if i in arrays else Item(item.audio, lang or "", item.text)
@@ -273,7 +282,7 @@ class ASR(Task):
             if "error" in info:
                 result = Transcript(result.audio, None, duration=result.duration, error=info["error"],
                                     index=result.index)
-            else:
+            elif info:
                 result.lid = info
             yield result
 

@@ -214,6 +214,8 @@ class TTS(Task):
         """One Speech per text, in input order, lazily. A text may be given as (line number, text) to name its
         result "line N". `options` (default: the TTS's own) and `overrides` (its fields: seed=7, split="none",
         speaking_rate, noise_scale, noise_scale_duration, sample_rate, ...) set the synthesis (mms.options)."""
+        if isinstance(texts, (str, bytes)):  # (it was read as one text per character)
+            raise TypeError(f"texts: give an iterable of texts, e.g. [{texts!r}]; for one text, synthesize(text)")
         options = check_options(replace(options or self.options, **overrides))  # here, not at the first next()
         if options.batch_tokens is None:
             options = replace(options, batch_tokens=1 if self.device.type == "cpu" else GPU_BATCH_TOKENS)
@@ -327,6 +329,8 @@ def check_options(o: TTSOptions) -> TTSOptions:
                 value < low or (strict_low and value == low) or value > high:
             bound = f"{'above' if strict_low else 'at least'} {low}" + ("" if high == math.inf else f", at most {high}")
             raise MMSError(f"{name} must be a{'n integer' if integer else ' number'} {bound}, got {value!r}")
+        if integer:  # a numpy integer as a Python int (torch's generators take no other)
+            setattr(o, name, int(value))
 
     number("max_chars", 0, integer=True, optional=False)
     number("batch_tokens", 0, integer=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from mms.audio import write_audio
+from mms.audio import WRITE_FORMATS, write_audio
 from mms.writers import JsonlWriter, Writer, WriterError
 
 
@@ -27,6 +27,12 @@ class SpeechWriter(Writer):
         self.fmt = audio_format or ("wav" if outdir else None)  # a single file: write_audio reads its suffix
         self.width = max(4, len(str(count)))
         self.written = 0
+        if not outdir and self.dest != "-":  # now, not as an error of the synthesised result
+            fmt = (audio_format or os.path.splitext(self.dest)[1].lstrip(".")).lower()
+            if os.path.isdir(self.dest):
+                raise WriterError(f"{self.dest}: is a directory (a folder of numbered files: outdir=True)")
+            if "." + fmt not in WRITE_FORMATS:
+                raise WriterError(f"{self.dest}: cannot write audio format {fmt or '(no suffix)'!r}; use .wav or .flac")
         # index.jsonl here, unless a corpus run (mms.engines) writes the records itself
         self.index = JsonlWriter(os.path.join(self.dest, "index.jsonl")) if outdir and index_file else None
 
