@@ -18,7 +18,6 @@ carry on. `lang="auto"` first identifies each input's language with an MMS LID m
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
