@@ -173,10 +173,13 @@ def _read_json_lines(path: str, lines: list[str], base_dir: str, keep_bad_lines:
         audio = record[audio_key]
         if not isinstance(audio, str) or not audio:
             raise ManifestError(path, line_number, f"{audio_key!r} must be a non-empty string")
-        for key in ("lang", "text"):
-            if record.get(key) is not None and not isinstance(record[key], str):
+        text = record.get("text")
+        if isinstance(text, (int, float)) and not isinstance(text, bool):  # a transcript that is a number: "42"
+            text = json.dumps(text)
+        for key, value in (("lang", record.get("lang")), ("text", text)):
+            if value is not None and not isinstance(value, str):
                 raise ManifestError(path, line_number, f"{key!r} must be a string")
-        return Item(audio=os.path.join(base_dir, audio), lang=record.get("lang"), text=record.get("text"))
+        return Item(audio=os.path.join(base_dir, audio), lang=record.get("lang"), text=text)
 
     numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     return _line_items(path, numbered, parse, keep_bad_lines)

@@ -125,7 +125,11 @@ class ModelRunner:
         if len(vocab) != weights["lm_head.weight"].shape[0]:
             raise CheckpointError(f"{self.checkpoint.path}: vocabulary of '{lang}' has {len(vocab)} symbols, "
                                   f"its output layer {weights['lm_head.weight'].shape[0]}")
-        self.model.load_adapter(weights)
+        try:
+            self.model.load_adapter(weights)
+        except ValueError as e:  # (an internal error it was)
+            raise CheckpointError(f"{adapters.source}: the adapter of '{lang}' does not fit this model (made for "
+                                  f"another base model?): {e}") from None
         self.vocab, self.lang = vocab, lang
 
     def select_language(self, lang: str | None) -> None:

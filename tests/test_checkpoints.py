@@ -435,3 +435,22 @@ def test_dict_file_trailing_whitespace_as_fairseq(tmp_path):
     except VocabularyError as e:
         pytest.fail(f"fairseq accepts trailing whitespace after the count, mms refuses: {e}")
     assert vocab.tokens[4:] == ["|", "a", "b"]
+
+
+def test_an_adapter_of_another_base_model_is_refused_in_one_line(hf_dir, tmp_path):
+    """--adapter trained on a model of another width: one CheckpointError naming the adapter (an internal error
+    it was), and the model keeps the adapter it had."""
+    from mms.runner import ModelRunner
+    from tests.factory import write_hf
+
+    other = write_hf(random_model(tiny_config(hidden_size=48), {"xyz": 12}, seed=3), tmp_path / "other")
+    checkpoint = load_checkpoint(hf_dir)
+    runner = ModelRunner(checkpoint, "cpu", "float32")
+    runner.set_language("eng")
+    before = runner.model.lm_head.weight.clone()
+    from mms.checkpoints import add_adapter_dir
+
+    add_adapter_dir(checkpoint, other)
+    with pytest.raises(CheckpointError, match="the adapter of 'xyz' does not fit this model .*shape"):
+        runner.set_language("xyz")
+    assert torch.equal(runner.model.lm_head.weight, before) and runner.lang == "eng"

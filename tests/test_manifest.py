@@ -122,6 +122,12 @@ def test_json_lines_errors_name_the_line(tmp_path):
     manifest.write_text('["a.wav"]\n')
     with pytest.raises(ManifestError, match=r"set\.jsonl:1: expected a JSON object"):
         read_manifest(manifest)
+    # a transcript that is a number is its text; a list is not text
+    manifest.write_text('{"audio": "a.wav", "text": 42}\n{"audio": "b.wav", "text": 2.5}\n')
+    assert [item.text for item in read_manifest(manifest)] == ["42", "2.5"]
+    manifest.write_text('{"audio": "a.wav", "text": ["x"]}\n')
+    with pytest.raises(ManifestError, match=r"set\.jsonl:1: 'text' must be a string"):
+        read_manifest(manifest)
 
 
 def test_plain_path_list(tmp_path):

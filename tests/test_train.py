@@ -365,7 +365,7 @@ def test_short_audio_and_a_changed_base_are_handled(data, tmp_path):
     # a line that cannot be read is skipped and said, as a line without text is (it had stopped the run)
     (tmp_path / "train").symlink_to(data["folder"] / "train")
     mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text(data["train"].read_text() + '{"audio_filepath": "train/0.wav", "text": 123}\nnot json\n')
+    mixed.write_text(data["train"].read_text() + '{"audio_filepath": "train/0.wav", "text": ["ab"]}\nnot json\n')
     trainer = Trainer(options(data, tmp_path / "mixed-run", train=[str(mixed)], max_steps=1))
     assert len(trainer.train_set) == len(data["train"].read_text().splitlines())
     with pytest.raises(TrainError, match="saved when training from .*random-base"):
@@ -562,3 +562,49 @@ def test_a_filesystem_without_locks_warns_and_trains(tmp_path, monkeypatch, capl
         with lock_out_folder(tmp_path):
             pass
     assert "this filesystem cannot lock files: make sure no other run trains into it" in caplog.text
+
+
+def test_a_language_the_base_has_under_another_code_is_refused(data, tmp_path, caplog):
+    """--lang en on a base with eng started a new output layer beside eng, saying nothing; the base's languages left
+    out of full training are said to be dropped from the export."""
+    with pytest.raises(TrainError, match="language 'en': the base model has it as 'eng'"):
+        Trainer(options(data, tmp_path / "en", lang="en"))
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "eng", lang="eng"))
+    assert "transcribes eng only: the base's other languages (fra) are not carried over" in caplog.text
+    assert "not an ISO 639 code" not in caplog.text
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "english", lang="english"))
+    assert "language 'english' is not an ISO 639 code: trained as a new language" in caplog.text
+    # a dev transcript with letters no training transcript has (the tone corpus writes a, b, c only)
+    odd = tone_corpus(tmp_path, "odd", ["ab", "ca"], 3, 7)
+    odd.write_text(odd.read_text().replace('"text": "', '"text": "ZZ '))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "odd-out", lang="eng", dev=[str(odd)]))
+    assert "dev transcripts hold characters no training transcript has (z)" in caplog.text
+
+
+def test_transcripts_with_digits_are_warned_about(tmp_path):
+    from mms.train.data import read_examples
+
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32) + 0.01, 16000)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "a.wav", "text": "I have 3 cats"}) + "\n"
+                                      + json.dumps({"audio_filepath": "a.wav", "text": "no numbers"}) + "\n")
+    examples, problems = read_examples([str(tmp_path / "m.jsonl")], "eng")
+    assert [e.text for e in examples] == ["i have cats", "no numbers"]
+    assert problems == [f"1 transcripts hold numbers in digits, which the MMS normalisation removes (e.g. "
+                        f"{tmp_path / 'a.wav'}: 'I have 3 cats'): spell them out"]
+
+
+def test_a_run_stopped_mid_epoch_resumes_only_on_its_own_training_data(data, tmp_path):
+    """The saved batch plan indexes the training set: another --train (same alphabet) is refused mid-epoch, and the
+    state names the languages when those differ."""
+    Trainer(options(data, tmp_path / "run", max_steps=1)).run()
+    (tmp_path / "train").symlink_to(data["folder"] / "train")
+    fewer = tmp_path / "fewer.jsonl"
+    fewer.write_text("".join(data["train"].read_text().splitlines(keepends=True)[:12]))
+    with pytest.raises(TrainError, match="stopped mid-epoch on other training data"):
+        Trainer(options(data, tmp_path / "run", train=[str(fewer)], max_steps=2)).run()
+    with pytest.raises(TrainError, match="saved for the language\\(s\\) xyz, not abc"):
+        Trainer(options(data, tmp_path / "run", lang="abc", max_steps=2)).run()

@@ -20,7 +20,7 @@ examples:
   mms asr --model M --lang yor --manifest dev.tsv --ref dev.wrd --format jsonl   # also prints WER and CER
   mms asr --model mms-1b-all --adapter xyz-adapter/ --lang xyz a.wav     # a language added by train-adapter
   mms asr --model omniasr-ctc-1b talk.mp3                                # Omnilingual ASR: no --lang needed
-  mms asr --model omniASR-CTC-300M.pt --tokenizer omniASR_tokenizer.model lecture.flac --timestamps word
+  mms asr --model omniASR-CTC-300M.pt --tokenizer omniASR_tokenizer.model lecture.flac --timestamps word --format json
   mms asr --model mms-zeroshot-300m --words words.txt a.wav       # zero-shot: any language from a word list
   mms asr --model mms-zeroshot-300m --words sentences.txt --lm lm.arpa a.wav
   mms asr --lang auto --rerank 10 --rerank-weights rerank.yaml a.wav --format jsonl   # see mms tune-rerank

@@ -35,7 +35,8 @@ output (best first, softmax probabilities over the candidate languages):
   json     the same records as one JSON list
   tsv      audio, lang, probability, predictions (code:probability ...), duration, error (+ name)
   fairseq  predictions.txt of fairseq's examples/mms/lid/infer.py: one JSON list per input, in input order
-           ([] for an input that failed); --output DIR writes DIR/predictions.txt
+           ([] for an input that failed); --output DIR/ (an existing folder, or a path ending in /) writes
+           DIR/predictions.txt
 Line formats are written as each input finishes; json is written at the end, atomically.
 
 exit status: 0 every input identified, 1 some input failed (the others are still written), 2 usage error,

@@ -407,16 +407,18 @@ class Wav2Vec2ForCTC(nn.Module):
             raise ValueError(f"adapter weights do not fit this model: missing {sorted(missing)[:3]}, "
                              f"unexpected {sorted(unexpected)[:3]}")
         vocab = weights["lm_head.weight"].shape[0]
+        params = dict(self.named_parameters())
+        for name, value in weights.items():  # every shape first: a misfit leaves the model as it was
+            shape = (vocab, *params[name].shape[1:]) if name.startswith("lm_head.") else params[name].shape
+            if value.shape != shape:
+                raise ValueError(f"adapter weight {name} has shape {tuple(value.shape)}, model expects {tuple(shape)}")
         ref = self.lm_head.weight
         if vocab != self.lm_head.out_features:
             self.lm_head = nn.Linear(self.cfg.hidden_size, vocab, device=ref.device, dtype=ref.dtype)
             self.cfg.vocab_size = vocab
-        params = dict(self.named_parameters())
+            params = dict(self.named_parameters())
         with torch.no_grad():
             for name, value in weights.items():
-                if params[name].shape != value.shape:
-                    raise ValueError(f"adapter weight {name} has shape {tuple(value.shape)}, "
-                                     f"model expects {tuple(params[name].shape)}")
                 params[name].copy_(value)
 
 

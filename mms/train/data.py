@@ -108,7 +108,7 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
     """Every usable line of the manifests, and one-line problems for the lines skipped (a line that cannot be
     read, no text, bad audio). Each file is decoded once here, to check it and measure it; its samples are not
     kept (Example.wave reads them again)."""
-    examples, problems = [], []
+    examples, problems, with_digits = [], [], []
     for manifest in manifests:
         try:
             items: list[Item] = read_manifest(manifest, keep_bad_lines=True)
@@ -126,6 +126,8 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
                 problems.append(f"{item.audio}: no transcript in {manifest}, skipped")
                 continue
             text = normalize_text(item.text, lang)
+            if sum(c.isdecimal() for c in text) < sum(c.isdecimal() for c in item.text):
+                with_digits.append(item)
             if not text:
                 problems.append(f"{item.audio}: transcript is empty after normalisation, skipped")
                 continue
@@ -138,6 +140,9 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
                 problems.append(f"{item.audio}: longer than {max_seconds} s, skipped")
                 continue
             examples.append(Example(item.audio, lang, text, wave.size, normalize=normalize_audio, eps=eps))
+    if with_digits:  # (the audio says the number the transcript loses)
+        problems.append(f"{len(with_digits)} transcripts hold numbers in digits, which the MMS normalisation removes "
+                        f"(e.g. {with_digits[0].audio}: {with_digits[0].text.strip()[:60]!r}): spell them out")
     return examples, problems
 
 

@@ -196,6 +196,12 @@ def keep_base_heads(model: TrainModel, base, vocabs: dict[str, Vocabulary], base
         log.info(f"from {base.path}: output layers of {', '.join(kept)}")
 
 
+def base_languages(base) -> list[str]:
+    if base is None:
+        return []
+    return list(base.adapters.languages) if base.adapters is not None else [base.lang] if base.lang else []
+
+
 def with_base_symbols(found, lang: str, vocab: Vocabulary) -> Vocabulary:
     """The alphabet to train for a language the base model already transcribes (`found`: base_head's answer): the
     base's symbols, in its order, and then the training text's new ones. Built from the training text alone, a
@@ -383,6 +389,7 @@ class Trainer:
         if options.mode == "adapter" and self.languages != [options.lang]:
             raise TrainError(f"train-adapter trains one language ({options.lang}); the manifests hold "
                              f"{', '.join(self.languages)}")
+        self._check_base_languages()
         self.vocabs: dict[str, Vocabulary] = {
             lang: build_vocabulary([e.text for e in self.train_set if e.lang == lang]) for lang in self.languages}
         # the base's output layers of these languages, read once: their alphabets here, their rows below
@@ -394,14 +401,20 @@ class Trainer:
         for example in self.train_set + self.dev_set:
             if example.lang in self.vocabs:
                 example.labels = encode(example.text, self.vocabs[example.lang])
+        symbols = {lang: set(vocab.tokens) for lang, vocab in self.vocabs.items()}
+        unseen = sorted({c for e in self.dev_set if e.lang in symbols for c in e.text
+                         if not c.isspace() and c not in symbols[e.lang]})
+        if unseen:  # (train-tts says the same of its voices)
+            log.warning(f"dev transcripts hold characters no training transcript has ({' '.join(unseen[:12])}): the "
+                        f"model cannot write them, and the dev CER counts each as an error")
         too_short = [e for e in self.train_set if self.frames(e) < e.labels.size]
         if too_short:
             log.warning(f"{len(too_short)} training utterances are too short for their transcripts, skipped "
                         f"(e.g. {too_short[0].audio})")
             self.train_set = [e for e in self.train_set if self.frames(e) >= e.labels.size]
             if not self.train_set:
-                raise TrainError(f"{', '.join(options.train)}: no usable training utterances (every one is too "
-                                 f"short for its transcript)")
+                raise TrainError(f"{', '.join(options.train)}: no usable training utterances (every one read is too "
+                                 f"short for its transcript; the others were skipped, as said above)")
         other = sorted({e.lang for e in self.dev_set} - set(self.vocabs))
         if other:
             log.warning(f"dev utterances in {', '.join(other)} left out: no language of the training data")
@@ -485,6 +498,28 @@ class Trainer:
         config = json.dumps(self.base_config.to_dict(), sort_keys=True, default=str)
         return f"a new model (architecture {hashlib.sha256(config.encode()).hexdigest()[:12]})"
 
+    def _check_base_languages(self) -> None:
+        """A language the base model has under its ISO 639-3 code, asked for by another form of it (en, eng_Latn
+        for eng), is refused: it would start a new output layer beside the one the user meant to continue. In full
+        training, the base's languages left out of the training data are said to be dropped from the export."""
+        from mms.hub.languages import parse, to_iso639_3
+
+        known = base_languages(self.base)
+        for lang in self.languages:
+            if lang in known:
+                continue
+            iso = to_iso639_3(lang)
+            same = [code for code in known if iso is not None and parse(code).iso == iso]
+            if same:
+                raise TrainError(f"language {lang!r}: the base model has it as {same[0]!r}; give that code to "
+                                 f"continue its output layer (another code starts a new one)")
+            if iso is None:
+                log.warning(f"language {lang!r} is not an ISO 639 code: trained as a new language of that name")
+        dropped = sorted(set(known) - set(self.languages))
+        if self.options.mode == "full" and dropped:
+            log.warning(f"the exported model transcribes {', '.join(self.languages)} only: the base's other "
+                        f"languages ({', '.join(dropped[:8])}{', ...' if len(dropped) > 8 else ''}) are not carried over")
+
     def frames(self, example: Example) -> int:
         from mms.models.wav2vec2 import conv_output_lengths
 
@@ -494,6 +529,15 @@ class Trainer:
     @property
     def state_path(self) -> Path:
         return self.out / STATE_FILE
+
+    def train_identity(self) -> str:
+        """A digest of the training set as the batch plan indexes it (audio and transcript of each utterance)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for example in self.train_set:
+            digest.update(f"{example.audio}\t{example.lang}\t{example.text}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()[:16]
 
     def save_state(self) -> None:
         params = dict(self.model.named_parameters())
@@ -505,6 +549,7 @@ class Trainer:
             "best": self.best, "history": self.history,
             "vocabs": {lang: v.tokens for lang, v in self.vocabs.items()},
             "base": self.base_identity(),
+            "train_set": self.train_identity(),
             "epoch_losses": list(self.epoch_losses),
             "audio_seconds": self.audio_seconds, "train_seconds": self.train_seconds,
             "rng": rng_state(),
@@ -524,9 +569,16 @@ class Trainer:
             raise TrainError(f"{self.state_path}: saved when training from {state['base']}, not "
                              f"{self.base_identity()}; use another --out or delete it to start over")
         saved = {lang: tokens for lang, tokens in state["vocabs"].items()}
+        if sorted(saved) != sorted(self.vocabs):
+            raise TrainError(f"{self.state_path}: saved for the language(s) {', '.join(sorted(saved))}, not "
+                             f"{', '.join(sorted(self.vocabs))}; use another --out or delete it to start over")
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
                              f"use another --out or delete it to start over")
+        if state["batch_in_epoch"] and state.get("train_set", self.train_identity()) != self.train_identity():
+            raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, or "
+                             f"its files changed), whose batches it has to finish: resume with the same, or give "
+                             f"another --out")
         if state["batch_in_epoch"]:  # mid-epoch: its remaining batches are those of the plan it started with
             for key in ("batch_seconds", "seed", "accumulate"):
                 value = state["options"].get(key, getattr(self.options, key))
