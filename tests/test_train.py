@@ -608,3 +608,17 @@ def test_a_run_stopped_mid_epoch_resumes_only_on_its_own_training_data(data, tmp
         Trainer(options(data, tmp_path / "run", train=[str(fewer)], max_steps=2)).run()
     with pytest.raises(TrainError, match="saved for the language\\(s\\) xyz, not abc"):
         Trainer(options(data, tmp_path / "run", lang="abc", max_steps=2)).run()
+
+
+def test_training_on_a_one_layer_for_every_language_base_says_its_layer_is_left(data, tmp_path, caplog):
+    """An Omnilingual ASR base: its output layer of SentencePiece pieces is not a language's; the new character
+    output layer is said to start from scratch (it was silent)."""
+    from mms.text.sentencepiece_vocab import from_sentencepiece
+    from tests.factory import random_omniasr_model, write_omniasr, write_sentencepiece
+
+    pieces = write_sentencepiece(tmp_path / "tok" / "literal.model")
+    pt = write_omniasr(random_omniasr_model(len(from_sentencepiece(pieces)), seed=2), tmp_path / "omni" / "o.pt",
+                       tokenizer=pieces)
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "out", model=str(pt), lang="eng"))
+    assert "one output layer for every language" in caplog.text and "trained from scratch" in caplog.text

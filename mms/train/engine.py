@@ -398,6 +398,11 @@ class Trainer:
         if base_heads:
             self.vocabs = {lang: with_base_symbols(base_heads[lang], lang, vocab)
                            for lang, vocab in self.vocabs.items()}
+            if self.base.language_free and self.base.vocab is not None:
+                # (an Omnilingual ASR or zero-shot base: its one output layer of pieces or uroman letters is left)
+                log.warning(f"the base model has one output layer for every language ({len(self.base.vocab)} "
+                            f"symbols), not per language: {', '.join(self.languages)} get new character output "
+                            f"layers, trained from scratch")
         for example in self.train_set + self.dev_set:
             if example.lang in self.vocabs:
                 example.labels = encode(example.text, self.vocabs[example.lang])
