@@ -588,6 +588,14 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(corpus, tmp_path):
     assert resumed.step == 2
 
 
+def test_a_changed_discriminator_width_on_resume_is_said(corpus, tmp_path, caplog):
+    short = dict(train=[str(corpus / "small.jsonl")], batch_size=2, max_steps=1)
+    TTSTrainer(options(corpus, tmp_path / "out", **short)).run()
+    with caplog.at_level("WARNING", logger="mms.train"):
+        TTSTrainer(options(corpus, tmp_path / "out", **dict(short, max_steps=2, discriminator_width=0.5))).run()
+    assert "--discriminator-width 0.5: the run continues its saved discriminators" in caplog.text
+
+
 def test_each_skipped_utterance_is_named_with_its_reason(tmp_path):
     from mms.manifest import Item
     from mms.models.vits_train import SpectrogramConfig

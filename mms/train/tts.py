@@ -686,6 +686,9 @@ class TTSTrainer:
                 raise TrainError(f"{flag} {getattr(self.options, key)}: this run was started with {value} "
                                  f"({self.state_path}); resume with the same, or give another --out")
         if state["discriminator_width"] != self.discriminator.width:
+            if self.options.discriminator_width is not None:  # (it was ignored without a word)
+                log.warning(f"--discriminator-width {self.options.discriminator_width:g}: the run continues its "
+                            f"saved discriminators, of width {state['discriminator_width']:g}")
             self.discriminator = VitsDiscriminator(state["discriminator_width"]).to(self.device).train()
             self.optim_d = torch.optim.AdamW(self.discriminator.parameters(), self.options.lr,
                                              betas=tuple(self.options.betas), eps=self.options.eps,
