@@ -252,3 +252,11 @@ def test_vtt_cue_text_escapes_markup_characters():
     cues = [(0.0, 1.5, "good morning & friend <b>")]
     assert "good morning &amp; friend &lt;b&gt;\n" in format_subtitles(cues, "vtt")
     assert "good morning & friend <b>\n" in format_subtitles(cues, "srt")
+
+
+def test_a_misspelt_writer_option_is_refused():
+    """get_writer passes each format the options it has a use for; one no writer knows is a typo, not dropped."""
+    from mms.writers import get_writer
+
+    with pytest.raises(TypeError, match="unknown option appendd"):
+        get_writer("asr", "jsonl", "-", appendd=True)

@@ -145,6 +145,10 @@ def formats(task: str) -> tuple[str, ...]:
     return tuple(fmt for t, fmt in WRITERS if t == task)
 
 
+# every writer's options (a format takes those it has a use for)
+WRITER_OPTIONS = {"single", "append", "overwrite", "outdir", "audio_format", "subtype", "count", "index_file", "names"}
+
+
 def get_writer(task: str, fmt: str, dest: str, **options) -> Writer:
     """The writer of `task`'s results in format `fmt` to `dest` (a file, "-" for standard output, or a
     directory for directory outputs). Options go to the writer (e.g. single=True for a one-input txt, append=True
@@ -152,6 +156,9 @@ def get_writer(task: str, fmt: str, dest: str, **options) -> Writer:
     if (task, fmt) not in WRITERS:
         raise WriterError(f"unknown output format {fmt!r} for {task}; choose one of {', '.join(formats(task))}")
     module, name = WRITERS[task, fmt].split(":")
+    unknown = sorted(set(options) - WRITER_OPTIONS)
+    if unknown:  # (a misspelt option had been dropped as one this format has no use for)
+        raise TypeError(f"get_writer: unknown option {', '.join(unknown)}; known: {', '.join(sorted(WRITER_OPTIONS))}")
     cls = getattr(importlib.import_module(module), name)
     if fmt in ("srt", "vtt"):
         options["fmt"] = fmt
