@@ -285,8 +285,8 @@ class Aligner(Task):
         self.runner = model
         if lang is not None:
             model.set_language(lang)  # an unknown language fails here, before any audio
-        self.lang = lang or model.lang
         self.needs_lang = lang is None and len(model.languages) > 1  # (a guess among several: not used silently)
+        self.lang = None if self.needs_lang else lang or model.lang  # (not the default it will not use)
         checkpoint = model.checkpoint
         self.time_offsets = checkpoint.word_time_offsets if options.time_offsets is None \
             else tuple(options.time_offsets)
