@@ -355,7 +355,13 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         if engines.check_run(args.output + ".run.json", description, bool(records)):
             run_file = args.output + ".run.json"
         done = engines.finished(records)
-        if any(r.get("error") for r in records):  # failed inputs are redone: their old records go, so each stays once
+        # an index.jsonl of an older `mms tts` names its files from the run's cwd: now, from the index, as the new
+        # lines do (one convention per file)
+        rebased = task == "tts" and any(isinstance(r.get("path"), str) and os.path.dirname(r["path"]) for r in records)
+        if rebased:
+            records = [dict(r, path=os.path.basename(r["path"])) if isinstance(r.get("path"), str) else r
+                       for r in records]
+        if rebased or any(r.get("error") for r in records):  # failed inputs are redone: their old records go
             from mms.files import write_text_atomic
 
             write_text_atomic(args.output, "".join(json_line(r) for r in records if not r.get("error")))

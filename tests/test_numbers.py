@@ -42,6 +42,8 @@ from tests.tts_factory import voice_dirs
     ("at 9:05 pm, then 7:00", "eng", "at nine oh five p m, then seven o'clock"),
     ("at 14:00 or 6 a.m.", "eng", "at fourteen hundred or six a.m."),
     ("John 3:16", "eng", "John three sixteen"),
+    ("We meet at 9:05 a.m. Then we go.", "eng", "We meet at nine oh five a m. Then we go."),  # the full stop stays
+    ("at 00:00, a $5m deal", "eng", "at midnight, a $ five m deal"),  # ("$5m": not five whole dollars)
     ("12,75", "ita", "dodici virgola sette cinque"),  # num2words alone drops an Italian fraction
     ("У меня 3 кошки", "rus", "У меня три кошки"),
     ("Ich bin 42.", "deu-script_latin", "Ich bin zweiundvierzig."),

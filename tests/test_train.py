@@ -567,8 +567,12 @@ def test_a_filesystem_without_locks_warns_and_trains(tmp_path, monkeypatch, capl
 def test_a_language_the_base_has_under_another_code_is_refused(data, tmp_path, caplog):
     """--lang en on a base with eng started a new output layer beside eng, saying nothing; the base's languages left
     out of full training are said to be dropped from the export."""
-    with pytest.raises(TrainError, match="language 'en': the base model has it as 'eng'"):
-        Trainer(options(data, tmp_path / "en", lang="en"))
+    for other in ("en", "eng_Latn"):
+        with pytest.raises(TrainError, match=f"language '{other}': the base model has it as 'eng'"):
+            Trainer(options(data, tmp_path / "en", lang=other))
+    # another script or dialect of a base language is a new language (cmn-script_traditional beside _simplified)
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "eng-dialect", lang="eng-dialect_x"))
     with caplog.at_level("WARNING", logger="mms.train"):
         Trainer(options(data, tmp_path / "eng", lang="eng"))
     assert "transcribes eng only: the base's other languages (fra) are not carried over" in caplog.text

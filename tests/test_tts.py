@@ -355,6 +355,29 @@ def test_the_index_of_an_outdir_is_a_manifest_for_asr(tmp_path):
     assert "CER" in r.stderr and all(rec["text"] for rec in records)
 
 
+def test_merged_and_resumed_indexes_name_their_files_from_where_they_are(tmp_path):
+    """mms merge of a tts --output-dir writes paths from the merged file's folder; resuming an index.jsonl of an
+    older run (paths from that run's cwd) rewrites its lines to the index-relative names the new lines get."""
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "mms", *map(str, args)], cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    (tmp_path / "lines.txt").write_text("good morning\nhello friend\n")
+    run("tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt", "--output-dir", "run", "--seed", "1")
+    run("merge", "run", "-o", "out/all.jsonl")
+    merged = [json.loads(line) for line in (tmp_path / "out" / "all.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in merged] == [os.path.join("..", "run", "0001.wav"), os.path.join("..", "run", "0002.wav")]
+    assert all((tmp_path / "out" / r["path"]).is_file() for r in merged)
+
+    run("tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt", "--outdir", "wavs", "--seed", "1")
+    index = tmp_path / "wavs" / "index.jsonl"
+    first = json.loads(index.read_text().splitlines()[0])
+    index.write_text(json.dumps(dict(first, path="wavs/0001.wav")) + "\n")  # as an older run wrote it, one line done
+    run("tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt", "--outdir", "wavs", "--seed", "1", "--resume")
+    assert [json.loads(line)["path"] for line in index.read_text().splitlines()] == ["0001.wav", "0002.wav"]
+
+
 def test_speech_writer_streams_the_index_and_names_failed_writes(tmp_path):
     from mms.writers import get_writer
 

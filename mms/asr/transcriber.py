@@ -261,6 +261,8 @@ class ASR(Task):
             from mms.asr.rerank import transcribe_reranked
 
             n, weights, zeroshot = self.rerank
+            items = [Item(input_name(item, i), error="re-ranking reads audio files: give a path, not an array")
+                     if isinstance(item, np.ndarray) else item for i, item in enumerate(items)]
             yield from transcribe_reranked(self, items, n, weights, zeroshot, timestamps,
                                            lambda audio, error, index: Transcript(audio, None, error=error, index=index))
             return
@@ -269,7 +271,7 @@ class ASR(Task):
         lid_model = self.lid_model or own_lid_model(self.checkpoint.path)
         # an Item with its own language keeps it: "auto" is the language of the inputs without one
         given = {i: item.lang for i, item in enumerate(items)
-                 if isinstance(item, Item) and item.lang not in (None, "auto") and item.error is None}
+                 if isinstance(item, Item) and item.lang and item.lang != "auto" and item.error is None}
         unknown = [item for i, item in enumerate(items) if i not in given]
         identified = iter(identify_languages(unknown, languages, lid_model, self.device, self.dtype) if unknown else [])
         chosen = [(given[i], {}) if i in given else next(identified) for i in range(len(items))]

@@ -117,7 +117,9 @@ class Worker:
                 f"{str(asr.dtype).replace('torch.', '')}")
 
     def run(self, rows: list[dict]) -> Iterator[dict]:
-        items = [Item(row["audio"], row.get("lang"), row.get("text"), row.get("error")) for row in rows]
+        # --lang auto identifies every input, a manifest's `lang` column too (the reference of an LID evaluation)
+        items = [Item(row["audio"], None if self.asr.auto else row.get("lang"), row.get("text"), row.get("error"))
+                 for row in rows]
         for row, result in zip(rows, self.asr.transcribe_iter(items, timestamps=self.timestamps)):
             yield {**result.to_dict(), "index": row["index"]}
 

@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.format
     if task in ("tts", "align") and fmt != "jsonl":
         raise engines.CorpusError(f"mms {task} records merge as jsonl only")
+    if task == "tts":  # its records name their files from the run's folder: from the merged file, here
+        base = os.path.dirname(os.path.abspath(args.output)) if args.output != "-" else os.getcwd()
+        best = [dict(r, path=os.path.relpath(os.path.join(args.directory, r["path"]), base))
+                if isinstance(r.get("path"), str) and not os.path.dirname(r["path"]) else r for r in best]
     with get_writer(task if fmt != "jsonl" else "asr", fmt, args.output, single=False) as writer:
         for record in best:
             writer.write(Record(record))

@@ -25,6 +25,13 @@ ROWS_PER_CALL = 64  # large calls give the worker's length sorting material
 
 class RayWorker:
     def __init__(self, task: str, settings: dict, output_dir: str):
+        import logging
+
+        # an actor is its own process: the library's warnings (a cut-off file, dropped characters) printed as the
+        # command prints them, on the actor's stderr, which --verbose forwards to the driver
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"mms {task}: warning: %(message)s"))
+        logging.getLogger("mms").addHandler(handler)
         self.worker = make_worker(task, settings)
         self.id = uuid.uuid4().hex[:8]
         self.part = open(os.path.join(output_dir, f"part-ray-{self.id}.jsonl"), "a", encoding="utf-8")

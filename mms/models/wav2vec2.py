@@ -136,7 +136,7 @@ class ConvLayer(nn.Module):
             windows = x.unfold(1, k, stride)
             x = F.linear(windows.reshape(-1, k), self.conv.weight.view(-1, k), self.conv.bias)
             x = x.view(*windows.shape[:2], -1)
-        elif (x.device.type == "cpu" and not torch.is_grad_enabled() and k <= 2 * stride
+        elif (x.device.type == "cpu" and not torch.is_grad_enabled() and stride <= k <= 2 * stride
               and not torch.is_autocast_enabled("cpu")):  # (autocast skips the in-place product: a trainer's dev pass)
             x = conv_as_products(self.conv, x)
         else:

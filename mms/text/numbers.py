@@ -49,7 +49,7 @@ SPACES = "\u00a0\u202f"
 
 # currency signs and the ISO 4217 codes num2words knows them by
 CURRENCIES = {"$": "USD", "€": "EUR", "£": "GBP", "₹": "INR", "¥": "JPY"}
-_TIME = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s?([ap])\.?m\b\.?)?", re.IGNORECASE)
+_TIME = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s?([ap])\.?m\b)?", re.IGNORECASE)
 _ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
@@ -63,7 +63,8 @@ def _number_pattern(code: str) -> re.Pattern:
 @lru_cache(maxsize=None)
 def _money_pattern(code: str) -> re.Pattern:
     group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
-    amount = rf"(\d{{1,3}}(?:[{group}]\d{{3}})+|\d+)(?:{re.escape(decimal)}(\d{{1,2}}))?(?![.,]?\d)"
+    # (not before a letter: "$5m", "$2bn" are not read as whole dollars)
+    amount = rf"(\d{{1,3}}(?:[{group}]\d{{3}})+|\d+)(?:{re.escape(decimal)}(\d{{1,2}}))?(?![.,]?\d)(?![^\W\d_])"
     signs = re.escape("".join(CURRENCIES))
     return re.compile(rf"(?<![\d.,])(?:([{signs}])\s?{amount}|{amount}\s?([{signs}]))")
 
@@ -123,7 +124,9 @@ def _money(match: re.Match, code: str) -> str | None:
 def _clock(hours: str, minutes: str, half: str | None) -> str:
     """English clock time: "ten thirty", "nine oh five p m", "seven o'clock", "fourteen hundred"."""
     hour, minute = _words(hours, "en"), int(minutes)
-    if minute == 0:
+    if minute == 0 and int(hours) == 0 and not half:
+        spoken = "midnight"
+    elif minute == 0:
         spoken = hour if half else f"{hour} o'clock" if 1 <= int(hours) <= 12 else f"{hour} hundred"
     else:
         spoken = f"{hour} {'oh ' if minute < 10 else ''}{_words(str(minute), 'en')}"

@@ -507,14 +507,19 @@ class Trainer:
         """A language the base model has under its ISO 639-3 code, asked for by another form of it (en, eng_Latn
         for eng), is refused: it would start a new output layer beside the one the user meant to continue. In full
         training, the base's languages left out of the training data are said to be dropped from the export."""
-        from mms.hub.languages import parse, to_iso639_3
+        from mms.hub.languages import parse, script_code, to_iso639_3
+
+        def same_language(code: str, lang: str) -> bool:  # another spelling of the code, not a new script or dialect
+            scripts = {script_code(code), script_code(lang)} - {None}  # (an unnamed script: the usual one)
+            return (to_iso639_3(code) == to_iso639_3(lang) and len(scripts) < 2
+                    and parse(code).dialect == parse(lang).dialect)
 
         known = base_languages(self.base)
         for lang in self.languages:
             if lang in known:
                 continue
             iso = to_iso639_3(lang)
-            same = [code for code in known if iso is not None and parse(code).iso == iso]
+            same = [code for code in known if iso is not None and same_language(code, lang)]
             if same:
                 raise TrainError(f"language {lang!r}: the base model has it as {same[0]!r}; give that code to "
                                  f"continue its output layer (another code starts a new one)")
@@ -536,12 +541,15 @@ class Trainer:
         return self.out / STATE_FILE
 
     def train_identity(self) -> str:
-        """A digest of the training set as the batch plan indexes it (audio and transcript of each utterance)."""
+        """A digest of the training set as the batch plan indexes it (each utterance's file name, transcript and
+        length)."""
         import hashlib
 
         digest = hashlib.sha256()
         for example in self.train_set:
-            digest.update(f"{example.audio}\t{example.lang}\t{example.text}\n".encode("utf-8", "surrogateescape"))
+            # (the file's name, not its path: a corpus copied to another disk resumes)
+            digest.update(f"{os.path.basename(example.audio)}\t{example.lang}\t{example.text}\t{example.samples}\n"
+                          .encode("utf-8", "surrogateescape"))
         return digest.hexdigest()[:16]
 
     def save_state(self) -> None:
