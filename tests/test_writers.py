@@ -9,7 +9,7 @@ import pytest
 from mms.errors import MMSError
 from mms.files import atomic_path, write_text_atomic
 from mms.results import Word
-from mms.writers import JsonWriter, formats, get_writer
+from mms.writers import JsonWriter, WriterError, formats, get_writer
 
 RECORDS = [
     {
@@ -100,15 +100,19 @@ def test_no_records():
     assert render("tsv", []) == "audio\tlang\tduration\ttext\terror\n"
 
 
-def test_subtitles_stream_numbered_cues_across_inputs():
+def test_subtitles_are_numbered_cues_of_one_recording(tmp_path):
     words = [{"text": "hello", "start": 0.1, "end": 0.5}, {"text": "world", "start": 0.6, "end": 1.0},
              {"text": "again", "start": 3.0, "end": 3.5}]  # a 2 s pause starts a new cue
-    two = [{"audio": "a.wav", "text": "hello world again", "words": words},
-           {"audio": "b.wav", "text": "plain text", "duration": 2.0}]
-    assert render("srt", two) == ("1\n00:00:00,100 --> 00:00:01,000\nhello world\n\n"
-                                  "2\n00:00:03,000 --> 00:00:03,500\nagain\n\n"
-                                  "3\n00:00:00,000 --> 00:00:02,000\nplain text\n")
-    assert render("vtt", two[1:]) == "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nplain text\n"
+    assert render("srt", [{"audio": "a.wav", "text": "hello world again", "words": words}]) == (
+        "1\n00:00:00,100 --> 00:00:01,000\nhello world\n\n2\n00:00:03,000 --> 00:00:03,500\nagain\n")
+    plain = {"audio": "b.wav", "text": "plain text", "duration": 2.0}
+    assert render("vtt", [plain]) == "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nplain text\n"
+    # a second recording's cues would overlap the first's on one clock: refused
+    with pytest.raises(WriterError, match="a subtitle file holds one recording's cues"):
+        with get_writer("asr", "srt", str(tmp_path / "two.srt")) as writer:
+            for record in (plain, dict(plain, audio="c.wav")):
+                writer.write(Record(record))
+    assert not (tmp_path / "two.srt").exists()
 
 
 def test_subtitles_are_one_document_written_whole(tmp_path):

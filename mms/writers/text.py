@@ -75,12 +75,12 @@ def format_subtitles(segments: list[tuple[float, float, str]], fmt: str) -> str:
 
 
 class SubtitleWriter(Writer):
-    """SubRip or WebVTT cues of every result's timed words (without words: its whole text over its duration;
-    nothing for a failed input), numbered across inputs. One document (one recording's clock), so it is written
+    """SubRip or WebVTT cues of one result's timed words (without words: its whole text over its duration;
+    nothing for a failed input; a second result is refused). One document (one recording's clock), so it is written
     atomically when the run ends: an interrupted run, or an input that failed, leaves an existing file as it was."""
 
     def __init__(self, dest: str, fmt: str = "srt", single: bool = False):
-        self.dest, self.fmt, self.count, self.failed = os.fspath(dest), fmt, 0, False
+        self.dest, self.fmt, self.count, self.failed, self.results = os.fspath(dest), fmt, 0, False, 0
         self.parts = ["WEBVTT\n" if fmt == "vtt" else ""]
         self.first = fmt != "vtt"
         try:
@@ -89,6 +89,10 @@ class SubtitleWriter(Writer):
             raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 
     def write(self, result) -> None:
+        self.results += 1
+        if self.results > 1:  # a second recording's cues would overlap the first's on one clock
+            raise WriterError(f"{self.dest}: a subtitle file holds one recording's cues; write one file per "
+                              f"recording, or jsonl for several")
         record = result.to_dict()
         self.failed = self.failed or bool(record.get("error"))
         self.parts.append(self.format(record))
