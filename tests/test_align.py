@@ -132,10 +132,13 @@ def test_asr_records_as_srt_and_vtt(tmp_path):
     records = [{"audio": "a.wav", "text": "hello world again", "duration": 4.0, "words": words},
                {"audio": "b.wav", "text": "no words", "duration": 3661.5},
                {"audio": "c.wav", "text": "", "duration": None, "error": "c.wav: no such file"}]
-    assert subtitles(records, "srt", tmp_path / "a.srt") == (
+    assert subtitles(records[:1], "srt", tmp_path / "a.srt") == (
         "1\n00:00:00,100 --> 00:00:01,000\nhello world\n\n"
-        "2\n00:00:03,000 --> 00:00:03,500\nagain\n\n"
-        "3\n00:00:00,000 --> 01:01:01,500\nno words\n")
+        "2\n00:00:03,000 --> 00:00:03,500\nagain\n")
+    assert subtitles(records[1:2], "srt", tmp_path / "b.srt") == "1\n00:00:00,000 --> 01:01:01,500\nno words\n"
+    with get_writer("asr", "srt", tmp_path / "c.srt") as writer:  # a failed input: no file
+        writer.write(Record(records[2]))
+    assert not (tmp_path / "c.srt").exists()
     assert subtitles(records[:1], "vtt", tmp_path / "a.vtt") == (
         "WEBVTT\n\n00:00:00.100 --> 00:00:01.000\nhello world\n\n00:00:03.000 --> 00:00:03.500\nagain\n")
     long = [{"text": "word%02d" % i, "start": i * 0.5, "end": i * 0.5 + 0.4} for i in range(12)]
