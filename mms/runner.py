@@ -64,6 +64,12 @@ def plan_windows(n_samples: int, chunk: int, context: int, kernels, strides) -> 
     return windows
 
 
+def no_vocabulary(path) -> CheckpointError:
+    """The error of a CTC model loaded without its vocabulary (a fairseq file without its dictionary beside it)."""
+    return CheckpointError(f"{path}: no vocabulary (none in the checkpoint, and no dict.ltr.txt, tokens.txt or "
+                           f"vocab.json beside it): give one with --dict")
+
+
 class ModelRunner:
     def __init__(self, checkpoint: Checkpoint, device="auto", dtype="auto", model: torch.nn.Module | None = None,
                  quantize: str | None = None):
@@ -111,7 +117,7 @@ class ModelRunner:
         adapters = self.checkpoint.adapters
         if adapters is None:
             if self.vocab is None:
-                raise CheckpointError(f"{self.checkpoint.path}: no vocabulary (give a dict file with --dict)")
+                raise no_vocabulary(self.checkpoint.path)
             self.lang = lang  # a single-language model: the code is only recorded
             return
         check_language(lang, adapters.languages, adapters.source)
@@ -137,7 +143,7 @@ class ModelRunner:
         if lang is not None:
             self.set_language(lang)
         elif self.vocab is None and not self.languages:  # (no dictionary beside a fairseq file: nothing to choose)
-            raise CheckpointError(f"{self.checkpoint.path}: no vocabulary (give a dict file with --dict)")
+            raise no_vocabulary(self.checkpoint.path)
         elif self.vocab is None or (self.checkpoint.adapters is not None and self.lang is None):
             raise CheckpointError(f"no language given; this model has {len(self.languages)} "
                                   f"(use --lang, e.g. {', '.join(self.languages[:5])})")

@@ -318,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
 
         from mms.files import missing_file
 
-        if missing_file(args.words):
-            raise MMSError(f"--words {args.words}: {missing_file(args.words)}")
+        if why := missing_file(args.words):
+            raise MMSError(f"--words {args.words}: {why}")
         from mms.hub.languages import check_code
 
         if args.uroman_lang:
@@ -446,15 +446,15 @@ def beam_options(args: argparse.Namespace) -> dict | None:
         from mms.decoding.beam import check_combination
 
         check_combination(args.lm, args.lexicon, args.unit_lm)
+    defaults = load_defaults(None)
+    config = getattr(args, "config_defaults", None) or load_defaults(getattr(args, "config", None))
     if not args.lm and not words and not args.lexicon:  # greedy: the beam-search options would do nothing
-        defaults = load_defaults(None)
         given = [knob for knob in PRESET_KNOBS if hasattr(args, knob)] + [
             knob for knob in ("unk_weight", "decode_workers") if getattr(args, knob) != defaults[knob]]
         if given:
             raise MMSError(f"--{given[0].replace('_', '-')} is an option of beam search: give --lm and/or --lexicon "
                            f"(or --words), or leave it out")
-        preset = load_defaults(args.config) if getattr(args, "config", None) else defaults
-        unused = [knob for knob in PRESET_KNOBS + ("unk_weight",) if preset[knob] != defaults[knob]]
+        unused = [knob for knob in PRESET_KNOBS + ("unk_weight",) if config[knob] != defaults[knob]]
         if unused:  # a preset may serve greedy and beam runs alike: said, not refused
             say("mms asr", f"note: --config {args.config} sets beam-search options ({', '.join(unused)}), which do "
                            f"nothing without --lm, --lexicon or --words: decoding greedily")
@@ -462,8 +462,6 @@ def beam_options(args: argparse.Namespace) -> dict | None:
     if args.unit_lm and not args.lexicon and hasattr(args, "word_score"):
         say("mms asr", "note: --word-score does nothing with --unit-lm and no --lexicon (flashlight's lexicon-free "
                        "decoder has no word score); --sil-weight is its bonus (`mms tune --unit-lm` searches it)")
-    defaults = load_defaults(None)
-    config = getattr(args, "config_defaults", None) or load_defaults(getattr(args, "config", None))
     options = {"lm": args.lm, "lexicon": args.lexicon, "unit_lm": args.unit_lm, "unk_weight": args.unk_weight}
     for knob in PRESET_KNOBS:
         if hasattr(args, knob):  # given on the command line

@@ -122,8 +122,8 @@ class KenLMFeature:
 
     def __init__(self, models: dict[str, str]):
         for lang, path in models.items():
-            if missing_file(path):
-                raise FeatureError(f"--rerank-lm {lang}={path}: {missing_file(path)}")
+            if why := missing_file(path):
+                raise FeatureError(f"--rerank-lm {lang}={path}: {why}")
             check_arpa_header(path)  # now, before any model runs (the LM itself loads when first needed)
         self.models = dict(models)
         self._loaded: dict[str, _KenLM] = {}
@@ -162,8 +162,8 @@ def parse_lm_specs(specs: list[str] | None) -> dict[str, str]:
             lang, path = lang.strip(), path.strip()
             if not lang or not path:
                 raise FeatureError(f"--rerank-lm {spec!r}: expected LANG=FILE or a directory of LANG.arpa files")
-            if missing_file(path):
-                raise FeatureError(f"--rerank-lm {spec}: {missing_file(path)}")
+            if why := missing_file(path):
+                raise FeatureError(f"--rerank-lm {spec}: {why}")
             models[lang] = str(Path(path).resolve())
         elif Path(spec).is_dir():
             found = sorted(Path(spec).glob("*.arpa"))
@@ -196,8 +196,8 @@ class FastTextLID:
         except ImportError:
             raise FeatureError("the wlid feature needs the fasttext package, which is not installed: "
                                "pip install fasttext (or fasttext-wheel)") from None
-        if missing_file(path):
-            raise FeatureError(f"--rerank-wlid {path}: {missing_file(path)}")
+        if why := missing_file(path):
+            raise FeatureError(f"--rerank-wlid {path}: {why}")
         self._fasttext, self.path, self._model = fasttext, str(path), None
         self._cache: dict[str, list[tuple[str, float]]] = {}
 

@@ -30,7 +30,7 @@ from mms.checkpoints import Checkpoint, CheckpointError, add_adapter_dir, load_c
 from mms.decoding.ctc import Hypothesis, greedy_decode
 from mms.errors import MMSError
 from mms.manifest import Item
-from mms.runner import ModelRunner, Window
+from mms.runner import ModelRunner, Window, no_vocabulary
 from mms.options import ASROptions
 from mms.results import Task, Word, shift_times
 from mms.text.vocab import Vocabulary
@@ -133,8 +133,7 @@ class ASR(Task):
         if adapter_dir is not None:
             add_adapter_dir(checkpoint, adapter_dir)
         if checkpoint.vocab is None and not checkpoint.adapters:  # now, not as an error of every input
-            raise CheckpointError(f"{checkpoint.path}: no vocabulary (none in the checkpoint, and no dict.ltr.txt, "
-                                  f"tokens.txt or vocab.json beside it): give one with --dict")
+            raise no_vocabulary(checkpoint.path)
         self.options = replace(options or ASROptions(), **overrides)
         check_windows(self.options)
         self.runner = ModelRunner(checkpoint, device, dtype, quantize=self.options.quantize)

@@ -43,10 +43,9 @@ class Worker:
             from mms.hub.languages import check_code
 
             check_code(lang)  # recorded with every result: a typo would be too
-        if self.asr.checkpoint.language_free and lang and lang != "auto" and not settings.get("zeroshot"):
-            # (with --words, --lang picks the word list's normalisation rules)
-            print(f"mms asr: note: this model transcribes every language with one output layer: --lang {lang} is "
-                  f"recorded with each result but does not change it", file=sys.stderr)
+            if not settings.get("zeroshot"):  # (with --words, --lang picks the word list's normalisation rules)
+                print(f"mms asr: note: this model transcribes every language with one output layer: --lang {lang} "
+                      f"is recorded with each result but does not change it", file=sys.stderr)
 
     @staticmethod
     def _rerank(settings: dict):

@@ -155,8 +155,7 @@ class BeamSearchDecoder:
         self.vocab, self.options = vocab, options
         for name in ("lm", "lexicon"):
             value = getattr(options, name)
-            why = value and missing_file(value, "language model file" if name == "lm" else "lexicon file")
-            if why:
+            if value and (why := missing_file(value, "language model file" if name == "lm" else "lexicon file")):
                 raise BeamSearchError(f"{value}: {why}")
         silence = vocab.index(vocab.word_delimiter)
         if silence is None:

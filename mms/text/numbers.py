@@ -54,17 +54,23 @@ _ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
 
+def _marks(code: str) -> tuple[str, str]:
+    """(the regex of an integer, thousands grouped or not; the decimal mark, escaped) in the language's writing."""
+    group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
+    return rf"\d{{1,3}}(?:[{group}]\d{{3}})+", re.escape(decimal)
+
+
 @lru_cache(maxsize=None)
 def _number_pattern(code: str) -> re.Pattern:
-    group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
-    return re.compile(rf"(?<![\d])(\d{{1,3}}(?:[{group}]\d{{3}})+(?!\d)|\d+)(?:{re.escape(decimal)}(\d+))?")
+    grouped, decimal = _marks(code)
+    return re.compile(rf"(?<![\d])({grouped}(?!\d)|\d+)(?:{decimal}(\d+))?")
 
 
 @lru_cache(maxsize=None)
 def _money_pattern(code: str) -> re.Pattern:
-    group, decimal = ("," + SPACES, ".") if code in POINT_DECIMAL else ("." + SPACES + " ", ",")
+    grouped, decimal = _marks(code)
     # (not before a letter: "$5m", "$2bn" are not read as whole dollars)
-    amount = rf"(\d{{1,3}}(?:[{group}]\d{{3}})+|\d+)(?:{re.escape(decimal)}(\d{{1,2}}))?(?![.,]?\d)(?![^\W\d_])"
+    amount = rf"({grouped}|\d+)(?:{decimal}(\d{{1,2}}))?(?![.,]?\d)(?![^\W\d_])"
     signs = re.escape("".join(CURRENCIES))
     return re.compile(rf"(?<![\d.,])(?:([{signs}])\s?{amount}|{amount}\s?([{signs}]))")
 

@@ -71,8 +71,8 @@ def from_tokenizer_json(path: str | Path) -> Vocabulary:
 def load_tokenizer(path: str | Path) -> Vocabulary:
     """A SentencePiece `.model` file, or a transformers `tokenizer.json`."""
     path = Path(path)
-    if missing_file(path, "tokenizer file"):
-        raise VocabularyError(f"{path}: {missing_file(path, 'tokenizer file')}")
+    if why := missing_file(path, "tokenizer file"):
+        raise VocabularyError(f"{path}: {why}")
     if path.suffix == ".json":
         return from_tokenizer_json(path)
     return from_sentencepiece(path)

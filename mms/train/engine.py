@@ -588,11 +588,12 @@ class Trainer:
         if saved != {lang: v.tokens for lang, v in self.vocabs.items()}:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
                              f"use another --out or delete it to start over")
-        if state["batch_in_epoch"] and state.get("train_set", self.train_identity()) != self.train_identity():
-            raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, or "
-                             f"its files changed), whose batches it has to finish: resume with the same, or give "
-                             f"another --out")
         if state["batch_in_epoch"]:  # mid-epoch: its remaining batches are those of the plan it started with
+            identity = self.train_identity()
+            if state.get("train_set", identity) != identity:  # (older states lack it)
+                raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, "
+                                 f"or its files changed), whose batches it has to finish: resume with the same, or "
+                                 f"give another --out")
             for key in ("batch_seconds", "seed", "accumulate"):
                 value = state["options"].get(key, getattr(self.options, key))
                 if value != getattr(self.options, key):

@@ -45,7 +45,7 @@ class AlignmentWriter(Writer):
     def directory(self, name: str) -> str:
         if self.single:
             return self.dest
-        if not name or os.path.isabs(name) or os.pardir in name.split(os.sep) or os.sep in name:
+        if not name or name == os.pardir or os.sep in name or os.path.isabs(name):
             # (a path as a name wrote outside dest, or nested folders two pairs could share)
             raise WriterError(f"{name!r}: not a pair name for a folder in {self.dest} (Aligner.align_iter names "
                               f"pairs from their audio files)")

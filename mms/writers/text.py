@@ -80,7 +80,7 @@ class SubtitleWriter(Writer):
     atomically when the run ends: an interrupted run, or an input that failed, leaves an existing file as it was."""
 
     def __init__(self, dest: str, fmt: str = "srt", single: bool = False):
-        self.dest, self.fmt, self.count, self.failed, self.results = os.fspath(dest), fmt, 0, False, 0
+        self.dest, self.fmt, self.count, self.failed = os.fspath(dest), fmt, 0, False
         self.parts = ["WEBVTT\n" if fmt == "vtt" else ""]
         self.first = fmt != "vtt"
         try:
@@ -89,8 +89,7 @@ class SubtitleWriter(Writer):
             raise WriterError(f"{self.dest}: cannot write output ({e.strerror or e})") from None
 
     def write(self, result) -> None:
-        self.results += 1
-        if self.results > 1:  # a second recording's cues would overlap the first's on one clock
+        if len(self.parts) > 1:  # (the header, then a result's cues): a second recording's would overlap them
             raise WriterError(f"{self.dest}: a subtitle file holds one recording's cues; write one file per "
                               f"recording, or jsonl for several")
         record = result.to_dict()
