@@ -44,6 +44,11 @@ from tests.tts_factory import voice_dirs
     ("John 3:16", "eng", "John three sixteen"),
     ("We meet at 9:05 a.m. Then we go.", "eng", "We meet at nine oh five a m. Then we go."),  # the full stop stays
     ("at 00:00, a $5m deal", "eng", "at midnight, a $ five m deal"),  # ("$5m": not five whole dollars)
+    # points joining three or more groups: a date, a version, an address, read group by group (no decimal, no
+    # sentence end); a German number grouped by points stays one number
+    ("Meet me on 1.5.2026 please", "eng", "Meet me on one five twenty twenty-six please"),
+    ("Python 3.11.7 is out.", "eng", "Python three eleven seven is out."),
+    ("am 01.05.2026 oder 1.000.000", "deu", "am eins fünf zweitausendsechsundzwanzig oder eine Million"),
     ("12,75", "ita", "dodici virgola sette cinque"),  # num2words alone drops an Italian fraction
     ("У меня 3 кошки", "rus", "У меня три кошки"),
     ("Ich bin 42.", "deu-script_latin", "Ich bin zweiundvierzig."),

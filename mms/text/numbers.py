@@ -11,6 +11,9 @@ uroman voice reads the words of its own script. What is read how:
 * a decimal with the language's decimal mark ("3.05" in English, "3,5" in French, "1.234,56" in German): the
   integer, the word for the mark, then the fraction digit by digit ("three point zero five"), or num2words' own
   reading where the language declines it (Russian "три целых пять десятых");
+* three or more digit groups joined by points that are not one grouped number (a date "1.5.2026", a version
+  "3.11.7", an address "192.168.0.1"): each group as an integer, one after the other ("one five twenty
+  twenty-six"), so no group is taken for a decimal and no point for a sentence end;
 * an ungrouped digit string that starts with 0 or has more than MAX_DIGITS digits (a phone or account number):
   digit by digit;
 * an amount of money, a currency sign before or after it ("$3.50", "20 €", "£1,000"), in the languages whose
@@ -50,6 +53,7 @@ SPACES = "\u00a0\u202f"
 # currency signs and the ISO 4217 codes num2words knows them by
 CURRENCIES = {"$": "USD", "€": "EUR", "£": "GBP", "₹": "INR", "¥": "JPY"}
 _TIME = re.compile(r"(?<![\d:.,])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s?([ap])\.?m\b)?", re.IGNORECASE)
+_POINT_CHAIN = re.compile(r"(?<![\d.,])\d+(?:\.\d+){2,}(?![.,]?\d)")
 _ORDINAL = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _KEEP_CLOSE = set(".,!?;)]}\"'”’»…%")  # a word written right after a number keeps no space before these
 
@@ -104,6 +108,7 @@ def spell_numbers(text: str, lang: str | None) -> str:
         text = _ORDINAL.sub(lambda m: _pad(text, m, _words(m.group(1).replace(",", ""), code, "ordinal")), text)
         text = re.sub(r"(?<=\d)\s?%", " percent", text)
         text = _TIME.sub(lambda m: _pad(text, m, _clock(*m.groups())), text)
+    text = _POINT_CHAIN.sub(lambda m: _pad(text, m, _point_chain(m.group(0), code)), text)
     return _number_pattern(code).sub(lambda m: _pad(text, m, _spell(m.group(1), m.group(2), code)), text)
 
 
@@ -125,6 +130,14 @@ def _money(match: re.Match, code: str) -> str | None:
     except Exception:  # noqa: BLE001 - a currency (or a keyword) the converter lacks
         return None
     return re.sub(r"\s+", " ", words.replace(",", " ")).strip()
+
+
+def _point_chain(chain: str, code: str) -> str | None:
+    """A date, version or address written with points, group by group; None (left to the number pattern) where
+    the chain is one number with its thousands grouped by points ("1.000.000" in German)."""
+    if re.fullmatch(_marks(code)[0], chain):
+        return None
+    return " ".join(_integer(group.lstrip("0") or "0", code) for group in chain.split("."))
 
 
 def _clock(hours: str, minutes: str, half: str | None) -> str:
