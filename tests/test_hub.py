@@ -31,7 +31,8 @@ class FakeHub:
     404 with X-Error-Code) and plain files under /files/ (original downloads). Every request is logged.
 
     cut[name] = n: the next n GETs of that file send half of it and close the connection.
-    busy[name] = n: the next n requests of that file are answered 503 (a Hub under load).
+    busy[name] = n: the next n requests of that file are answered 503 (a server under load).
+    A Range request with an If-Range that is not the file's ETag gets the whole file (200), as HTTP says.
     hold = {name}: GETs of that file send half, set `half_sent`, and wait for `release` (a process killed mid-way).
     ignore_range: answer Range requests with the whole file (200), as some servers do.
     The server stops when the test ends, and by itself after `lifetime` seconds in any case."""
@@ -105,6 +106,9 @@ class FakeHub:
                     return self.send(path.read_bytes(), name, head, commit=True)
                 if self.path.startswith("/files/") and self.path[len("/files/"):] in hub_.files:
                     name = self.path[len("/files/"):]
+                    if hub_.busy.get(name, 0) > 0:
+                        hub_.busy[name] -= 1
+                        return self.error(503, None)
                     return self.send(hub_.files[name], name.rsplit("/", 1)[-1], head)
                 self.error(404, None)
 
@@ -118,9 +122,10 @@ class FakeHub:
                 self.end_headers()
 
             def send(self, data: bytes, name: str, head: bool, commit: bool = False):
-                start, status = 0, 200
+                start, status, etag = 0, 200, f'"{hashlib.sha256(data).hexdigest()}"'
                 ranged = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if ranged and not hub_.ignore_range:
+                if_range = self.headers.get("If-Range")
+                if ranged and not hub_.ignore_range and if_range in (None, etag):  # If-Range: only the same file
                     start, status = int(ranged.group(1)), 206
                     if start >= len(data):
                         return self.error(416, None)
@@ -128,7 +133,7 @@ class FakeHub:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("ETag", etag)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 if commit:
@@ -474,6 +479,20 @@ def test_an_unreachable_file_host_is_one_attempt(hub_env, unreachable, connectio
     assert len(connections) == 1 and not list(tmp_path.glob("big.pt*.incomplete"))
 
 
+def test_a_web_page_from_the_hub_is_not_cached_as_a_model_file(fake_hub, asr_repo, tmp_path):
+    repo = tmp_path / "portal"
+    shutil.copytree(asr_repo, repo)
+    (repo / "vocab.json").write_text("<!DOCTYPE html><html><body>Sign in to the network</body></html>")
+    fake_hub.repos["facebook/mms-1b-all"] = repo
+    with pytest.raises(hub.HubError, match="vocab.json: the server sent a web page, not the model file"):
+        hub.fetch(hub.registry()["mms-1b-all"], ["fra"])
+    assert hub.hf_snapshot(hub.registry()["mms-1b-all"], ["fra"]) is None  # nothing taken for the model
+    assert not [p for p in hub.hub_cache().rglob("*") if p.is_file() and b"Sign in" in p.read_bytes()]
+    fake_hub.repos["facebook/mms-1b-all"] = asr_repo  # the network works again: a plain run gets the real file
+    path = hub.fetch(hub.registry()["mms-1b-all"], ["fra"])
+    assert (path / "vocab.json").read_text() == (asr_repo / "vocab.json").read_text()
+
+
 def test_a_busy_hub_is_retried(fake_hub, no_retry_wait):
     fake_hub.busy["config.json"] = 2  # HTTP 503 twice: it can pass, so huggingface_hub tries again
     path = hub.resolve_model("mms-1b-all", lang="fra")
@@ -492,6 +511,17 @@ def test_refresh_offline_force_and_the_reasons_of_failures(fake_hub, asr_repo, n
     assert hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True) == path
     assert "model.safetensors" in fake_hub.requested() and (path / "model.safetensors").read_bytes() == \
         (asr_repo / "model.safetensors").read_bytes()
+    # a file that changed on the Hub since (a page cached by an older version, another ETag): --force replaces
+    # what the snapshot shows, not only the blob
+    (path / "vocab.json").resolve().write_text("<html>log in</html>")
+    vocab = json.loads((asr_repo / "vocab.json").read_text())
+    vocab["deu"] = vocab["fra"]
+    repo = tmp_path / "changed-repo"
+    shutil.copytree(asr_repo, repo)
+    (repo / "vocab.json").write_text(json.dumps(vocab))
+    fake_hub.repos["facebook/mms-1b-all"] = repo
+    assert hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True) == path
+    assert json.loads((path / "vocab.json").read_text()) == vocab
     with pytest.raises(hub.HubError, match="--force fetches the files again: it needs the network"):
         hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True, offline=True)
     # a Hub that keeps failing: its HTTP status is in the message, not only "check your connection"
@@ -580,6 +610,29 @@ def test_url_download_resumes_in_a_later_run_and_never_shows_a_partial_file(file
     file_server.log.clear()
     assert hub.download_url(url, dest).read_bytes() == PAYLOAD
     assert [r for _, _, r in file_server.log] == [f"bytes={len(PAYLOAD) // 2}-"] and not partial.exists()
+
+
+def test_url_download_resumes_only_the_same_file(file_server, tmp_path):
+    # broken off, then the file changes on the server: the rest of the new file after the old file's first half
+    # would load as a model that is neither; If-Range with the first answer's ETag gets the new file whole
+    url, dest = f"{file_server.url}/files/big.pt", tmp_path / "big.pt"
+    file_server.cut["big.pt"] = 1
+    with pytest.raises(hub.HubError, match="run the same command again to resume"):
+        hub.download_url(url, dest, retries=0)
+    assert (tmp_path / "big.pt.incomplete.etag").read_text().startswith('"')
+    changed = PAYLOAD[:4] + bytes(255 - b for b in PAYLOAD[4:])  # same size, other bytes
+    file_server.files["big.pt"] = changed
+    assert hub.download_url(url, dest).read_bytes() == changed
+    assert not (tmp_path / "big.pt.incomplete.etag").exists()
+
+
+def test_url_download_retries_a_busy_server(file_server, tmp_path):
+    file_server.busy["big.pt"] = 2  # HTTP 503 twice, then the file
+    assert hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "big.pt").read_bytes() == PAYLOAD
+    file_server.busy["big.pt"] = 100
+    with pytest.raises(hub.HTTPStatusError, match="HTTP 503"):
+        hub.download_url(f"{file_server.url}/files/big.pt", tmp_path / "other.pt")
+    assert [p for _, p, _ in file_server.log].count("/files/big.pt") == 3 + 4  # 4 tries: the first and 3 retries
 
 
 def test_url_download_restarts_when_the_server_ignores_range(file_server, tmp_path):

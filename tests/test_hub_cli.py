@@ -230,7 +230,7 @@ def test_a_damaged_cached_file_names_the_command_that_fetches_it_again(tmp_path)
             "--text", tmp_path / "t.txt", "--outdir", tmp_path / "o", "--offline", env=environment(home))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "model.pt: not a readable PyTorch checkpoint" in r.stderr
-    assert "fetch it again: mms models download mms-fa --force" in r.stderr
+    assert "fetch it again: mms models download mms-fa --source url --force" in r.stderr
 
 
 def test_download_of_several_voices_fetches_each_it_can(tmp_path):

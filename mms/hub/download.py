@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -166,6 +167,10 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
         if not refresh and cached_file(repo, [name], revision) == "":
             continue  # known (from an earlier run) not to be in the repo
         show_licence_notice()
+        if force:  # huggingface_hub 2.4 keeps a snapshot's link to the old blob when the new one's ETag differs
+            stale = cached_file(repo, [name], revision)
+            if stale:
+                Path(stale).unlink(missing_ok=True)
         try:
             path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
                                    tqdm_class=progress_bar_class(), force_download=force)
@@ -189,6 +194,7 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
             # connection" whatever it was
             raise error(f"{repo}/{name}: download failed ({_first_line(causes[-1])}); run the same command again to "
                         f"retry (without network: --offline or HF_HUB_OFFLINE=1 uses only the cache)") from None
+        _check_content(f"{endpoint()}/{repo}/{name}", Path(path))
         return path
     return None
 
@@ -267,8 +273,6 @@ def download_url(url: str, dest: str | Path, expected_size: int | None = None, r
                  progress: bool = True) -> Path:
     """Fetch `url` into `dest`, resuming a `.incomplete` file left by an earlier try (HTTP Range), checking the
     size against the server's Content-Length (and `expected_size` when given); `dest` appears only complete."""
-    import http.client
-
     from huggingface_hub.utils import WeakFileLock
 
     dest = Path(dest)
@@ -277,19 +281,40 @@ def download_url(url: str, dest: str | Path, expected_size: int | None = None, r
     with WeakFileLock(str(dest) + ".lock"):
         if dest.exists():
             return dest
-        for attempt in range(retries + 1):
-            try:
-                _transfer(url, partial, expected_size, progress)
-                break
-            except (OSError, http.client.HTTPException) as e:  # not UnreachableError: no retry for that
-                kept = partial.stat().st_size if partial.exists() else 0
-                if attempt == retries:
-                    raise HubError(f"{url}: download broke off ({_first_line(e)}); {human_size(kept)} kept in "
-                                   f"{partial}: run the same command again to resume") from None
-                time.sleep(RETRY_WAITS[min(attempt, len(RETRY_WAITS) - 1)])
-        _check_content(url, partial)
+        try:
+            _download(url, partial, expected_size, retries, progress)
+        finally:  # a validator outlives only the part it validates
+            if not partial.exists():
+                _validator_file(partial).unlink(missing_ok=True)
         os.replace(partial, dest)
+        _validator_file(partial).unlink(missing_ok=True)
     return dest
+
+
+def _download(url: str, partial: Path, expected_size: int | None, retries: int, progress: bool) -> None:
+    """`partial` complete and checked, else an error (a busy server and a broken transfer are tried again)."""
+    import http.client
+
+    for attempt in range(retries + 1):
+        try:
+            _transfer(url, partial, expected_size, progress)
+            break
+        except HTTPStatusError as e:  # a busy server (429, 5xx) is tried again; not found, forbidden are final
+            if attempt == retries or (e.status != 429 and e.status < 500):
+                raise
+            time.sleep(RETRY_WAITS[min(attempt, len(RETRY_WAITS) - 1)])
+        except (OSError, http.client.HTTPException) as e:  # not UnreachableError: no retry for that
+            kept = partial.stat().st_size if partial.exists() else 0
+            if attempt == retries:
+                raise HubError(f"{url}: download broke off ({_first_line(e)}); {human_size(kept)} kept in "
+                               f"{partial}: run the same command again to resume") from None
+            time.sleep(RETRY_WAITS[min(attempt, len(RETRY_WAITS) - 1)])
+    _check_content(url, partial)
+
+
+def _validator_file(partial: Path) -> Path:
+    """Where the ETag (or Last-Modified) of a file being downloaded is kept, to resume only that same file."""
+    return partial.with_name(partial.name + ".etag")
 
 
 ZIP_OR_PICKLE, GZIP = (b"PK\x03\x04", b"\x80"), (b"\x1f\x8b",)
@@ -300,7 +325,8 @@ MAGIC = {".pt": ("a PyTorch checkpoint", ZIP_OR_PICKLE), ".pth": ("a PyTorch che
 def _check_content(url: str, path: Path) -> None:
     """A file received whole is still refused when it is not what its name says: a web page (a captive portal, a
     mirror's "not found" page sent with status 200), or a checkpoint or archive without its format's first bytes.
-    It is deleted: kept, it would be taken for the model on every later run."""
+    It is deleted (a Hub snapshot's link and the blob it points to): kept, it would be taken for the model on every
+    later run."""
     with open(path, "rb") as f:
         head = f.read(512)
     kind, magic = MAGIC.get(os.path.splitext(url.rsplit("/", 1)[-1])[1].lower(), (None, ()))
@@ -310,9 +336,10 @@ def _check_content(url: str, path: Path) -> None:
         what = f"a file that is not {kind} (it begins {head[:8]!r})"
     else:
         return
-    path.unlink()
+    path.resolve().unlink()
+    path.unlink(missing_ok=True)
     raise HubError(f"{url}: the server sent {what}, not the model file; nothing kept (a proxy or login page? "
-                   f"MMS_FILES_ENDPOINT set to a wrong mirror?)")
+                   f"HF_ENDPOINT or MMS_FILES_ENDPOINT set to a wrong mirror?)")
 
 
 def _transfer(url: str, partial: Path, expected_size: int | None, progress: bool) -> None:
@@ -323,8 +350,11 @@ def _transfer(url: str, partial: Path, expected_size: int | None, progress: bool
 
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": f"mms/{__version__}", "Accept-Encoding": "identity"}
+    validator_file = _validator_file(partial)
     if have:
         headers["Range"] = f"bytes={have}-"
+        if validator_file.exists():  # the rest of the same file, else (changed on the server) all of the new one
+            headers["If-Range"] = validator_file.read_text()
     try:
         response = _url_opener().open(urllib.request.Request(url, headers=headers), timeout=CONNECT_TIMEOUT)
     except urllib.error.HTTPError as e:
@@ -338,6 +368,12 @@ def _transfer(url: str, partial: Path, expected_size: int | None, progress: bool
                                f"only the cache)") from None
     with response:
         start = have if response.status == 206 else 0  # a server that ignores Range sends the whole file
+        if not start:
+            etag = response.headers.get("ETag") or ""
+            validator = etag if etag.startswith('"') else response.headers.get("Last-Modified")  # (a weak ETag
+            validator_file.unlink(missing_ok=True)  # cannot be an If-Range)
+            if validator:
+                validator_file.write_text(validator)
         length = response.headers.get("Content-Length")
         total = int(length) + start if length and length.isdigit() else None
         content_range = response.headers.get("Content-Range", "")
@@ -392,7 +428,7 @@ def forget(path: Path) -> None:
 
     if path.name.endswith(".tar.gz"):
         shutil.rmtree(path.with_name(path.name[: -len(".tar.gz")]), ignore_errors=True)
-    for stale in (path, path.with_name(path.name + ".incomplete")):
+    for stale in (path, path.with_name(path.name + ".incomplete"), path.with_name(path.name + ".incomplete.etag")):
         stale.unlink(missing_ok=True)
 
 
@@ -489,8 +525,11 @@ def damaged_cache_hint(message: str) -> str:
             return ""
         # models--facebook--mms-1b-all/... -> facebook/mms-1b-all; mms/<name>[/<lang>]/file -> <name>[-<lang>]
         name = parts[0][len(first):].replace("--", "/") if first else "-".join(parts[:-1][:2])
+        # the options that fetch this very file again: an adapter's language, the original files' source
+        lang = re.fullmatch(r"adapter\.(.+)\.(?:safetensors|bin)", path.name) if first else None
+        options = f" --lang {lang.group(1)}" if lang else "" if first else " --source url"
         return f" ({path.name} is in the model cache; if its download was damaged, fetch it again: " \
-               f"mms models download {name} --force)"
+               f"mms models download {name}{options} --force)"
     return ""
 
 
