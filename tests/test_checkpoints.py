@@ -323,6 +323,70 @@ def test_hf_corrupt_pytorch_model_bin(hf_dir, tmp_path):
         load_checkpoint(model_dir)
 
 
+def test_hf_pytorch_model_bin_of_the_older_torch_format(hf_dir, tmp_path):
+    """torch.save(_use_new_zipfile_serialization=False) files (older published models) cannot be memory-mapped."""
+    from safetensors.torch import load_file
+
+    model_dir = copy_dir(hf_dir, tmp_path)
+    weights = load_file(model_dir / "model.safetensors")
+    (model_dir / "model.safetensors").unlink()
+    torch.save(weights, model_dir / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    loaded = load_checkpoint(model_dir)
+    reference = load_checkpoint(hf_dir)
+    assert loaded.state_dict.keys() == reference.state_dict.keys()
+    assert all(torch.equal(loaded.state_dict[k], reference.state_dict[k]) for k in reference.state_dict)
+
+
+class Payload:  # pickled as a call of os.system: what a malicious weights file holds
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch PWNED",)
+
+
+def test_a_weights_file_holding_code_is_refused_without_running_it(hf_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model_dir = copy_dir(hf_dir, tmp_path)
+    (model_dir / "model.safetensors").unlink()
+    torch.save({"w": torch.zeros(1), "x": Payload()}, model_dir / "pytorch_model.bin")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(model_dir)
+    message = str(info.value)
+    assert "pytorch_model.bin: refused: it holds Python objects" in message and "system" in message
+    assert "weights_only" not in message and "\n" not in message  # (torch's advice would run the code)
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("config.json", "[1]", "not a JSON object"),
+    ("config.json", "null", "not a JSON object"),
+    ("vocab.json", "{}", "not a vocabulary"),
+    ("vocab.json", '["a"]', "not a JSON object"),
+    ("vocab.json", '{"fra": ["a"], "eng": {"a": 0}}', "not a vocabulary"),
+    ("vocab.json", '{"fra": {"a": "0"}}', "not a vocabulary"),
+    ("tokenizer_config.json", "[1]", "not a JSON object"),
+    ("preprocessor_config.json", "null", "not a JSON object"),
+])
+def test_malformed_model_json_is_a_checkpoint_error_naming_the_file(hf_dir, tmp_path, name, content, reason):
+    model_dir = copy_dir(hf_dir, tmp_path)
+    (model_dir / name).write_text(content)
+    with pytest.raises(CheckpointError, match=f"{name}: {reason}"):
+        load_checkpoint(model_dir).adapters.load("fra")
+
+
+def test_a_config_that_does_not_describe_the_weights_is_a_checkpoint_error(hf_dir, tmp_path):
+    import json
+
+    from mms.checkpoints import instantiate
+
+    model_dir = copy_dir(hf_dir, tmp_path)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["num_hidden_layers"] += 1
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="the weights do not fit the model's configuration \\(Missing key"):
+        instantiate(load_checkpoint(model_dir))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fairseq file
 

@@ -42,6 +42,13 @@ def test_txt_single_and_several(fairseq_pt, wavs):
     assert lines[0].split("\t")[1] == one.stdout.strip()
 
 
+def test_no_lang_for_a_model_without_a_default_language(fairseq_pt, wavs):
+    """A fairseq adapter checkpoint has no default language: one error per input, no note of a 'None' default."""
+    r = mms("asr", "--model", fairseq_pt, wavs[0])
+    assert r.returncode == 1 and "no language given; this model has 2" in r.stderr
+    assert "None" not in r.stderr and "note:" not in r.stderr
+
+
 def test_manifest_with_languages_and_a_bad_line(hf_dir, wavs, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("nope")

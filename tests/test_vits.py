@@ -223,6 +223,8 @@ def test_hf_directory_errors(tmp_path):
     tok = json.loads((hf / "tokenizer_config.json").read_text())
     (hf / "tokenizer_config.json").write_text(json.dumps({**tok, "phonemize": True}))
     expect_error(hf, "phonemize")
+    (hf / "tokenizer_config.json").unlink()  # missing: said so, not "phonemize is on"
+    expect_error(hf, "no tokenizer_config.json")
     (hf / "tokenizer_config.json").write_text(json.dumps(tok))
     config = json.loads((hf / "config.json").read_text())
     (hf / "config.json").write_text(json.dumps({**config, "model_type": "wav2vec2"}))

@@ -34,8 +34,8 @@ class Worker:
                   "spelling: give --words WORDS.txt for words of a word list", file=sys.stderr)
         self.timestamps = settings.get("timestamps")
         lang = settings.get("lang")
-        if (lang is None and not settings.get("input_langs") and not self.asr.checkpoint.language_free
-                and len(self.asr.languages) > 1):  # transformers' behaviour, but said: a wrong guess is silent
+        if (lang is None and self.asr.lang is not None and not settings.get("input_langs")
+                and not self.asr.checkpoint.language_free and len(self.asr.languages) > 1):  # transformers' behaviour, but said: a wrong guess is silent
             print(f"mms asr: note: no --lang: every input is transcribed as '{self.asr.lang}', the model's default "
                   "language; give --lang CODE, or --lang auto to identify each input's language first",
                   file=sys.stderr)

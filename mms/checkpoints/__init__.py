@@ -156,14 +156,19 @@ def instantiate(checkpoint: Checkpoint, device: torch.device | str = "cpu", dtyp
 
     with torch.device("meta"):
         model = build_model(checkpoint.config)
-    model.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
+    try:
+        model.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
+    except RuntimeError as e:  # a config.json that does not describe these weights (layers, sizes, adapters)
+        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        raise CheckpointError(f"{checkpoint.path}: the weights do not fit the model's configuration "
+                              f"({'; '.join(details)[:300] or e})") from None
     return model.to(device, dtype).eval()
 
 
 def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
     """Add the languages of a `mms train-adapter` output directory (adapter.<lang>.safetensors + vocab.json)
     to the checkpoint's own adapters; a language in both is taken from `adapter_dir`."""
-    from mms.checkpoints.huggingface import hf_adapters, read_json
+    from mms.checkpoints.huggingface import hf_adapters, read_json, read_vocab_json
 
     folder = Path(adapter_dir)
     if not (folder / "vocab.json").is_file():
@@ -171,7 +176,7 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
     if not checkpoint.config.adapter_attn_dim:
         raise CheckpointError(f"{checkpoint.path}: this model has no adapter layers, so --adapter cannot be used")
     tokenizer = folder / "tokenizer_config.json"
-    extra = hf_adapters(folder, read_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
+    extra = hf_adapters(folder, read_vocab_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
                         None)
     own = checkpoint.adapters
     if own is None and checkpoint.lang and checkpoint.vocab is not None:  # a single-language model keeps its own

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -31,10 +32,26 @@ log = logging.getLogger(__name__)
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object file of a model directory (config, vocabulary, tokenizer settings)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot read JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a JSON object ({type(data).__name__}); a model file of this name holds "
+                              f"{{name: value}}")
+    return data
+
+
+def read_vocab_json(path: Path) -> dict:
+    """vocab.json: {token: id}, or {language: {token: id}} (MMS adapters); anything else is refused by name."""
+    vocab = read_json(path)
+    nested = bool(vocab) and all(isinstance(table, dict) for table in vocab.values())
+    for table in vocab.values() if nested else [vocab]:
+        if not table or not all(type(i) is int and i >= 0 for i in table.values()):
+            raise CheckpointError(f"{path}: not a vocabulary (token -> id, or language -> token -> id, with ids "
+                                  f"whole numbers from 0)")
+    return vocab
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -46,10 +63,19 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as e:  # noqa: BLE001 - SafetensorError (corrupt or truncated header), OSError
             raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    import pickle
+    import zipfile
+
+    try:  # (a file of torch's older, pre-zip format cannot be memory-mapped)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:  # torch's advice there (weights_only=False) would run the file's code
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        raise CheckpointError(f"{path}: refused: it holds Python objects, not only tensors"
+                              f"{f' ({found.group(1)})' if found else ''}, and loading them could run code from "
+                              f"the file; a weights file holds tensors only") from None
     except Exception as e:  # noqa: BLE001 - any failure here means an unusable file
-        raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
+        first_line = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {first_line})") from None
 
 
 def read_model_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -131,7 +157,7 @@ def load(model_dir: Path, dict_path=None) -> Checkpoint:
             vocab_json = None
             vocab = read_vocabulary_file(vocab_path)
         elif vocab_path.exists():
-            vocab_json = read_json(vocab_path)
+            vocab_json = read_vocab_json(vocab_path)
         else:
             raise CheckpointError(f"{model_dir}: no vocab.json (give a vocabulary with --dict)")
         lang = tokenizer_config.get("target_lang")
@@ -195,7 +221,7 @@ def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
         return Vocabulary.from_tokens_file(model_dir / "tokens.txt")
     if not (model_dir / "vocab.json").exists():
         raise CheckpointError(f"{model_dir}: no vocab.json")
-    vocab_json = read_json(model_dir / "vocab.json")
+    vocab_json = read_vocab_json(model_dir / "vocab.json")
     if is_nested_vocab(vocab_json):
         from mms.checkpoints import check_language
 
@@ -205,5 +231,5 @@ def load_vocabulary(model_dir: Path, lang: str | None) -> Vocabulary:
 
 
 def list_languages(model_dir: Path) -> list[str]:
-    vocab_json = read_json(model_dir / "vocab.json") if (model_dir / "vocab.json").exists() else {}
+    vocab_json = read_vocab_json(model_dir / "vocab.json") if (model_dir / "vocab.json").exists() else {}
     return sorted(adapter_languages(model_dir) | set(vocab_languages(vocab_json) or ()))

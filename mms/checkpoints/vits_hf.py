@@ -87,7 +87,10 @@ def load(model_dir: Path, lang: str | None = None) -> VitsCheckpoint:
         raise CheckpointError(f"{model_dir}/vocab.json: ids up to {max(token_to_id.values())}, but the model "
                               f"embeds {cfg.vocab_size} symbols")
     tok_path = model_dir / "tokenizer_config.json"
-    tok = read_json(tok_path) if tok_path.exists() else {}
+    if not tok_path.exists():
+        raise CheckpointError(f"{model_dir}: no tokenizer_config.json (MMS voices have one, saying phonemize false "
+                              f"and the language; without it transformers' VitsTokenizer phonemizes the text)")
+    tok = read_json(tok_path)
     if tok.get("phonemize", True):  # VitsTokenizer's default; MMS voices write false
         raise CheckpointError(f"{tok_path}: phonemize is on (an espeak-phonemized VITS voice); only MMS "
                               "character voices are supported")

@@ -230,17 +230,30 @@ def close_codes(code: str, languages) -> list[str]:
     return list(dict.fromkeys(same + similar))[:8]
 
 
-def unknown_language_message(model: str, lang: str, languages) -> str:
-    """One line: the model lacks `lang`; near codes it has; the models that do have it."""
+def other_models_with(code: str, task: str | None, model: str) -> list[str]:
+    """Registry models of `task` other than `model` that have `code`, or a script/dialect variant of its language
+    (named with the variant: "omniasr-ctc-300m (aze_Latn)")."""
+    base = to_iso639_3(code) or parse(code).iso
+    found: dict[str, str] = {}
+    for candidate, models in sorted(catalogue(task)[0].items(), key=lambda item: item[0] != code):
+        if candidate == code or parse(candidate).iso == base:
+            for name in models:
+                if name != model:
+                    found.setdefault(name, candidate)
+    return [name if variant == code else f"{name} ({variant})" for name, variant in found.items()]
+
+
+def unknown_language_message(model: str, lang: str, languages, task: str | None = None) -> str:
+    """One line: the model lacks `lang`; near codes it has; the models of the same task that do have it."""
     name = language_name(lang)
     described = f"'{lang}'" + (f" ({name})" if name else " (not an ISO 639-3 code)")
-    message = f"{model} has no language {described} ({len(languages)} languages)"
+    message = f"{model} has no language {described} ({len(languages)} language codes)"
     close = close_codes(lang, languages)
     if close:
         message += f"; close: {', '.join(close)}"
-    others = [m for m in models_with(lang) if m != model]
+    others = other_models_with(lang, task, model)
     if others:
-        message += f"; models that have it: {', '.join(others)}"
+        message += f"; models that have it: {', '.join(others[:8])}"
     return message + f" (see: mms langs --search {parse(lang).iso})"
 
 
@@ -248,14 +261,14 @@ def check_languages(info: ModelInfo, langs: list[str], known: list[str] | None) 
     """MissingLanguageError for the first of `langs` that the model's list `known` lacks (None: not known)."""
     for lang in langs:
         if known is not None and lang not in known:
-            raise MissingLanguageError(unknown_language_message(info.name, lang, known))
+            raise MissingLanguageError(unknown_language_message(info.name, lang, known, info.task))
 
 
 def missing_language(info: ModelInfo, lang: str, why: str) -> MissingLanguageError:
     """The error for a per-language model or file that does not exist for `lang`; `why` says what is missing."""
     name = language_name(lang)
-    others = [m for m in models_with(lang) if m != info.name]
+    others = other_models_with(lang, info.task, info.name)
     message = f"{info.name} has no language '{lang}'" + (f" ({name})" if name else "") + f": {why}"
     if others:
-        message += f"; models that have it: {', '.join(others)}"
+        message += f"; models that have it: {', '.join(others[:8])}"
     return MissingLanguageError(message)
