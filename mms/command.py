@@ -172,6 +172,40 @@ class _LayerWarnings(logging.Handler):
 _LAYER_WARNINGS = _LayerWarnings()
 
 
+class _Stderr:
+    """sys.stderr while a command runs. Once its reader has gone (`2>&1 | head`, a log pipe that died), messages
+    are dropped instead of stopping the run: the records still reach their output and the exit status still says
+    how the inputs went. The descriptor is pointed at /dev/null then, for worker processes and the exit flush."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def _lost(self) -> None:
+        self.gone = True
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError):  # (a stream without a descriptor: a test's capture)
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def execute(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.run(args)`) and turn what it raises into the exit status above."""
     prog = getattr(args, "prog", None) or f"mms {args.command}"  # e.g. "mms lm build" for a sub-subcommand
@@ -180,6 +214,9 @@ def execute(args: argparse.Namespace) -> int:
     for name in _LAYER_WARNINGS.loggers:
         if _LAYER_WARNINGS not in logging.getLogger(name).handlers:
             logging.getLogger(name).addHandler(_LAYER_WARNINGS)
+    stderr = sys.stderr
+    if not isinstance(stderr, _Stderr):
+        sys.stderr = _Stderr(stderr)
     try:
         if getattr(args, "offline", False):
             from mms.hub import set_offline
@@ -214,6 +251,7 @@ def execute(args: argparse.Namespace) -> int:
         return BUG
     finally:
         _LAYER_WARNINGS.prog = None
+        sys.stderr = stderr
 
 
 def stream_results(prog: str, results: Iterable, writer, total: int | None = None, verbose: bool = False,

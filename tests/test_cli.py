@@ -42,6 +42,23 @@ def test_txt_single_and_several(fairseq_pt, wavs):
     assert lines[0].split("\t")[1] == one.stdout.strip()
 
 
+def test_a_closed_stderr_loses_no_records(hf_dir, wavs, tmp_path):
+    """`2>&1 | head`, a log pipe that died: the error lines cannot be written, the records and the status can."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    out = tmp_path / "out.jsonl"
+    read, write = os.pipe()
+    os.close(read)  # every write to the standard error fails (EPIPE)
+    try:
+        status = subprocess.run([sys.executable, "-m", "mms", "asr", "--model", str(hf_dir), "--lang", "fra",
+                                 str(bad), *map(str, wavs), "-o", str(out)], stderr=write, timeout=600).returncode
+    finally:
+        os.close(write)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert status == 1 and len(records) == 1 + len(wavs)  # one input failed; every input has its record
+    assert records[0]["error"] and all(r["text"] and not r.get("error") for r in records[1:])
+
+
 def test_no_lang_for_a_model_without_a_default_language(fairseq_pt, wavs):
     """A fairseq adapter checkpoint has no default language: one error per input, no note of a 'None' default."""
     r = mms("asr", "--model", fairseq_pt, wavs[0])
