@@ -351,6 +351,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     check_engine_options(args)
     dest, append, done = args.output, False, set()
     run_file = None  # the run description to write once the run has started (a failed start leaves none)
+    claim = False  # whether it is written only if still absent (a run that found none: see engines.write_run)
     if n > 1 and not output_dir and getattr(args, "outdir", None):  # shards would share (and replace) one index
         raise engines.CorpusError(f"--shard {k}/{n} with --outdir {args.outdir}: every shard would replace the "
                                   f"others' index there; give --output-dir DIR (one part per shard; `mms merge DIR` "
@@ -379,7 +380,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         records = [engines.read_records(part, repair=engine == "ray" or os.path.abspath(part) == os.path.abspath(own))
                    for part in engines.part_files(output_dir)]
         if engines.check_run(os.path.join(output_dir, "run.json"), description, any(records)):
-            run_file = os.path.join(output_dir, "run.json")
+            run_file, claim = os.path.join(output_dir, "run.json"), True
         for part_records in records:
             done |= engines.finished(part_records)
         dest, fmt, append = own, "jsonl", True
@@ -391,7 +392,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
                                       "(or use --output-dir)")
         records = engines.read_records(args.output, repair=True) if os.path.exists(args.output) else []
         if engines.check_run(args.output + ".run.json", description, bool(records)):
-            run_file = args.output + ".run.json"
+            run_file, claim = args.output + ".run.json", True
         done = engines.finished(records)
         # an index.jsonl of an older `mms tts` names its files from the run's cwd: now, from the index, as the new
         # lines do (one convention per file)
@@ -422,7 +423,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         if started is not None:
             started()
         if run_file:
-            engines.write_run(run_file, description)
+            engines.write_run(run_file, description, claim)
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
@@ -430,7 +431,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         started()
     if run_file:
         try:
-            engines.write_run(run_file, description)
+            engines.write_run(run_file, description, claim)
         except OSError as e:  # the output's folder, named: not the side file the user never asked for
             raise engines.CorpusError(f"{output_dir or dest}: cannot write the output there "
                                       f"({e.strerror or e})") from None

@@ -245,6 +245,8 @@ def test_align_manifest_resumes_and_reports_bad_pairs(fa_path, audio, tmp_path, 
     err = capsys.readouterr().err  # lines that cannot be read fail in their place; the other pairs are aligned
     assert "bad.wav" in err and "corpus.jsonl:4: no audio path" in err and "no transcript" in err
     assert sorted(os.listdir(out)) == ["chapter", "chapter_2", "manifest.json", "run.json"]
+    # `mms merge` of it: nothing to merge, said as such (not "every pair missing")
+    assert main(["merge", str(out)]) == 2 and "the folder of an `mms align` run" in capsys.readouterr().err
     done = out / "chapter" / "alignment.json"
     stamp = done.stat().st_mtime_ns
     assert main(args) == 1  # the bad pair is tried again and fails again; the others are skipped

@@ -90,7 +90,8 @@ def test_merge_after_an_interrupted_shard_then_resume(corpus, tmp_path):
     lines = part.read_text().splitlines(keepends=True)
     part.write_text(lines[0] + lines[1][:25])  # killed while writing its second record
     r = mms("merge", out)
-    assert r.returncode == 1 and "4 of 6 inputs have records" in r.stderr and "2 missing" in r.stderr
+    assert r.returncode == 1 and "4 of 6 inputs have records" in r.stderr and "2 missing (no part has them" in r.stderr
+    assert "failed" not in r.stderr  # (the missing file's shard did not reach it: missing, not failed)
     again = mms("asr", "--model", "demo", "--lang", "eng", "--manifest", corpus, "--output-dir", out, "--shard", "1/2")
     assert again.returncode == 1 and "1 inputs done before, 2 to do" in again.stderr  # index 3 is the missing file
     merged = [json.loads(line) for line in mms("merge", out).stdout.splitlines()]
@@ -127,6 +128,25 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     r = mms("asr", "--model", "demo", "--lang", "rus", "--manifest", corpus, "--format", "jsonl", "--output", out,
             "--resume")
     assert r.returncode == 2 and "missing, and the output already holds records" in r.stderr
+
+
+def test_shards_started_together_with_other_settings_cannot_share_an_output(tmp_path):
+    """Both found no run.json when they started (a SLURM array starts every task at once); the one that writes it
+    second is checked against it, as a resume is."""
+    from mms.engines import CorpusError, check_run, run_description, write_run
+
+    path = str(tmp_path / "run.json")
+    rows = [{"index": 0, "audio": "a.wav"}]
+    eng, rus = (run_description("asr", {"lang": lang}, rows) for lang in ("eng", "rus"))
+    assert check_run(path, eng) and check_run(path, rus)  # neither sees the other's yet
+    write_run(path, eng, claim=True)
+    write_run(path, eng, claim=True)  # a shard with the same settings joins the run
+    with pytest.raises(CorpusError, match="lang \\('eng' -> 'rus'\\)"):
+        write_run(path, rus, claim=True)
+    assert json.loads(Path(path).read_text())["settings"]["lang"] == "eng"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # no staged file left
+    write_run(path, rus)  # a new run over an old output (not a claim) replaces it
+    assert json.loads(Path(path).read_text())["settings"]["lang"] == "rus"
 
 
 def test_output_dir_with_another_format_is_refused(corpus, tmp_path):

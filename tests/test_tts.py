@@ -374,7 +374,9 @@ def test_merged_and_resumed_indexes_name_their_files_from_where_they_are(tmp_pat
     index = tmp_path / "wavs" / "index.jsonl"
     first = json.loads(index.read_text().splitlines()[0])
     index.write_text(json.dumps(dict(first, path="wavs/0001.wav")) + "\n")  # as an older run wrote it, one line done
-    run("tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt", "--outdir", "wavs", "--seed", "1", "--resume")
+    # the same folder spelt otherwise (absolute, a trailing slash) and wav named: the same run, resumed
+    run("tts", "--model", "demo", "--lang", "eng", "--file", "lines.txt", "--outdir", f"{tmp_path / 'wavs'}/",
+        "--seed", "1", "--resume", "--format", "wav")
     assert [json.loads(line)["path"] for line in index.read_text().splitlines()] == ["0001.wav", "0002.wav"]
 
 

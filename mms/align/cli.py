@@ -152,12 +152,12 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
 
         workers(args.workers)
         if run_file:
-            engines.write_run(run_file, description)
+            engines.write_run(run_file, description, not args.overwrite)
         status = run_ray("align", settings, rows, args.outdir, args)
     elif rows:
         worker = engines.make_worker("align", settings)
         if run_file:
-            engines.write_run(run_file, description)
+            engines.write_run(run_file, description, not args.overwrite)
         if args.verbose:
             say(PROG, worker.describe())
         progress = engines.Progress(rows, args.progress)

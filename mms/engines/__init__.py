@@ -29,8 +29,10 @@ from mms.files import json_text, write_text_atomic
 
 WORKERS = {"asr": "mms.asr.worker:Worker", "lid": "mms.lid.worker:Worker", "tts": "mms.tts.worker:Worker",
            "align": "mms.align.worker:Worker"}
-# settings that change no result: they may differ between a run and its resume
-PERFORMANCE_SETTINGS = frozenset({"device", "batch_seconds", "buffer_seconds", "decode_workers", "batch_tokens"})
+# settings that change no result, left out of run.json: speed, and where the outputs go (`mms tts --outdir`: the
+# same folder spelt otherwise, or from another working directory, is the same run)
+PERFORMANCE_SETTINGS = frozenset({"device", "batch_seconds", "buffer_seconds", "decode_workers", "batch_tokens",
+                                  "outdir"})
 
 
 class CorpusError(MMSError):
@@ -210,9 +212,25 @@ def read_run(path: str) -> dict:
     return run
 
 
-def write_run(path: str, description: dict) -> None:
-    """run.json for a new run (replacing one of an earlier run)."""
-    write_text_atomic(path, json_text(description, indent=1) + "\n")
+def write_run(path: str, description: dict, claim: bool = False) -> None:
+    """run.json for a new run, replacing one of an earlier run; or, `claim`, for a run that found none when it
+    started: written only if still absent. Shards of one run start together (a SLURM array): the first to get
+    here describes the run, the others are checked against it as a resume is, so that shards started with other
+    settings cannot write into one output."""
+    text = json_text(description, indent=1) + "\n"
+    if not claim:
+        return write_text_atomic(path, text)
+    staged = f"{path}.{os.getpid()}.tmp"
+    with open(staged, "w", encoding="utf-8") as f:
+        f.write(text)
+    try:
+        os.link(staged, path)  # atomic, and refused when the name exists (local disks and NFS alike)
+    except FileExistsError:
+        check_run(path, description)
+    except OSError:  # a filesystem without hard links
+        write_text_atomic(path, text)
+    finally:
+        os.unlink(staged)
 
 
 # -- progress ----------------------------------------------------------------------------------------------

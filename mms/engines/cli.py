@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
                                       f"a file outside its folder")
     description = engines.read_run(run_file)
     task, total = description["task"], description["inputs"]
+    if task == "align" and not engines.part_files(args.directory):
+        raise engines.CorpusError(f"{args.directory}: the folder of an `mms align` run, whose pairs have their own "
+                                  f"folders there: nothing to merge (merge joins the part files of --output-dir "
+                                  f"runs and of --engine ray)")
     records = [r for part in engines.part_files(args.directory) for r in engines.read_records(part)]
     stray = [r for r in records if not 0 <= r["index"] < total]
     if stray:  # numbered for another input list: never merged into this one
@@ -68,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(1 for r in best if r.get("error"))
     missing = total - len(best)
     if failed or missing:
-        print(f"mms merge: error: {len(best)} of {total} inputs have records; {failed} failed, {missing} missing "
-              f"(run the same command again to redo them)", file=sys.stderr)
+        said = [f"{failed} failed (their errors are in the output; the run's own command, run again, tries "
+                f"them again)"] if failed else []
+        said += [f"{missing} missing (no part has them: run the command of the shards that did not finish, then "
+                 f"merge again)"] if missing else []
+        print(f"mms merge: error: {len(best)} of {total} inputs have records; {'; '.join(said)}", file=sys.stderr)
         return 1
     return 0
