@@ -385,6 +385,9 @@ def test_per_language_models_and_missing_voices(fake_hub, tmp_path):
     assert hub.resolve_model("mms-tts-amh", task="tts") == path
     assert hub.resolve_model(None, task="tts", lang="amh") == path  # no model: the registry's voices, mms-tts-<lang>
     assert hub.cached_languages(hub.registry()["mms-tts"]) == ["amh"]
+    # `mms langs` knows a voice's language from its name, and the family's from the voices downloaded
+    assert langs.model_languages("mms-tts-amh") == ["amh"] and langs.model_languages("mms-tts-eng") == ["eng"]
+    assert [(x.code, x.models) for x in langs.search("amh", task="tts")] == [("amh", ["mms-tts"])]
     with pytest.raises(hub.MissingLanguageError, match="mms-tts has no language 'xyz'.*no repository facebook/mms-tts-xyz"):
         hub.resolve_model("mms-tts", task="tts", lang="xyz")
     for model in ("mms-tts", None):  # None: `mms tts` without --model or --lang is told to give --lang

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from mms.checkpoints import hf_layout
-from mms.hub.download import cached_paths
+from mms.hub.download import cached_languages, cached_paths
 from mms.hub.errors import MissingLanguageError
 from mms.hub.registry import ModelInfo, registry
 
@@ -184,8 +184,8 @@ def languages_at(path: str | Path) -> list[str] | None:
 
 def known_languages(info: ModelInfo) -> list[str] | None:
     """Languages of a registry model: cached files first, then the shipped list; None when neither says."""
-    if info.per_language:
-        return None
+    if info.per_language:  # one model per language: a voice named with its language speaks that one
+        return [info.lang] if info.lang else None
     for path in cached_paths(info):
         languages = languages_at(path)
         if languages:
@@ -204,6 +204,8 @@ def catalogue(task: str | None = None) -> tuple[dict[str, list[str]], list[str]]
         if info.any_language:  # (not "known once downloaded": it has no list)
             continue
         languages = known_languages(info)
+        if languages is None and info.per_language:  # the family's list is not shipped: its downloaded voices
+            languages = cached_languages(info) or None
         if languages is None:
             if not info.per_language and info.task in ("asr", "lid"):
                 unknown.append(info.name)
