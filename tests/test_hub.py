@@ -46,6 +46,7 @@ class FakeHub:
         self.busy: dict[str, int] = {}
         self.hold: set[str] = set()
         self.ignore_range = False
+        self.commit = COMMIT  # the repos' revision (a new one: the Hub moved on)
         self.half_sent, self.release = threading.Event(), threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -117,7 +118,7 @@ class FakeHub:
                 if code:
                     self.send_header("X-Error-Code", code)
                 if commit:
-                    self.send_header("X-Repo-Commit", COMMIT)
+                    self.send_header("X-Repo-Commit", hub_.commit)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -137,7 +138,7 @@ class FakeHub:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 if commit:
-                    self.send_header("X-Repo-Commit", COMMIT)
+                    self.send_header("X-Repo-Commit", hub_.commit)
                 self.end_headers()
                 if head:
                     return
@@ -534,6 +535,17 @@ def test_refresh_offline_force_and_the_reasons_of_failures(fake_hub, asr_repo, n
     fake_hub.busy["adapter.eng.safetensors"] = 100
     with pytest.raises(hub.HubError, match=r"adapter.eng.safetensors: download failed \(.*503"):
         hub.resolve_model("mms-1b-all", lang="eng")
+
+
+def test_a_refresh_to_a_new_commit_keeps_the_adapters_fetched_before(fake_hub):
+    info = hub.registry()["mms-1b-all"]
+    old = hub.fetch(info, ["fra", "eng"])
+    fake_hub.commit = "f" * 40  # the Hub moved on; only fra is asked for now
+    fake_hub.log.clear()
+    new = hub.fetch(info, ["fra"], refresh=True)
+    assert new.name == "f" * 40 and new != old
+    assert hub.resolve_model("mms-1b-all", lang="eng", offline=True) == new  # eng is still there offline
+    assert "adapter.eng.safetensors" not in fake_hub.requested()  # unchanged: linked, not downloaded again
 
 
 def test_a_cache_that_cannot_be_written_is_not_called_a_network_failure(fake_hub, monkeypatch, tmp_path):

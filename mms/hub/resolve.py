@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from mms.checkpoints.hf_layout import adapter_filenames, adapter_languages
 from mms.hub import languages as catalogue
-from mms.hub.download import (cached_file, download_url, forget, has_adapters, hf_file, hf_files, hf_snapshot,
-                              hub_cache, is_offline, original_url, show_licence_notice, unpack, url_folder,
+from mms.hub.download import (cached_file, cached_languages, download_url, forget, has_adapters, hf_file, hf_files,
+                              hf_snapshot, hub_cache, is_offline, original_url, show_licence_notice, unpack, url_folder,
                               url_path)
 from mms.hub.errors import HubError, HTTPStatusError, NotCachedError, RepositoryMissingError
 from mms.hub.registry import (DEMO, LOCAL_FORMS, SOURCES, USABLE_FOR, ModelInfo, default_model, demo_model,
@@ -117,6 +118,8 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
                 else f"fetch with: {fetch_command(info, langs, 'hf')}")
         raise NotCachedError(f"{info.name}: {', '.join(missing)} not in the cache ({hub_cache()}) and offline mode "
                              f"is on; {hint}")
+    # adapters fetched before, from the commit a --refresh may move on from
+    kept = cached_languages(info) if refresh and info.adapter and not info.per_language else []
     revision, snapshot, checked = "main", None, False
     for names, optional, lang in hf_files(info, langs):
         if snapshot is not None and lang is not None and not checked:
@@ -137,6 +140,13 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
             raise catalogue.missing_language(info, lang, f"{repo} has no {' or '.join(names)}")
         elif not optional:
             raise HubError(f"{repo} has no {' or '.join(names)}")
+    for lang in kept:  # a new commit's snapshot holds only what this run fetched: the others come along (a blob
+        # that did not change is linked, not downloaded), or an offline run would find them gone
+        if lang not in langs and snapshot is not None and lang not in adapter_languages(snapshot):
+            try:
+                hf_file(repo, list(adapter_filenames(lang)), revision, refresh=True)
+            except HubError:  # (an adapter the new commit lacks, or a failure: the run's own files are there)
+                continue
     return snapshot
 
 
