@@ -351,6 +351,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
     check_engine_options(args)
     dest, append, done = args.output, False, set()
     run_file = None  # the run description to write once the run has started (a failed start leaves none)
+    existing = None  # the run description of the run this one continues (resume, or another shard's)
     claim = False  # whether it is written only if still absent (a run that found none: see engines.write_run)
     if n > 1 and not output_dir and getattr(args, "outdir", None):  # shards would share (and replace) one index
         raise engines.CorpusError(f"--shard {k}/{n} with --outdir {args.outdir}: every shard would replace the "
@@ -381,6 +382,8 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
                    for part in engines.part_files(output_dir)]
         if engines.check_run(os.path.join(output_dir, "run.json"), description, any(records)):
             run_file, claim = os.path.join(output_dir, "run.json"), True
+        else:
+            existing = os.path.join(output_dir, "run.json")
         for part_records in records:
             done |= engines.finished(part_records)
         dest, fmt, append = own, "jsonl", True
@@ -393,6 +396,8 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         records = engines.read_records(args.output, repair=True) if os.path.exists(args.output) else []
         if engines.check_run(args.output + ".run.json", description, bool(records)):
             run_file, claim = args.output + ".run.json", True
+        else:
+            existing = args.output + ".run.json"
         done = engines.finished(records)
         # an index.jsonl of an older `mms tts` names its files from the run's cwd: now, from the index, as the new
         # lines do (one convention per file)
@@ -427,6 +432,11 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
+    # the precision the model runs in here (--dtype auto: bfloat16 on one machine, float32 on another): a run is
+    # continued in its own
+    description["precision"] = str(worker.precision).replace("torch.", "")
+    if existing:
+        engines.check_run(existing, description)
     if started is not None:
         started()
     if run_file:

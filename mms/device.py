@@ -142,6 +142,12 @@ def auto_dtype(device: torch.device, cpu_bf16: bool | None = None) -> torch.dtyp
     return torch.float32
 
 
+def precision_name(device="auto", dtype="auto") -> str:
+    """Where and in what a model runs, e.g. "cpu bfloat16": what results cached from a run depend on."""
+    where = resolve_device(device)
+    return f"{where.type} {str(resolve_dtype(dtype, where)).replace('torch.', '')}"
+
+
 def resolve_dtype(name: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
     if isinstance(name, torch.dtype):
         return name

@@ -130,6 +130,23 @@ def test_a_resume_with_other_settings_is_refused(corpus, tmp_path):
     assert r.returncode == 2 and "missing, and the output already holds records" in r.stderr
 
 
+def test_a_run_continues_in_the_precision_it_was_made_in(corpus, tmp_path):
+    """--dtype auto is bfloat16 on one machine and float32 on another: run.json records what the model ran in, and
+    a resume (or a shard) elsewhere in another precision is refused."""
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "mms", "asr", "--model", "demo", "--lang", "eng", "--manifest", str(corpus),
+               "--format", "jsonl", "--output", str(out)]
+    env = dict(os.environ, MMS_CPU_BF16="0")  # --dtype auto keeps float32 here, on any CPU
+    subprocess.run(command, env=env, capture_output=True)
+    run = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert run["settings"]["dtype"] == "auto" and run["precision"] == "float32"
+    resumed = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 1 and "other settings" not in resumed.stderr  # (the missing file fails again)
+    (tmp_path / "out.jsonl.run.json").write_text(json.dumps(dict(run, precision="bfloat16")))  # made elsewhere
+    elsewhere = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True)
+    assert elsewhere.returncode == 2 and "precision ('bfloat16' -> 'float32'" in elsewhere.stderr
+
+
 def test_shards_started_together_with_other_settings_cannot_share_an_output(tmp_path):
     """Both found no run.json when they started (a SLURM array starts every task at once); the one that writes it
     second is checked against it, as a resume is."""

@@ -202,6 +202,20 @@ def test_tune_writes_a_preset_that_asr_accepts(hf_dir, corpus, tmp_path):
     assert preset_yaml(result) == preset.read_text() and not any("computing" in line for line in lines)
     assert [t["wer"] for t in result["trials"]] == sorted(t["wer"] for t in result["trials"])
     assert result["wer"] == result["trials"][0]["wer"] and len(lines) == 3
+    # references written with capitals and punctuation are scored as MMS writes (as `mms asr --ref` does too)
+    lines = []
+    shouting = tune(str(hf_dir), str(manifest), str(lm), lexicon=str(lexicon), lang="eng", refs=["Bad cab.", "FED a bead!"],
+                    settings=TuneSettings(trials=3, decode_workers=0), cache=tmp_path / "cache", log=lines.append)
+    assert [t["wer"] for t in shouting["trials"]] == [t["wer"] for t in result["trials"]]
+    assert any("references normalised" in line for line in lines)
+    # emissions of another dtype are other emissions: cached apart
+    from mms.lm.tune import dev_emissions
+
+    lines = []
+    for dtype in ("float32", "bfloat16", "float32"):
+        dev_emissions(str(hf_dir), "eng", None, [str(w) for w in wavs], tmp_path / "by-dtype", dtype=dtype,
+                      log=lines.append)
+    assert lines == ["computing emissions of 2 dev files"] * 2 and len(list((tmp_path / "by-dtype").glob("*.npy"))) == 4
     r = mms("asr", "--model", hf_dir, "--lang", "eng", "--lm", lm, "--lexicon", lexicon, "--config", preset,
             "--manifest", manifest, "--decode-workers", "0")
     assert r.returncode == 0, r.stderr

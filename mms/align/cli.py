@@ -136,14 +136,14 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
     # the run's settings and pairs (transcripts included) in --outdir/run.json, as for the other tasks: finished
     # pairs are skipped by name, so a resume with other settings or other pairs would mix alignments
     run_file = os.path.join(args.outdir, "run.json")
-    description = engines.run_description("align", {k: v for k, v in settings.items() if k != "outdir"},
-                                          [pair_identity(pair) for pair in pairs])
+    description = engines.run_description("align", settings, [pair_identity(pair) for pair in pairs])
     if any(finished) and not os.path.exists(run_file):  # an --outdir of a version before run.json: kept
         say(PROG, f"note: {args.outdir} has no run.json (a run of an earlier version): its finished pairs are "
                   f"taken as this run's, and its settings recorded from now on")
     # --overwrite redoes every pair: the run starts anew, with its own settings; else they must be the run's
+    existing = None  # the run description of the run this one continues
     if not args.overwrite and not engines.check_run(run_file, description):
-        run_file = None
+        run_file, existing = None, run_file
     if skipped:  # (said once the settings are known to be the run's)
         say(PROG, f"resuming: {skipped} pairs done before, {len(rows)} to do")
     status = 0
@@ -156,6 +156,9 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
         status = run_ray("align", settings, rows, args.outdir, args)
     elif rows:
         worker = engines.make_worker("align", settings)
+        description["precision"] = str(worker.precision).replace("torch.", "")  # (see mms.command.run_corpus)
+        if existing:
+            engines.check_run(existing, description)
         if run_file:
             engines.write_run(run_file, description, not args.overwrite)
         if args.verbose:

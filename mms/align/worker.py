@@ -23,6 +23,11 @@ class Worker:
         self.writer = AlignmentWriter(settings["outdir"], single=False, overwrite=True)
         self.star, self.lang = settings.get("star", False), settings.get("lang")
 
+    @property
+    def precision(self):
+        """The dtype the model runs in (what --dtype auto chose here); recorded in run.json."""
+        return self.aligner.runner.dtype
+
     def describe(self) -> str:
         runner = self.aligner.runner
         return (f"{runner.checkpoint.format} model {runner.checkpoint.path}, device {runner.device}, romanize "

@@ -173,7 +173,10 @@ def dev_candidates(audios: Sequence[str], n: int, *, model=None, lid_model=None,
     cache.mkdir(parents=True, exist_ok=True)
     models = [file_identity(resolve_model(model, task="asr", lang=[])),
               file_identity(resolve_model(lid_model, task="lid")), file_identity(dict_path)]
-    paths = [cache / f"{cache_key(models, file_identity(audio))}.json" if Path(audio).is_file() else None
+    from mms.device import precision_name
+
+    precision = precision_name(device, dtype)  # (candidates found in another dtype may differ)
+    paths = [cache / f"{cache_key(models, file_identity(audio), precision)}.json" if Path(audio).is_file() else None
              for audio in audios]
     entries = [_read_json(path) if path is not None else None for path in paths]
     errors: dict[int, str] = {i: f"{audio}: no such file" for i, audio in enumerate(audios) if paths[i] is None}

@@ -109,6 +109,11 @@ class Worker:
                   "--lm-weight, or a preset tuned with the LM", file=sys.stderr)
         return BeamOptions(**beam)
 
+    @property
+    def precision(self):
+        """The dtype the model runs in (what --dtype auto chose here); recorded in run.json."""
+        return self.asr.dtype
+
     def describe(self) -> str:
         asr, ckpt = self.asr, self.asr.checkpoint
         languages = "one output layer for every language" if ckpt.language_free else f"{len(asr.languages)} languages"

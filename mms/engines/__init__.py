@@ -191,6 +191,10 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
                 for key in sorted(set(old_settings) | set(new_settings))
                 if old_settings.get(key) != new_settings.get(key)]
+    if old.get("precision") and description.get("precision") and old["precision"] != description["precision"]:
+        # (recorded by local runs once the model is loaded: what --dtype auto chose on that machine)
+        changed.append(f"precision ({old['precision']!r} -> {description['precision']!r}; --dtype "
+                       f"{old['precision']} continues it where the machine supports it)")
     if changed:
         raise CorpusError(f"{path}: this output was started with other settings or inputs: "
                           f"{', '.join(changed)}; use the same ones to resume, or another output")

@@ -19,6 +19,11 @@ class Worker:
         self.langs, self.names = settings.get("langs"), settings.get("names", False)
         self.lid.candidates(self.langs)  # unknown --langs codes fail here, before any output is written
 
+    @property
+    def precision(self):
+        """The dtype the model runs in (what --dtype auto chose here); recorded in run.json."""
+        return self.lid.runner.dtype
+
     def describe(self) -> str:
         lid, ckpt = self.lid, self.lid.checkpoint
         activation = ckpt.config.classifier_activation

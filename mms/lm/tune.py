@@ -78,13 +78,15 @@ def trial_settings(settings: TuneSettings, name: str = "word_score") -> list[tup
             for _ in range(max(settings.trials, 1))]
 
 
-def cache_key(model: str, lang: str | None, dict_path: str | None, audio: str) -> str:
+def cache_key(model: str, lang: str | None, dict_path: str | None, audio: str, precision: str = "") -> str:
+    """The files (by path, size and time), the language and where and in what the model ran ("cpu bfloat16":
+    emissions of another dtype differ by up to a tenth of a logit)."""
     parts = []
     for path in (model, dict_path, audio):
         if path:
             stat = Path(path).stat()
             parts.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
-    return hashlib.sha256(json.dumps([parts, lang]).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps([parts, lang] + ([precision] if precision else [])).encode()).hexdigest()[:32]
 
 
 def dev_emissions(model: str, lang: str | None, dict_path: str | None, audios: Sequence[str], cache: Path,
@@ -93,8 +95,11 @@ def dev_emissions(model: str, lang: str | None, dict_path: str | None, audios: S
     model is loaded only when some file is not cached."""
     import numpy as np
 
+    from mms.device import precision_name
+
     cache.mkdir(parents=True, exist_ok=True)
-    keys = [cache / f"{cache_key(model, lang, dict_path, audio)}.npy" if Path(audio).exists() else None
+    precision = precision_name(device, dtype)
+    keys = [cache / f"{cache_key(model, lang, dict_path, audio, precision)}.npy" if Path(audio).exists() else None
             for audio in audios]
     missing = [i for i, key in enumerate(keys) if key is None or not key.exists()]
     if missing:
@@ -186,6 +191,15 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     if len(langs) > 1:
         raise TuneError(f"the dev set mixes languages ({', '.join(sorted(langs))}); tune one language at a time")
     lang = next(iter(langs), None)
+    # references with capitals or punctuation, which MMS models never write: both sides scored normalised, as
+    # `mms asr --ref` scores on its second line and the trainers score their dev sets
+    from mms.text.normalize import normalize_transcript
+
+    normalized = [normalize_transcript(ref, lang) for ref in refs]
+    normalize = normalized != list(refs)
+    if normalize:
+        refs = normalized
+        log("scored against the references normalised as MMS transcripts are (lower case, no punctuation)")
     model = str(resolve_model(model, task="asr", lang=lang))
     vocab = load_vocabulary(model, lang, dict_path)
     base = BeamOptions(lm=None if lm is None else str(lm), lexicon=None if lexicon is None else str(lexicon),
@@ -204,6 +218,8 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
             options = replace(base, lm_weight=lm_weight, **{name: value})
             futures = [pool.submit(vocab, e, options) if e is not None else None for e in emissions]
             hyps = [f.result().text if f is not None else None for f in futures]
+            if normalize:
+                hyps = [normalize_transcript(h, lang) if h is not None else None for h in hyps]
             scores = score(refs, hyps, per_utterance=False)
             trials.append({"lm_weight": lm_weight, name: value,
                            **{m: float("inf") if scores[m] is None else scores[m] for m in ("wer", "cer")}})

@@ -20,6 +20,11 @@ class Worker:
                                   subtype=settings.get("subtype", "PCM_16"), count=settings.get("count", 1),
                                   index_file=False)
 
+    @property
+    def precision(self):
+        """The dtype the model runs in (what --dtype auto chose here); recorded in run.json."""
+        return self.tts.dtype
+
     def describe(self) -> str:
         return self.tts.describe()
 
