@@ -3,7 +3,9 @@
 WER is fairseq's (examples/speech_recognition/new/infer.py): 100 * sum of word edit distances / sum of
 reference word counts, words split on whitespace, over the whole corpus (not a mean of per-utterance rates).
 
-CER is the same over characters (Unicode code points, no normalisation). Spaces, by default, are counted:
+CER is the same over characters: Unicode code points of the texts in NFC, so that a letter and its accent written
+as one code point or as two (canonically the same text; a model's vocabulary may hold either) are one thing to
+get right, not an error (for text already in NFC, fairseq's numbers exactly). Spaces, by default, are counted:
 both strings have their whitespace collapsed to single spaces and stripped, and a space is a character
 to get right, as in fairseq's training-time unit error rate, where the word boundary `|` is a unit.
 `ignore_spaces=True` drops all whitespace first, as MMS lid_rerank's CER does (it spaces out the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,7 +106,8 @@ def error_rate(counts: dict) -> float | None:
 
 
 def score_utterance(ref: str, hyp: str, ignore_spaces: bool = False) -> dict:
-    """WER and CER of one hypothesis against its reference, with their counts."""
+    """WER and CER of one hypothesis against its reference, with their counts (both in NFC first)."""
+    ref, hyp = unicodedata.normalize("NFC", ref), unicodedata.normalize("NFC", hyp)
     words = edit_counts(ref.split(), hyp.split())
     separator = "" if ignore_spaces else " "
     chars = _edit_counts(_char_ids(separator.join(ref.split())), _char_ids(separator.join(hyp.split())))

@@ -155,6 +155,10 @@ def test_score_json(tmp_path):
     assert [u["wer"] for u in result["per_utterance"]] == pytest.approx([200 / 3, 0.0])
     bad = mms("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "missing.txt")
     assert bad.returncode == 2 and "missing.txt" in bad.stderr
+    (tmp_path / "trailing.txt").write_text("a b c\nhello world\n\n")  # one line more: both files named
+    odd = mms("score", "--ref", tmp_path / "trailing.txt", "--hyp", tmp_path / "hyp.txt")
+    assert odd.returncode == 2 and f"{tmp_path / 'hyp.txt'}: 2 texts, {tmp_path / 'trailing.txt'}: 3" in odd.stderr
+    assert "trailing.txt ends with a blank line" in odd.stderr
 
 
 def test_score_normalize_scores_as_mms_transcripts_are_written(tmp_path):

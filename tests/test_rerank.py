@@ -31,9 +31,11 @@ def test_fairseq_best_coefficients_are_parsed_not_evaluated(tmp_path):
     path.write_text(str({"lid_acc": 0.93, "asr_wer": 0.21, "weights": [52.1, 0.0, 3.3, 0.0, 7.7, -0.2]}))
     weights = load_weights(path)
     assert weights.weights == dict(zip(FEATURES, [52.1, 0.0, 3.3, 0.0, 7.7, -0.2]))
-    path.write_text("{'weights': __import__('os').getcwd()}")
-    with pytest.raises(RerankError):
-        load_weights(path)
+    for expression in ("{'weights': __import__('os').getcwd()}", "{'weights': [1, 0, 0.5, 0, 0, 0.1], "
+                                                                    "'lid_acc': float('nan')}"):
+        path.write_text(expression)
+        with pytest.raises(RerankError, match="best_coefficients file must be a plain Python literal"):
+            load_weights(path)
     path.write_text("{'weights': [1, 2]}")
     with pytest.raises(RerankError, match="6 numbers"):
         load_weights(path)
@@ -47,6 +49,10 @@ def test_fairseq_best_coefficients_are_parsed_not_evaluated(tmp_path):
     path.write_text("{'weights': [1, 2, 3, 4, float('nan'), 6]}")
     with pytest.raises(RerankError):
         load_weights(path)
+    for n in ("abc", "0", "2.7", "-3"):  # the number of candidates: a whole number from 1
+        (tmp_path / "n.yaml").write_text(f"features: {{slid: 1}}\nn: {n}\n")
+        with pytest.raises(RerankError, match="`n` .* must be a whole number from 1"):
+            load_weights(tmp_path / "n.yaml")
 
 
 def test_default_weights_are_lid_only():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,10 @@ def load_weights(path: str | Path) -> RerankWeights:
             data = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
             data = None
+            if re.search(r"['\"]weights['\"]\s*:", text):  # fairseq's form, with more than plain values in it
+                raise RerankError(f"{path}: a fairseq best_coefficients file must be a plain Python literal (numbers, "
+                                  f"strings, lists, dicts); it holds an expression (a call such as float('nan')?), "
+                                  f"which is never evaluated") from None
     if isinstance(data, dict) and isinstance(data.get("weights"), (list, tuple)):
         values = data["weights"]
         if len(values) != len(FEATURES) or not all(isinstance(v, (int, float)) for v in values):
@@ -105,9 +110,11 @@ def load_weights(path: str | Path) -> RerankWeights:
     if bad:
         raise RerankError(f"{path}: the weight of {', '.join(bad)} is not a finite number")
     n, plugins = data.get("n"), data.get("plugins") or {}
+    if n is not None and (type(n) is not int or n < 1):
+        raise RerankError(f"{path}: `n` (the candidates re-ranked) must be a whole number from 1, not {n!r}")
     if not isinstance(plugins, dict):
         raise RerankError(f"{path}: `plugins` must be a mapping {{lm: {{LANG: FILE}}, wlid: FILE}}")
-    return RerankWeights(weights, int(n) if n else None,
+    return RerankWeights(weights, n,
                          {k: v for k, v in data.items() if k not in ("features", "n", "plugins")}, dict(plugins))
 
 

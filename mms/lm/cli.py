@@ -253,8 +253,12 @@ def run_score(args) -> int:
     refs = read_texts(args.ref)
     if not refs:  # (it printed "WER 0.00% over 0 utterances" and exit 0)
         raise MMSError(f"{args.ref}: no reference lines: nothing to score")
-    hyps = pair_by_audio(args.ref, args.hyp, read_texts(args.hyp, len(refs)),
-                         lambda line: say("mms score", line))
+    hyps = read_texts(args.hyp)
+    if len(hyps) != len(refs):  # both named: either may be the odd one (a blank last line is an empty text)
+        blank = [path for path, texts in ((args.ref, refs), (args.hyp, hyps)) if texts and texts[-1] == ""]
+        raise MMSError(f"{args.hyp}: {len(hyps)} texts, {args.ref}: {len(refs)}; they must pair up one per input"
+                       + (f" ({', '.join(blank)} ends with a blank line, which is an empty text)" if blank else ""))
+    hyps = pair_by_audio(args.ref, args.hyp, hyps, lambda line: say("mms score", line))
     if args.normalize:
         from mms.text.normalize import normalize_transcript
 
