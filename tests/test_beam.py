@@ -142,6 +142,25 @@ def test_lexicon_free_with_unit_lm(tmp_path):
         BeamSearchDecoder(VOCAB, BeamOptions(lm=str(tmp_path / "chars.arpa")))
 
 
+def test_an_lm_of_the_other_kind_is_warned_of(files, tmp_path):
+    """A word LM as --unit-lm, or a unit LM with a lexicon, decodes into nonsense: said before decoding."""
+    from mms.decoding.beam import arpa_words, lm_mismatch
+
+    word_lm, lexicon = files
+    units = ["\\data\\", "ngram 1=5", "", "\\1-grams:", "-1\t<s>\t0", "-1\t</s>", "-1\tc", "-1\ta", "-1\tt",
+             "", "\\end\\", ""]
+    unit_lm = tmp_path / "units.arpa"
+    unit_lm.write_text("\n".join(units))
+    assert arpa_words(word_lm) == {"cat", "cad"} and arpa_words(unit_lm) == {"c", "a", "t"}
+    assert "0 of its 2 words are units of the model: a word LM?" in lm_mismatch(
+        VOCAB, BeamOptions(lm=word_lm, unit_lm=True))
+    assert "knows 0 of the 2 words of --lexicon" in lm_mismatch(VOCAB, BeamOptions(lm=str(unit_lm), lexicon=lexicon))
+    assert lm_mismatch(VOCAB, BeamOptions(lm=str(unit_lm), unit_lm=True)) is None  # the right pairs: nothing said
+    assert lm_mismatch(VOCAB, BeamOptions(lm=word_lm, lexicon=lexicon)) is None
+    (tmp_path / "binary.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\0\xff")
+    assert arpa_words(tmp_path / "binary.bin") is None  # a KenLM binary: not read here
+
+
 def test_bad_files_give_clear_errors(files, tmp_path):
     lm, lexicon = files
     bad = tmp_path / "bad_lexicon.txt"

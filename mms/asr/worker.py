@@ -32,10 +32,17 @@ class Worker:
         if self.asr.vocab is not None and self.asr.vocab.romanized and beam is None:
             print("mms asr: note: this zero-shot model writes romanised (uroman) characters, not the language's own "
                   "spelling: give --words WORDS.txt for words of a word list", file=sys.stderr)
+        if settings.get("beam") and not settings.get("zeroshot") and self.asr.vocab is not None:
+            from mms.decoding.beam import lm_mismatch
+
+            mismatch = lm_mismatch(self.asr.vocab, beam)
+            if mismatch:
+                print(f"mms asr: warning: {mismatch}", file=sys.stderr)
         self.timestamps = settings.get("timestamps")
         lang = settings.get("lang")
         if (lang is None and self.asr.lang is not None and not settings.get("input_langs")
-                and not self.asr.checkpoint.language_free and len(self.asr.languages) > 1):  # transformers' behaviour, but said: a wrong guess is silent
+                and not self.asr.checkpoint.language_free
+                and len(self.asr.languages) > 1):  # transformers' behaviour, but said: a wrong guess is silent
             print(f"mms asr: note: no --lang: every input is transcribed as '{self.asr.lang}', the model's default "
                   "language; give --lang CODE, or --lang auto to identify each input's language first",
                   file=sys.stderr)

@@ -106,6 +106,53 @@ def pseudo_bigram(arpa: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def arpa_words(path: str | Path) -> set[str] | None:
+    """The words of an ARPA file's 1-grams (<s>, </s>, <unk> left out); None for a KenLM binary or a file that
+    cannot be read (KenLM will say why)."""
+    try:
+        with open(path, "rb") as f:
+            if not f.read(64).lstrip().startswith(b"\\data\\"):
+                return None
+        words, inside = set(), False
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line == "\\1-grams:":
+                    inside = True
+                elif inside and line.startswith("\\"):
+                    break
+                elif inside and len(fields := line.split()) >= 2:
+                    words.add(fields[1])
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words - {"<s>", "</s>", "<unk>"}
+
+
+def lm_mismatch(vocab: Vocabulary, options: BeamOptions) -> str | None:
+    """A warning when the LM is not over what the search asks it about: a word LM given as --unit-lm (its words
+    are not the model's units), or a lexicon whose words the LM hardly knows (a unit LM without --unit-lm).
+    Either decodes, into nonsense, so it is said."""
+    words = arpa_words(options.lm) if options.lm else None
+    if not words:
+        return None
+    if options.unit_lm and not options.lexicon:
+        units = len(words & set(vocab.tokens))
+        if units < len(words) / 2:
+            return (f"--lm {options.lm}: {units} of its {len(words)} words are units of the model: a word LM? "
+                    f"--unit-lm takes an LM over the model's units (`mms lm build --units`)")
+    elif options.lexicon:
+        try:
+            lexicon = {line.split()[0] for line in Path(options.lexicon).read_text(encoding="utf-8").splitlines()
+                       if line.split()}
+        except (OSError, UnicodeDecodeError):
+            return None  # (the decoder names the file)
+        known = len(lexicon & words)
+        if lexicon and known < len(lexicon) / 10:
+            return (f"--lm {options.lm}: knows {known} of the {len(lexicon)} words of --lexicon {options.lexicon}; "
+                    f"the others score as <unk> (an LM over units? that one goes with --unit-lm and no lexicon)")
+    return None
+
+
 def read_lexicon(path: str | Path, vocab: Vocabulary) -> dict[str, list[list[str]]]:
     """word -> spellings; every spelling unit must be in the vocabulary (fairseq asserts the same)."""
     lexicon: dict[str, list[list[str]]] = {}

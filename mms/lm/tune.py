@@ -164,7 +164,7 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     Raises an MMSError (one line) for an unusable manifest, reference file, model, LM or lexicon.
     """
     from mms.checkpoints import load_vocabulary
-    from mms.decoding.beam import BeamOptions, DecoderPool
+    from mms.decoding.beam import BeamOptions, DecoderPool, lm_mismatch
     from mms.hub import resolve_model
     from mms.scoring import read_texts, score, texts_from_items
     from mms.manifest import read_manifest
@@ -209,6 +209,9 @@ def tune(model: str, manifest: str, lm: str | None, *, lexicon: str | None = Non
     pool = DecoderPool(base, settings.decode_workers)
     try:
         pool.check(vocab)  # a bad LM or lexicon fails before the model runs
+        mismatch = lm_mismatch(vocab, base)
+        if mismatch:
+            log(f"warning: {mismatch}")
         cache = Path(cache) if cache else Path.home() / ".cache" / "mms" / "emissions"
         if cache.exists() and not cache.is_dir():
             raise TuneError(f"--cache {cache}: is a file; give a folder")
