@@ -274,6 +274,22 @@ def test_long_input_uses_its_first_seconds(hf_lid):
     assert prob_diff(result, head) <= 1e-6
 
 
+def test_an_input_opening_with_silence_is_identified_by_its_sound(hf_lid):
+    """Without windows, the first piece that is not silence is classified (models name silence some language
+    with confidence); all silence: the first piece, as before."""
+    lid = LID.load(hf_lid, device="cpu", options=LIDOptions(max_seconds=1.0))
+    sound = random_audio(16000, seed=5)
+    quiet = np.zeros(40000, np.float32) + np.float32(1e-4) * random_audio(40000, seed=6)  # 2.5 s below -60 dBFS
+    (late,) = lid.identify([np.concatenate([quiet[:32000], sound])], top_k="all")  # pieces: 1 s, 1 s, then sound
+    (alone,) = lid.identify([sound], top_k="all")
+    assert prob_diff(late, alone) <= 1e-6 and late.seconds == 1.0
+    (silent,) = lid.identify([quiet], top_k="all")
+    (head,) = lid.identify([quiet[:16000]], top_k="all")
+    assert prob_diff(silent, head) <= 1e-6
+    (click,) = lid.identify([np.concatenate([quiet[:32000], sound[:100]])], top_k="all")  # too short a sound
+    assert prob_diff(click, head) <= 1e-6
+
+
 def window_posterior(lid, wave, window):
     """The expected windowed result: softmax of each window (standardised alone), weighted by its samples."""
     pieces = [wave[i:i + window] for i in range(0, wave.size, window)]

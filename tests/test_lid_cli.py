@@ -125,7 +125,7 @@ def test_what_was_classified_and_options_that_would_do_nothing(corpus, tmp_path)
     r = mms("lid", "--model", model, corpus / "a.wav", corpus / "b.wav", "--max-seconds", "1", "-f", "jsonl")
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [rec.get("classified_seconds") for rec in records] == [1.0, 1.0], records
-    assert "note: 2 inputs are longer than --max-seconds 1: only the first 1 s were classified" in r.stderr
+    assert "note: 2 inputs are longer than --max-seconds 1: only 1 s were classified, the first that are not silence" in r.stderr
     r = mms("lid", "--model", model, corpus / "a.wav", "--top-k", "all", "-f", "jsonl")  # as LIDOptions(top_k="all")
     assert len(json.loads(r.stdout)["predictions"]) == len(LABELS)
     r = mms("lid", "--model", model, corpus / "a.wav", "-f", "jsonl")  # whole: no key, no note

@@ -145,6 +145,6 @@ def run(args: argparse.Namespace) -> int:
 
         count = partial["count"]
         say("mms lid", f"note: {count} input{'s are' if count > 1 else ' is'} longer than --max-seconds "
-                       f"{args.max_seconds:g}: only the first {args.max_seconds:g} s were classified (e.g. "
+                       f"{args.max_seconds:g}: only {args.max_seconds:g} s were classified, the first that are not silence (e.g. "
                        f"{partial['first']}); --window S classifies the whole input")
     return status

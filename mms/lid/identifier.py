@@ -7,7 +7,8 @@
     results[0].predictions                                           # [("eng", 0.93), ("deu", 0.05), ...]
     LID.load("mms-lid-126/", options=LIDOptions(window_seconds=10))  # average 10 s windows over each input
 
-What is classified: each input's first `max_seconds` (30 s by default) or, with `window_seconds`, every
+What is classified: each input's first `max_seconds` (30 s by default; the first such piece that is not silence,
+so that a recording opening with silence is identified by its speech) or, with `window_seconds`, every
 consecutive window of that length over the whole input, their posteriors averaged (weighted by each window's
 length). Each classified piece is standardised on its own (zero mean, unit variance, if the checkpoint says
 so): for the model it is one utterance, as a file is for fairseq's lid/infer.py and transformers.
@@ -24,7 +25,6 @@ buffer and the batch, whatever the number or length of the inputs. A failing inp
 from __future__ import annotations
 
 import difflib
-import itertools
 import math
 import numbers
 import re
@@ -227,7 +227,7 @@ class LID(Task):
                 duration, pieces = self._read(source, name)
                 used = 0
                 try:
-                    for raw in pieces if self.windowed else itertools.islice(pieces, 1):
+                    for raw in pieces if self.windowed else _first_sound(pieces, min_samples):
                         if raw.size < min_samples:
                             if used:
                                 continue  # a last window too short for one frame of output
@@ -290,6 +290,23 @@ class LID(Task):
 
 # ---------------------------------------------------------------------------------------------------------
 # Unknown candidate codes
+
+
+SILENCE_RMS = 1e-3  # -60 dBFS: a piece this quiet holds no speech to identify
+
+
+def _first_sound(pieces: Iterator[np.ndarray], min_samples: int) -> Iterator[np.ndarray]:
+    """Without windows, the first piece that is not silence: a recording that opens with a minute of silence is
+    identified by its speech, not by its silence (which models call some language with confidence); the first
+    piece when every one is silent."""
+    first = None
+    for raw in pieces:
+        first = raw if first is None else first
+        if raw.size >= min_samples and float(np.sqrt(np.mean(np.square(raw, dtype=np.float64)))) >= SILENCE_RMS:
+            yield raw
+            return
+    if first is not None:
+        yield first
 
 
 def close_labels(code: str, labels: list[str], n: int = 5) -> list[str]:
