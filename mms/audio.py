@@ -56,13 +56,16 @@ def _soundfile_reason(error: Exception) -> str:
 
 def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reason: str) -> np.ndarray:
     """Decode any format ffmpeg knows to float32 mono at `sample_rate`."""
+    piped = piped_bytes(path)
     command = [
-        ffmpeg, "-nostdin", "-v", "error",
-        # "file:" so that a name like "a:b.wav" is not read as a protocol.
-        "-i", "file:" + path,
+        ffmpeg, "-v", "error",
+        # "file:" so that a name like "a:b.wav" is not read as a protocol; a pipe's bytes come on ffmpeg's stdin
+        "-i", "pipe:0" if piped is not None else "file:" + path,
         "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
     ]
-    result = subprocess.run(command, capture_output=True, check=False)
+    if piped is None:
+        command.insert(1, "-nostdin")
+    result = subprocess.run(command, capture_output=True, check=False, input=piped)
     if result.returncode != 0:
         messages = result.stderr.decode("utf-8", "replace").strip().splitlines()
         ffmpeg_reason = messages[-1] if messages else f"exit status {result.returncode}"
@@ -94,6 +97,31 @@ def array_waveform(array, name: str) -> np.ndarray:
     return wave
 
 
+_PIPED: dict[str, bytes] = {}  # what a pipe held: it can be read only once, and an input may be read twice
+
+
+def piped_bytes(path: str) -> bytes | None:
+    """The content of a pipe (`<(cat a.ogg)`, a FIFO, /dev/stdin fed by a pipe) or of standard input ("-"), read
+    once and kept for later reads (`mms asr --lang auto` reads each input twice: LID, then ASR); None for
+    anything else, which is read from its path as it is. Decoded from memory, a pipe's audio may be in any format
+    soundfile reads (a stream cannot be sought in: OGG and FLAC failed from a pipe)."""
+    import stat
+
+    if path != "-":
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                return None
+        except (OSError, ValueError):
+            return None
+    if path not in _PIPED:
+        if path == "-":
+            _PIPED[path] = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                _PIPED[path] = f.read()
+    return _PIPED[path]
+
+
 def native_path(path: str) -> str | bytes:
     """The name to give libsndfile: a name that is not UTF-8 on disk (Python holds its bytes as lone
     surrogates) goes as its bytes, which soundfile would otherwise fail to encode."""
@@ -113,14 +141,16 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
     undecodable file, empty audio and audio with NaN or infinite samples.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise AudioError(path, "is a directory, not an audio file")
-    if not os.path.exists(path):
-        raise AudioError(path, "no such file")
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    piped = piped_bytes(path)
+    if piped is None:
+        if os.path.isdir(path):
+            raise AudioError(path, "is a directory, not an audio file")
+        if not os.path.exists(path):
+            raise AudioError(path, "no such file")
+    if (os.path.isfile(path) and os.path.getsize(path) == 0) or piped == b"":
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        sound = soundfile.SoundFile(native_path(path))
+        sound = soundfile.SoundFile(native_path(path) if piped is None else io.BytesIO(piped))
     except (soundfile.SoundFileError, RuntimeError) as error:
         return _decode_elsewhere(path, sample_rate, _soundfile_reason(error))
     with sound:
@@ -134,7 +164,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
                 samples[filled:filled + block.size] = block
                 filled += block.size
         except _UnreadableStream as error:
-            return _decode_elsewhere(path, sample_rate, error.reason)
+            if not filled:
+                return _decode_elsewhere(path, sample_rate, error.reason)
+            warn_damaged(path, filled / sample_rate, error.reason)
     if filled == 0:
         raise AudioError(path, f"audio too short to resample from {sound.samplerate} Hz")
     return samples[:filled]
@@ -159,6 +191,14 @@ def warn_if_cut_off(sound: soundfile.SoundFile, path: str) -> None:
                     f"of audio, it holds {seconds:.1f} s (read as it is)")
 
 
+def warn_damaged(path: str, seconds: float, reason: str) -> None:
+    """A file whose data fails to decode part way (a FLAC cut off or damaged): what came before is kept, as for a
+    WAV cut off, and said once a run."""
+    if path not in _warned_cut_off:
+        _warned_cut_off.add(path)
+        log.warning(f"{path}: damaged after {seconds:.1f} s ({reason}): read up to there")
+
+
 class _UnreadableStream(Exception):
     def __init__(self, reason: str):
         self.reason = reason
@@ -173,12 +213,17 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
     resampler = None if rate == sample_rate else soxr.ResampleStream(rate, sample_rate, 1, quality="HQ")
     step = max(1, math.ceil(block * rate / sample_rate))
     total, done, first_only = 0, False, None  # first_only: decided once per file, on its first audible block
+    position, damaged = 0, None  # frames read; why the data stopped decoding, if it did
     while not done:
         try:
             data = sound.read(step, dtype="float32", always_2d=True)
+            done = len(data) < step
         except (soundfile.SoundFileError, RuntimeError) as error:  # a corrupt stream past the header
-            raise _UnreadableStream(_soundfile_reason(error)) from None
-        done = len(data) < step
+            damaged, done = _soundfile_reason(error), True
+            data = _read_up_to_damage(sound, position)
+            if not len(data):
+                raise _UnreadableStream(damaged) from None
+        position += len(data)
         if first_only is None and data.shape[1] > 1 and channel is None:
             first_only = _channels_cancel(data, path)
         if data.shape[1] == 1 or channel is not None or first_only:
@@ -192,8 +237,23 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
         if resampler is not None:
             samples = resampler.resample_chunk(samples, last=done)
         yield samples
+    if damaged:  # what came before the damage has been given: the caller keeps it and says so
+        raise _UnreadableStream(damaged)
     if total == 0:
         raise AudioError(path, "empty audio (0 samples)")
+
+
+def _read_up_to_damage(sound: soundfile.SoundFile, position: int, step: int = 4096) -> np.ndarray:
+    """The frames from `position` that still decode, read again in small steps after a big read failed on damaged
+    data (a FLAC cut off: libsndfile fails the whole read, not only its damaged part)."""
+    parts = []
+    try:
+        sound.seek(position)
+        while len(part := sound.read(step, dtype="float32", always_2d=True)):
+            parts.append(part)
+    except (soundfile.SoundFileError, RuntimeError):
+        pass
+    return np.concatenate(parts) if parts else np.zeros((0, sound.channels), np.float32)
 
 
 CANCELLED = 0.05  # a downmix with less than this share of its channels' energy: channels in opposite phase (the
@@ -253,8 +313,9 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
     """Consecutive `block`-sample pieces (the last one shorter) of an audio file as float32 mono at 16 kHz,
     decoded piece by piece so that memory does not grow with the file (the same samples as load_audio).
     Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
+    piped = piped_bytes(path)
     try:
-        sound = soundfile.SoundFile(native_path(path))
+        sound = soundfile.SoundFile(native_path(path) if piped is None else io.BytesIO(piped))
     except Exception:  # noqa: BLE001 - missing, a directory, or a container only ffmpeg reads
         wave = load_audio(path)
         for start in range(0, wave.size, block):
@@ -262,15 +323,18 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
         return
     with sound:
         warn_if_cut_off(sound, path)
-        pending = np.zeros(0, np.float32)
+        pending, done = np.zeros(0, np.float32), 0
         try:
             for samples in _decode_blocks(sound, path, SAMPLE_RATE, block):
                 pending = np.concatenate([pending, samples])
+                done += samples.size
                 while pending.size >= block:
                     yield pending[:block]
                     pending = pending[block:]
         except _UnreadableStream as error:
-            raise AudioError(path, f"cannot decode audio (soundfile: {error.reason})") from None
+            if not done:
+                raise AudioError(path, f"cannot decode audio (soundfile: {error.reason})") from None
+            warn_damaged(path, done / SAMPLE_RATE, error.reason)
         if pending.size:
             yield pending
 
@@ -282,7 +346,8 @@ def audio_info(path: str | os.PathLike) -> float | None:
     file); never raises. Meant for sorting inputs by length.
     """
     try:
-        info = soundfile.info(native_path(os.fspath(path)))
+        piped = piped_bytes(os.fspath(path))
+        info = soundfile.info(native_path(os.fspath(path)) if piped is None else io.BytesIO(piped))
     except Exception:
         return None
     if info.samplerate <= 0 or info.frames < 0:

@@ -274,6 +274,47 @@ def test_a_cut_off_wav_is_read_with_a_warning_naming_it(tmp_path, caplog):
         f"{cut}: the file is cut off: its header promises 2.0 s of audio, it holds 1.0 s (read as it is)"]
 
 
+def test_a_damaged_flac_keeps_what_decodes_with_a_warning(tmp_path, caplog):
+    """libsndfile fails a whole read that meets damaged FLAC data: the frames before the damage are read again in
+    small steps and kept, as for a cut-off WAV (the whole recording was lost)."""
+    wave = sine(300, 10.0, 16000, amplitude=0.3) + np.float32(0.05) * np.random.default_rng(0).standard_normal(
+        160000).astype(np.float32)
+    whole = tmp_path / "whole.flac"
+    soundfile.write(whole, wave, 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="mms.audio"):
+        kept = load_audio(cut)
+        streamed = np.concatenate(list(audio.stream_audio(str(cut), 16000)))
+    assert 3 * 16000 < kept.size < 160000 and np.array_equal(kept, load_audio(whole)[:kept.size])
+    n = min(streamed.size, kept.size)  # (read in other blocks: the damage is found within 4096 frames)
+    assert np.array_equal(streamed[:n], kept[:n]) and abs(streamed.size - kept.size) <= 4096
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut}: damaged after {kept.size / 16000:.1f} s (Error : flac decoder lost sync): read up to there"]
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac"])
+def test_a_pipe_or_standard_input_is_read_once_in_any_format(tmp_path, monkeypatch, suffix):
+    """`<(cat a.ogg)`, a FIFO, `-`: decoded from memory (a stream cannot be sought in: OGG and FLAC failed), and
+    kept for a second read (--lang auto reads an input for LID, then for ASR)."""
+    import threading
+
+    monkeypatch.setattr(audio, "_PIPED", {})
+    path = tmp_path / f"a{suffix}"
+    soundfile.write(path, sine(440, 1.5, 16000), 16000)
+    expected = load_audio(path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()), daemon=True)
+    writer.start()
+    assert audio_info(fifo) == pytest.approx(1.5)  # (reads the pipe once, for every later use)
+    assert np.array_equal(load_audio(fifo), expected) and np.array_equal(load_audio(fifo), expected)
+    assert np.array_equal(np.concatenate(list(audio.stream_audio(str(fifo), 8000))), expected)
+    writer.join(5)
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(path.read_bytes())})())
+    assert np.array_equal(load_audio("-"), expected) and np.array_equal(load_audio("-"), expected)
+
+
 def test_audio_warnings_carry_the_commands_name(tmp_path):
     """Every message of a command starts with its name (`mms asr: ...`), the audio layer's warnings too."""
     import subprocess

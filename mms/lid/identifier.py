@@ -225,9 +225,10 @@ class LID(Task):
             name = input_name(source, i)
             try:
                 duration, pieces = self._read(source, name)
-                used = 0
+                used = seen = 0
                 try:
                     for raw in pieces if self.windowed else _first_sound(pieces, min_samples):
+                        seen += raw.size
                         if raw.size < min_samples:
                             if used:
                                 continue  # a last window too short for one frame of output
@@ -237,7 +238,9 @@ class LID(Task):
                         yield _Piece(i, name, wave=self.runner.standardize(raw))
                 finally:
                     getattr(pieces, "close", lambda: None)()  # stop reading the file there
-                yield _Piece(i, name, end=True, duration=duration if duration is not None else used / SAMPLE_RATE)
+                if self.windowed or duration is None:  # read whole: what it held (a damaged file, less than its
+                    duration = seen / SAMPLE_RATE  # header says)
+                yield _Piece(i, name, end=True, duration=duration)
             except AudioError as e:
                 yield _Piece(i, name, end=True, error=str(e))
             except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
