@@ -187,8 +187,10 @@ def warn_if_cut_off(sound: soundfile.SoundFile, path: str) -> None:
     if 0 < present < declared < 0xFFFFFF00 and path not in _warned_cut_off:
         _warned_cut_off.add(path)  # once a run: training reads its files again every epoch
         seconds = sound.frames / sound.samplerate
-        log.warning(f"{path}: the file is cut off: its header promises {seconds * declared / present:.1f} s "
-                    f"of audio, it holds {seconds:.1f} s (read as it is)")
+        promised = seconds * declared / present
+        digits = 1 if f"{promised:.1f}" != f"{seconds:.1f}" else 4  # (a few bytes short: shown to the sample)
+        log.warning(f"{path}: the file is cut off: its header promises {promised:.{digits}f} s "
+                    f"of audio, it holds {seconds:.{digits}f} s (read as it is)")
 
 
 def warn_damaged(path: str, seconds: float, reason: str) -> None:

@@ -43,6 +43,9 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="print model, device and progress to stderr (and the traceback of an internal error)")
 
 
+MAX_TIME_OFFSET = 1.0  # seconds: --time-offsets beyond this is not an emission lag
+
+
 def seconds_pair(text: str) -> tuple[float, float]:
     try:
         start, end = (float(x) for x in text.split(","))
@@ -51,6 +54,9 @@ def seconds_pair(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give two numbers of seconds, START,END (e.g. "
                                          f"--time-offsets=-0.1,-0.05)") from None
+    if max(abs(start), abs(end)) > MAX_TIME_OFFSET:  # times are kept inside the audio: words would pile at an end
+        raise argparse.ArgumentTypeError(f"{text!r}: offsets of a model's emission lag are tenths of a second; "
+                                         f"at most {MAX_TIME_OFFSET:g} s either way")
     return start, end
 
 

@@ -380,6 +380,8 @@ def test_options_that_would_do_nothing_are_refused(tmp_path):
     for args, message in ((["--timestamps", "word", "--format", "tsv"], "--format tsv has no times"),
                           (["--timestamps", "char"], "--format txt has no times"),
                           (["--time-offsets", "0.1,0.1"], "--time-offsets shifts word and character times"),
+                          (["--timestamps", "char", "--format", "srt"], "cues are made of word times"),
+                          (["--time-offsets=-1,5", "--format", "srt"], "at most 1 s either way"),
                           (["--uroman-lang", "rus"], "--uroman-lang picks uroman's rules for spelling --words"),
                           (["--lid-model", "demo"], "--lid-model identifies the language for --lang auto"),
                           (["--words", tmp_path / "words.txt"], "--words needs the MMS zero-shot model")):

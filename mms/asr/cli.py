@@ -301,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
     if timestamps is not None and args.format in ("txt", "tsv"):
         raise MMSError(f"--timestamps {timestamps}: --format {args.format} has no times; use --format jsonl or json "
                        f"(or srt / vtt subtitles)")
+    if args.format in ("srt", "vtt") and timestamps == "char":
+        raise MMSError(f"--timestamps char: --format {args.format} cues are made of word times; leave --timestamps "
+                       f"out, or use --format json or jsonl for character times")
     if args.format in ("srt", "vtt") and timestamps is None:
         timestamps = "word"  # subtitles are made of word times
     # options that would do nothing: refused, not ignored
