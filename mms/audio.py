@@ -56,16 +56,13 @@ def _soundfile_reason(error: Exception) -> str:
 
 def _decode_with_ffmpeg(ffmpeg: str, path: str, sample_rate: int, soundfile_reason: str) -> np.ndarray:
     """Decode any format ffmpeg knows to float32 mono at `sample_rate`."""
-    piped = piped_bytes(path)
     command = [
-        ffmpeg, "-v", "error",
-        # "file:" so that a name like "a:b.wav" is not read as a protocol; a pipe's bytes come on ffmpeg's stdin
-        "-i", "pipe:0" if piped is not None else "file:" + path,
+        ffmpeg, "-nostdin", "-v", "error",
+        # "file:" so that a name like "a:b.wav" is not read as a protocol
+        "-i", "file:" + readable(path),
         "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
     ]
-    if piped is None:
-        command.insert(1, "-nostdin")
-    result = subprocess.run(command, capture_output=True, check=False, input=piped)
+    result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         messages = result.stderr.decode("utf-8", "replace").strip().splitlines()
         ffmpeg_reason = messages[-1] if messages else f"exit status {result.returncode}"
@@ -97,29 +94,37 @@ def array_waveform(array, name: str) -> np.ndarray:
     return wave
 
 
-_PIPED: dict[str, bytes] = {}  # what a pipe held: it can be read only once, and an input may be read twice
+_SPOOLED: dict[str, str] = {}  # a pipe -> the temporary file holding what it gave (removed at exit)
 
 
-def piped_bytes(path: str) -> bytes | None:
-    """The content of a pipe (`<(cat a.ogg)`, a FIFO, /dev/stdin fed by a pipe) or of standard input ("-"), read
-    once and kept for later reads (`mms asr --lang auto` reads each input twice: LID, then ASR); None for
-    anything else, which is read from its path as it is. Decoded from memory, a pipe's audio may be in any format
-    soundfile reads (a stream cannot be sought in: OGG and FLAC failed from a pipe)."""
+def readable(path: str) -> str:
+    """Where to read `path` from: itself, or for a pipe (`<(cat a.ogg)`, a FIFO, /dev/stdin fed by a pipe) or
+    standard input ("-"), a temporary file it was copied into the first time. A pipe can be read only once and
+    not sought in (OGG and FLAC failed from one), and an input may be read twice (`mms asr --lang auto`: LID,
+    then ASR); on disk, it costs no memory however long the stream."""
     import stat
 
+    if path in _SPOOLED:
+        return _SPOOLED[path]
     if path != "-":
         try:
             if not stat.S_ISFIFO(os.stat(path).st_mode):
-                return None
+                return path
         except (OSError, ValueError):
-            return None
-    if path not in _PIPED:
+            return path
+    import atexit
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="mms-pipe-", delete=False) as spool:
+        if not _SPOOLED:
+            atexit.register(lambda: [os.unlink(p) for p in _SPOOLED.values() if os.path.exists(p)])
+        _SPOOLED[path] = spool.name
         if path == "-":
-            _PIPED[path] = sys.stdin.buffer.read()
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
         else:
-            with open(path, "rb") as f:
-                _PIPED[path] = f.read()
-    return _PIPED[path]
+            with open(path, "rb") as stream:
+                shutil.copyfileobj(stream, spool, 1 << 20)
+    return spool.name
 
 
 def native_path(path: str) -> str | bytes:
@@ -141,16 +146,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
     undecodable file, empty audio and audio with NaN or infinite samples.
     """
     path = os.fspath(path)
-    piped = piped_bytes(path)
-    if piped is None:
-        if os.path.isdir(path):
-            raise AudioError(path, "is a directory, not an audio file")
-        if not os.path.exists(path):
-            raise AudioError(path, "no such file")
-    if (os.path.isfile(path) and os.path.getsize(path) == 0) or piped == b"":
+    source = readable(path)
+    if os.path.isdir(source):
+        raise AudioError(path, "is a directory, not an audio file")
+    if not os.path.exists(source):
+        raise AudioError(path, "no such file")
+    if os.path.isfile(source) and os.path.getsize(source) == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        sound = soundfile.SoundFile(native_path(path) if piped is None else io.BytesIO(piped))
+        sound = soundfile.SoundFile(native_path(source))
     except (soundfile.SoundFileError, RuntimeError) as error:
         return _decode_elsewhere(path, sample_rate, _soundfile_reason(error))
     with sound:
@@ -158,14 +162,18 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channel:
         expected = math.ceil(sound.frames * sample_rate / sound.samplerate) if sound.frames > 0 else 0
         samples, filled = np.empty(expected + 16, np.float32), 0
         try:
-            for block in _decode_blocks(sound, path, sample_rate, DECODE_BLOCK, channel):
+            for block in _decode_blocks(sound, path, sample_rate, DECODE_BLOCK, channel, source):
                 if filled + block.size > samples.size:  # the header said less than the stream holds
                     samples = np.concatenate([samples[:filled], np.empty(max(block.size, samples.size), np.float32)])
                 samples[filled:filled + block.size] = block
                 filled += block.size
         except _UnreadableStream as error:
-            if not filled:
-                return _decode_elsewhere(path, sample_rate, error.reason)
+            if shutil.which("ffmpeg") or not filled:  # (ffmpeg may decode past a damaged frame)
+                try:
+                    return _decode_elsewhere(path, sample_rate, error.reason)
+                except AudioError:
+                    if not filled:
+                        raise
             warn_damaged(path, filled / sample_rate, error.reason)
     if filled == 0:
         raise AudioError(path, f"audio too short to resample from {sound.samplerate} Hz")
@@ -207,7 +215,7 @@ class _UnreadableStream(Exception):
 
 
 def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, block: int,
-                   channel: int | None = None) -> Iterator[np.ndarray]:
+                   channel: int | None = None, source: str | None = None) -> Iterator[np.ndarray]:
     """An open file as consecutive float32 mono pieces at `sample_rate` (about `block` samples each; channels
     averaged or `channel` alone; resampled with soxr's streaming resampler, which gives the same samples as
     resampling the whole). _UnreadableStream when libsndfile fails on the data."""
@@ -222,7 +230,7 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
             done = len(data) < step
         except (soundfile.SoundFileError, RuntimeError) as error:  # a corrupt stream past the header
             damaged, done = _soundfile_reason(error), True
-            data = _read_up_to_damage(sound, position)
+            data = _read_up_to_damage(source or path, position, sound.channels)
             if not len(data):
                 raise _UnreadableStream(damaged) from None
         position += len(data)
@@ -245,17 +253,19 @@ def _decode_blocks(sound: soundfile.SoundFile, path: str, sample_rate: int, bloc
         raise AudioError(path, "empty audio (0 samples)")
 
 
-def _read_up_to_damage(sound: soundfile.SoundFile, position: int, step: int = 4096) -> np.ndarray:
+def _read_up_to_damage(source: str, position: int, channels: int, step: int = 4096) -> np.ndarray:
     """The frames from `position` that still decode, read again in small steps after a big read failed on damaged
-    data (a FLAC cut off: libsndfile fails the whole read, not only its damaged part)."""
+    data (a FLAC cut off or with garbage inside: libsndfile fails the whole read, not only its damaged part), from
+    a fresh handle (the failed one cannot seek any more)."""
     parts = []
     try:
-        sound.seek(position)
-        while len(part := sound.read(step, dtype="float32", always_2d=True)):
-            parts.append(part)
+        with soundfile.SoundFile(native_path(source)) as sound:
+            sound.seek(position)
+            while len(part := sound.read(step, dtype="float32", always_2d=True)):
+                parts.append(part)
     except (soundfile.SoundFileError, RuntimeError):
         pass
-    return np.concatenate(parts) if parts else np.zeros((0, sound.channels), np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
 
 
 CANCELLED = 0.05  # a downmix with less than this share of its channels' energy: channels in opposite phase (the
@@ -315,9 +325,9 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
     """Consecutive `block`-sample pieces (the last one shorter) of an audio file as float32 mono at 16 kHz,
     decoded piece by piece so that memory does not grow with the file (the same samples as load_audio).
     Files libsndfile cannot open go through load_audio (ffmpeg, decoded whole), which also explains failures."""
-    piped = piped_bytes(path)
+    source = readable(path)
     try:
-        sound = soundfile.SoundFile(native_path(path) if piped is None else io.BytesIO(piped))
+        sound = soundfile.SoundFile(native_path(source))
     except Exception:  # noqa: BLE001 - missing, a directory, or a container only ffmpeg reads
         wave = load_audio(path)
         for start in range(0, wave.size, block):
@@ -327,7 +337,7 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
         warn_if_cut_off(sound, path)
         pending, done = np.zeros(0, np.float32), 0
         try:
-            for samples in _decode_blocks(sound, path, SAMPLE_RATE, block):
+            for samples in _decode_blocks(sound, path, SAMPLE_RATE, block, source=source):
                 pending = np.concatenate([pending, samples])
                 done += samples.size
                 while pending.size >= block:
@@ -348,8 +358,7 @@ def audio_info(path: str | os.PathLike) -> float | None:
     file); never raises. Meant for sorting inputs by length.
     """
     try:
-        piped = piped_bytes(os.fspath(path))
-        info = soundfile.info(native_path(os.fspath(path)) if piped is None else io.BytesIO(piped))
+        info = soundfile.info(native_path(readable(os.fspath(path))))
     except Exception:
         return None
     if info.samplerate <= 0 or info.frames < 0:

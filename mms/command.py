@@ -181,7 +181,9 @@ _LAYER_WARNINGS = _LayerWarnings()
 class _Stderr:
     """sys.stderr while a command runs. Once its reader has gone (`2>&1 | head`, a log pipe that died), messages
     are dropped instead of stopping the run: the records still reach their output and the exit status still says
-    how the inputs went. The descriptor is pointed at /dev/null then, for worker processes and the exit flush."""
+    how the inputs went (records written to --output FILE; those written to the same dead pipe are gone with
+    it). The descriptor is pointed at /dev/null then, for the exit flush and worker processes started later
+    (decoding workers started before write to the broken pipe on their own)."""
 
     def __init__(self, stream):
         self.stream, self.gone = stream, False

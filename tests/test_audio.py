@@ -274,7 +274,23 @@ def test_a_cut_off_wav_is_read_with_a_warning_naming_it(tmp_path, caplog):
         f"{cut}: the file is cut off: its header promises 2.0 s of audio, it holds 1.0 s (read as it is)"]
 
 
-def test_a_damaged_flac_keeps_what_decodes_with_a_warning(tmp_path, caplog):
+def test_a_flac_with_garbage_inside_keeps_what_decodes_before_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)  # (no ffmpeg to try)
+    wave = sine(300, 60.0, 16000, amplitude=0.3)
+    whole = tmp_path / "whole.flac"
+    soundfile.write(whole, wave, 16000)
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 200] = bytes(b ^ 0x5A for b in data[middle:middle + 200])
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(bytes(data))
+    kept = load_audio(damaged)
+    streamed = np.concatenate(list(audio.stream_audio(str(damaged), 16000)))
+    assert 25 * 16000 < kept.size < 35 * 16000 and abs(streamed.size - kept.size) <= 4096  # up to the damage
+
+
+def test_a_damaged_flac_keeps_what_decodes_with_a_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)  # (no ffmpeg to try)
     """libsndfile fails a whole read that meets damaged FLAC data: the frames before the damage are read again in
     small steps and kept, as for a cut-off WAV (the whole recording was lost)."""
     wave = sine(300, 10.0, 16000, amplitude=0.3) + np.float32(0.05) * np.random.default_rng(0).standard_normal(
@@ -295,11 +311,11 @@ def test_a_damaged_flac_keeps_what_decodes_with_a_warning(tmp_path, caplog):
 
 @pytest.mark.parametrize("suffix", [".wav", ".ogg", ".flac"])
 def test_a_pipe_or_standard_input_is_read_once_in_any_format(tmp_path, monkeypatch, suffix):
-    """`<(cat a.ogg)`, a FIFO, `-`: decoded from memory (a stream cannot be sought in: OGG and FLAC failed), and
-    kept for a second read (--lang auto reads an input for LID, then for ASR)."""
+    """`<(cat a.ogg)`, a FIFO, `-`: copied once to a temporary file and decoded from there (a stream cannot be
+    sought in: OGG and FLAC failed), which serves a second read (--lang auto reads an input for LID, then ASR)."""
     import threading
 
-    monkeypatch.setattr(audio, "_PIPED", {})
+    monkeypatch.setattr(audio, "_SPOOLED", {})
     path = tmp_path / f"a{suffix}"
     soundfile.write(path, sine(440, 1.5, 16000), 16000)
     expected = load_audio(path)

@@ -144,7 +144,11 @@ def test_a_run_continues_in_the_precision_it_was_made_in(corpus, tmp_path):
     assert resumed.returncode == 1 and "other settings" not in resumed.stderr  # (the missing file fails again)
     (tmp_path / "out.jsonl.run.json").write_text(json.dumps(dict(run, precision="bfloat16")))  # made elsewhere
     elsewhere = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True)
-    assert elsewhere.returncode == 2 and "precision ('bfloat16' -> 'float32'" in elsewhere.stderr
+    assert elsewhere.returncode == 2 and "precision ('bfloat16' -> 'float32'; --dtype bfloat16 continues it)" in \
+        elsewhere.stderr
+    # as it says: the precision is compared, not the spelling of --dtype (auto there, bfloat16 here)
+    pinned = subprocess.run(command + ["--resume", "--dtype", "bfloat16"], env=env, capture_output=True, text=True)
+    assert pinned.returncode == 1 and "other settings" not in pinned.stderr, pinned.stderr
 
 
 def test_shards_started_together_with_other_settings_cannot_share_an_output(tmp_path):
@@ -164,6 +168,10 @@ def test_shards_started_together_with_other_settings_cannot_share_an_output(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # no staged file left
     write_run(path, rus)  # a new run over an old output (not a claim) replaces it
     assert json.loads(Path(path).read_text())["settings"]["lang"] == "rus"
+    # a `mms tts --format wav` run of an earlier version (which recorded "wav") resumes under today's spelling
+    old = run_description("tts", {"audio_format": "wav"}, rows)
+    write_run(path, old)
+    assert check_run(path, run_description("tts", {"audio_format": None}, rows)) is False
 
 
 def test_output_dir_with_another_format_is_refused(corpus, tmp_path):

@@ -529,6 +529,12 @@ def test_refresh_offline_force_and_the_reasons_of_failures(fake_hub, asr_repo, n
     fake_hub.repos["facebook/mms-1b-all"] = repo
     assert hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True) == path
     assert json.loads((path / "vocab.json").read_text()) == vocab
+    # a --force whose download fails leaves the cached file where it was (an offline run keeps working)
+    fake_hub.busy["vocab.json"] = 100
+    with pytest.raises(hub.HubError, match="vocab.json: download failed"):
+        hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True)
+    fake_hub.busy.clear()
+    assert json.loads((path / "vocab.json").read_text()) == vocab and not list(path.glob("*.mms-replaced"))
     with pytest.raises(hub.HubError, match="--force fetches the files again: it needs the network"):
         hub.fetch(hub.registry()["mms-1b-all"], ["fra"], force=True, offline=True)
     # a Hub that keeps failing: its HTTP status is in the message, not only "check your connection"

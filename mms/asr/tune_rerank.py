@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,9 @@ def read_dev_set(manifest: str | os.PathLike, refs=None, ref_langs=None):
 
 
 def error_tokens(text: str, lang: str | None) -> list[str]:
-    """The reference's scoring units: lower case, . , ? ! : ) ( - deleted; characters (no spaces) for CER_LANGS."""
-    text = (text or "").lower().translate(PUNCTUATION)
+    """The reference's scoring units: lower case, . , ? ! : ) ( - deleted; characters (no spaces) for CER_LANGS;
+    in NFC, as mms.scoring compares texts."""
+    text = unicodedata.normalize("NFC", (text or "").lower().translate(PUNCTUATION))
     if lang and (iso(lang) in CER_LANGS or lang.split("-")[0] in CER_LANGS):
         return list("".join(text.split()))
     return text.split()

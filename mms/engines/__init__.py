@@ -164,6 +164,8 @@ def _flat(settings: dict, prefix: str = "") -> dict:
 # Settings added to a task after runs were made without them, with the behaviour those runs had: such a run resumes
 # with that value (`mms tts --numbers as-is`), and is refused, naming it, with another.
 ADDED_SETTINGS = {"options.numbers": "as-is"}
+# Settings whose values name one behaviour two ways: `mms tts --format wav` is the default, None.
+SAME_VALUES = {"audio_format": {"wav": None}}
 
 
 def check_run(path: str, description: dict, has_records: bool = False) -> bool:
@@ -188,13 +190,20 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     for key, before in ADDED_SETTINGS.items():  # a run started before the setting existed ran as it says
         if key in new_settings:
             old_settings.setdefault(key, before)
+    for settings in (old_settings, new_settings):  # one value spelt two ways (by earlier versions too)
+        for key, spellings in SAME_VALUES.items():
+            if key in settings and settings[key] in spellings:
+                settings[key] = spellings[settings[key]]
+    if old.get("precision"):  # what --dtype resolved to is compared (after the model loads), not its spelling:
+        old_settings.pop("dtype", None)  # auto on a bf16 machine continues as bfloat16 on another
+        new_settings.pop("dtype", None)
     changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
                 for key in sorted(set(old_settings) | set(new_settings))
                 if old_settings.get(key) != new_settings.get(key)]
     if old.get("precision") and description.get("precision") and old["precision"] != description["precision"]:
         # (recorded by local runs once the model is loaded: what --dtype auto chose on that machine)
         changed.append(f"precision ({old['precision']!r} -> {description['precision']!r}; --dtype "
-                       f"{old['precision']} continues it where the machine supports it)")
+                       f"{old['precision']} continues it)")
     if changed:
         raise CorpusError(f"{path}: this output was started with other settings or inputs: "
                           f"{', '.join(changed)}; use the same ones to resume, or another output")
@@ -224,15 +233,20 @@ def write_run(path: str, description: dict, claim: bool = False) -> None:
     text = json_text(description, indent=1) + "\n"
     if not claim:
         return write_text_atomic(path, text)
-    staged = f"{path}.{os.getpid()}.tmp"
-    with open(staged, "w", encoding="utf-8") as f:
+    import errno
+    import tempfile
+
+    handle, staged = tempfile.mkstemp(prefix="run.json.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    with os.fdopen(handle, "w", encoding="utf-8") as f:  # (a random name: shards on other hosts share pids)
         f.write(text)
     try:
         os.link(staged, path)  # atomic, and refused when the name exists (local disks and NFS alike)
     except FileExistsError:
         check_run(path, description)
-    except OSError:  # a filesystem without hard links
-        write_text_atomic(path, text)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV):
+            raise
+        write_text_atomic(path, text)  # a filesystem without hard links
     finally:
         os.unlink(staged)
 

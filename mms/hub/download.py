@@ -155,7 +155,6 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
     """The local path of the first of `names` that `repo` has at `revision`: cached, else downloaded now. None when
     the repo has none of them. `refresh`: ask the Hub even when cached; `force`: download it again even so."""
     refresh = refresh or force
-    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 
     if not refresh:
@@ -167,13 +166,8 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
         if not refresh and cached_file(repo, [name], revision) == "":
             continue  # known (from an earlier run) not to be in the repo
         show_licence_notice()
-        if force:  # huggingface_hub 2.4 keeps a snapshot's link to the old blob when the new one's ETag differs
-            stale = cached_file(repo, [name], revision)
-            if stale:
-                Path(stale).unlink(missing_ok=True)
         try:
-            path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
-                                   tqdm_class=progress_bar_class(), force_download=force)
+            path = _hub_download(repo, name, revision, force)
         except RemoteEntryNotFoundError:  # a 404 for this file (not "cannot reach the Hub")
             continue
         except RepositoryNotFoundError:
@@ -197,6 +191,28 @@ def hf_file(repo: str, names: list[str], revision: str = "main", refresh: bool =
         _check_content(f"{endpoint()}/{repo}/{name}", Path(path))
         return path
     return None
+
+
+def _hub_download(repo: str, name: str, revision: str, force: bool) -> str:
+    """hf_hub_download. With `force`, the snapshot's link to the cached file is moved aside for the download
+    (huggingface_hub 2.4 keeps a link to the old blob when the new one's ETag differs, so a damaged file could
+    never be replaced) and put back if the download fails (a model that worked offline keeps working)."""
+    from huggingface_hub import hf_hub_download
+
+    stale = cached_file(repo, [name], revision) if force else None
+    aside = f"{stale}.mms-replaced" if stale else None
+    if aside:
+        os.replace(stale, aside)
+    try:
+        return hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache(), endpoint=endpoint(),
+                               tqdm_class=progress_bar_class(), force_download=force)
+    except BaseException:
+        if aside and not os.path.lexists(stale):
+            os.replace(aside, stale)
+        raise
+    finally:
+        if aside and os.path.lexists(aside):
+            os.unlink(aside)
 
 
 _unreachable: dict[tuple, tuple[float, str]] = {}  # (host, port) -> when and why connecting to it failed

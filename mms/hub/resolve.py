@@ -119,7 +119,7 @@ def _fetch_hf_model(info: ModelInfo, langs: list[str], offline: bool, refresh: b
         raise NotCachedError(f"{info.name}: {', '.join(missing)} not in the cache ({hub_cache()}) and offline mode "
                              f"is on; {hint}")
     # adapters fetched before, from the commit a --refresh may move on from
-    kept = cached_languages(info) if refresh and info.adapter and not info.per_language else []
+    kept = cached_languages(info) if (refresh or force) and info.adapter and not info.per_language else []
     revision, snapshot, checked = "main", None, False
     for names, optional, lang in hf_files(info, langs):
         if snapshot is not None and lang is not None and not checked:
