@@ -387,6 +387,37 @@ def test_a_config_that_does_not_describe_the_weights_is_a_checkpoint_error(hf_di
         instantiate(load_checkpoint(model_dir))
 
 
+def test_an_adapter_directory_of_the_models_own_language_replaces_its_layers(tmp_path):
+    """`--adapter DIR` trained for the language the model is loaded in (demo's eng): the directory's layers run,
+    not the model's own (they stayed in place, the trained ones unused)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from mms.checkpoints import add_adapter_dir, instantiate
+    from mms.hub import demo_model
+
+    base = load_checkpoint(demo_model("asr"))
+    assert base.lang == "eng"
+    weights, vocab = base.adapters.load("eng")
+    tokens = [t for t in vocab.tokens if t != "<unk>"][:-1]  # one symbol fewer: a head of another size
+    trained = {k: v.clone() + 0.5 if ".adapter_layer." in k else v.clone() for k, v in weights.items()}
+    trained["lm_head.weight"], trained["lm_head.bias"] = trained["lm_head.weight"][:len(tokens)], \
+        trained["lm_head.bias"][:len(tokens)]
+    folder = tmp_path / "eng-adapter"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in trained.items()}, folder / "adapter.eng.safetensors")
+    (folder / "vocab.json").write_text(json.dumps({"eng": {t: i for i, t in enumerate(tokens)}}))
+    checkpoint = load_checkpoint(demo_model("asr"))
+    add_adapter_dir(checkpoint, folder)
+    model = instantiate(checkpoint)
+    params = {f"wav2vec2.{k}" if not k.startswith("lm_head.") else k: v for k, v in model.named_parameters()}
+    params.update(dict(model.named_parameters()))
+    assert len(checkpoint.vocab) == len(tokens) == model.lm_head.out_features
+    assert all(torch.equal(params[k], v) for k, v in trained.items() if k in params)
+    assert sum(k in params for k in trained) == len(trained)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fairseq file
 

@@ -188,6 +188,11 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
 
     languages = sorted(set(extra.languages) | set(own.languages if own else []))
     checkpoint.adapters = Adapters(languages, load_fn, f"{own.source if own else checkpoint.path} + {folder}")
+    if checkpoint.lang in extra.languages:  # the language whose layers the model is loaded with: the directory's
+        weights, vocab = extra.load(checkpoint.lang)  # (else they would stay in place, the trained ones unused)
+        checkpoint.state_dict = {**checkpoint.state_dict, **weights}
+        checkpoint.config.vocab_size = weights["lm_head.weight"].shape[0]
+        checkpoint.vocab = vocab
 
 
 def load_vocabulary(path: str | Path, lang: str | None = None, dict_path: str | Path | None = None) -> Vocabulary:
