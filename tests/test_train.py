@@ -8,6 +8,7 @@ frozen weight unchanged, and that its output loads through `mms asr --adapter` a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -612,6 +613,11 @@ def test_a_run_stopped_mid_epoch_resumes_only_on_its_own_training_data(data, tmp
         Trainer(options(data, tmp_path / "run", train=[str(fewer)], max_steps=2)).run()
     with pytest.raises(TrainError, match="saved for the language\\(s\\) xyz, not abc"):
         Trainer(options(data, tmp_path / "run", lang="abc", max_steps=2)).run()
+    # other weights to train: the optimizer's state is not theirs (it was an internal error)
+    with pytest.raises(TrainError, match="--lid: the run in .* was started without it"):
+        Trainer(options(data, tmp_path / "run", lid=True, max_steps=2)).run()
+    with pytest.raises(TrainError, match="--freeze-feature-encoder: the run in .* was started without it"):
+        Trainer(options(data, tmp_path / "run", freeze_feature_encoder=True, max_steps=2)).run()
 
 
 def test_training_on_a_one_layer_for_every_language_base_says_its_layer_is_left(data, tmp_path, caplog):
@@ -626,3 +632,40 @@ def test_training_on_a_one_layer_for_every_language_base_says_its_layer_is_left(
     with caplog.at_level("WARNING", logger="mms.train"):
         Trainer(options(data, tmp_path / "out", model=str(pt), lang="eng"))
     assert "one output layer for every language" in caplog.text and "trained from scratch" in caplog.text
+
+
+@pytest.mark.parametrize("failure, said", [
+    (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 87168 vs 87056"), "came up short"),
+    (OSError(28, "No space left on device"), "No space left on device) (the disk is full)"),
+])
+def test_a_state_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch, failure, said):
+    """A full disk: torch's zip writer says only "unexpected pos"; the state file is named, nothing half-written."""
+    from mms.train import export
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(export.torch, "save", fail)
+    with pytest.raises(TrainError, match=f"{tmp_path / 'train_state.pt'}: cannot write it .*{re.escape(said)}"):
+        export.write_state(tmp_path / "train_state.pt", {"step": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_warm_up_longer_than_the_run_and_a_tsv_without_transcripts_are_said(data, tmp_path, caplog):
+    from mms.train.data import DataError
+
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "short", epochs=1, warmup_steps=1000))
+    assert "--warmup-steps 1000 is more than the run's" in caplog.text and "never reaches --lr" in caplog.text
+    dashed = data["folder"] / "dashed.jsonl"  # (beside the corpus: its relative paths)
+    lines = data["train"].read_text().splitlines()
+    first = json.loads(lines[0])
+    dashed.write_text("\n".join([json.dumps(dict(first, text=first["text"] + " — " + first["text"]))] + lines[1:]))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mms.train"):
+        Trainer(options(data, tmp_path / "dashed", train=[str(dashed)]))
+    assert "xyz: the transcripts keep — after MMS normalisation" in caplog.text
+    wav = data["folder"] / "dev" / "0.wav"
+    (tmp_path / "x.tsv").write_text(f"{wav.parent}\n{wav.name}\t16000\n")  # no x.wrd beside it
+    with pytest.raises(DataError, match=r"x.tsv: no transcripts: a fairseq .tsv takes them from .*x.wrd"):
+        Trainer(options(data, tmp_path / "tsv", train=[str(tmp_path / "x.tsv")]))

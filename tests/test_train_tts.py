@@ -583,6 +583,14 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(corpus, tmp_path):
     TTSTrainer(options(corpus, tmp_path / "out", **short)).run()
     with pytest.raises(TrainError, match=r"--batch-size 3: this run was started with 2 .*resume with the same"):
         TTSTrainer(options(corpus, tmp_path / "out", **dict(short, batch_size=3, max_steps=2))).run()
+    with pytest.raises(TrainError, match=r"--uroman True: this run was started with False"):  # other ids
+        TTSTrainer(options(corpus, tmp_path / "out", **dict(short, uroman=True, max_steps=2))).run()
+    lines = (corpus / "small.jsonl").read_text().splitlines()
+    (corpus / "small-reordered.jsonl").write_text("\n".join(lines[::-1]) + "\n")  # the same symbols, other order
+    other = dict(short, train=[str(corpus / "small-reordered.jsonl")], max_steps=2)  # mid-epoch: its batches
+    # index its data
+    with pytest.raises(TrainError, match="stopped mid-epoch on other training data"):
+        TTSTrainer(options(corpus, tmp_path / "out", **other)).run()
     resumed = TTSTrainer(options(corpus, tmp_path / "out", **dict(short, max_steps=2)))  # --max-steps may grow
     resumed.run()
     assert resumed.step == 2

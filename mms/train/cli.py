@@ -17,7 +17,8 @@ examples:
 
 data: JSON lines manifests, one utterance per line: {"audio_filepath": "a.wav", "text": "..."} (or "audio";
 relative paths are relative to the manifest; an optional "lang" column must be --lang). Transcripts are
-normalised as MMS does (lower case, punctuation removed); the output layer's vocabulary is <pad> (the CTC
+normalised as MMS does (lower case, punctuation on MMS's list removed; marks it keeps, such as dashes, are
+warned of); the output layer's vocabulary is <pad> (the CTC
 blank) <s> </s> <unk> | and every character of the normalised training transcripts.
 
 output (in --out): adapter.<lang>.safetensors (every layer's adapter + the output layer) and vocab.json with
@@ -214,6 +215,8 @@ def run_tts(args: argparse.Namespace) -> int:
     last = summary["last"] or {}
     mel = f", mel L1 {last['mel']:.3f}" if last.get("mel") is not None else ""
     dev = f", dev mel L1 {last['dev_mel']:.3f}" if last.get("dev_mel") is not None else ""
+    if dev and last.get("step") not in (None, summary["step"]):  # stopped mid-epoch: the last dev pass is older
+        dev += f" (at step {last['step']}, the last epoch's end)"
     stop = " (stopped at --max-steps: rerun with a higher one to continue)" if summary["stopped_early"] else ""
     say("mms train-tts", f"{summary['epochs_done']} epochs, {summary['step']} steps{mel}{dev}; "
                          f"{summary['steps_per_second']} steps/s; voice in {summary['out']} (original layout in "

@@ -5,6 +5,7 @@ the memory of a few batches."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -114,6 +115,10 @@ def read_examples(manifests: list[str], default_lang: str | None, normalize_audi
             items: list[Item] = read_manifest(manifest, keep_bad_lines=True)
         except MMSError as e:  # a manifest that cannot be read
             raise DataError(str(e)) from None
+        if str(manifest).endswith(".tsv") and items and all(item.text is None for item in items):
+            words = os.path.splitext(str(manifest))[0] + ".wrd"  # (one line, not one "no transcript" per file)
+            raise DataError(f"{manifest}: no transcripts: a fairseq .tsv takes them from {words}, one line per "
+                            f"entry (not there)")
         for item in items:
             if item.error is not None:  # as a line without text or audio: skipped, and said
                 problems.append(f"{item.audio}: {item.error}, skipped")

@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import unicodedata
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -392,6 +393,12 @@ class Trainer:
         self._check_base_languages()
         self.vocabs: dict[str, Vocabulary] = {
             lang: build_vocabulary([e.text for e in self.train_set if e.lang == lang]) for lang in self.languages}
+        for lang, vocab in self.vocabs.items():  # marks MMS normalisation keeps (its list has no dashes: — –)
+            marks = [t for t in vocab.tokens[len(SPECIALS):] if unicodedata.category(t)[0] in "PS" and t not in "-'"]
+            if marks:
+                log.warning(f"{lang}: the transcripts keep {' '.join(marks)} after MMS normalisation (not on its "
+                            f"punctuation list): the output layer learns them as letters; remove them from the "
+                            f"transcripts if they are not spoken")
         # the base's output layers of these languages, read once: their alphabets here, their rows below
         base_heads = ({lang: base_head(self.base, lang) for lang in self.languages}
                       if self.base is not None and options.mode == "full" else {})
@@ -456,6 +463,10 @@ class Trainer:
         n_batches = len(epoch_batches(self.train_set, batch_samples, options.seed, 0, self.mixed))
         self.steps_per_epoch = math.ceil(n_batches / options.accumulate)
         self.total_steps = self.steps_per_epoch * options.epochs
+        steps = min(self.total_steps, options.max_steps or self.total_steps)
+        if options.warmup_steps > steps:  # (the rate never reaches --lr: a short run learnt nothing, silently)
+            log.warning(f"--warmup-steps {options.warmup_steps} is more than the run's {steps} steps: the learning "
+                        f"rate never reaches --lr {options.lr:g}; give --warmup-steps {steps // 10} or so")
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best: float | None = None
         self.history: list[dict] = []
@@ -578,6 +589,13 @@ class Trainer:
             saved_by = {"full": "`mms train`", "adapter": "`mms train-adapter`"}.get(mode, "another command")
             raise TrainError(f"{self.state_path}: saved by {saved_by}, not this command; use another --out or "
                              f"delete it to start over")
+        for key in ("lid", "freeze_feature_encoder"):  # which weights train: the optimizer's state is theirs
+            before, now = bool(state.get("options", {}).get(key)), bool(getattr(self.options, key, False))
+            if before != now:
+                flag = "--" + key.replace("_", "-")
+                raise TrainError(f"{flag}: the run in {self.out} was started {'with' if before else 'without'} "
+                                 f"it (its optimizer holds other weights); resume {'with' if before else 'without'} "
+                                 f"it, or give another --out")
         if state.get("base", self.base_identity()) != self.base_identity():  # (states before 2026-12-07 lack it)
             raise TrainError(f"{self.state_path}: saved when training from {state['base']}, not "
                              f"{self.base_identity()}; use another --out or delete it to start over")

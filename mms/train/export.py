@@ -13,9 +13,11 @@ Files are written under temporary names and renamed, so an interrupted export ne
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +35,25 @@ PREPROCESSOR_CONFIG = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2
                        "sampling_rate": 16000}
 
 
+@contextmanager
+def _writing(path: Path):
+    """A failed write of a weights or state file as one line naming it (torch's zip writer says only "unexpected
+    pos 87168 vs 87056" when the disk fills up)."""
+    try:
+        yield
+    except OSError as e:
+        full = " (the disk is full)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise TrainError(f"{path}: cannot write it ({e.strerror or e}){full}") from None
+    except RuntimeError as e:
+        if "unexpected pos" not in str(e) and "write" not in str(e).lower():
+            raise
+        raise TrainError(f"{path}: cannot write it (a write came up short: is the disk full?)") from None
+
+
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None = None) -> None:
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with _writing(path), atomic_path(path) as tmp:
         save_file({k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
                    for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
         umask = os.umask(0)  # safetensors creates the file 0600: give it the mode any new file gets
@@ -98,7 +115,7 @@ def write_log(path: Path, history: list[dict]) -> None:
 def write_state(path: Path, state: dict) -> None:
     """A training state (torch.save), atomically: an interrupted save leaves the previous state readable. It holds
     tensors and plain values only (see rng_state), so reading it back never unpickles code."""
-    with atomic_path(path) as tmp:  # removed again when the save is interrupted
+    with _writing(path), atomic_path(path) as tmp:  # removed again when the save is interrupted
         torch.save(state, tmp)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from contextlib import nullcontext
@@ -490,7 +491,8 @@ def _pad(arrays: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # Settings a resumed run must keep (batch plan, segments, learning-rate schedule); --epochs and --max-steps may grow.
-RUN_SETTINGS = ("batch_size", "seed", "lr", "lr_decay", "segment_frames")
+# The text settings too: ids the voice was trained on are what its export tells `mms tts` to make.
+RUN_SETTINGS = ("batch_size", "seed", "lr", "lr_decay", "segment_frames", "uroman", "lang")
 
 
 class TTSTrainer:
@@ -664,10 +666,21 @@ class TTSTrainer:
             "optim_g": self.optim_g.state_dict(), "optim_d": self.optim_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "train_set": self.train_identity(),
             "history": self.history, "losses": self.losses, "train_seconds": self.train_seconds,
             "rng": {**rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None},
         }
         write_state(self.state_path, state)
+
+    def train_identity(self) -> str:
+        """A digest of the training set as the batch plan indexes it (each utterance's file name, text and
+        length; the name, not the path: a corpus copied to another disk resumes)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for u in self.train_set:
+            digest.update(f"{os.path.basename(u.audio)}\t{u.text}\t{u.samples}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()[:16]
 
     def load_state(self) -> bool:
         if not self.state_path.exists():
@@ -685,6 +698,10 @@ class TTSTrainer:
                 flag = "--" + key.replace("_", "-")
                 raise TrainError(f"{flag} {getattr(self.options, key)}: this run was started with {value} "
                                  f"({self.state_path}); resume with the same, or give another --out")
+        if state["batch_in_epoch"] and state.get("train_set", self.train_identity()) != self.train_identity():
+            raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, or "
+                             f"its files changed), whose batches it has to finish: resume with the same, or give "
+                             f"another --out")
         if state["discriminator_width"] != self.discriminator.width:
             if self.options.discriminator_width is not None:  # (it was ignored without a word)
                 log.warning(f"--discriminator-width {self.options.discriminator_width:g}: the run continues its "
