@@ -421,3 +421,21 @@ def test_overwrite_redoes_the_pairs_with_new_settings(tmp_path):
     redone = subprocess.run(base + ["--star", "--overwrite"], capture_output=True, text=True)
     assert redone.returncode == 0, redone.stderr
     assert json.loads((tmp_path / "out" / "run.json").read_text())["settings"]["star"] is True
+
+
+def test_a_line_spanning_far_more_audio_than_its_text_is_named():
+    """Lines left out of a transcript: the speech is taken in by a neighbour, which then lasts far longer per
+    character than the recording's other lines (a 5-minute espeak-ng recording: 17 and 32 s for 3-second lines)."""
+    from types import SimpleNamespace
+
+    from mms.align.aligner import STAR, stretched_lines
+
+    def line(index, text, start, end):
+        return SimpleNamespace(index=index, text=text, normalized_text=text, start=start, end=end)
+
+    lines = [line(i, "good morning my friend", 3.0 * i, 3.0 * i + 2.5) for i in range(6)]
+    assert stretched_lines(lines) == []
+    lines[3].end = lines[3].start + 17.3  # the lines after it missing from the transcript
+    lines.append(line(6, STAR, 40.0, 90.0))  # <star> takes what it likes
+    assert stretched_lines(lines) == [(3, 17.3)]
+    assert stretched_lines(lines[:2]) == []  # too few lines to tell what is usual

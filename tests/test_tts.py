@@ -187,6 +187,9 @@ def test_bad_inputs_get_errors_and_the_others_complete(tts, caplog):
     assert len(warnings) == 1 and "'ü' 'ï' ','" in warnings[0]
     with pytest.raises(TextError, match="empty text"):
         tts.synthesize("   ")
+    with TTS.load("demo", lang="eng", device="cpu") as demo, \
+            pytest.raises(TextError, match="nothing to speak: '- -' holds no letter"):  # (it said "dropped: none")
+        demo.synthesize("- -")
     assert issubclass(TextError, MMSError)
 
 
@@ -274,6 +277,11 @@ def test_cli_stdin_to_stdout_resampled_pcm(tts):
     assert info.samplerate == 22050 and info.subtype == "PCM_16"
     expected, _ = tts.synthesize("Some text from a pipe.", seed=1, sample_rate=22050)
     assert info.frames == expected.size
+    named = mms("--model", voice_dirs().original, "--txt", "-", "--wav", "-", "--seed", "1", "--sample-rate", "22050",
+                stdin=b"Some text from a pipe.")  # --txt -: the same (as --file - and --wav -)
+    assert named.returncode == 0 and named.stdout == r.stdout, named.stderr
+    empty = mms("--model", voice_dirs().original, "--txt", "-", "--wav", "-", stdin=b"  \n")
+    assert empty.returncode == 2 and b"standard input: empty text" in empty.stderr
 
 
 def test_cli_file_to_outdir_with_index(tmp_path):

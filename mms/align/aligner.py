@@ -75,6 +75,22 @@ def unlikely_lines(lines) -> list[tuple[int, float]]:
             if line.text and line.text != STAR and line.score is not None and line.score < UNLIKELY_SCORE]
 
 
+# A line whose span lasts this many times longer per character than the recording's median line, and more than
+# STRETCHED_SECONDS, has taken in speech the transcript lacks (lines left out of it: it aligns anyway, silently).
+STRETCHED_RATIO, STRETCHED_SECONDS = 4.0, 5.0
+
+
+def stretched_lines(lines) -> list[tuple[int, float]]:
+    """(index in the transcript, seconds) of the text lines whose span is far longer than their text takes."""
+    timed = [(line, (line.end - line.start) / len(line.normalized_text)) for line in lines
+             if line.text and line.text != STAR and line.normalized_text and line.end > line.start]
+    if len(timed) < 3:
+        return []
+    typical = float(np.median([rate for _, rate in timed]))
+    return [(line.index, round(line.end - line.start, 1)) for line, rate in timed
+            if rate > STRETCHED_RATIO * typical and line.end - line.start > STRETCHED_SECONDS]
+
+
 # languages for which data_prep passes `-l <iso>` to uroman (it lists ell and eng twice)
 UROMAN_LANGS = frozenset("ara bel bul deu ell eng fas grc heb kaz kir lav lit mkd mkd2 oss pnt pus rus srp srp2 "
                          "tur uig ukr yid".split())

@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
             say(PROG, f"{ckpt.format} model {ckpt.path}, device {aligner.runner.device}, romanize "
                       f"{aligner.romanize}, normalize audio {aligner.normalize_audio}")
         results = aligner.align_iter([Pair(args.audio, args.text)], star=args.star, lang=args.lang, keep_audio=True)
-        from mms.align.aligner import unlikely_lines
+        from mms.align.aligner import stretched_lines, unlikely_lines
 
-        results = (warn_unspelled(r, r.audio, r.unspelled, r.lost_words, unlikely_lines(r.lines)) for r in results)
+        results = (warn_unspelled(r, r.audio, r.unspelled, r.lost_words, unlikely_lines(r.lines),
+                                  stretched_lines(r.lines)) for r in results)
         return stream_results(PROG, results, writer, total=1, verbose=args.verbose,
                               describe=lambda r: f"{r.audio}: {len(r.lines)} lines, {r.duration:.1f} s")
     return run_manifest(args, writer, read_pairs(args.manifest))
@@ -169,7 +170,7 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
             for row in engines.run_local(worker, rows):
                 progress.update(row["index"], seconds=row.get("duration"))
                 yield warn_unspelled(Record(row), row["audio"], row.get("unspelled"), row.get("lost_words"),
-                                     row.get("unlikely"))
+                                     row.get("unlikely"), row.get("stretched"))
 
         try:
             status = stream_results(PROG, records(), NoWriter(), total=len(rows), verbose=args.verbose,
@@ -198,10 +199,17 @@ def pair_identity(pair) -> dict:
 
 
 def warn_unspelled(result, audio: str, unspelled: list[str] | None, lost_words: list[str] | None,
-                   unlikely: list | None = None):
+                   unlikely: list | None = None, stretched: list | None = None):
     """Say which characters of a transcript the model has no token for (left out of the alignment, as data_prep
-    does silently), which words had nothing left (they get no times), and which lines the audio hardly supports
-    (a transcript of other speech aligns anyway, with scores near 0); -> the result."""
+    does silently), which words had nothing left (they get no times), which lines the audio hardly supports
+    (a transcript of other speech aligns anyway, with scores near 0) and which lines span far more audio than
+    their text takes (speech the transcript lacks, taken in by its neighbours); -> the result."""
+    if stretched:
+        shown = ", ".join(f"{index} ({seconds:g} s)" for index, seconds in stretched[:5])
+        many = len(stretched) > 1
+        say(PROG, f"warning: {audio}: {len(stretched)} line{'s' if many else ''} (alignment.json index, span) "
+                  f"{'last' if many else 'lasts'} far longer than {'their' if many else 'its'} text takes: {shown}"
+                  f"{', ...' if len(stretched) > 5 else ''}; does the transcript lack lines there?")
     if unlikely:
         from mms.align.aligner import UNLIKELY_SCORE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from mms.align.aligner import Aligner, Pair, unlikely_lines
+from mms.align.aligner import Aligner, Pair, stretched_lines, unlikely_lines
 from mms.options import AlignOptions
 from mms.writers import WriterError
 from mms.writers.alignment import AlignmentWriter
@@ -49,7 +49,7 @@ class Worker:
             yield {"index": row["index"], "audio": result.audio, "name": result.name, "lang": result.lang,
                    "duration": result.duration, "lines": len(result.lines), "error": result.error,
                    "unspelled": result.unspelled, "lost_words": result.lost_words,
-                   "unlikely": unlikely_lines(result.lines)}
+                   "unlikely": unlikely_lines(result.lines), "stretched": stretched_lines(result.lines)}
 
     def close(self) -> None:
         pass  # the gathered manifest.json of the whole run is written by the command, which knows every pair

@@ -67,7 +67,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                                         "voice mms-tts-<lang>; picks a voice from a folder of voices; needed for "
                                         "the Romanian ț fix)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--txt", "-t", metavar="TEXT", help="the text to speak (default: read standard input)")
+    source.add_argument("--txt", "-t", metavar="TEXT", help="the text to speak; - or none: read standard input")
     source.add_argument("--file", "-f", metavar="FILE", help="text file, one input per line (- for stdin)")
     p.add_argument("--wav", "-o", metavar="PATH", help="output file for a single text: .wav or .flac, - for stdout")
     p.add_argument("--outdir", metavar="DIR", help="output folder: numbered files plus index.jsonl")
@@ -124,14 +124,17 @@ def text_lines(text: str) -> list[str]:
 
 def read_inputs(args) -> list:
     """The text for --txt or standard input, or (line number, text) of every non-blank --file line."""
-    if args.txt is not None:
+    if args.txt is not None and args.txt != "-":
         if not args.txt.strip():
             raise MMSError("--txt: empty text")
         return [args.txt]
-    if args.file is None:
+    if args.file is None:  # --txt - or neither: the text on standard input, one input
         if sys.stdin.isatty():
             raise MMSError("no text: give --txt, --file, or pipe text on standard input")
-        return [read_stdin()]
+        text = read_stdin()
+        if not text.strip():
+            raise MMSError("standard input: empty text")
+        return [text]
     if args.file == "-":
         lines = text_lines(read_stdin())
     else:

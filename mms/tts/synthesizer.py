@@ -197,7 +197,8 @@ class TTS(Task):
                 sentences.append(prepared)
         if not sentences:
             error = TextError(f"no character of the text is in the voice's vocabulary (dropped: "
-                              f"{_show(list(dropped))})")
+                              f"{_show(list(dropped))})" if dropped else
+                              f"nothing to speak: {text.strip()!r} holds no letter (only marks read as word breaks)")
             error.dropped = list(dropped)  # for the input's record, as a spoken input's
             raise error
         return sentences, list(dropped)
