@@ -368,3 +368,15 @@ def test_a_run_from_before_a_setting_existed_resumes_with_its_behaviour(tmp_path
     words = run_description("tts", {"model": "demo", "options": {"seed": 1, "numbers": "words"}}, rows)
     with pytest.raises(CorpusError, match=r"options.numbers \('as-is' -> 'words'\)"):
         check_run(str(tmp_path / "run.json"), words)
+
+
+def test_a_recorded_precision_is_compared_with_an_explicit_dtype_before_the_model_loads(tmp_path):
+    """(Ray's driver never loads the model: an explicit --dtype is checked against the run's precision there.)"""
+    from mms.engines import CorpusError, check_run, run_description, write_run
+
+    path, rows = str(tmp_path / "run.json"), [{"index": 0, "audio": "a.wav"}]
+    write_run(path, dict(run_description("asr", {"dtype": "auto"}, rows), precision="bfloat16"))
+    for dtype in ("auto", "bfloat16"):  # auto: compared once the model has loaded
+        assert check_run(path, run_description("asr", {"dtype": dtype}, rows)) is False
+    with pytest.raises(CorpusError, match="dtype \\('bfloat16' -> 'float32'\\)"):
+        check_run(path, run_description("asr", {"dtype": "float32"}, rows))

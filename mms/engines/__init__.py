@@ -196,7 +196,10 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
                 settings[key] = spellings[settings[key]]
     if old.get("precision"):  # what --dtype resolved to is compared (after the model loads), not its spelling:
         old_settings.pop("dtype", None)  # auto on a bf16 machine continues as bfloat16 on another
-        new_settings.pop("dtype", None)
+        asked = new_settings.pop("dtype", None)
+        if asked not in (None, "auto") and not description.get("precision") and asked != old["precision"]:
+            changed.append(f"dtype ({old['precision']!r} -> {asked!r})")  # known before the model loads (and under
+            # Ray, whose driver never loads it)
     changed += [f"{key} ({old_settings.get(key)!r} -> {new_settings.get(key)!r})"
                 for key in sorted(set(old_settings) | set(new_settings))
                 if old_settings.get(key) != new_settings.get(key)]
