@@ -117,7 +117,7 @@ def readable(path: str) -> str:
 
     with tempfile.NamedTemporaryFile(prefix="mms-pipe-", delete=False) as spool:
         if not _SPOOLED:
-            atexit.register(lambda: [os.unlink(p) for p in _SPOOLED.values() if os.path.exists(p)])
+            atexit.register(_remove_spooled)
         _SPOOLED[path] = spool.name
         if path == "-":
             shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
@@ -125,6 +125,12 @@ def readable(path: str) -> str:
             with open(path, "rb") as stream:
                 shutil.copyfileobj(stream, spool, 1 << 20)
     return spool.name
+
+
+def _remove_spooled() -> None:
+    for spooled in _SPOOLED.values():
+        if os.path.exists(spooled):
+            os.unlink(spooled)
 
 
 def native_path(path: str) -> str | bytes:
@@ -335,18 +341,18 @@ def stream_audio(path: str, block: int) -> Iterator[np.ndarray]:
         return
     with sound:
         warn_if_cut_off(sound, path)
-        pending, done = np.zeros(0, np.float32), 0
+        pending, decoded = np.zeros(0, np.float32), 0
         try:
             for samples in _decode_blocks(sound, path, SAMPLE_RATE, block, source=source):
                 pending = np.concatenate([pending, samples])
-                done += samples.size
+                decoded += samples.size
                 while pending.size >= block:
                     yield pending[:block]
                     pending = pending[block:]
         except _UnreadableStream as error:
-            if not done:
+            if not decoded:
                 raise AudioError(path, f"cannot decode audio (soundfile: {error.reason})") from None
-            warn_damaged(path, done / SAMPLE_RATE, error.reason)
+            warn_damaged(path, decoded / SAMPLE_RATE, error.reason)
         if pending.size:
             yield pending
 

@@ -440,11 +440,7 @@ def run_corpus(args: argparse.Namespace, task: str, settings: dict, rows: list[d
         return run_ray(task, settings, todo, output_dir, args)  # records are in the parts: score them merged
 
     worker = engines.make_worker(task, settings)  # the model loads before the output is opened
-    # the precision the model runs in here (--dtype auto: bfloat16 on one machine, float32 on another): a run is
-    # continued in its own
-    description["precision"] = str(worker.precision).replace("torch.", "")
-    if existing:
-        engines.check_run(existing, description)
+    engines.record_precision(description, worker, existing)
     if started is not None:
         started()
     if run_file:

@@ -157,9 +157,7 @@ def run_manifest(args: argparse.Namespace, writer, pairs: list) -> int:
         status = run_ray("align", settings, rows, args.outdir, args)
     elif rows:
         worker = engines.make_worker("align", settings)
-        description["precision"] = str(worker.precision).replace("torch.", "")  # (see mms.command.run_corpus)
-        if existing:
-            engines.check_run(existing, description)
+        engines.record_precision(description, worker, existing)
         if run_file:
             engines.write_run(run_file, description, not args.overwrite)
         if args.verbose:

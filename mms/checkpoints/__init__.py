@@ -176,8 +176,8 @@ def add_adapter_dir(checkpoint: Checkpoint, adapter_dir: str | Path) -> None:
     if not checkpoint.config.adapter_attn_dim:
         raise CheckpointError(f"{checkpoint.path}: this model has no adapter layers, so --adapter cannot be used")
     tokenizer = folder / "tokenizer_config.json"
-    extra = hf_adapters(folder, read_vocab_json(folder / "vocab.json"), read_json(tokenizer) if tokenizer.exists() else {},
-                        None)
+    extra = hf_adapters(folder, read_vocab_json(folder / "vocab.json"),
+                        read_json(tokenizer) if tokenizer.exists() else {}, None)
     own = checkpoint.adapters
     if own is None and checkpoint.lang and checkpoint.vocab is not None:  # a single-language model keeps its own
         weights = {k: v for k, v in checkpoint.state_dict.items() if ".adapter_layer." in k or k.startswith("lm_head.")}

@@ -213,6 +213,14 @@ def check_run(path: str, description: dict, has_records: bool = False) -> bool:
     return False
 
 
+def record_precision(description: dict, worker, existing: str | None) -> None:
+    """Once the model has loaded: the precision it runs in here (--dtype auto: bfloat16 on one machine, float32 on
+    another) into the run's description, checked against the run continued (`existing`: its run.json)."""
+    description["precision"] = str(worker.precision).replace("torch.", "")
+    if existing:
+        check_run(existing, description)
+
+
 def read_run(path: str) -> dict:
     """An existing run.json; anything else (not JSON, not what write_run writes) is a CorpusError naming it."""
     try:

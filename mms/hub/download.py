@@ -385,9 +385,9 @@ def _transfer(url: str, partial: Path, expected_size: int | None, progress: bool
     with response:
         start = have if response.status == 206 else 0  # a server that ignores Range sends the whole file
         if not start:
-            etag = response.headers.get("ETag") or ""
-            validator = etag if etag.startswith('"') else response.headers.get("Last-Modified")  # (a weak ETag
-            validator_file.unlink(missing_ok=True)  # cannot be an If-Range)
+            etag = response.headers.get("ETag") or ""  # (a weak ETag, W/"...", cannot be an If-Range)
+            validator = etag if etag.startswith('"') else response.headers.get("Last-Modified")
+            validator_file.unlink(missing_ok=True)
             if validator:
                 validator_file.write_text(validator)
         length = response.headers.get("Content-Length")
@@ -541,9 +541,12 @@ def damaged_cache_hint(message: str) -> str:
             return ""
         # models--facebook--mms-1b-all/... -> facebook/mms-1b-all; mms/<name>[/<lang>]/file -> <name>[-<lang>]
         name = parts[0][len(first):].replace("--", "/") if first else "-".join(parts[:-1][:2])
-        # the options that fetch this very file again: an adapter's language, the original files' source
-        lang = re.fullmatch(r"adapter\.(.+)\.(?:safetensors|bin)", path.name) if first else None
-        options = f" --lang {lang.group(1)}" if lang else "" if first else " --source url"
+        # the options that fetch this very file again: an adapter's language (Hub), the original files' source
+        if first:
+            adapter = re.fullmatch(r"adapter\.(.+)\.(?:safetensors|bin)", path.name)
+            options = f" --lang {adapter.group(1)}" if adapter else ""
+        else:
+            options = " --source url"
         return f" ({path.name} is in the model cache; if its download was damaged, fetch it again: " \
                f"mms models download {name}{options} --force)"
     return ""

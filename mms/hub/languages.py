@@ -232,9 +232,9 @@ def close_codes(code: str, languages) -> list[str]:
     return list(dict.fromkeys(same + similar))[:8]
 
 
-def other_models_with(code: str, task: str | None, model: str) -> list[str]:
-    """Registry models of `task` other than `model` that have `code`, or a script/dialect variant of its language
-    (named with the variant: "omniasr-ctc-300m (aze_Latn)")."""
+def models_that_have(code: str, task: str | None, model: str) -> str:
+    """"; models that have it: ..." naming (at most 8) registry models of `task` other than `model` that have
+    `code`, or a script/dialect variant of its language (named with it: "omniasr-ctc-300m (aze_Latn)"); "" if none."""
     base = to_iso639_3(code) or parse(code).iso
     found: dict[str, str] = {}
     for candidate, models in sorted(catalogue(task)[0].items(), key=lambda item: item[0] != code):
@@ -242,7 +242,8 @@ def other_models_with(code: str, task: str | None, model: str) -> list[str]:
             for name in models:
                 if name != model:
                     found.setdefault(name, candidate)
-    return [name if variant == code else f"{name} ({variant})" for name, variant in found.items()]
+    others = [name if variant == code else f"{name} ({variant})" for name, variant in found.items()]
+    return f"; models that have it: {', '.join(others[:8])}" if others else ""
 
 
 def unknown_language_message(model: str, lang: str, languages, task: str | None = None) -> str:
@@ -253,10 +254,7 @@ def unknown_language_message(model: str, lang: str, languages, task: str | None 
     close = close_codes(lang, languages)
     if close:
         message += f"; close: {', '.join(close)}"
-    others = other_models_with(lang, task, model)
-    if others:
-        message += f"; models that have it: {', '.join(others[:8])}"
-    return message + f" (see: mms langs --search {parse(lang).iso})"
+    return message + models_that_have(lang, task, model) + f" (see: mms langs --search {parse(lang).iso})"
 
 
 def check_languages(info: ModelInfo, langs: list[str], known: list[str] | None) -> None:
@@ -269,8 +267,5 @@ def check_languages(info: ModelInfo, langs: list[str], known: list[str] | None) 
 def missing_language(info: ModelInfo, lang: str, why: str) -> MissingLanguageError:
     """The error for a per-language model or file that does not exist for `lang`; `why` says what is missing."""
     name = language_name(lang)
-    others = other_models_with(lang, info.task, info.name)
     message = f"{info.name} has no language '{lang}'" + (f" ({name})" if name else "") + f": {why}"
-    if others:
-        message += f"; models that have it: {', '.join(others[:8])}"
-    return MissingLanguageError(message)
+    return MissingLanguageError(message + models_that_have(lang, info.task, info.name))

@@ -145,6 +145,6 @@ def run(args: argparse.Namespace) -> int:
 
         count = partial["count"]
         say("mms lid", f"note: {count} input{'s are' if count > 1 else ' is'} longer than --max-seconds "
-                       f"{args.max_seconds:g}: only {args.max_seconds:g} s were classified, the first that are not silence (e.g. "
-                       f"{partial['first']}); --window S classifies the whole input")
+                       f"{args.max_seconds:g}: only {args.max_seconds:g} s were classified, the first that are not "
+                       f"silence (e.g. {partial['first']}); --window S classifies the whole input")
     return status

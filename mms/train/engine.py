@@ -40,8 +40,8 @@ from mms.runner import ModelRunner
 from mms.text.vocab import Vocabulary
 from mms.train.data import (READ_AHEAD, SPECIALS, Example, TrainError, build_vocabulary, check_language_code, collate,
                              encode, epoch_batches, read_examples)
-from mms.train.export import (lock_out_folder, make_out_folder, read_state, restore_rng, rng_state, write_log,
-                              write_state)
+from mms.train.export import (check_train_set, lock_out_folder, make_out_folder, read_state, restore_rng, rng_state,
+                              train_set_identity, write_log, write_state)
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -552,16 +552,8 @@ class Trainer:
         return self.out / STATE_FILE
 
     def train_identity(self) -> str:
-        """A digest of the training set as the batch plan indexes it (each utterance's file name, transcript and
-        length)."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for example in self.train_set:
-            # (the file's name, not its path: a corpus copied to another disk resumes)
-            digest.update(f"{os.path.basename(example.audio)}\t{example.lang}\t{example.text}\t{example.samples}\n"
-                          .encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()[:16]
+        """A digest of the training set as the batch plan indexes it (mms.train.export.train_set_identity)."""
+        return train_set_identity((os.path.basename(e.audio), e.lang, e.text, e.samples) for e in self.train_set)
 
     def save_state(self) -> None:
         params = dict(self.model.named_parameters())
@@ -607,11 +599,7 @@ class Trainer:
             raise TrainError(f"{self.state_path}: saved for other training data (vocabularies differ); "
                              f"use another --out or delete it to start over")
         if state["batch_in_epoch"]:  # mid-epoch: its remaining batches are those of the plan it started with
-            identity = self.train_identity()
-            if state.get("train_set", identity) != identity:  # (older states lack it)
-                raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, "
-                                 f"or its files changed), whose batches it has to finish: resume with the same, or "
-                                 f"give another --out")
+            check_train_set(state, self.train_identity(), self.out)
             for key in ("batch_seconds", "seed", "accumulate"):
                 value = state["options"].get(key, getattr(self.options, key))
                 if value != getattr(self.options, key):

@@ -140,6 +140,24 @@ def read_state(path: Path) -> dict:
             from None
 
 
+def train_set_identity(rows) -> str:
+    """A digest of a training set as a batch plan indexes it: per utterance, its fields (the audio file's name,
+    not its path: a corpus copied to another disk resumes; then its text, length, ...)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for fields in rows:
+        digest.update(("\t".join(map(str, fields)) + "\n").encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]
+
+
+def check_train_set(state: dict, identity: str, out: Path) -> None:
+    """A run stopped mid-epoch finishes the batches it planned over its training set: another set is refused."""
+    if state.get("train_set", identity) != identity:  # (older states lack it)
+        raise TrainError(f"the run in {out} stopped mid-epoch on other training data (another --train, or its files "
+                         f"changed), whose batches it has to finish: resume with the same, or give another --out")
+
+
 def rng_state() -> dict:
     """torch's and numpy's global random states as tensors and plain values (numpy's own form is an ndarray, which
     a weights_only load refuses)."""

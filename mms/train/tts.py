@@ -55,8 +55,8 @@ from mms.text.romanize import romanize
 from mms.text.tts_text import TtsText
 from mms.train.data import READ_AHEAD, DataError, TrainError, check_settings, read_again
 from mms.train.engine import Reporter, StopRequest, nothing_left
-from mms.train.export import (lock_out_folder, make_out_folder, read_state, restore_rng, rng_state, save_tensors,
-                              write_json, write_log, write_state)
+from mms.train.export import (check_train_set, lock_out_folder, make_out_folder, read_state, restore_rng, rng_state,
+                              save_tensors, train_set_identity, write_json, write_log, write_state)
 
 log = logging.getLogger("mms.train")
 STATE_FILE = "train_state.pt"
@@ -673,14 +673,8 @@ class TTSTrainer:
         write_state(self.state_path, state)
 
     def train_identity(self) -> str:
-        """A digest of the training set as the batch plan indexes it (each utterance's file name, text and
-        length; the name, not the path: a corpus copied to another disk resumes)."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for u in self.train_set:
-            digest.update(f"{os.path.basename(u.audio)}\t{u.text}\t{u.samples}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()[:16]
+        """A digest of the training set as the batch plan indexes it (mms.train.export.train_set_identity)."""
+        return train_set_identity((os.path.basename(u.audio), u.text, u.samples) for u in self.train_set)
 
     def load_state(self) -> bool:
         if not self.state_path.exists():
@@ -698,10 +692,8 @@ class TTSTrainer:
                 flag = "--" + key.replace("_", "-")
                 raise TrainError(f"{flag} {getattr(self.options, key)}: this run was started with {value} "
                                  f"({self.state_path}); resume with the same, or give another --out")
-        if state["batch_in_epoch"] and state.get("train_set", self.train_identity()) != self.train_identity():
-            raise TrainError(f"the run in {self.out} stopped mid-epoch on other training data (another --train, or "
-                             f"its files changed), whose batches it has to finish: resume with the same, or give "
-                             f"another --out")
+        if state["batch_in_epoch"]:  # mid-epoch: its remaining batches are those of the plan it started with
+            check_train_set(state, self.train_identity(), self.out)
         if state["discriminator_width"] != self.discriminator.width:
             if self.options.discriminator_width is not None:  # (it was ignored without a word)
                 log.warning(f"--discriminator-width {self.options.discriminator_width:g}: the run continues its "

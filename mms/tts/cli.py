@@ -225,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
         settings = {"model": args.model, "lang": args.lang, "device": args.device, "dtype": args.dtype,
                     "options": asdict(from_namespace(TTSOptions, args)), "outdir": outdir,
                     # (wav, the default, named or not: one setting, as run.json has it since the first version)
-                    "audio_format": None if args.format == "wav" else args.format, "subtype": "FLOAT" if args.float_wav else "PCM_16",
+                    "audio_format": None if args.format == "wav" else args.format,
+                    "subtype": "FLOAT" if args.float_wav else "PCM_16",
                     "count": len(inputs)}
         rows = [{"index": i, "line": line, "text": text}
                 for i, (line, text) in enumerate(item if isinstance(item, tuple) else (None, item) for item in inputs)]
